@@ -1,0 +1,546 @@
+"""Files and directories over the extent maps: the filesystem proper.
+
+Data of a file lives in the image at the physical blocks its extents name. New blocks are
+mapped unwritten first and turned written only after their data (zero-padded to whole
+blocks) is on the device, so a crash or a reader never sees another file's old data.
+Every change of an inode's mapping happens under that inode's exclusive lock, across
+processes: relocation builds on this.
+"""
+import errno
+import os
+import stat as st
+import time
+from collections import namedtuple
+
+from . import uapi
+from .alloc import Allocator
+from .errors import FsError
+from .extents import ExtentMap
+from .freespace import FreeSpace
+from .locks import InodeLocks
+
+ROOT_INO = 2
+FIRST_INO = 12          # as ext4: 2 is the root, 11 lost+found, user inodes follow
+NAME_MAX = 255
+Inode = namedtuple("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+class FileSystem:
+    def __init__(self, device, meta, policy=None):
+        self.dev = device
+        self.meta = meta
+        self.bs = device.block_size
+        self.nblocks = device.nblocks
+        self.group_blocks = device.group_size // device.block_size
+        self.ngroups = _ceil_div(self.nblocks, self.group_blocks)
+        # ext4's s_maxbytes for extent-mapped files: 2^32 - 1 logical blocks
+        self.max_bytes = ((1 << 32) - 1) * self.bs
+        self.free = FreeSpace(meta, self.group_blocks, self.nblocks)
+        self.extmap = ExtentMap(meta)
+        self.alloc = Allocator(self.free, self.extmap, self.bs, policy)
+        self.locks = InodeLocks(device.path)
+
+    # ---- creation --------------------------------------------------------------------
+    @classmethod
+    def format(cls, device, meta):
+        fs = cls(device, meta)
+        now = time.time()
+        with meta.tx() as c:
+            c.execute("INSERT INTO inodes(ino, mode, uid, gid, size, nlink, atime, mtime, ctime, grp) "
+                      "VALUES (?, ?, ?, ?, ?, 2, ?, ?, ?, 0)",
+                      (ROOT_INO, st.S_IFDIR | 0o755, os.getuid(), os.getgid(), fs.bs, now, now, now))
+            fs.free.give(1, fs.nblocks - 1)      # block 0 holds the superblock
+        return fs
+
+    # ---- inodes ------------------------------------------------------------------------
+    def inode(self, ino):
+        row = self.meta.q1("SELECT ino, mode, uid, gid, size, nlink, flags, atime, mtime, ctime, grp "
+                           "FROM inodes WHERE ino = ?", (ino,))
+        if row is None:
+            raise FsError(errno.ENOENT, f"inode {ino} does not exist")
+        return Inode(*row)
+
+    def _set(self, ino, **fields):
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self.meta.conn.execute(f"UPDATE inodes SET {cols} WHERE ino = ?", (*fields.values(), ino))
+
+    def _touch(self, ino, size=None):
+        now = time.time()
+        if size is None:
+            self._set(ino, mtime=now, ctime=now)
+        else:
+            self._set(ino, size=size, mtime=now, ctime=now)
+
+    def set_flags(self, ino, flags):
+        with self.meta.tx():
+            self.inode(ino)
+            self._set(ino, flags=flags, ctime=time.time())
+
+    def chmod(self, ino, mode):
+        with self.meta.tx():
+            inode = self.inode(ino)
+            self._set(ino, mode=st.S_IFMT(inode.mode) | (mode & 0o7777), ctime=time.time())
+
+    def chown(self, ino, uid, gid):
+        with self.meta.tx():
+            inode = self.inode(ino)
+            self._set(ino, uid=inode.uid if uid == -1 else uid, gid=inode.gid if gid == -1 else gid,
+                      ctime=time.time())
+
+    def utime(self, ino, atime, mtime):
+        with self.meta.tx():
+            self.inode(ino)
+            self._set(ino, atime=atime, mtime=mtime, ctime=time.time())
+
+    # ---- names ---------------------------------------------------------------------------
+    @staticmethod
+    def split(path):
+        parts = [p for p in str(path).split("/") if p and p != "."]
+        for p in parts:
+            if len(p.encode()) > NAME_MAX:
+                raise FsError(errno.ENAMETOOLONG, p)
+        return parts
+
+    def resolve(self, path):
+        ino = ROOT_INO
+        stack = []
+        for part in self.split(path):
+            if not st.S_ISDIR(self.inode(ino).mode):
+                raise FsError(errno.ENOTDIR, str(path))
+            if part == "..":
+                ino = stack.pop() if stack else ROOT_INO
+                continue
+            row = self.meta.q1("SELECT ino FROM dirents WHERE parent = ? AND name = ?", (ino, part))
+            if row is None:
+                raise FsError(errno.ENOENT, str(path))
+            stack.append(ino)
+            ino = row[0]
+        return ino
+
+    def resolve_parent(self, path):
+        parts = self.split(path)
+        if not parts:
+            raise FsError(errno.EEXIST if path else errno.ENOENT, str(path))
+        parent = self.resolve("/".join(parts[:-1]))
+        if not st.S_ISDIR(self.inode(parent).mode):
+            raise FsError(errno.ENOTDIR, str(path))
+        if parts[-1] == "..":
+            raise FsError(errno.EINVAL, str(path))
+        return parent, parts[-1]
+
+    def entry(self, parent, name):
+        row = self.meta.q1("SELECT ino FROM dirents WHERE parent = ? AND name = ?", (parent, name))
+        return row[0] if row else None
+
+    def readdir(self, ino):
+        if not st.S_ISDIR(self.inode(ino).mode):
+            raise FsError(errno.ENOTDIR, f"inode {ino}")
+        return self.meta.q("SELECT name, ino FROM dirents WHERE parent = ? ORDER BY name", (ino,))
+
+    def create(self, parent, name, mode, uid=None, gid=None):
+        """A new inode linked at parent/name (the caller checked that the name is free)."""
+        now = time.time()
+        with self.meta.tx() as c:
+            pinode = self.inode(parent)
+            if self.entry(parent, name) is not None:
+                raise FsError(errno.EEXIST, name)
+            if pinode.nlink == 0:
+                raise FsError(errno.ENOENT, "directory was removed")
+            is_dir = st.S_ISDIR(mode)
+            ino = max(FIRST_INO, self.meta.q1("SELECT MAX(ino) FROM inodes")[0] + 1)
+            c.execute("INSERT INTO inodes(ino, mode, uid, gid, size, nlink, atime, mtime, ctime, grp) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (ino, mode, os.getuid() if uid is None else uid, os.getgid() if gid is None else gid,
+                       self.bs if is_dir else 0, 2 if is_dir else 1, now, now, now, pinode.grp))
+            if is_dir:
+                # spread directories over the groups, as ext4's Orlov allocator does for new dirs
+                self._set(ino, grp=(ino * 2654435761) % self.ngroups)
+                self._set(parent, nlink=pinode.nlink + 1)
+            c.execute("INSERT INTO dirents(parent, name, ino) VALUES (?, ?, ?)", (parent, name, ino))
+            self._touch(parent)
+        return ino
+
+    def link(self, ino, parent, name):
+        with self.meta.tx() as c:
+            inode = self.inode(ino)
+            if st.S_ISDIR(inode.mode):
+                raise FsError(errno.EPERM, "hard link to a directory")
+            if self.entry(parent, name) is not None:
+                raise FsError(errno.EEXIST, name)
+            c.execute("INSERT INTO dirents(parent, name, ino) VALUES (?, ?, ?)", (parent, name, ino))
+            self._set(ino, nlink=inode.nlink + 1, ctime=time.time())
+            self._touch(parent)
+
+    def unlink(self, parent, name, want_dir=False):
+        with self.meta.tx() as c:
+            ino = self.entry(parent, name)
+            if ino is None:
+                raise FsError(errno.ENOENT, name)
+            inode = self.inode(ino)
+            if st.S_ISDIR(inode.mode) and not want_dir:
+                raise FsError(errno.EISDIR, name)
+            if want_dir:
+                if not st.S_ISDIR(inode.mode):
+                    raise FsError(errno.ENOTDIR, name)
+                if self.meta.q1("SELECT 1 FROM dirents WHERE parent = ? LIMIT 1", (ino,)):
+                    raise FsError(errno.ENOTEMPTY, name)
+            c.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (parent, name))
+            self._drop_link(inode)
+            if want_dir:
+                self._set(parent, nlink=self.inode(parent).nlink - 1)
+            self._touch(parent)
+
+    def _drop_link(self, inode):
+        nlink = 0 if st.S_ISDIR(inode.mode) else inode.nlink - 1
+        self._set(inode.ino, nlink=nlink, ctime=time.time())
+        if nlink == 0:
+            self.release_if_orphan(inode.ino)
+
+    def rename(self, src_parent, src_name, dst_parent, dst_name, noreplace=False, exchange=False):
+        with self.meta.tx() as c:
+            ino = self.entry(src_parent, src_name)
+            if ino is None:
+                raise FsError(errno.ENOENT, src_name)
+            inode = self.inode(ino)
+            target = self.entry(dst_parent, dst_name)
+            if st.S_ISDIR(inode.mode):
+                walk = dst_parent
+                while walk != ROOT_INO:             # no directory into its own subtree
+                    if walk == ino:
+                        raise FsError(errno.EINVAL, f"{src_name} into itself")
+                    walk = self.meta.q1("SELECT parent FROM dirents WHERE ino = ?", (walk,))[0]
+            if exchange:
+                if target is None:
+                    raise FsError(errno.ENOENT, dst_name)
+                c.execute("UPDATE dirents SET ino = ? WHERE parent = ? AND name = ?", (target, src_parent, src_name))
+                c.execute("UPDATE dirents SET ino = ? WHERE parent = ? AND name = ?", (ino, dst_parent, dst_name))
+                self._fix_dir_counts(ino, src_parent, dst_parent)
+                self._fix_dir_counts(target, dst_parent, src_parent)
+                return
+            if target == ino:
+                return
+            if target is not None:
+                if noreplace:
+                    raise FsError(errno.EEXIST, dst_name)
+                tnode = self.inode(target)
+                if st.S_ISDIR(tnode.mode):
+                    if not st.S_ISDIR(inode.mode):
+                        raise FsError(errno.EISDIR, dst_name)
+                    if self.meta.q1("SELECT 1 FROM dirents WHERE parent = ? LIMIT 1", (target,)):
+                        raise FsError(errno.ENOTEMPTY, dst_name)
+                    self._set(dst_parent, nlink=self.inode(dst_parent).nlink - 1)
+                elif st.S_ISDIR(inode.mode):
+                    raise FsError(errno.ENOTDIR, dst_name)
+                c.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (dst_parent, dst_name))
+                self._drop_link(tnode)
+            c.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (src_parent, src_name))
+            c.execute("INSERT INTO dirents(parent, name, ino) VALUES (?, ?, ?)", (dst_parent, dst_name, ino))
+            self._fix_dir_counts(ino, src_parent, dst_parent)
+            self._touch(src_parent)
+            self._touch(dst_parent)
+            self._set(ino, ctime=time.time())
+
+    def _fix_dir_counts(self, ino, old_parent, new_parent):
+        if old_parent != new_parent and st.S_ISDIR(self.inode(ino).mode):
+            self._set(old_parent, nlink=self.inode(old_parent).nlink - 1)
+            self._set(new_parent, nlink=self.inode(new_parent).nlink + 1)
+
+    # ---- open handles and orphans ------------------------------------------------------------
+    def add_handle(self, ino, pid, started):
+        with self.meta.tx() as c:
+            return c.execute("INSERT INTO handles(ino, pid, started) VALUES (?, ?, ?)", (ino, pid, started)).lastrowid
+
+    def drop_handle(self, hid):
+        with self.meta.tx() as c:
+            row = self.meta.q1("SELECT ino FROM handles WHERE id = ?", (hid,))
+            if row is None:
+                return
+            c.execute("DELETE FROM handles WHERE id = ?", (hid,))
+            ino = row[0]
+            if self.meta.q1("SELECT 1 FROM handles WHERE ino = ? LIMIT 1", (ino,)) is None:
+                # ext4 drops an inode's preallocation when its last user goes
+                self.free.discard_windows_of(ino)
+                self.release_if_orphan(ino)
+
+    def release_if_orphan(self, ino):
+        """Free an unlinked inode once no handle (of a live process) holds it."""
+        row = self.meta.q1("SELECT nlink FROM inodes WHERE ino = ?", (ino,))
+        if row is None or row[0] > 0:
+            return False
+        if self.meta.q1("SELECT 1 FROM handles WHERE ino = ? LIMIT 1", (ino,)):
+            return False
+        for e in self.extmap.drop_all(ino):
+            self.free.give(e.pblk, e.len)
+        self.free.discard_windows_of(ino)
+        self.meta.conn.execute("DELETE FROM inodes WHERE ino = ?", (ino,))
+        return True
+
+    def reap(self, alive):
+        """Drop handles of processes that died (alive(pid, started) says) and free their orphans."""
+        with self.meta.tx() as c:
+            dead = [(pid, started) for pid, started in self.meta.q("SELECT DISTINCT pid, started FROM handles")
+                    if not alive(pid, started)]
+            for pid, started in dead:
+                inos = [r[0] for r in self.meta.q("SELECT DISTINCT ino FROM handles WHERE pid = ? AND started = ?",
+                                                  (pid, started))]
+                c.execute("DELETE FROM handles WHERE pid = ? AND started = ?", (pid, started))
+                for ino in inos:
+                    if self.meta.q1("SELECT 1 FROM handles WHERE ino = ? LIMIT 1", (ino,)) is None:
+                        self.free.discard_windows_of(ino)
+            for (ino,) in self.meta.q("SELECT ino FROM inodes WHERE nlink = 0"):
+                self.release_if_orphan(ino)
+            return len(dead)
+
+    # ---- data ---------------------------------------------------------------------------
+    def read(self, ino, offset, length):
+        bs = self.bs
+        with self.locks.shared(ino):
+            size = self.inode(ino).size
+            if offset >= size or length <= 0:
+                return b""
+            length = min(length, size - offset)
+            end = offset + length
+            out = bytearray(length)
+            for lblk, n, e in self.extmap.segments(ino, offset // bs, _ceil_div(end, bs)):
+                if e is None or e.unwritten:
+                    continue
+                lo, hi = max(offset, lblk * bs), min(end, (lblk + n) * bs)
+                phys = e.pblk * bs + (lo - lblk * bs)
+                out[lo - offset:hi - offset] = self.dev.pread(hi - lo, phys)
+            return bytes(out)
+
+    def write(self, ino, offset, data):
+        """Write data at offset; returns bytes written (short only when space ran out)."""
+        if not data:
+            return 0
+        bs = self.bs
+        with self.locks.exclusive(ino):
+            a = offset // bs
+            b = _ceil_div(offset + len(data), bs)
+            inode = self.inode(ino)
+            error = None
+            with self.meta.tx():
+                try:
+                    self._map_holes(inode, a, b)
+                except FsError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    error = e
+            if error is not None:
+                mapped = self._mapped_prefix(ino, a, b)
+                if mapped == a:
+                    raise error
+                data = data[:mapped * bs - offset]
+                b = mapped
+            end = offset + len(data)
+            fresh = []
+            for lblk, n, e in self.extmap.segments(ino, a, b):
+                lo, hi = max(offset, lblk * bs), min(end, (lblk + n) * bs)
+                if e.unwritten:
+                    # whole blocks, zero-padded: the rest of an unwritten block reads as zeros
+                    buf = bytearray(n * bs)
+                    buf[lo - lblk * bs:hi - lblk * bs] = data[lo - offset:hi - offset]
+                    self.dev.pwrite(buf, e.pblk * bs)
+                    fresh.append((lblk, n))
+                else:
+                    self.dev.pwrite(data[lo - offset:hi - offset], e.pblk * bs + (lo - lblk * bs))
+            with self.meta.tx():
+                for lblk, n in fresh:
+                    self.extmap.set_unwritten(ino, lblk, lblk + n, False)
+                self._touch(ino, max(self.inode(ino).size, end))
+            return len(data)
+
+    def _mapped_prefix(self, ino, a, b):
+        pos = a
+        for lblk, n, e in self.extmap.segments(ino, a, b):
+            if e is None:
+                break
+            pos = lblk + n
+        return pos
+
+    def _map_holes(self, inode, a, b):
+        """Allocate (unwritten) every hole of logical [a, b) with the default policy."""
+        file_blocks = _ceil_div(inode.size, self.bs)
+        for lblk, n, e in list(self.extmap.segments(inode.ino, a, b)):
+            if e is not None:
+                continue
+            while n:
+                pblk, got = self.alloc.allocate(inode.ino, lblk, n, inode.grp, file_blocks)
+                self.extmap.insert(inode.ino, lblk, got, pblk, True)
+                lblk += got
+                n -= got
+
+    def truncate(self, ino, size):
+        bs = self.bs
+        with self.locks.exclusive(ino):
+            inode = self.inode(ino)
+            keep = _ceil_div(size, bs)
+            if size % bs and size < inode.size:
+                self._zero_bytes(ino, size, (size // bs + 1) * bs)
+            with self.meta.tx():
+                for e in self.extmap.remove(ino, keep, 1 << 40):
+                    self.free.give(e.pblk, e.len)
+                self.free.discard_windows_of(ino)
+                self._touch(ino, size)
+
+    def _zero_bytes(self, ino, start, end):
+        """Zero [start, end) of written blocks in place (holes and unwritten already read zeros)."""
+        bs = self.bs
+        for lblk, n, e in self.extmap.segments(ino, start // bs, _ceil_div(end, bs)):
+            if e is None or e.unwritten:
+                continue
+            lo, hi = max(start, lblk * bs), min(end, (lblk + n) * bs)
+            self.dev.pwrite(bytes(hi - lo), e.pblk * bs + (lo - lblk * bs))
+
+    # ---- fallocate modes as extent-map operations --------------------------------------------
+    def allocate_range(self, ino, offset, length, keep_size, physical=None):
+        """Mode 0 / KEEP_SIZE / UNSHARE_RANGE, with fallocate2's exact placement when physical
+        is given. Blocks placed before a failure stay, and the size follows them (ext4)."""
+        bs = self.bs
+        a, b = offset // bs, _ceil_div(offset + length, bs)
+        with self.locks.exclusive(ino):
+            inode = self.inode(ino)
+            new_size = offset + length if not keep_size and offset + length > inode.size else None
+            reached = [a]
+            error = None
+            with self.meta.tx():
+                try:
+                    if physical is None:
+                        self._map_holes(inode, a, b)
+                    else:
+                        self._map_exact(ino, a, b, physical // bs, reached)
+                    reached[0] = b
+                except FsError as e:
+                    error = e
+                    if physical is None:
+                        reached[0] = self._mapped_prefix(ino, a, b)
+                if new_size is not None:
+                    size = min(new_size, reached[0] * bs)
+                    if size > inode.size:
+                        self._touch(ino, size)
+                elif error is None:
+                    self._set(ino, ctime=time.time())
+            if error is not None:
+                raise error
+
+    def _map_exact(self, ino, a, b, target, reached):
+        """Logical block L goes to physical target + (L - a): skip blocks already there,
+        EEXIST for a block mapped elsewhere, ENOSPC (after dropping a covering
+        preallocation window) for a busy target block."""
+        for lblk, n, e in list(self.extmap.segments(ino, a, b)):
+            want = target + (lblk - a)
+            if e is not None:
+                if e.pblk != want:
+                    raise FsError(errno.EEXIST, f"logical block {lblk} is mapped at {e.pblk}, not {want}")
+                reached[0] = lblk + n
+                continue
+            while n:
+                got = self.alloc.take_exact(want, n)
+                self.extmap.insert(ino, lblk, got, want, True)
+                lblk, want, n = lblk + got, want + got, n - got
+                reached[0] = lblk
+
+    def punch_hole(self, ino, offset, length):
+        bs = self.bs
+        with self.locks.exclusive(ino):
+            size = self.inode(ino).size
+            if offset >= size:
+                return
+            end = min(offset + length, _ceil_div(size, bs) * bs)
+            self._zero_edges(ino, offset, end)
+            with self.meta.tx():
+                for e in self.extmap.remove(ino, _ceil_div(offset, bs), end // bs):
+                    self.free.give(e.pblk, e.len)
+                self.free.discard_windows_of(ino)
+                self._touch(ino)
+
+    def _zero_edges(self, ino, start, end):
+        bs = self.bs
+        a, b = _ceil_div(start, bs), end // bs
+        if a > b:                       # inside a single block
+            self._zero_bytes(ino, start, end)
+            return
+        self._zero_bytes(ino, start, a * bs)
+        self._zero_bytes(ino, b * bs, end)
+
+    def zero_range(self, ino, offset, length, keep_size, write_zeroes=False):
+        """ZERO_RANGE (interior blocks become unwritten) or WRITE_ZEROES (interior blocks
+        are zeroed on the device and become written); edges are zeroed in place."""
+        bs = self.bs
+        end = offset + length
+        a, b = _ceil_div(offset, bs), end // bs
+        with self.locks.exclusive(ino):
+            inode = self.inode(ino)
+            error = None
+            with self.meta.tx():
+                try:
+                    self._map_holes(inode, offset // bs, _ceil_div(end, bs))
+                except FsError as e:
+                    error = e
+            if error is None:
+                self._zero_edges(ino, offset, end)
+                if write_zeroes:
+                    for lblk, n, e in self.extmap.segments(ino, a, b):
+                        self.dev.zero(e.pblk * bs, n * bs)
+            with self.meta.tx():
+                if error is None and a < b:
+                    self.extmap.set_unwritten(ino, a, b, not write_zeroes)
+                if error is None and not keep_size and end > inode.size:
+                    self._touch(ino, end)
+                else:
+                    self._touch(ino)
+            if error is not None:
+                raise error
+
+    def collapse_range(self, ino, offset, length):
+        bs = self.bs
+        a, n = offset // bs, length // bs
+        with self.locks.exclusive(ino):
+            with self.meta.tx():
+                inode = self.inode(ino)
+                if offset + length >= inode.size:
+                    raise FsError(errno.EINVAL, "collapse range reaches end of file")
+                for e in self.extmap.remove(ino, a, a + n):
+                    self.free.give(e.pblk, e.len)
+                self.free.discard_windows_of(ino)
+                self.extmap.shift(ino, a + n, -n)
+                self.extmap.merge_at(ino, a)
+                self._touch(ino, inode.size - length)
+
+    def insert_range(self, ino, offset, length):
+        bs = self.bs
+        a, n = offset // bs, length // bs
+        with self.locks.exclusive(ino):
+            with self.meta.tx():
+                inode = self.inode(ino)
+                if length > self.max_bytes - inode.size:
+                    raise FsError(errno.EFBIG, "insert range beyond the maximum file size")
+                if offset >= inode.size:
+                    raise FsError(errno.EINVAL, "insert range at or past end of file")
+                self.free.discard_windows_of(ino)
+                self.extmap.split(ino, a)
+                self.extmap.shift(ino, a, n)
+                self._touch(ino, inode.size + length)
+
+    # ---- Kara's allocate() --------------------------------------------------------------------
+    def allocate_kara(self, ino, offset, length, goal, mode):
+        bs = self.bs
+        a, n = offset // bs, length // bs
+        with self.locks.exclusive(ino):
+            with self.meta.tx():
+                inode = self.inode(ino)
+                if self.extmap.lookup(ino, a, a + n):
+                    raise FsError(errno.EEXIST, "the interval already has blocks")
+                pieces = self.alloc.take_kara(goal // bs, n, mode)
+                lblk = a
+                for pblk, count in pieces:
+                    self.extmap.insert(ino, lblk, count, pblk, True)
+                    lblk += count
+                done = (lblk - a) * bs
+                if offset + done > inode.size:
+                    self._touch(ino, offset + done)
+                return done

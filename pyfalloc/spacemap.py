@@ -1,0 +1,114 @@
+"""Who owns the physical space: GETFSMAP records, discard-granule occupancy, and trim."""
+from array import array
+from collections import namedtuple
+
+from . import uapi
+
+FsmapRecord = namedtuple("FsmapRecord", "physical length owner offset flags")
+
+_SOURCES = (
+    # table, owner expression, logical expression, flags expression
+    ("extents", "ino", "lblk", f"CASE unwritten WHEN 1 THEN {uapi.FMR_OF_PREALLOC} ELSE 0 END"),
+    ("free", str(uapi.FMR_OWN_FREE), "0", str(uapi.FMR_OF_SPECIAL_OWNER)),
+    ("prealloc", str(uapi.PYFALLOC_FMR_OWN_PREALLOC), "0", str(uapi.FMR_OF_SPECIAL_OWNER)),
+)
+
+
+def getfsmap(fs, low=0, high=None, count=None):
+    """Records overlapping bytes [low, high], in physical order; the first is cut to start at
+    low, so a query continues with low = last.physical + last.length."""
+    bs = fs.bs
+    high = fs.nblocks * bs - 1 if high is None else high
+    lo_blk, hi_blk = low // bs, high // bs
+    limit = -1 if count is None else count + 1
+    rows = []
+    with fs.meta.tx():
+        if lo_blk == 0:
+            rows.append((0, 1, uapi.FMR_OWN_FS, 0, uapi.FMR_OF_SPECIAL_OWNER))   # the superblock
+        for table, owner, logical, flags in _SOURCES:
+            head = fs.meta.q1(f"SELECT pblk, len, {owner}, {logical}, {flags} FROM {table} "
+                              f"WHERE pblk < ? ORDER BY pblk DESC LIMIT 1", (lo_blk,))
+            if head and head[0] + head[1] > lo_blk:
+                rows.append(head)
+            rows += fs.meta.q(f"SELECT pblk, len, {owner}, {logical}, {flags} FROM {table} "
+                              f"WHERE pblk >= ? AND pblk <= ? ORDER BY pblk LIMIT ?", (lo_blk, hi_blk, limit))
+    rows.sort()
+    out = []
+    for pblk, n, owner, lblk, flags in rows:
+        start = max(pblk, lo_blk)
+        if start <= hi_blk:
+            out.append(FsmapRecord(start * bs, (pblk + n - start) * bs, owner, (lblk + start - pblk) * bs, flags))
+    more = count is not None and len(out) > count
+    out = out[:count] if count is not None else out
+    if out and not more:
+        out[-1] = out[-1]._replace(flags=out[-1].flags | uapi.FMR_OF_LAST)
+    return out
+
+def granule_usage(fs):
+    """Used bytes of every discard granule (preallocation windows count as used)."""
+    bs, g = fs.bs, fs.dev.granule
+    total = fs.nblocks * bs
+    ngran = -(-total // g)
+    used = array("q", (min(g, total - i * g) for i in range(ngran)))
+    with fs.meta.tx():
+        for pblk, n in fs.meta.conn.execute("SELECT pblk, len FROM free"):
+            start, end = pblk * bs, (pblk + n) * bs
+            while start < end:
+                gi = start // g
+                piece = min(end, (gi + 1) * g) - start
+                used[gi] -= piece
+                start += piece
+    return used
+
+
+def granule_summary(fs):
+    g = fs.dev.granule
+    used = granule_usage(fs)
+    total = fs.nblocks * fs.bs
+    sizes = [min(g, total - i * g) for i in range(len(used))]
+    free = sum(1 for u in used if u == 0)
+    full = sum(1 for u, s in zip(used, sizes) if u == s)
+    return {"granule": g, "granules": len(used), "free": free, "partial": len(used) - free - full,
+            "full": full, "used_bytes": list(used)}
+
+
+def free_runs(fs, start_blk=0, end_blk=None):
+    """Free extents merged across group boundaries, as (pblk, len)."""
+    end_blk = fs.nblocks if end_blk is None else end_blk
+    run = None
+    for pblk, n in fs.meta.conn.execute("SELECT pblk, len FROM free WHERE pblk < ? ORDER BY pblk", (end_blk,)):
+        if pblk + n <= start_blk:
+            continue
+        if run and run[0] + run[1] == pblk:
+            run = (run[0], run[1] + n)
+            continue
+        if run:
+            yield run
+        run = (pblk, n)
+    if run:
+        yield run
+
+
+def trim(fs, start=0, length=None, minlen=0):
+    """FITRIM: discard every granule-aligned granule wholly inside a free run of at least
+    minlen bytes. Held in one metadata transaction, so no allocation can race the discard.
+    Returns trimmed granules and bytes, and what the host really released."""
+    bs, g = fs.bs, fs.dev.granule
+    dev_bytes = fs.nblocks * bs
+    end = dev_bytes if length is None else min(dev_bytes, start + length)
+    before = fs.dev.host_allocated_bytes()
+    granules = 0
+    with fs.meta.tx():
+        for pblk, n in list(free_runs(fs, start // bs, -(-end // bs))):
+            if n * bs < minlen:
+                continue
+            lo = max(pblk * bs, start)
+            hi = min((pblk + n) * bs, end)
+            lo = -(-lo // g) * g
+            hi = hi // g * g
+            if hi > lo:
+                fs.dev.discard(lo, hi - lo)
+                granules += (hi - lo) // g
+        fs.dev.flush()
+    after = fs.dev.host_allocated_bytes()
+    return {"granules": granules, "trimmed_bytes": granules * g, "released_bytes": max(0, before - after)}

@@ -1,0 +1,402 @@
+"""The Linux semantics layer: file descriptors, argument checks in the kernel's order,
+capabilities and errno. Every front (Python API, shim, CLI) calls through here, so one
+place decides which error a call gets.
+"""
+import errno
+import os
+import stat as st
+import threading
+from collections import namedtuple
+
+import psutil
+
+from . import uapi
+from .caps import CAP_FOWNER, capable
+from .errors import FsError
+from .uapi import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
+                   FALLOC_FL_MODE_MASK, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_UNSHARE_RANGE,
+                   FALLOC_FL_WRITE_ZEROES, FALLOC_FL_ZERO_RANGE, NO_HINT)
+
+LOFF_MAX = (1 << 63) - 1
+Stat = namedtuple("Stat", "st_mode st_ino st_dev st_nlink st_uid st_gid st_size st_atime st_mtime "
+                          "st_ctime st_blksize st_blocks st_flags")
+FiemapExtent = namedtuple("FiemapExtent", "logical physical length flags")
+
+
+class OpenFile:
+    __slots__ = ("ino", "flags", "pos", "hid", "dir_pos")
+
+    def __init__(self, ino, flags, hid):
+        self.ino, self.flags, self.pos, self.hid, self.dir_pos = ino, flags, 0, hid, 0
+
+    @property
+    def readable(self):
+        return self.flags & os.O_ACCMODE in (os.O_RDONLY, os.O_RDWR)
+
+    @property
+    def writable(self):
+        return self.flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+
+
+def process_started(pid=None):
+    return psutil.Process(pid or os.getpid()).create_time()
+
+
+def process_alive(pid, started):
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < 0.01
+    except psutil.Error:
+        return False
+
+
+def check_fallocate_mode(mode, offset, length):
+    """vfs_fallocate's first checks (steps 1-3 of the reference order)."""
+    if offset < 0 or length <= 0:
+        raise FsError(errno.EINVAL, "offset < 0 or len <= 0")
+    if mode & ~(FALLOC_FL_MODE_MASK | FALLOC_FL_KEEP_SIZE):
+        raise FsError(errno.EOPNOTSUPP, f"unknown mode bits {mode & ~(FALLOC_FL_MODE_MASK | FALLOC_FL_KEEP_SIZE):#x}")
+    op = mode & FALLOC_FL_MODE_MASK
+    if op in (0, FALLOC_FL_UNSHARE_RANGE, FALLOC_FL_ZERO_RANGE):
+        return
+    if op == FALLOC_FL_PUNCH_HOLE:
+        if not mode & FALLOC_FL_KEEP_SIZE:
+            raise FsError(errno.EOPNOTSUPP, "PUNCH_HOLE needs KEEP_SIZE")
+        return
+    if op in (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_WRITE_ZEROES):
+        if mode & FALLOC_FL_KEEP_SIZE:
+            raise FsError(errno.EOPNOTSUPP, "this mode refuses KEEP_SIZE")
+        return
+    raise FsError(errno.EOPNOTSUPP, f"mode {mode:#x} combines two operations")
+
+
+class Syscalls:
+    """File-descriptor calls on one filesystem, for one process."""
+
+    def __init__(self, fs):
+        self.fs = fs
+        self.files = {}
+        self._next_fd = 3
+        self._lock = threading.RLock()
+        self._started = process_started()
+
+    # ---- descriptors -----------------------------------------------------------------------
+    def _file(self, fd):
+        try:
+            return self.files[fd]
+        except KeyError:
+            raise FsError(errno.EBADF, f"fd {fd} is not open on this volume") from None
+
+    def _alloc_fd(self):
+        while self._next_fd in self.files:
+            self._next_fd += 1
+        return self._next_fd
+
+    def open(self, path, flags=os.O_RDONLY, mode=0o644, fd=None):
+        """open(2). `fd` lets a front choose the number (the shim uses its shadow fd)."""
+        fs = self.fs
+        with self._lock:
+            acc = flags & os.O_ACCMODE
+            if acc == 3:
+                raise FsError(errno.EINVAL, "bad access mode")
+            parent, name = fs.resolve_parent(path) if fs.split(path) else (None, None)
+            ino = fs.resolve(path) if name is None else fs.entry(parent, name)
+            if ino is None:
+                if not flags & os.O_CREAT:
+                    raise FsError(errno.ENOENT, str(path))
+                if flags & os.O_DIRECTORY:
+                    raise FsError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
+                ino = fs.create(parent, name, st.S_IFREG | (mode & 0o7777))
+            elif flags & os.O_CREAT and flags & os.O_EXCL:
+                raise FsError(errno.EEXIST, str(path))
+            inode = fs.inode(ino)
+            is_dir = st.S_ISDIR(inode.mode)
+            if flags & os.O_DIRECTORY and not is_dir:
+                raise FsError(errno.ENOTDIR, str(path))
+            if is_dir and acc != os.O_RDONLY:
+                raise FsError(errno.EISDIR, str(path))
+            if acc != os.O_RDONLY or flags & os.O_TRUNC:
+                if inode.flags & uapi.FS_IMMUTABLE_FL:
+                    raise FsError(errno.EPERM, "immutable file")
+                if inode.flags & uapi.FS_APPEND_FL and (not flags & os.O_APPEND or flags & os.O_TRUNC):
+                    raise FsError(errno.EPERM, "append-only file")
+            if flags & os.O_TRUNC and not is_dir and acc != os.O_RDONLY and inode.size:
+                fs.truncate(ino, 0)
+            hid = fs.add_handle(ino, os.getpid(), self._started)
+            fd = self._alloc_fd() if fd is None else fd
+            if fd in self.files:
+                self.close(fd)
+            self.files[fd] = OpenFile(ino, flags, hid)
+            return fd
+
+    def close(self, fd):
+        with self._lock:
+            of = self.files.pop(fd, None)
+            if of is None:
+                raise FsError(errno.EBADF, f"fd {fd} is not open on this volume")
+            self.fs.drop_handle(of.hid)
+
+    def dup(self, fd, newfd=None):
+        with self._lock:
+            of = self._file(fd)
+            newfd = self._alloc_fd() if newfd is None else newfd
+            if newfd in self.files:
+                self.close(newfd)
+            hid = self.fs.add_handle(of.ino, os.getpid(), self._started)
+            # dup shares the open file description: offset and flags
+            copy = self.files[newfd] = OpenFile(of.ino, of.flags, hid)
+            copy.pos = of.pos
+            return newfd
+
+    # ---- data ------------------------------------------------------------------------------
+    def _check_io(self, of, for_write):
+        if for_write and not of.writable or not for_write and not of.readable:
+            raise FsError(errno.EBADF, "fd not open for " + ("writing" if for_write else "reading"))
+        if st.S_ISDIR(self.fs.inode(of.ino).mode):
+            raise FsError(errno.EISDIR, "is a directory")
+
+    def pread(self, fd, length, offset):
+        of = self._file(fd)
+        self._check_io(of, False)
+        if offset < 0:
+            raise FsError(errno.EINVAL, "negative offset")
+        return self.fs.read(of.ino, offset, length)
+
+    def read(self, fd, length):
+        with self._lock:
+            of = self._file(fd)
+            data = self.pread(fd, length, of.pos)
+            of.pos += len(data)
+            return data
+
+    def pwrite(self, fd, data, offset):
+        of = self._file(fd)
+        self._check_io(of, True)
+        if offset < 0:
+            raise FsError(errno.EINVAL, "negative offset")
+        if not data:
+            return 0
+        if offset >= self.fs.max_bytes:
+            raise FsError(errno.EFBIG, "offset past the maximum file size")
+        data = bytes(data[:self.fs.max_bytes - offset])
+        return self.fs.write(of.ino, offset, data)
+
+    def write(self, fd, data):
+        with self._lock:
+            of = self._file(fd)
+            if of.flags & os.O_APPEND:
+                of.pos = self.fs.inode(of.ino).size
+            n = self.pwrite(fd, data, of.pos)
+            of.pos += n
+            return n
+
+    def lseek(self, fd, offset, whence=os.SEEK_SET):
+        with self._lock:
+            of = self._file(fd)
+            size = self.fs.inode(of.ino).size
+            if whence == os.SEEK_SET:
+                pos = offset
+            elif whence == os.SEEK_CUR:
+                pos = of.pos + offset
+            elif whence == os.SEEK_END:
+                pos = size + offset
+            elif whence in (os.SEEK_DATA, os.SEEK_HOLE):
+                if offset < 0 or offset >= size:
+                    raise FsError(errno.ENXIO, "offset beyond end of file")
+                pos = self._seek_data_hole(of.ino, offset, size, whence == os.SEEK_DATA)
+            else:
+                raise FsError(errno.EINVAL, f"whence {whence}")
+            if pos < 0:
+                raise FsError(errno.EINVAL, "negative position")
+            of.pos = pos
+            return pos
+
+    def _seek_data_hole(self, ino, offset, size, want_data):
+        """Written extents are data; holes and unwritten extents read as zeros and are holes."""
+        bs = self.fs.bs
+        for lblk, n, e in self.fs.extmap.segments(ino, offset // bs, -(-size // bs)):
+            is_data = e is not None and not e.unwritten
+            if is_data == want_data:
+                return max(offset, lblk * bs)
+        if want_data:
+            raise FsError(errno.ENXIO, "no data after offset")
+        return size
+
+    def fsync(self, fd):
+        self._file(fd)
+        self.fs.dev.flush()
+
+    def ftruncate(self, fd, length):
+        of = self._file(fd)
+        if length < 0:
+            raise FsError(errno.EINVAL, "negative length")
+        if not of.writable:
+            raise FsError(errno.EINVAL, "fd not open for writing")
+        self._truncate_ino(of.ino, length)
+
+    def truncate(self, path, length):
+        if length < 0:
+            raise FsError(errno.EINVAL, "negative length")
+        self._truncate_ino(self.fs.resolve(path), length)
+
+    def _truncate_ino(self, ino, length):
+        inode = self.fs.inode(ino)
+        if st.S_ISDIR(inode.mode):
+            raise FsError(errno.EISDIR, "is a directory")
+        if inode.flags & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL):
+            raise FsError(errno.EPERM, "append-only or immutable file")
+        if length > self.fs.max_bytes:
+            raise FsError(errno.EFBIG, "length past the maximum file size")
+        self.fs.truncate(ino, length)
+
+    # ---- metadata ---------------------------------------------------------------------------
+    def _stat_ino(self, ino):
+        i = self.fs.inode(ino)
+        blocks = self.fs.extmap.count_blocks(ino) * self.fs.bs // 512
+        return Stat(i.mode, i.ino, 0, i.nlink, i.uid, i.gid, i.size, i.atime, i.mtime, i.ctime,
+                    self.fs.bs, blocks, i.flags)
+
+    def fstat(self, fd):
+        return self._stat_ino(self._file(fd).ino)
+
+    def stat(self, path):
+        return self._stat_ino(self.fs.resolve(path))
+
+    def ino_of(self, fd):
+        return self._file(fd).ino
+
+    def mkdir(self, path, mode=0o755):
+        parent, name = self.fs.resolve_parent(path)
+        if self.fs.entry(parent, name) is not None:
+            raise FsError(errno.EEXIST, str(path))
+        self.fs.create(parent, name, st.S_IFDIR | (mode & 0o7777))
+
+    def rmdir(self, path):
+        parent, name = self.fs.resolve_parent(path)
+        self.fs.unlink(parent, name, want_dir=True)
+
+    def unlink(self, path):
+        parent, name = self.fs.resolve_parent(path)
+        self.fs.unlink(parent, name)
+
+    def rename(self, src, dst, flags=0):
+        sp, sn = self.fs.resolve_parent(src)
+        dp, dn = self.fs.resolve_parent(dst)
+        self.fs.rename(sp, sn, dp, dn, noreplace=bool(flags & 1), exchange=bool(flags & 2))
+
+    def listdir(self, path="/"):
+        return [name for name, _ in self.fs.readdir(self.fs.resolve(path))]
+
+    def chattr(self, path, flags):
+        """FS_IOC_SETFLAGS for the two flags the fallocate checks read (append-only, immutable)."""
+        if not capable(9):                 # CAP_LINUX_IMMUTABLE
+            raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
+        self.fs.set_flags(self.fs.resolve(path), flags & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL))
+
+    def statfs(self):
+        fs = self.fs
+        with fs.meta.tx():
+            free = fs.free.free_blocks() + fs.free.prealloc_blocks()
+            files = fs.meta.q1("SELECT COUNT(*) FROM inodes")[0]
+        return {"f_bsize": fs.bs, "f_frsize": fs.bs, "f_blocks": fs.nblocks, "f_bfree": free,
+                "f_bavail": free, "f_files": files + (1 << 20), "f_ffree": 1 << 20,
+                "f_namemax": 255, "f_granule": fs.dev.granule}
+
+    # ---- allocation --------------------------------------------------------------------------
+    def fallocate(self, fd, mode, offset, length):
+        return self.fallocate2(fd, mode, offset, length, NO_HINT)
+
+    def fallocate2(self, fd, mode, offset, length, physical=NO_HINT):
+        """fallocate2(2) of the RFC: vfs_fallocate's checks in order, then the filesystem's."""
+        fs = self.fs
+        check_fallocate_mode(mode, offset, length)                           # 1-3
+        of = self._file(fd)
+        if not of.writable:                                                   # 4
+            raise FsError(errno.EBADF, "fd not open for writing")
+        inode = fs.inode(of.ino)
+        if mode & ~FALLOC_FL_KEEP_SIZE and inode.flags & uapi.FS_APPEND_FL:   # 5
+            raise FsError(errno.EPERM, "append-only file")
+        if inode.flags & uapi.FS_IMMUTABLE_FL:
+            raise FsError(errno.EPERM, "immutable file")
+        physical &= NO_HINT
+        if physical != NO_HINT and not capable(CAP_FOWNER):                   # 7
+            raise FsError(errno.EPERM, "a physical hint needs CAP_FOWNER")
+        if st.S_ISFIFO(inode.mode):                                           # 8
+            raise FsError(errno.ESPIPE)
+        if st.S_ISDIR(inode.mode):
+            raise FsError(errno.EISDIR)
+        if not st.S_ISREG(inode.mode):
+            raise FsError(errno.ENODEV)
+        if offset + length > fs.max_bytes or offset + length > LOFF_MAX:      # 9
+            raise FsError(errno.EFBIG, "offset + len past the maximum file size")
+        op = mode & FALLOC_FL_MODE_MASK                                       # 10: the filesystem
+        keep = bool(mode & FALLOC_FL_KEEP_SIZE)
+        if physical != NO_HINT:
+            if mode & ~FALLOC_FL_KEEP_SIZE:
+                raise FsError(errno.EOPNOTSUPP, "a physical hint goes only with mode 0 or KEEP_SIZE")
+            if physical % fs.bs:
+                raise FsError(errno.EINVAL, f"physical {physical} is not a multiple of the block size")
+            first = physical // fs.bs
+            nblocks = -(-(offset + length) // fs.bs) - offset // fs.bs
+            if first + nblocks > fs.nblocks:
+                raise FsError(errno.EINVAL, "physical range outside the device")
+            return fs.allocate_range(of.ino, offset, length, keep, physical)
+        if op == FALLOC_FL_PUNCH_HOLE:
+            return fs.punch_hole(of.ino, offset, length)
+        if op in (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE):
+            if (offset | length) % fs.bs:
+                raise FsError(errno.EINVAL, "range not aligned to the block size")
+            if op == FALLOC_FL_COLLAPSE_RANGE:
+                return fs.collapse_range(of.ino, offset, length)
+            return fs.insert_range(of.ino, offset, length)
+        if op == FALLOC_FL_ZERO_RANGE:
+            return fs.zero_range(of.ino, offset, length, keep)
+        if op == FALLOC_FL_WRITE_ZEROES:
+            return fs.zero_range(of.ino, offset, length, False, write_zeroes=True)
+        return fs.allocate_range(of.ino, offset, length, keep)      # ALLOCATE, UNSHARE (no shared blocks)
+
+    def posix_fallocate(self, fd, offset, length):
+        """posix_fallocate(3): returns the error number instead of raising (glibc's contract)."""
+        try:
+            self.fallocate(fd, 0, offset, length)
+            return 0
+        except FsError as e:
+            return e.errno
+
+    def allocate(self, fd, mode, goal, length):
+        """Jan Kara's allocate(fd, mode, goal, len) at the file position; returns bytes allocated."""
+        fs = self.fs
+        of = self._file(fd)
+        if not of.writable:
+            raise FsError(errno.EBADF, "fd not open for writing")
+        if mode & ~(uapi.ALLOC_FIXED_START | uapi.ALLOC_FIXED_LEN | uapi.ALLOC_CONTIGUOUS):
+            raise FsError(errno.EINVAL, f"unknown allocate mode bits {mode:#x}")
+        if length <= 0 or goal < 0 or (of.pos | length | goal) % fs.bs:
+            raise FsError(errno.EINVAL, "position, goal and len must be positive multiples of the block size")
+        if goal // fs.bs >= fs.nblocks:
+            raise FsError(errno.EINVAL, "goal outside the device")
+        if mode & uapi.ALLOC_FIXED_START and not capable(CAP_FOWNER):
+            raise FsError(errno.EPERM, "a fixed start needs CAP_FOWNER")
+        if not st.S_ISREG(fs.inode(of.ino).mode):
+            raise FsError(errno.EISDIR)
+        if of.pos + length > fs.max_bytes:
+            raise FsError(errno.EFBIG)
+        return fs.allocate_kara(of.ino, of.pos, length, goal, mode)
+
+    # ---- placement ------------------------------------------------------------------------------
+    def fiemap(self, fd, start=0, length=None):
+        """FS_IOC_FIEMAP: extents overlapping [start, start+length) in bytes, ext4's flags."""
+        fs = self.fs
+        ino = self._file(fd).ino
+        bs = fs.bs
+        end = LOFF_MAX if length is None else min(start + length, LOFF_MAX)
+        with fs.locks.shared(ino):
+            found = fs.extmap.overlapping(ino, start // bs, -(-end // bs)) if end > start else []
+            last = fs.extmap.last(ino)
+        out = []
+        for e in found:
+            flags = uapi.FIEMAP_EXTENT_UNWRITTEN if e.unwritten else 0
+            if last is not None and e.lblk == last.lblk:
+                flags |= uapi.FIEMAP_EXTENT_LAST
+            out.append(FiemapExtent(e.lblk * bs, e.pblk * bs, e.len * bs, flags))
+        return out
+

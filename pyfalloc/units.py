@@ -1,0 +1,28 @@
+"""Sizes with binary suffixes, as util-linux and mkfs accept them (4K, 1M, 2G, 1T, 512KiB)."""
+import errno
+import re
+
+from .errors import FsError
+
+_SUFFIX = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
+_PATTERN = re.compile(r"^\s*(\d+)\s*([KMGTPE]?)(?:I?B)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text):
+    if isinstance(text, int):
+        return text
+    m = _PATTERN.match(str(text))
+    if not m:
+        raise FsError(errno.EINVAL, f"invalid size {text!r} (use a number with an optional K/M/G/T suffix)")
+    return int(m.group(1)) << _SUFFIX[m.group(2).upper()]
+
+
+def format_size(n):
+    for shift, suffix in ((40, "T"), (30, "G"), (20, "M"), (10, "K")):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift}{suffix}"
+    return str(n)
+
+
+def is_pow2(n):
+    return n > 0 and n & (n - 1) == 0
