@@ -1,0 +1,329 @@
+"""The `pyfalloc` command: image first, in the spirit of mtools and debugfs."""
+import argparse
+import errno
+import json
+import os
+import stat as st
+import sys
+import time
+
+from . import mapview, uapi
+from .errors import FsError, errno_name
+from .units import format_size, parse_size
+from .volume import Volume
+
+
+def _size(text):
+    try:
+        return parse_size(text)
+    except FsError as e:
+        raise argparse.ArgumentTypeError(e.detail)
+
+
+def _json(obj):
+    print(json.dumps(obj, indent=2))
+
+
+def _type(mode):
+    if st.S_ISDIR(mode):
+        return "dir"
+    if st.S_ISREG(mode):
+        return "file"
+    return "other"
+
+
+# ---- commands --------------------------------------------------------------------------------
+def cmd_mkfs(a):
+    with Volume.mkfs(a.image, a.size, a.block_size, a.granule, a.group_size, force=a.force) as v:
+        print(f"{a.image}: {format_size(v.size)} in {v.fs.nblocks} blocks of {v.block_size}, "
+              f"granule {format_size(v.granule)}, {v.fs.ngroups} groups of {format_size(a.group_size)}")
+
+
+def _walk(v, path, recursive):
+    for name in sorted(v.listdir(path)):
+        child = path.rstrip("/") + "/" + name
+        s = v.stat(child)
+        yield child, s
+        if recursive and st.S_ISDIR(s.st_mode):
+            yield from _walk(v, child, True)
+
+
+def cmd_ls(a):
+    with Volume(a.image) as v:
+        s = v.stat(a.path)
+        entries = list(_walk(v, a.path, a.recursive)) if st.S_ISDIR(s.st_mode) else [(a.path, s)]
+        if a.json:
+            return _json([{"path": p, "type": _type(x.st_mode), "size": x.st_size, "ino": x.st_ino,
+                           "blocks": x.st_blocks} for p, x in entries])
+        for p, x in entries:
+            name = p if a.recursive or not st.S_ISDIR(s.st_mode) else os.path.basename(p)
+            if a.long:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(x.st_mtime))
+                print(f"{st.filemode(x.st_mode)} {x.st_nlink:3d} {x.st_uid:5d} {x.st_gid:5d} "
+                      f"{x.st_size:12d} {when} {name}")
+            else:
+                print(name + ("/" if st.S_ISDIR(x.st_mode) else ""))
+
+
+def cmd_mkdir(a):
+    with Volume(a.image) as v:
+        if a.parents:
+            path = ""
+            for part in v.fs.split(a.path):
+                path += "/" + part
+                try:
+                    v.mkdir(path)
+                except FsError as e:
+                    if e.errno != errno.EEXIST or not st.S_ISDIR(v.stat(path).st_mode):
+                        raise
+        else:
+            v.mkdir(a.path)
+
+
+def _remove(v, path, recursive):
+    if st.S_ISDIR(v.stat(path).st_mode):
+        if not recursive:
+            raise FsError(errno.EISDIR, f"{path} is a directory (use -r)")
+        for name in v.listdir(path):
+            _remove(v, path.rstrip("/") + "/" + name, True)
+        v.rmdir(path)
+    else:
+        v.unlink(path)
+
+
+def cmd_rm(a):
+    with Volume(a.image) as v:
+        _remove(v, a.path, a.recursive)
+
+
+def cmd_put(a):
+    src = sys.stdin.buffer if a.local == "-" else open(a.local, "rb")
+    with src, Volume(a.image) as v:
+        fd = v.open(a.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        pos = 0
+        while chunk := src.read(1 << 20):
+            pos += v.pwrite(fd, chunk, pos)
+        v.close(fd)
+
+
+def cmd_cat(a):
+    with Volume(a.image) as v:
+        fd = v.open(a.path)
+        pos = 0
+        while chunk := v.pread(fd, 1 << 20, pos):
+            sys.stdout.buffer.write(chunk)
+            pos += len(chunk)
+        v.close(fd)
+        sys.stdout.buffer.flush()
+
+
+def cmd_stat(a):
+    with Volume(a.image) as v:
+        s = v.stat(a.path)
+        info = {"path": a.path, "type": _type(s.st_mode), "ino": s.st_ino, "mode": oct(st.S_IMODE(s.st_mode)),
+                "size": s.st_size, "blocks": s.st_blocks, "blksize": s.st_blksize, "nlink": s.st_nlink,
+                "uid": s.st_uid, "gid": s.st_gid, "atime": s.st_atime, "mtime": s.st_mtime, "ctime": s.st_ctime}
+        if a.json:
+            return _json(info)
+        print(f"  File: {a.path}\n  Size: {s.st_size:<12d} Blocks: {s.st_blocks:<8d} IO Block: {s.st_blksize}  "
+              f"{info['type']}\n Inode: {s.st_ino:<12d} Links: {s.st_nlink}\nAccess: ({info['mode']}/"
+              f"{st.filemode(s.st_mode)})  Uid: {s.st_uid}  Gid: {s.st_gid}")
+        for label, t in (("Access", s.st_atime), ("Modify", s.st_mtime), ("Change", s.st_ctime)):
+            print(f"{label}: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t))}")
+
+
+def cmd_fallocate(a):
+    picked = [f for f in ("punch_hole", "zero_range", "collapse_range", "insert_range", "write_zeroes",
+                          "unshare_range", "posix") if getattr(a, f)]
+    if len(picked) > 1:
+        raise FsError(errno.EINVAL, "only one of " + ", ".join("--" + p.replace("_", "-") for p in picked))
+    mode = {"punch_hole": uapi.FALLOC_FL_PUNCH_HOLE | uapi.FALLOC_FL_KEEP_SIZE,
+            "zero_range": uapi.FALLOC_FL_ZERO_RANGE, "collapse_range": uapi.FALLOC_FL_COLLAPSE_RANGE,
+            "insert_range": uapi.FALLOC_FL_INSERT_RANGE, "write_zeroes": uapi.FALLOC_FL_WRITE_ZEROES,
+            "unshare_range": uapi.FALLOC_FL_UNSHARE_RANGE, "posix": 0}.get(picked[0] if picked else "", 0)
+    if a.keep_size:
+        mode |= uapi.FALLOC_FL_KEEP_SIZE
+    if a.posix and (a.keep_size or a.physical is not None):
+        raise FsError(errno.EINVAL, "--posix takes no other mode and no --physical")
+    with Volume(a.image) as v:
+        fd = v.open(a.path, os.O_RDWR | os.O_CREAT)
+        try:
+            if a.posix:
+                err = v.posix_fallocate(fd, a.offset, a.length)
+                if err:
+                    raise FsError(err)
+            else:
+                v.fallocate2(fd, mode, a.offset, a.length, uapi.NO_HINT if a.physical is None else a.physical)
+        finally:
+            v.close(fd)
+
+
+def _flag_names(flags):
+    return [name for bit, name in sorted(uapi.FIEMAP_FLAG_NAMES.items()) if flags & bit]
+
+
+def cmd_fiemap(a):
+    with Volume(a.image) as v:
+        ext = v.fiemap_path(a.path)
+        if a.json:
+            return _json({"extents": [{"logical": e.logical, "physical": e.physical, "length": e.length,
+                                       "flags": _flag_names(e.flags)} for e in ext]})
+        bs = v.block_size
+        print(f"File {a.path}, blocksize {bs}, {len(ext)} extent{'s' if len(ext) != 1 else ''}")
+        print(" ext:     logical_offset:        physical_offset: length:   flags:")
+        for i, e in enumerate(ext):
+            lo, po, n = e.logical // bs, e.physical // bs, e.length // bs
+            print(f"{i:4d}: {lo:10d}..{lo + n - 1:10d}: {po:10d}..{po + n - 1:10d}: {n:6d}:   "
+                  + ",".join(_flag_names(e.flags)))
+
+
+def _owner_name(rec):
+    if not rec.flags & uapi.FMR_OF_SPECIAL_OWNER:
+        return f"inode {rec.owner}"
+    return {uapi.FMR_OWN_FREE: "free space", uapi.FMR_OWN_FS: "superblock",
+            uapi.PYFALLOC_FMR_OWN_PREALLOC: "preallocation"}.get(rec.owner, hex(rec.owner))
+
+
+def cmd_fsmap(a):
+    with Volume(a.image) as v:
+        if a.free:
+            runs = v.free_extents()
+            if a.json:
+                return _json({"free": [{"physical": p, "length": n} for p, n in runs]})
+            for p, n in runs:
+                print(f"{p:16d} {n:16d}")
+            return
+        recs = v.getfsmap()
+        if a.json:
+            return _json({"records": [{"physical": r.physical, "length": r.length, "owner": _owner_name(r),
+                                       "offset": r.offset, "unwritten": bool(r.flags & uapi.FMR_OF_PREALLOC)}
+                                      for r in recs]})
+        print(" EXT: PHYSICAL BYTES                       OWNER             FILE OFFSET")
+        for i, r in enumerate(recs):
+            off = f"{r.offset}..{r.offset + r.length - 1}" if not r.flags & uapi.FMR_OF_SPECIAL_OWNER else ""
+            print(f"{i:4d}: {r.physical:>14d}..{r.physical + r.length - 1:<14d} {_owner_name(r):<17s} {off}")
+
+
+def cmd_map(a):
+    with Volume(a.image) as v:
+        summary = v.granules()
+        if a.png:
+            mapview.png(a.png, [summary], [a.image])
+        if a.json:
+            return _json({"granule_size": summary["granule"], "granules": summary["granules"],
+                          "free": summary["free"], "partial": summary["partial"], "full": summary["full"],
+                          "used_bytes": summary["used_bytes"]})
+        print(mapview.terminal(summary))
+        print(f"{summary['granules']} granules of {format_size(summary['granule'])}: {summary['free']} free, "
+              f"{summary['partial']} partly used, {summary['full']} full")
+
+
+def cmd_trim(a):
+    with Volume(a.image) as v:
+        r = v.trim(a.offset, a.length, a.minimum)
+        if a.json:
+            return _json(r)
+        print(f"{a.image}: {format_size(r['trimmed_bytes'])} ({r['trimmed_bytes']} bytes) trimmed in "
+              f"{r['granules']} granules, host released {r['released_bytes']} bytes")
+
+
+def cmd_fsck(a):
+    with Volume(a.image) as v:
+        problems = v.fsck()
+    if a.json:
+        _json({"clean": not problems, "problems": problems})
+    else:
+        for p in problems:
+            print(p)
+        print(f"{a.image}: {'clean' if not problems else f'{len(problems)} problems'}")
+    return 1 if problems else 0
+
+
+# ---- parser -----------------------------------------------------------------------------------
+def build_parser():
+    p = argparse.ArgumentParser(prog="pyfalloc", description="fallocate2 prototype on an image file")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def cmd(name, func, help_):
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("image", metavar="IMAGE")
+        c.set_defaults(func=func)
+        return c
+
+    c = cmd("mkfs", cmd_mkfs, "create a sparse image with an empty filesystem")
+    c.add_argument("--size", type=_size, required=True)
+    c.add_argument("--block-size", type=_size, default=4096)
+    c.add_argument("--granule", type=_size, default=1 << 20, help="discard granule of the device")
+    c.add_argument("--group-size", type=_size, default=128 << 20)
+    c.add_argument("-F", "--force", action="store_true", help="overwrite an existing image")
+    c = cmd("ls", cmd_ls, "list a directory")
+    c.add_argument("path", nargs="?", default="/")
+    c.add_argument("-l", dest="long", action="store_true")
+    c.add_argument("-R", dest="recursive", action="store_true")
+    c.add_argument("--json", action="store_true")
+    c = cmd("mkdir", cmd_mkdir, "make a directory")
+    c.add_argument("path")
+    c.add_argument("-p", "--parents", action="store_true")
+    c = cmd("rm", cmd_rm, "remove a file (or a tree with -r)")
+    c.add_argument("path")
+    c.add_argument("-r", "--recursive", action="store_true")
+    c = cmd("put", cmd_put, "copy a host file (or - for stdin) into the image")
+    c.add_argument("local")
+    c.add_argument("path")
+    c = cmd("cat", cmd_cat, "write a file of the image to stdout")
+    c.add_argument("path")
+    c = cmd("stat", cmd_stat, "show an inode")
+    c.add_argument("path")
+    c.add_argument("--json", action="store_true")
+    c = cmd("fallocate", cmd_fallocate, "fallocate(2) / fallocate2 on a file, flags as util-linux fallocate(1)")
+    c.add_argument("path")
+    c.add_argument("-l", "--length", type=_size, required=True)
+    c.add_argument("-o", "--offset", type=_size, default=0)
+    c.add_argument("--physical", type=_size, help="fallocate2 placement: byte offset on the device")
+    c.add_argument("-n", "--keep-size", action="store_true")
+    c.add_argument("-p", "--punch-hole", action="store_true", help="implies --keep-size")
+    c.add_argument("-z", "--zero-range", action="store_true")
+    c.add_argument("-c", "--collapse-range", action="store_true")
+    c.add_argument("-i", "--insert-range", action="store_true")
+    c.add_argument("-w", "--write-zeroes", action="store_true")
+    c.add_argument("--unshare-range", action="store_true")
+    c.add_argument("-x", "--posix", action="store_true", help="posix_fallocate(3)")
+    c = cmd("fiemap", cmd_fiemap, "show a file's extents (as filefrag -v)")
+    c.add_argument("path")
+    c.add_argument("--json", action="store_true")
+    c = cmd("fsmap", cmd_fsmap, "show who owns the physical space (GETFSMAP)")
+    c.add_argument("--free", action="store_true", help="free extents only")
+    c.add_argument("--json", action="store_true")
+    c = cmd("map", cmd_map, "discard-granule occupancy")
+    c.add_argument("--png", metavar="FILE")
+    c.add_argument("--json", action="store_true")
+    c = cmd("trim", cmd_trim, "discard wholly free granules (as fstrim)")
+    c.add_argument("-m", "--minimum", type=_size, default=0, help="minimum free extent length")
+    c.add_argument("-o", "--offset", type=_size, default=0)
+    c.add_argument("-l", "--length", type=_size, default=None)
+    c.add_argument("--json", action="store_true")
+    c = cmd("fsck", cmd_fsck, "check every invariant; exit 1 when not clean")
+    c.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except FsError as e:
+        print(f"pyfalloc: {args.cmd}: {e.strerror} ({errno_name(e.errno)})", file=sys.stderr)
+        if e.detail:
+            print(f"pyfalloc: {args.cmd}: {e.detail}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        name = f" ({errno_name(e.errno)})" if e.errno else ""
+        where = f": {e.filename}" if e.filename else ""
+        print(f"pyfalloc: {args.cmd}: {e.strerror or e}{name}{where}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
