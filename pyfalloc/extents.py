@@ -18,6 +18,8 @@ class ExtentMap:
 
     def overlapping(self, ino, a, b):
         """Whole extents overlapping logical blocks [a, b), in order."""
+        if b <= a:
+            return []
         out = []
         first = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk <= ? "
                           "ORDER BY lblk DESC LIMIT 1", (ino, a))

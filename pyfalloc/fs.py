@@ -20,7 +20,8 @@ from .freespace import FreeSpace
 from .locks import InodeLocks
 
 ROOT_INO = 2
-FIRST_INO = 12          # as ext4: 2 is the root, 11 lost+found, user inodes follow
+FIRST_INO = 12
+EXT_MAX_BLOCKS = (1 << 32) - 1          # as ext4: 2 is the root, 11 lost+found, user inodes follow
 NAME_MAX = 255
 Inode = namedtuple("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
 
@@ -38,7 +39,7 @@ class FileSystem:
         self.group_blocks = device.group_size // device.block_size
         self.ngroups = _ceil_div(self.nblocks, self.group_blocks)
         # ext4's s_maxbytes for extent-mapped files: 2^32 - 1 logical blocks
-        self.max_bytes = ((1 << 32) - 1) * self.bs
+        self.max_bytes = EXT_MAX_BLOCKS * self.bs
         self.free = FreeSpace(meta, self.group_blocks, self.nblocks)
         self.extmap = ExtentMap(meta)
         self.alloc = Allocator(self.free, self.extmap, self.bs, policy)
@@ -382,9 +383,12 @@ class FileSystem:
             if size % bs and size < inode.size:
                 self._zero_bytes(ino, size, (size // bs + 1) * bs)
             with self.meta.tx():
-                for e in self.extmap.remove(ino, keep, 1 << 40):
-                    self.free.give(e.pblk, e.len)
-                self.free.discard_windows_of(ino)
+                if size <= inode.size:
+                    # as ext4: a truncate that does not grow the file also drops the
+                    # preallocated (KEEP_SIZE) blocks past the new end
+                    for e in self.extmap.remove(ino, keep, EXT_MAX_BLOCKS):
+                        self.free.give(e.pblk, e.len)
+                    self.free.discard_windows_of(ino)
                 self._touch(ino, size)
 
     def _zero_bytes(self, ino, start, end):
@@ -522,9 +526,17 @@ class FileSystem:
                 if offset >= inode.size:
                     raise FsError(errno.EINVAL, "insert range at or past end of file")
                 self.free.discard_windows_of(ino)
-                self.extmap.split(ino, a)
-                self.extmap.shift(ino, a, n)
+                # ext4 grows i_size before shifting and keeps it when the shift is refused
                 self._touch(ino, inode.size + length)
+                last = self.extmap.last(ino)
+                if last is not None and last.lblk + last.len > a and last.lblk + last.len + n > EXT_MAX_BLOCKS:
+                    error = FsError(errno.EINVAL, "shifted extent would pass the last logical block")
+                else:
+                    error = None
+                    self.extmap.split(ino, a)
+                    self.extmap.shift(ino, a, n)
+            if error is not None:
+                raise error
 
     # ---- Kara's allocate() --------------------------------------------------------------------
     def allocate_kara(self, ino, offset, length, goal, mode):

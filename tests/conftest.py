@@ -1,0 +1,66 @@
+import ctypes
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from pyfalloc import Volume
+
+EXT4_SUPER_MAGIC = 0xEF53
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def vol(tmp_path):
+    v = Volume.mkfs(tmp_path / "disk.img", "256M")
+    yield v
+    v.umount()
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "disk.img"
+    Volume.mkfs(path, "256M").umount()
+    return str(path)
+
+
+def _fs_magic(path):
+    class StatFs(ctypes.Structure):
+        _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
+    buf = StatFs()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        return None
+    return buf.f_type & 0xFFFFFFFF
+
+
+@pytest.fixture(scope="session")
+def ext4_dir():
+    """A directory on ext4 (the RFC's filesystem): the temp dir if it is ext4, else a
+    loop-mounted ext4 image. Skips with the reason when neither can be had."""
+    base = tempfile.mkdtemp(prefix="pyfalloc-ext4-")
+    if _fs_magic(base) == EXT4_SUPER_MAGIC:
+        yield base
+        subprocess.run(["rm", "-rf", base])
+        return
+    img, mnt = base + "/ext4.img", base + "/mnt"
+    os.mkdir(mnt)
+    with open(img, "wb") as f:
+        f.truncate(512 << 20)
+    mk = subprocess.run(["mkfs.ext4", "-q", "-F", "-b", "4096", img], capture_output=True)
+    mount = subprocess.run(["mount", "-o", "loop", img, mnt], capture_output=True) if mk.returncode == 0 else mk
+    if mount.returncode != 0:
+        pytest.skip(f"no ext4 to compare with: temp dir is not ext4 and loop mount failed: {mount.stderr!r}")
+    yield mnt
+    subprocess.run(["umount", mnt])
+    subprocess.run(["rm", "-rf", base])
+
+
+def run_py(code, *args, env=None, **kw):
+    """Run Python code in a child process with pyfalloc importable."""
+    full_env = dict(os.environ, PYTHONPATH=ROOT)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=full_env,
+                          capture_output=True, text=True, **kw)
