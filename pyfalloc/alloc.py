@@ -113,7 +113,7 @@ class Allocator:
         size = STREAM_BLOCKS
         while size < n:
             size <<= 1
-        return min(size, cap, self.free.group_blocks)
+        return max(n, min(size, cap, self.free.group_blocks))
 
     def _search(self, goal, need):
         """A free run of `need` blocks: at the goal, else best fit in its group, else anywhere."""
