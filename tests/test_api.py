@@ -1,0 +1,177 @@
+"""Kara's allocate(), FIEMAP, GETFSMAP, trim, statfs, directories, and the ctypes syscall."""
+import errno
+import os
+import time
+
+import pytest
+
+import pyfalloc
+from pyfalloc import Volume, uapi
+from pyfalloc.errors import FsError
+
+BS = 4096
+A = uapi
+
+
+def raises(code, fn, *args):
+    with pytest.raises(FsError) as info:
+        fn(*args)
+    assert info.value.errno == code, info.value
+
+
+def test_kara_fixed_start_contiguous_fixed_len(vol):
+    fd = vol.open("/k", os.O_RDWR | os.O_CREAT)
+    assert vol.allocate(fd, A.ALLOC_FIXED_START | A.ALLOC_CONTIGUOUS | A.ALLOC_FIXED_LEN, 5000 * BS, 8 * BS) == 8 * BS
+    assert [(e.physical, e.length) for e in vol.fiemap(fd)] == [(5000 * BS, 8 * BS)]
+    # a blocker 4 blocks after the goal: contiguous without FIXED_LEN returns the run it had room for
+    blocker = vol.open("/blk", os.O_RDWR | os.O_CREAT)
+    vol.fallocate2(blocker, 0, 0, BS, 6004 * BS)
+    vol.lseek(fd, 100 * BS)
+    assert vol.allocate(fd, A.ALLOC_FIXED_START | A.ALLOC_CONTIGUOUS, 6000 * BS, 16 * BS) == 4 * BS
+    vol.lseek(fd, 200 * BS)
+    vol.fallocate2(blocker, 0, BS, BS, 7002 * BS)
+    before = vol.fiemap(fd)
+    raises(errno.ENOSPC, vol.allocate, fd, A.ALLOC_FIXED_START | A.ALLOC_CONTIGUOUS | A.ALLOC_FIXED_LEN,
+           7000 * BS, 8 * BS)
+    assert vol.fiemap(fd) == before                   # FIXED_LEN: all or nothing
+    # FIXED_START without CONTIGUOUS: starts at the goal, the rest goes elsewhere
+    assert vol.allocate(fd, A.ALLOC_FIXED_START, 7000 * BS, 8 * BS) == 8 * BS
+    ext = [e for e in vol.fiemap(fd) if e.logical >= 200 * BS]
+    assert ext[0].physical == 7000 * BS and sum(e.length for e in ext) == 8 * BS
+    assert vol.fsck() == []
+
+
+def test_kara_argument_errors(vol):
+    fd = vol.open("/k", os.O_RDWR | os.O_CREAT)
+    raises(errno.EINVAL, vol.allocate, fd, 0, 100, BS)          # goal unaligned
+    raises(errno.EINVAL, vol.allocate, fd, 0, 0, 100)           # len unaligned
+    raises(errno.EINVAL, vol.allocate, fd, 0x80, 0, BS)         # unknown mode bit
+    raises(errno.EINVAL, vol.allocate, fd, 0, vol.size, BS)     # goal outside the device
+    vol.allocate(fd, 0, 0, 4 * BS)
+    raises(errno.EEXIST, vol.allocate, fd, 0, 0, BS)            # interval already allocated
+
+
+def test_fiemap_flags_and_whole_extents(vol):
+    fd = vol.open("/f", os.O_RDWR | os.O_CREAT)
+    vol.fallocate2(fd, 0, 0, 4 * BS, 3000 * BS)
+    vol.pwrite(fd, b"x" * BS, BS)                        # splits: unwritten | written | unwritten
+    ext = vol.fiemap(fd)
+    assert [(e.logical // BS, e.physical // BS, e.length // BS) for e in ext] == [(0, 3000, 1), (1, 3001, 1),
+                                                                               (2, 3002, 2)]
+    assert [e.flags for e in ext] == [A.FIEMAP_EXTENT_UNWRITTEN, 0,
+                                      A.FIEMAP_EXTENT_UNWRITTEN | A.FIEMAP_EXTENT_LAST]
+    # a query inside an extent reports the whole extent
+    assert vol.fiemap(fd, 3 * BS, 10)[0].logical == 2 * BS
+
+
+def test_getfsmap_covers_the_device_and_continues(vol):
+    for i in range(20):
+        fd = vol.open(f"/f{i}", os.O_RDWR | os.O_CREAT)
+        vol.fallocate2(fd, 0, 0, BS, (100 + 2 * i) * BS)
+        vol.close(fd)
+    whole = vol.getfsmap()
+    assert whole[0].physical == 0 and whole[0].owner == A.FMR_OWN_FS
+    assert sum(r.length for r in whole) == vol.size
+    assert all(a.physical + a.length == b.physical for a, b in zip(whole, whole[1:]))
+    assert whole[-1].flags & A.FMR_OF_LAST
+    pages, low = [], 0
+    while True:
+        page = vol.getfsmap(low=low, count=7)
+        pages += page
+        if page[-1].flags & A.FMR_OF_LAST:
+            break
+        low = page[-1].physical + page[-1].length
+    assert pages == whole
+    # a low key inside a record cuts that record
+    cut = vol.getfsmap(low=50 * BS, count=1)[0]
+    assert cut.physical == 50 * BS and cut.owner == A.FMR_OWN_FREE
+
+
+def test_trim_discards_only_whole_free_granules(tmp_path):
+    vol = Volume.mkfs(tmp_path / "t.img", "64M", granule="1M")
+    fd = vol.open("/data", os.O_RDWR | os.O_CREAT)
+    vol.fallocate2(fd, 0, 0, 8 << 20, physical=8 << 20)
+    vol.pwrite(fd, os.urandom(8 << 20), 0)
+    vol.fsync(fd)
+    host = vol.fs.dev.host_allocated_bytes()
+    assert host >= 8 << 20
+    # keep one block in granule 10, free the rest of the 8 MiB
+    vol.fallocate(fd, A.FALLOC_FL_PUNCH_HOLE | A.FALLOC_FL_KEEP_SIZE, 0, (2 << 20) + BS * 10)
+    vol.fallocate(fd, A.FALLOC_FL_PUNCH_HOLE | A.FALLOC_FL_KEEP_SIZE, (2 << 20) + BS * 11, 6 << 20)
+    r = vol.trim()
+    assert r["released_bytes"] >= (7 << 20) - BS     # every granule but number 10 went back to the host
+    assert vol.granules()["partial"] == 2             # the superblock's and granule 10
+    assert vol.pread(fd, BS, (2 << 20) + BS * 10) != bytes(BS)
+    # minlen: nothing to trim twice, and a minimum larger than any free run trims nothing
+    assert vol.trim(minlen=1 << 30)["granules"] == 0
+    assert vol.fsck() == []
+    vol.umount()
+
+
+def test_statfs_counts(vol):
+    s = vol.statfs()
+    assert s["f_bsize"] == BS and s["f_blocks"] == vol.size // BS
+    fd = vol.open("/f", os.O_RDWR | os.O_CREAT)
+    vol.fallocate2(fd, 0, 0, 10 * BS, 900 * BS)
+    assert vol.statfs()["f_bfree"] == s["f_bfree"] - 10
+
+
+def test_directories_rename_and_errors(vol):
+    vol.mkdir("/a")
+    vol.mkdir("/a/b")
+    vol.write_file("/a/b/f", b"1")
+    raises(errno.ENOTEMPTY, vol.rmdir, "/a")
+    raises(errno.EEXIST, vol.mkdir, "/a")
+    raises(errno.ENOENT, vol.open, "/nope")
+    raises(errno.ENOTDIR, vol.open, "/a/b/f/x")
+    raises(errno.EISDIR, vol.open, "/a", os.O_RDWR)
+    raises(errno.EISDIR, vol.unlink, "/a")
+    raises(errno.EINVAL, vol.rename, "/a", "/a/b/c")
+    vol.rename("/a/b/f", "/g")
+    assert vol.read_file("/g") == b"1"
+    vol.write_file("/h", b"2")
+    vol.rename("/h", "/g")                              # replaces, the old /g is freed
+    assert vol.read_file("/g") == b"2" and "h" not in vol.listdir("/")
+    assert vol.stat("/a").st_nlink == 3
+    vol.rmdir("/a/b")
+    assert vol.stat("/a").st_nlink == 2
+    assert vol.fsck() == []
+
+
+def test_times_move(vol):
+    fd = vol.open("/t", os.O_RDWR | os.O_CREAT)
+    m0 = vol.fstat(fd).st_mtime
+    time.sleep(0.01)
+    vol.pwrite(fd, b"x", 0)
+    assert vol.fstat(fd).st_mtime > m0
+
+
+def test_one_tebibyte_image_is_cheap(tmp_path):
+    vol = Volume.mkfs(tmp_path / "big.img", "1T")
+    fd = vol.open("/far", os.O_RDWR | os.O_CREAT)
+    vol.fallocate2(fd, 0, 0, 1 << 20, physical=(1 << 40) - (1 << 20))
+    vol.pwrite(fd, b"end of the device", 0)
+    assert vol.fiemap(fd)[0].physical == (1 << 40) - (1 << 20)
+    assert vol.fs.dev.host_allocated_bytes() < 64 << 20
+    assert vol.granules()["granules"] == 1 << 20
+    assert vol.fsck() == []
+    vol.umount()
+
+
+def test_geometry_is_checked(tmp_path):
+    for kw in ({"block_size": 3000}, {"granule": 2048}, {"group_size": "3M"}, {"size": "1000000"}):
+        args = {"size": "64M", **kw}
+        with pytest.raises(FsError) as info:
+            Volume.mkfs(tmp_path / "g.img", **args)
+        assert info.value.errno == errno.EINVAL
+
+
+def test_ctypes_fallocate2_reaches_the_kernel(tmp_path):
+    """Without the shim, syscall 486 is the stock kernel's: ENOSYS (the RFC was never merged)."""
+    fd = os.open(tmp_path / "host", os.O_RDWR | os.O_CREAT)
+    with pytest.raises(OSError) as info:
+        pyfalloc.fallocate2(fd, 0, 0, 4096, physical=0)
+    assert info.value.errno == errno.ENOSYS
+    pyfalloc.fallocate(fd, A.FALLOC_FL_KEEP_SIZE, 0, 8192)   # the plain syscall works on host files
+    assert os.fstat(fd).st_blocks >= 16 and os.fstat(fd).st_size == 0
+    os.close(fd)

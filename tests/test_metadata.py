@@ -1,0 +1,120 @@
+"""Metadata binding, crash consistency under kill -9, and handles across processes."""
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pyfalloc import FormatError, Volume
+from conftest import run_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_missing_metadata_is_refused_not_recreated(image):
+    os.unlink(image + ".meta")
+    with pytest.raises(FormatError, match="missing"):
+        Volume(image)
+    assert not os.path.exists(image + ".meta")
+
+
+def test_foreign_metadata_is_refused(tmp_path, image):
+    other = str(tmp_path / "other.img")
+    Volume.mkfs(other, "64M").umount()
+    shutil.copy(other + ".meta", image + ".meta")
+    with pytest.raises(FormatError, match="another image"):
+        Volume(image)
+
+
+def test_corrupt_metadata_is_refused(image):
+    with open(image + ".meta", "r+b") as f:
+        f.write(b"garbage" * 100)
+    with pytest.raises(FormatError, match="corrupt"):
+        Volume(image)
+
+
+def test_image_without_superblock_is_refused(tmp_path):
+    bogus = tmp_path / "bogus.img"
+    bogus.write_bytes(bytes(1 << 20))
+    with pytest.raises(FormatError, match="not a pyfalloc image"):
+        Volume(bogus)
+
+
+def test_metadata_is_plain_sqlite(image):
+    with Volume(image) as v:
+        v.write_file("/hello", b"hi")
+    conn = sqlite3.connect(image + ".meta")
+    assert conn.execute("SELECT name FROM dirents WHERE parent = 2").fetchall() == [("hello",)]
+    conn.close()
+
+
+UNLINK_HOLDER = """
+import os, sys, time
+from pyfalloc import Volume
+v = Volume(sys.argv[1])
+fd = v.open("/victim")
+print("open", flush=True)
+sys.stdin.readline()
+print(v.pread(fd, 100, 0).decode(), flush=True)
+if sys.argv[2] == "close":
+    v.close(fd)
+    v.umount()
+else:
+    os._exit(0)            # die with the handle open: the next opener must reap it
+"""
+
+
+@pytest.mark.parametrize("ending", ["close", "die"])
+def test_unlinked_file_lives_until_last_handle_across_processes(image, ending):
+    with Volume(image) as v:
+        v.write_file("/victim", b"still here")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+    holder = subprocess.Popen([sys.executable, "-c", UNLINK_HOLDER, image, ending], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    assert holder.stdout.readline().strip() == "open"
+    with Volume(image) as v:
+        v.unlink("/victim")
+        assert "victim" not in v.listdir("/")
+        assert v.fsck() == []                          # an orphan with a live handle is fine
+        orphans = v.fs.meta.q("SELECT ino FROM inodes WHERE nlink = 0")
+        assert len(orphans) == 1
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline().strip() == "still here"
+    holder.wait(timeout=30)
+    with Volume(image) as v:                           # opening reaps handles of dead processes
+        assert v.fs.meta.q("SELECT ino FROM inodes WHERE nlink = 0") == []
+        assert v.fs.meta.q("SELECT * FROM handles") == []
+        assert v.fsck() == []
+
+
+CRASH_WORKER = """
+import os, random, sys
+sys.path.insert(0, sys.argv[3])
+import workload
+from pyfalloc import Volume
+v = Volume(sys.argv[1])
+workload.run(v, "w" + sys.argv[2], int(sys.argv[2]), 100000, check_each=False)
+"""
+
+
+def test_kill_9_at_random_instants_leaves_a_clean_filesystem(tmp_path):
+    image = str(tmp_path / "crash.img")
+    Volume.mkfs(image, "32M", granule="64K", group_size="4M").umount()
+    rng = random.Random(5)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+    kills = int(os.environ.get("PYFALLOC_CRASH_KILLS", 25))
+    for i in range(kills):
+        p = subprocess.Popen([sys.executable, "-c", CRASH_WORKER, image, str(i), HERE], env=env,
+                             stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.3, 1.2))
+        p.send_signal(signal.SIGKILL)
+        _, err = p.communicate()
+        assert p.returncode == -signal.SIGKILL, err.decode()[-2000:]
+        with Volume(image) as v:
+            assert v.fsck() == [], f"after kill {i}"
