@@ -3,6 +3,7 @@ from . import mapview
 from .errors import FsError, FormatError
 from .libc import fallocate, fallocate2
 from .uapi import *  # noqa: F401,F403  (FALLOC_FL_*, ALLOC_*, NO_HINT, ioctl numbers)
+from .alloc import Policy
 from .volume import Volume
 
-__all__ = ["Volume", "FsError", "FormatError", "fallocate", "fallocate2"]
+__all__ = ["Volume", "Policy", "FsError", "FormatError", "fallocate", "fallocate2"]

@@ -24,10 +24,11 @@ FiemapExtent = namedtuple("FiemapExtent", "logical physical length flags")
 
 
 class OpenFile:
-    __slots__ = ("ino", "flags", "pos", "hid", "dir_pos")
+    """An open file description: dup'ed descriptors share it, offset and flags included."""
+    __slots__ = ("ino", "flags", "pos", "hid", "refs")
 
     def __init__(self, ino, flags, hid):
-        self.ino, self.flags, self.pos, self.hid, self.dir_pos = ino, flags, 0, hid, 0
+        self.ino, self.flags, self.pos, self.hid, self.refs = ino, flags, 0, hid, 1
 
     @property
     def readable(self):
@@ -133,18 +134,20 @@ class Syscalls:
             of = self.files.pop(fd, None)
             if of is None:
                 raise FsError(errno.EBADF, f"fd {fd} is not open on this volume")
-            self.fs.drop_handle(of.hid)
+            of.refs -= 1
+            if of.refs == 0:
+                self.fs.drop_handle(of.hid)
 
     def dup(self, fd, newfd=None):
         with self._lock:
             of = self._file(fd)
             newfd = self._alloc_fd() if newfd is None else newfd
+            if newfd == fd:
+                return newfd
             if newfd in self.files:
                 self.close(newfd)
-            hid = self.fs.add_handle(of.ino, os.getpid(), self._started)
-            # dup shares the open file description: offset and flags
-            copy = self.files[newfd] = OpenFile(of.ino, of.flags, hid)
-            copy.pos = of.pos
+            of.refs += 1
+            self.files[newfd] = of
             return newfd
 
     # ---- data ------------------------------------------------------------------------------
@@ -298,7 +301,8 @@ class Syscalls:
             free = fs.free.free_blocks() + fs.free.prealloc_blocks()
             files = fs.meta.q1("SELECT COUNT(*) FROM inodes")[0]
         return {"f_bsize": fs.bs, "f_frsize": fs.bs, "f_blocks": fs.nblocks, "f_bfree": free,
-                "f_bavail": free, "f_files": files + (1 << 20), "f_ffree": 1 << 20,
+                # inodes are rows, not a table on the device: at most one per block
+                "f_bavail": free, "f_files": files + fs.nblocks, "f_ffree": fs.nblocks,
                 "f_namemax": 255, "f_granule": fs.dev.granule}
 
     # ---- allocation --------------------------------------------------------------------------

@@ -5,11 +5,12 @@
         vol.fallocate2(fd, 0, 0, 1 << 20, physical=64 << 20)
         vol.fiemap(fd)
 """
+import errno
 import os
 
 from . import spacemap
 from .device import Device, check_geometry
-from .errors import FsError
+from .errors import FormatError, FsError
 from .fs import FileSystem
 from .fsck import fsck
 from .meta import Meta, meta_path
@@ -36,7 +37,6 @@ class Volume(Syscalls):
         theirs = (s.get("block_size"), s.get("granule"), s.get("group_size"), s.get("nblocks"))
         ours = (dev.block_size, dev.granule, dev.group_size, dev.nblocks)
         if theirs != ours:
-            from .errors import FormatError
             raise FormatError(f"metadata geometry {theirs} does not match the image {ours}")
 
     @classmethod
@@ -46,7 +46,6 @@ class Volume(Syscalls):
         granule, group_size = parse_size(granule), parse_size(group_size)
         check_geometry(size, block_size, granule, group_size)
         if not force and (os.path.exists(image) and os.path.getsize(image) or os.path.exists(meta_path(image))):
-            import errno
             raise FsError(errno.EEXIST, f"{image} exists (use force to overwrite)")
         dev = Device.create(image, size, block_size, granule, group_size)
         meta = Meta.create(image, {"uuid": dev.uuid.hex(), "block_size": block_size, "granule": granule,

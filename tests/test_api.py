@@ -175,3 +175,29 @@ def test_ctypes_fallocate2_reaches_the_kernel(tmp_path):
     pyfalloc.fallocate(fd, A.FALLOC_FL_KEEP_SIZE, 0, 8192)   # the plain syscall works on host files
     assert os.fstat(fd).st_blocks >= 16 and os.fstat(fd).st_size == 0
     os.close(fd)
+
+
+def test_dup_shares_the_open_file_description(vol):
+    fd = vol.open("/d", os.O_RDWR | os.O_CREAT)
+    other = vol.dup(fd)
+    vol.write(fd, b"abc")
+    assert vol.lseek(other, 0, os.SEEK_CUR) == 3          # one offset for both
+    vol.close(fd)
+    vol.write(other, b"def")                               # still open through the dup
+    vol.unlink("/d")
+    assert vol.pread(other, 6, 0) == b"abcdef"
+    vol.close(other)
+    assert vol.fs.meta.q("SELECT * FROM inodes WHERE nlink = 0") == []
+
+
+def test_policy_hook_forbids_groups(tmp_path):
+    Volume.mkfs(tmp_path / "p.img", "64M", group_size="8M").umount()
+    forbid = {0, 1, 2}
+    vol = Volume(tmp_path / "p.img", policy=pyfalloc.Policy(preferred=[5], allowed=lambda g: g not in forbid))
+    for i in range(30):
+        fd = vol.open(f"/f{i}", os.O_RDWR | os.O_CREAT)
+        vol.pwrite(fd, os.urandom(BS * (1 + i * 7)), 0)
+        vol.close(fd)
+    groups = {e.physical // (8 << 20) for i in range(30) for e in vol.fiemap_path(f"/f{i}")}
+    assert groups and not groups & forbid
+    vol.umount()
