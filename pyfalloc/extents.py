@@ -41,10 +41,6 @@ class ExtentMap:
         if pos < b:
             yield pos, b - pos, None
 
-    def all(self, ino):
-        return [Extent(*r) for r in self.m.q(
-            "SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? ORDER BY lblk", (ino,))]
-
     def last(self, ino):
         row = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? ORDER BY lblk DESC LIMIT 1",
                         (ino,))

@@ -23,15 +23,9 @@ class FreeSpace:
             return row
         return None
 
-    def next_free(self, pblk):
-        return self.m.q1("SELECT pblk, len FROM free WHERE pblk >= ? ORDER BY pblk LIMIT 1", (pblk,))
-
     def best_fit_in_group(self, grp, n):
         return self.m.q1("SELECT pblk, len FROM free WHERE grp = ? AND len >= ? ORDER BY len, pblk LIMIT 1",
                          (grp, n))
-
-    def best_fit(self, n):
-        return self.m.q1("SELECT pblk, len FROM free WHERE len >= ? ORDER BY len, pblk LIMIT 1", (n,))
 
     def fits(self, n):
         """Free extents of at least n blocks, smallest first (lazily, for policy filters)."""
@@ -124,9 +118,6 @@ class FreeSpace:
         for w in rows:
             self.discard_window(w)
         return sum(w[1] for w in rows)
-
-    def windows_of(self, ino):
-        return self.m.q("SELECT pblk, len, ino, lblk FROM prealloc WHERE ino = ? ORDER BY lblk", (ino,))
 
     def prealloc_blocks(self):
         return self.m.q1("SELECT COALESCE(SUM(len), 0) FROM prealloc")[0]

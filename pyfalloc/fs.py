@@ -81,22 +81,6 @@ class FileSystem:
             self.inode(ino)
             self._set(ino, flags=flags, ctime=time.time())
 
-    def chmod(self, ino, mode):
-        with self.meta.tx():
-            inode = self.inode(ino)
-            self._set(ino, mode=st.S_IFMT(inode.mode) | (mode & 0o7777), ctime=time.time())
-
-    def chown(self, ino, uid, gid):
-        with self.meta.tx():
-            inode = self.inode(ino)
-            self._set(ino, uid=inode.uid if uid == -1 else uid, gid=inode.gid if gid == -1 else gid,
-                      ctime=time.time())
-
-    def utime(self, ino, atime, mtime):
-        with self.meta.tx():
-            self.inode(ino)
-            self._set(ino, atime=atime, mtime=mtime, ctime=time.time())
-
     # ---- names ---------------------------------------------------------------------------
     @staticmethod
     def split(path):
@@ -164,17 +148,6 @@ class FileSystem:
             c.execute("INSERT INTO dirents(parent, name, ino) VALUES (?, ?, ?)", (parent, name, ino))
             self._touch(parent)
         return ino
-
-    def link(self, ino, parent, name):
-        with self.meta.tx() as c:
-            inode = self.inode(ino)
-            if st.S_ISDIR(inode.mode):
-                raise FsError(errno.EPERM, "hard link to a directory")
-            if self.entry(parent, name) is not None:
-                raise FsError(errno.EEXIST, name)
-            c.execute("INSERT INTO dirents(parent, name, ino) VALUES (?, ?, ?)", (parent, name, ino))
-            self._set(ino, nlink=inode.nlink + 1, ctime=time.time())
-            self._touch(parent)
 
     def unlink(self, parent, name, want_dir=False):
         with self.meta.tx() as c:

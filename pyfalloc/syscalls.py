@@ -264,9 +264,6 @@ class Syscalls:
     def stat(self, path):
         return self._stat_ino(self.fs.resolve(path))
 
-    def ino_of(self, fd):
-        return self._file(fd).ino
-
     def mkdir(self, path, mode=0o755):
         parent, name = self.fs.resolve_parent(path)
         if self.fs.entry(parent, name) is not None:
