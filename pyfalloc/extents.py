@@ -114,7 +114,8 @@ class ExtentMap:
                                 (ino, at, n - head, pblk + head, unw))
 
     def drop_all(self, ino):
-        rows = self.all(ino)
+        rows = [Extent(*r) for r in self.m.q(
+            "SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? ORDER BY lblk", (ino,))]
         self.m.conn.execute("DELETE FROM extents WHERE ino = ?", (ino,))
         return rows
 
