@@ -93,6 +93,8 @@ def _remove(v, path, recursive):
 
 def cmd_rm(a):
     with Volume(a.image) as v:
+        if not v.fs.split(a.path):         # as rm's --preserve-root: nothing is removed
+            raise FsError(errno.EBUSY, "refusing to remove the root directory")
         _remove(v, a.path, a.recursive)
 
 

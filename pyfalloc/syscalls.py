@@ -264,23 +264,29 @@ class Syscalls:
     def stat(self, path):
         return self._stat_ino(self.fs.resolve(path))
 
+    def _parent(self, path, root_errno):
+        """(parent, name) of a path; the root has none, and each call names its own errno."""
+        if not self.fs.split(path) and str(path).startswith("/"):
+            raise FsError(root_errno, "the root directory")
+        return self.fs.resolve_parent(path)
+
     def mkdir(self, path, mode=0o755):
-        parent, name = self.fs.resolve_parent(path)
+        parent, name = self._parent(path, errno.EEXIST)
         if self.fs.entry(parent, name) is not None:
             raise FsError(errno.EEXIST, str(path))
         self.fs.create(parent, name, st.S_IFDIR | (mode & 0o7777))
 
     def rmdir(self, path):
-        parent, name = self.fs.resolve_parent(path)
+        parent, name = self._parent(path, errno.EBUSY)
         self.fs.unlink(parent, name, want_dir=True)
 
     def unlink(self, path):
-        parent, name = self.fs.resolve_parent(path)
+        parent, name = self._parent(path, errno.EISDIR)
         self.fs.unlink(parent, name)
 
     def rename(self, src, dst, flags=0):
-        sp, sn = self.fs.resolve_parent(src)
-        dp, dn = self.fs.resolve_parent(dst)
+        sp, sn = self._parent(src, errno.EBUSY)
+        dp, dn = self._parent(dst, errno.EBUSY)
         self.fs.rename(sp, sn, dp, dn, noreplace=bool(flags & 1), exchange=bool(flags & 2))
 
     def listdir(self, path="/"):

@@ -127,6 +127,9 @@ def test_directories_rename_and_errors(vol):
     raises(errno.EISDIR, vol.open, "/a", os.O_RDWR)
     raises(errno.EISDIR, vol.unlink, "/a")
     raises(errno.EINVAL, vol.rename, "/a", "/a/b/c")
+    raises(errno.EBUSY, vol.rmdir, "/")                 # the root, as Linux answers for each call
+    raises(errno.EISDIR, vol.unlink, "/")
+    raises(errno.EEXIST, vol.mkdir, "/")
     vol.rename("/a/b/f", "/g")
     assert vol.read_file("/g") == b"1"
     vol.write_file("/h", b"2")

@@ -42,6 +42,9 @@ def test_put_cat_ls_stat_rm(img, tmp_path):
         {k: e[k] for k in ("path", "type", "size")} for e in listing]
     assert js("stat", img, "/d/file")["size"] == 300_000
     assert "file" in cli("ls", img, "/d", "-l").stdout.decode()
+    root = cli("rm", img, "/", "-r", check=False)
+    assert root.returncode == 1 and "(EBUSY)" in root.stderr.decode()
+    assert [e["path"] for e in js("ls", img)] == ["/d"]      # nothing removed
     cli("rm", img, "/d", "-r")
     assert js("ls", img) == []
 
