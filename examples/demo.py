@@ -68,7 +68,8 @@ def main():
         vol.close(fd2)
     vol.unlink("/data/probe")
     vol.close(fd)
-    print(f"\nfsck: {'clean' if not vol.fsck() else vol.fsck()}")
+    problems = vol.fsck()
+    print(f"\nfsck: {'clean' if not problems else problems}")
     print(f"image: {IMAGE} (metadata {IMAGE}.meta); try: .venv/bin/pyfalloc map {IMAGE}")
     vol.umount()
 

@@ -1,5 +1,4 @@
 """pyfalloc: a reference prototype of fallocate2(), the physical-placement fallocate."""
-from . import mapview
 from .errors import FsError, FormatError
 from .libc import fallocate, fallocate2
 from .uapi import *  # noqa: F401,F403  (FALLOC_FL_*, ALLOC_*, NO_HINT, ioctl numbers)

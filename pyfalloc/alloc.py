@@ -160,14 +160,7 @@ class Allocator:
         unless FIXED_LEN. The caller owns the transaction and rolls back on error."""
         contiguous = mode & ALLOC_CONTIGUOUS
         if mode & ALLOC_FIXED_START:
-            if self.free.containing(goal) is None and self.free.window_containing(goal):
-                self.free.discard_window(self.free.window_containing(goal))
-            at = self.free.containing(goal)
-            if at is None:
-                raise FsError(errno.ENOSPC, f"goal block {goal} is in use")
-            first = min(n, at[0] + at[1] - goal)
-            self.free.take(goal, first)
-            pieces = [(goal, first)]
+            pieces = [(goal, self.take_exact(goal, n))]
         elif contiguous:
             found = self._search(goal, n) or self._largest()
             if found is None:

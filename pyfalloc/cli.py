@@ -17,7 +17,7 @@ def _size(text):
     try:
         return parse_size(text)
     except FsError as e:
-        raise argparse.ArgumentTypeError(e.detail)
+        raise argparse.ArgumentTypeError(e.detail) from None
 
 
 def _json(obj):
@@ -313,6 +313,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
+    except BrokenPipeError:                 # `pyfalloc cat ... | head` is not an error
+        return 0
     except FsError as e:
         print(f"pyfalloc: {args.cmd}: {e.strerror} ({errno_name(e.errno)})", file=sys.stderr)
         if e.detail:
@@ -323,8 +325,6 @@ def main(argv=None):
         where = f": {e.filename}" if e.filename else ""
         print(f"pyfalloc: {args.cmd}: {e.strerror or e}{name}{where}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

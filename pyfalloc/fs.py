@@ -12,7 +12,6 @@ import stat as st
 import time
 from collections import namedtuple
 
-from . import uapi
 from .alloc import Allocator
 from .errors import FsError
 from .extents import ExtentMap
@@ -20,8 +19,8 @@ from .freespace import FreeSpace
 from .locks import InodeLocks
 
 ROOT_INO = 2
-FIRST_INO = 12
-EXT_MAX_BLOCKS = (1 << 32) - 1          # as ext4: 2 is the root, 11 lost+found, user inodes follow
+FIRST_INO = 12                  # as ext4: 2 is the root, 11 lost+found, user inodes follow
+EXT_MAX_BLOCKS = (1 << 32) - 1  # ext4's last logical block + 1
 NAME_MAX = 255
 Inode = namedtuple("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
 
@@ -461,7 +460,7 @@ class FileSystem:
             if error is None:
                 self._zero_edges(ino, offset, end)
                 if write_zeroes:
-                    for lblk, n, e in self.extmap.segments(ino, a, b):
+                    for _, n, e in self.extmap.segments(ino, a, b):
                         self.dev.zero(e.pblk * bs, n * bs)
             with self.meta.tx():
                 if error is None and a < b:

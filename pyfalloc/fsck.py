@@ -8,7 +8,7 @@ def fsck(fs, alive=None):
     """Return the list of problems found (empty when the volume is clean)."""
     problems = []
     m = fs.meta
-    nblocks, bs, gb = fs.nblocks, fs.bs, fs.group_blocks
+    nblocks, gb = fs.nblocks, fs.group_blocks
     with m.tx():
         spans = [(0, 1, "superblock")]
         for ino, lblk, n, pblk, unw in m.q("SELECT ino, lblk, len, pblk, unwritten FROM extents"):
@@ -87,7 +87,7 @@ def fsck(fs, alive=None):
             for pid, started in m.q("SELECT DISTINCT pid, started FROM handles"):
                 if not alive(pid, started):
                     problems.append(f"handles of dead process {pid} not reaped")
-        for ino, lblk in m.q("SELECT ino, lblk FROM prealloc WHERE ino != 0"):
+        for (ino,) in m.q("SELECT ino FROM prealloc WHERE ino != 0"):
             if ino not in inodes:
                 problems.append(f"preallocation window of missing inode {ino}")
         for mid, orig, donor, state in m.q("SELECT id, orig, donor, state FROM moves"):

@@ -25,10 +25,10 @@ FiemapExtent = namedtuple("FiemapExtent", "logical physical length flags")
 
 class OpenFile:
     """An open file description: dup'ed descriptors share it, offset and flags included."""
-    __slots__ = ("ino", "flags", "pos", "hid", "refs")
+    __slots__ = ("ino", "flags", "pos", "hid", "refs", "is_dir")
 
-    def __init__(self, ino, flags, hid):
-        self.ino, self.flags, self.pos, self.hid, self.refs = ino, flags, 0, hid, 1
+    def __init__(self, ino, flags, hid, is_dir):
+        self.ino, self.flags, self.pos, self.hid, self.refs, self.is_dir = ino, flags, 0, hid, 1, is_dir
 
     @property
     def readable(self):
@@ -126,7 +126,7 @@ class Syscalls:
             fd = self._alloc_fd() if fd is None else fd
             if fd in self.files:
                 self.close(fd)
-            self.files[fd] = OpenFile(ino, flags, hid)
+            self.files[fd] = OpenFile(ino, flags, hid, is_dir)
             return fd
 
     def close(self, fd):
@@ -154,7 +154,7 @@ class Syscalls:
     def _check_io(self, of, for_write):
         if for_write and not of.writable or not for_write and not of.readable:
             raise FsError(errno.EBADF, "fd not open for " + ("writing" if for_write else "reading"))
-        if st.S_ISDIR(self.fs.inode(of.ino).mode):
+        if of.is_dir:
             raise FsError(errno.EISDIR, "is a directory")
 
     def pread(self, fd, length, offset):
@@ -195,7 +195,7 @@ class Syscalls:
     def lseek(self, fd, offset, whence=os.SEEK_SET):
         with self._lock:
             of = self._file(fd)
-            size = self.fs.inode(of.ino).size
+            size = self.fs.inode(of.ino).size if whence not in (os.SEEK_SET, os.SEEK_CUR) else None
             if whence == os.SEEK_SET:
                 pos = offset
             elif whence == os.SEEK_CUR:
@@ -216,7 +216,7 @@ class Syscalls:
     def _seek_data_hole(self, ino, offset, size, want_data):
         """Written extents are data; holes and unwritten extents read as zeros and are holes."""
         bs = self.fs.bs
-        for lblk, n, e in self.fs.extmap.segments(ino, offset // bs, -(-size // bs)):
+        for lblk, _, e in self.fs.extmap.segments(ino, offset // bs, -(-size // bs)):
             is_data = e is not None and not e.unwritten
             if is_data == want_data:
                 return max(offset, lblk * bs)

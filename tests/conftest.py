@@ -58,9 +58,10 @@ def ext4_dir():
     subprocess.run(["rm", "-rf", base])
 
 
-def run_py(code, *args, env=None, **kw):
-    """Run Python code in a child process with pyfalloc importable."""
+def run_py(code, *args, prefix=(), env=None, **kw):
+    """Run Python code in a child process with pyfalloc importable (prefix: a wrapper such as
+    setpriv that execs the interpreter)."""
     full_env = dict(os.environ, PYTHONPATH=ROOT)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=full_env,
+    return subprocess.run([*prefix, sys.executable, "-c", code, *map(str, args)], env=full_env,
                           capture_output=True, text=True, **kw)

@@ -148,11 +148,7 @@ except OSError as e:
     print(errno.errorcode[e.errno])
 v.umount()
 """
-    import subprocess
-    import sys
-    out = subprocess.run(["setpriv", "--inh-caps=-fowner", "--bounding-set=-fowner", sys.executable, "-c", code,
-                          image], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__))))
+    out = run_py(code, image, prefix=["setpriv", "--inh-caps=-fowner", "--bounding-set=-fowner"])
     assert out.stdout.split() == ["EPERM", "EBADF"], out.stderr
     with_cap = run_py(code, image)
     assert with_cap.stdout.split() == ["allowed", "EBADF"], with_cap.stderr

@@ -15,7 +15,6 @@ import os
 from hypothesis import HealthCheck, event, given, settings, strategies as hs
 
 from pyfalloc import Volume, uapi
-from pyfalloc.errors import FsError
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
@@ -32,9 +31,9 @@ def kernel_mode(mode):
     return mode
 
 
-def k_call(fn):
+def k_call(fn, *args):
     try:
-        fn()
+        fn(*args)
         return 0
     except OSError as e:
         return e.errno
@@ -97,15 +96,15 @@ def test_same_errno_size_and_contents_as_ext4(ext4_dir, tmp_path_factory, seq):
             if op[0] == "write":
                 _, off, n, byte = op
                 data = bytes([byte]) * n
-                k = k_call(lambda: os.pwrite(hfd, data, off))
-                p = k_call(lambda: vol.pwrite(vfd, data, off))
+                k = k_call(os.pwrite, hfd, data, off)
+                p = k_call(vol.pwrite, vfd, data, off)
             elif op[0] == "truncate":
-                k = k_call(lambda: os.ftruncate(hfd, op[1]))
-                p = k_call(lambda: vol.ftruncate(vfd, op[1]))
+                k = k_call(os.ftruncate, hfd, op[1])
+                p = k_call(vol.ftruncate, vfd, op[1])
             else:
                 _, mode, off, length = op
-                k = k_call(lambda: k_fallocate(hfd, kernel_mode(mode), off, length))
-                p = k_call(lambda: vol.fallocate(vfd, mode, off, length))
+                k = k_call(k_fallocate, hfd, kernel_mode(mode), off, length)
+                p = k_call(vol.fallocate, vfd, mode, off, length)
                 if mode in VALID_MODES:
                     event(f"mode {mode:#x}: {errno.errorcode.get(k, 'ok')}")
             where = f"step {step} {op}"

@@ -11,7 +11,6 @@ import time
 import pytest
 
 from pyfalloc import FormatError, Volume
-from conftest import run_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
