@@ -102,6 +102,20 @@ class Device:
             view = view[n:]
             pos += n
 
+    def copy(self, src, dst, length):
+        """Copy bytes between two places of the image, in the kernel where it can."""
+        while length:
+            try:
+                n = os.copy_file_range(self.fd, self.fd, length, src, dst)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                n = 0
+            if n <= 0:
+                self.pwrite(self.pread(length, src), dst)
+                return
+            src, dst, length = src + n, dst + n, length - n
+
     def zero(self, pos, length):
         """Make bytes read as zeros, releasing host space where it can (write-zeroes with unmap)."""
         if _libc.fallocate(self.fd, _HOST_PUNCH, pos, length) != 0:

@@ -41,6 +41,15 @@ class ExtentMap:
         if pos < b:
             yield pos, b - pos, None
 
+    def at_or_after(self, ino, lblk):
+        """The whole extent holding lblk, else the first one after it, else None."""
+        found = self.overlapping(ino, lblk, lblk + 1)
+        if found:
+            return found[0]
+        row = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk > ? "
+                        "ORDER BY lblk LIMIT 1", (ino, lblk))
+        return Extent(*row) if row else None
+
     def last(self, ino):
         row = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? ORDER BY lblk DESC LIMIT 1",
                         (ino,))

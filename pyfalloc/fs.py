@@ -126,20 +126,24 @@ class FileSystem:
         return self.meta.q("SELECT name, ino FROM dirents WHERE parent = ? ORDER BY name", (ino,))
 
     def create(self, parent, name, mode, uid=None, gid=None):
-        """A new inode linked at parent/name (the caller checked that the name is free)."""
+        """A new inode linked at parent/name; with name None an unlinked one (O_TMPFILE),
+        which the caller must hold open within the same transaction."""
         now = time.time()
         with self.meta.tx() as c:
             pinode = self.inode(parent)
-            if self.entry(parent, name) is not None:
+            if name is not None and self.entry(parent, name) is not None:
                 raise FsError(errno.EEXIST, name)
             if pinode.nlink == 0:
                 raise FsError(errno.ENOENT, "directory was removed")
             is_dir = st.S_ISDIR(mode)
+            nlink = 0 if name is None else 2 if is_dir else 1
             ino = max(FIRST_INO, self.meta.q1("SELECT MAX(ino) FROM inodes")[0] + 1)
             c.execute("INSERT INTO inodes(ino, mode, uid, gid, size, nlink, atime, mtime, ctime, grp) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       (ino, mode, os.getuid() if uid is None else uid, os.getgid() if gid is None else gid,
-                       self.bs if is_dir else 0, 2 if is_dir else 1, now, now, now, pinode.grp))
+                       self.bs if is_dir else 0, nlink, now, now, now, pinode.grp))
+            if name is None:
+                return ino
             if is_dir:
                 # spread directories over the groups, as ext4's Orlov allocator does for new dirs
                 self._set(ino, grp=(ino * 2654435761) % self.ngroups)
@@ -266,6 +270,11 @@ class FileSystem:
                         self.free.discard_windows_of(ino)
             for (ino,) in self.meta.q("SELECT ino FROM inodes WHERE nlink = 0"):
                 self.release_if_orphan(ino)
+            # an interrupted move needs nothing more: each of its steps committed whole, and its
+            # donor (an orphan of the dead process) was freed above
+            for mid, pid, started in self.meta.q("SELECT id, pid, started FROM moves"):
+                if not alive(pid, started):
+                    c.execute("DELETE FROM moves WHERE id = ?", (mid,))
             return len(dead)
 
     # ---- data ---------------------------------------------------------------------------

@@ -90,6 +90,9 @@ def fsck(fs, alive=None):
         for (ino,) in m.q("SELECT ino FROM prealloc WHERE ino != 0"):
             if ino not in inodes:
                 problems.append(f"preallocation window of missing inode {ino}")
-        for mid, orig, donor, state in m.q("SELECT id, orig, donor, state FROM moves"):
-            problems.append(f"move {mid} ({orig} -> {donor}) left in state {state}")
+        for mid, orig, donor, pid, started in m.q("SELECT id, orig, donor, pid, started FROM moves"):
+            if orig not in inodes or donor not in inodes:
+                problems.append(f"move {mid} names missing inode {orig} or {donor}")
+            if alive is not None and not alive(pid, started):
+                problems.append(f"move {mid} ({orig} -> {donor}) of dead process {pid} not recovered")
     return problems

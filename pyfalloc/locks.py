@@ -1,8 +1,14 @@
-"""Per-inode reader/writer locks that exclude across processes and threads.
+"""Per-inode locks that exclude across processes and threads, in two levels as ext4 has:
 
-Open-file-description locks (F_OFD_SETLKW) on one byte per inode, far past the end of
-the image file, so they never touch data; a threading lock per inode orders the threads
-of one process, which share the description.
+- the inode lock (ext4's i_rwsem): taken by everything that changes a file, and by a
+  move for its whole length, so writers wait for a move to finish;
+- the data lock (ext4's i_data_sem): shared by readers, exclusive while a mapping
+  changes, so a read never sees a half-switched range.
+
+Open-file-description locks (F_OFD_SETLKW) on one byte per inode and level, far past the
+end of the image file, so they never touch data; a threading lock orders the threads of
+one process, which share the description. Inode locks are always taken before data locks
+and inodes in ascending order, so two movers never deadlock.
 """
 import contextlib
 import fcntl
@@ -10,7 +16,8 @@ import os
 import struct
 import threading
 
-_BASE = 1 << 62
+_INODE_BASE = 1 << 62
+_DATA_BASE = _INODE_BASE + (1 << 40)
 F_OFD_SETLKW = getattr(fcntl, "F_OFD_SETLKW", 38)
 
 
@@ -19,30 +26,40 @@ class InodeLocks:
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self._local = threading.RLock()
 
-    def _fcntl(self, ino, kind):
+    def _fcntl(self, byte, kind):
         # struct flock: l_type, l_whence, l_start, l_len, l_pid (must be 0 for OFD locks)
-        fcntl.fcntl(self.fd, F_OFD_SETLKW, struct.pack("@hhqqi4x", kind, os.SEEK_SET, _BASE + ino, 1, 0))
+        fcntl.fcntl(self.fd, F_OFD_SETLKW, struct.pack("@hhqqi4x", kind, os.SEEK_SET, byte, 1, 0))
 
     @contextlib.contextmanager
-    def hold(self, inos, exclusive=True):
-        """Lock inodes in ascending order (so two movers never deadlock)."""
-        inos = sorted(set(inos))
+    def _hold(self, plan):
+        """plan: (byte, lock type) pairs, in the order they must be taken."""
         with self._local:
             taken = []
             try:
-                for ino in inos:
-                    self._fcntl(ino, fcntl.F_WRLCK if exclusive else fcntl.F_RDLCK)
-                    taken.append(ino)
+                for byte, kind in plan:
+                    self._fcntl(byte, kind)
+                    taken.append(byte)
                 yield
             finally:
-                for ino in reversed(taken):
-                    self._fcntl(ino, fcntl.F_UNLCK)
+                for byte in reversed(taken):
+                    self._fcntl(byte, fcntl.F_UNLCK)
 
     def exclusive(self, *inos):
-        return self.hold(inos, True)
+        """Change a file: its inode lock, then its data lock."""
+        inos = sorted(set(inos))
+        return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in inos]
+                          + [(_DATA_BASE + i, fcntl.F_WRLCK) for i in inos])
 
     def shared(self, *inos):
-        return self.hold(inos, False)
+        """Read a file's data or mapping."""
+        return self._hold([(_DATA_BASE + i, fcntl.F_RDLCK) for i in sorted(set(inos))])
+
+    def inode(self, *inos):
+        """Hold off writers (a move holds this throughout, and the data lock per step)."""
+        return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in sorted(set(inos))])
+
+    def data(self, *inos):
+        return self._hold([(_DATA_BASE + i, fcntl.F_WRLCK) for i in sorted(set(inos))])
 
     def close(self):
         os.close(self.fd)

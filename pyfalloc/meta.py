@@ -11,7 +11,7 @@ import threading
 
 from .errors import FormatError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE super(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -40,9 +40,9 @@ CREATE INDEX prealloc_ino ON prealloc(ino, lblk);
 CREATE TABLE handles(id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, pid INTEGER NOT NULL,
     started REAL NOT NULL);
 CREATE INDEX handles_ino ON handles(ino);
--- relocations under way (the move layer records its steps here)
+-- relocations under way: which process moves what, and how many blocks it has switched
 CREATE TABLE moves(id INTEGER PRIMARY KEY, orig INTEGER NOT NULL, donor INTEGER NOT NULL,
-    state TEXT NOT NULL, detail TEXT);
+    pid INTEGER NOT NULL, started REAL NOT NULL, moved INTEGER NOT NULL DEFAULT 0);
 """
 
 
@@ -94,7 +94,8 @@ class Meta:
         conn = sqlite3.connect(path, isolation_level=None, timeout=120, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit survives kill -9 of any process; a power cut can lose
-        # the newest commits but never leaves the database inconsistent.
+        # the newest commits but never leaves the database inconsistent. fsync, moves and
+        # trim call sync() where durability is promised.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=OFF")
         return conn
@@ -120,6 +121,19 @@ class Meta:
                 raise
             self._depth = 0
             self.conn.execute("COMMIT")
+
+    def sync(self):
+        """Make every committed transaction durable (commits are only ordered, not synced,
+        under synchronous=NORMAL): fsync the write-ahead log and the database."""
+        for suffix in ("-wal", ""):
+            try:
+                fd = os.open(self.path + suffix, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def q(self, sql, args=()):
         return self.conn.execute(sql, args).fetchall()

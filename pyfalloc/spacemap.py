@@ -99,6 +99,9 @@ def trim(fs, start=0, length=None, minlen=0):
     before = fs.dev.host_allocated_bytes()
     granules = 0
     with fs.meta.tx():
+        # the frees being discarded must outlive a power cut, or a rolled-back map would
+        # point at discarded blocks
+        fs.meta.sync()
         for pblk, n in list(free_runs(fs, start // bs, -(-end // bs))):
             if n * bs < minlen:
                 continue

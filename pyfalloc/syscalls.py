@@ -3,6 +3,7 @@ capabilities and errno. Every front (Python API, shim, CLI) calls through here, 
 place decides which error a call gets.
 """
 import errno
+import fcntl
 import os
 import stat as st
 import threading
@@ -10,7 +11,7 @@ from collections import namedtuple
 
 import psutil
 
-from . import uapi
+from . import move, uapi
 from .caps import CAP_FOWNER, capable
 from .errors import FsError
 from .uapi import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
@@ -48,6 +49,17 @@ def process_alive(pid, started):
         return abs(psutil.Process(pid).create_time() - started) < 0.01
     except psutil.Error:
         return False
+
+
+def _foreign_donor(fd):
+    """A donor that is not on this volume: EBADF unless it is a writable file, then EINVAL."""
+    try:
+        acc = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        raise FsError(errno.EBADF, f"donor fd {fd} is not open") from None
+    if acc == os.O_RDONLY:
+        raise FsError(errno.EBADF, "donor not open for writing")
+    raise FsError(errno.EINVAL, "donor is on another filesystem")
 
 
 def check_fallocate_mode(mode, offset, length):
@@ -99,6 +111,8 @@ class Syscalls:
             acc = flags & os.O_ACCMODE
             if acc == 3:
                 raise FsError(errno.EINVAL, "bad access mode")
+            if flags & os.O_TMPFILE == os.O_TMPFILE:
+                return self._open_tmpfile(path, flags, mode, fd)
             parent, name = fs.resolve_parent(path) if fs.split(path) else (None, None)
             ino = fs.resolve(path) if name is None else fs.entry(parent, name)
             if ino is None:
@@ -123,11 +137,27 @@ class Syscalls:
             if flags & os.O_TRUNC and not is_dir and acc != os.O_RDONLY and inode.size:
                 fs.truncate(ino, 0)
             hid = fs.add_handle(ino, os.getpid(), self._started)
-            fd = self._alloc_fd() if fd is None else fd
-            if fd in self.files:
-                self.close(fd)
-            self.files[fd] = OpenFile(ino, flags, hid, is_dir)
-            return fd
+            return self._install(fd, OpenFile(ino, flags, hid, is_dir))
+
+    def _open_tmpfile(self, path, flags, mode, fd):
+        """O_TMPFILE: an unnamed regular file in directory path, gone when its last handle closes."""
+        fs = self.fs
+        if flags & os.O_ACCMODE == os.O_RDONLY:
+            raise FsError(errno.EINVAL, "O_TMPFILE needs O_WRONLY or O_RDWR")
+        parent = fs.resolve(path)
+        if not st.S_ISDIR(fs.inode(parent).mode):
+            raise FsError(errno.ENOTDIR, str(path))
+        with fs.meta.tx():
+            ino = fs.create(parent, None, st.S_IFREG | (mode & 0o7777))
+            hid = fs.add_handle(ino, os.getpid(), self._started)
+        return self._install(fd, OpenFile(ino, flags & ~os.O_TMPFILE, hid, False))
+
+    def _install(self, fd, of):
+        fd = self._alloc_fd() if fd is None else fd
+        if fd in self.files:
+            self.close(fd)
+        self.files[fd] = of
+        return fd
 
     def close(self, fd):
         with self._lock:
@@ -225,8 +255,10 @@ class Syscalls:
         return size
 
     def fsync(self, fd):
+        """Data on the device, then the metadata that maps it."""
         self._file(fd)
         self.fs.dev.flush()
+        self.fs.meta.sync()
 
     def ftruncate(self, fd, length):
         of = self._file(fd)
@@ -388,6 +420,28 @@ class Syscalls:
         if of.pos + length > fs.max_bytes:
             raise FsError(errno.EFBIG)
         return fs.allocate_kara(of.ino, of.pos, length, goal, mode)
+
+    # ---- relocation -----------------------------------------------------------------------------
+    def move_extent(self, fd, donor_fd, orig_start, donor_start, length):
+        """EXT4_IOC_MOVE_EXT, units in blocks: returns moved_len. An FsError raised part way
+        carries .moved_len, as the ioctl writes it back even on error."""
+        try:
+            of = self._file(fd)
+            if not (of.readable and of.writable):
+                raise FsError(errno.EBADF, "orig not open for reading and writing")
+            donor = self.files.get(donor_fd)
+            if donor is None:
+                _foreign_donor(donor_fd)
+            if not donor.writable:
+                raise FsError(errno.EBADF, "donor not open for writing")
+            if donor.ino == of.ino:
+                raise FsError(errno.EINVAL, "orig and donor are the same inode")
+            return move.move_extent(self.fs, of.ino, donor.ino, orig_start & move.U64,
+                                    donor_start & move.U64, length & move.U64, os.getpid(), self._started)
+        except FsError as e:
+            if not hasattr(e, "moved_len"):
+                e.moved_len = 0
+            raise
 
     # ---- placement ------------------------------------------------------------------------------
     def fiemap(self, fd, start=0, length=None):

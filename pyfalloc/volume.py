@@ -8,7 +8,7 @@
 import errno
 import os
 
-from . import spacemap
+from . import ioctl as _ioctl, spacemap
 from .device import Device, check_geometry
 from .errors import FormatError, FsError
 from .fs import FileSystem
@@ -71,6 +71,11 @@ class Volume(Syscalls):
     # ---- whole-volume calls ---------------------------------------------------------------------
     def getfsmap(self, low=0, high=None, count=None):
         return spacemap.getfsmap(self.fs, low, high, count)
+
+    def ioctl(self, fd, request, arg):
+        """ioctl(2) with the kernel's request numbers and structs (FS_IOC_FIEMAP,
+        FS_IOC_GETFSMAP, EXT4_IOC_MOVE_EXT, FIGETBSZ); arg is a bytearray updated in place."""
+        return _ioctl.ioctl(self, fd, request, arg)
 
     def free_extents(self):
         """Free space as (physical, length) byte pairs, merged across group boundaries."""

@@ -1,0 +1,101 @@
+"""ioctl(2) on volume files: the kernel's request numbers and struct layouts, for fronts
+that hold the caller's raw argument memory (the shim) and for tools that want the ABI
+itself (the compactor). `arg` is a mutable buffer, updated in place as the kernel would.
+"""
+import errno
+import struct
+
+from . import uapi
+from .errors import FsError
+
+FIEMAP_FLAGS_COMPAT = uapi.FIEMAP_FLAG_SYNC | 0x2          # FIEMAP_FLAG_XATTR: no xattr blocks here
+FIEMAP_MAX_EXTENTS = 0xFFFFFFFF // uapi.FIEMAP_EXTENT.size
+_KEY_AT = uapi.FSMAP_HEAD.size
+_INT = struct.Struct("=i")
+
+
+def ioctl(sc, fd, request, arg):
+    """Serve one request on fd of Syscalls sc; returns the ioctl's return value."""
+    if request == uapi.EXT4_IOC_MOVE_EXT:
+        return _move_ext(sc, fd, arg)
+    if request == uapi.FS_IOC_FIEMAP:
+        return _fiemap(sc, fd, arg)
+    if request == uapi.FS_IOC_GETFSMAP:
+        return _getfsmap(sc, fd, arg)
+    if request == uapi.FIGETBSZ:
+        sc._file(fd)
+        _INT.pack_into(arg, 0, sc.fs.bs)
+        return 0
+    sc._file(fd)
+    raise FsError(errno.ENOTTY, f"ioctl {request:#x} is not served")
+
+
+def _need(arg, size):
+    if len(arg) < size:
+        raise FsError(errno.EFAULT, f"argument buffer of {len(arg)} bytes, {size} needed")
+
+
+def _move_ext(sc, fd, arg):
+    _need(arg, uapi.MOVE_EXTENT.size)
+    reserved, donor_fd, orig_start, donor_start, length, _ = uapi.MOVE_EXTENT.unpack_from(arg)
+    try:
+        moved = sc.move_extent(fd, donor_fd, orig_start, donor_start, length)
+    except FsError as e:
+        struct.pack_into("=Q", arg, 32, getattr(e, "moved_len", 0))
+        raise
+    struct.pack_into("=Q", arg, 32, moved)
+    return 0
+
+
+def _fiemap(sc, fd, arg):
+    _need(arg, uapi.FIEMAP_HEAD.size)
+    start, length, flags, _, count, _ = uapi.FIEMAP_HEAD.unpack_from(arg)
+    if count > FIEMAP_MAX_EXTENTS:
+        raise FsError(errno.EINVAL, "fm_extent_count too large")
+    if flags & ~FIEMAP_FLAGS_COMPAT:
+        struct.pack_into("=I", arg, 16, flags & ~FIEMAP_FLAGS_COMPAT)
+        raise FsError(errno.EBADR, f"unsupported fm_flags {flags & ~FIEMAP_FLAGS_COMPAT:#x}")
+    if length == 0:
+        raise FsError(errno.EINVAL, "fm_length is 0")
+    if start > sc.fs.max_bytes:
+        raise FsError(errno.EFBIG, "fm_start past the maximum file size")
+    if flags & uapi.FIEMAP_FLAG_SYNC:
+        sc.fsync(fd)
+    extents = [] if flags & 0x2 else sc.fiemap(fd, start, length)
+    if count == 0:
+        struct.pack_into("=I", arg, 20, len(extents))
+        return 0
+    _need(arg, uapi.FIEMAP_HEAD.size + count * uapi.FIEMAP_EXTENT.size)
+    extents = extents[:count]
+    for i, e in enumerate(extents):
+        uapi.FIEMAP_EXTENT.pack_into(arg, uapi.FIEMAP_HEAD.size + i * uapi.FIEMAP_EXTENT.size,
+                                     e.logical, e.physical, e.length, e.flags)
+    struct.pack_into("=I", arg, 20, len(extents))
+    return 0
+
+
+def _getfsmap(sc, fd, arg):
+    size = uapi.FSMAP_HEAD.size + 2 * uapi.FSMAP_REC.size
+    _need(arg, size)
+    sc._file(fd)
+    iflags, _, count, _ = uapi.FSMAP_HEAD.unpack_from(arg)
+    if iflags or any(arg[16:_KEY_AT]):
+        raise FsError(errno.EINVAL, "fmh_iflags and reserved fields must be 0")
+    _, _, lphys, _, _, llen = uapi.FSMAP_REC.unpack_from(arg, _KEY_AT)
+    _, _, hphys, _, _, _ = uapi.FSMAP_REC.unpack_from(arg, _KEY_AT + uapi.FSMAP_REC.size)
+    dev_end = sc.fs.nblocks * sc.fs.bs
+    low = lphys + llen                       # the low key is the last record already seen
+    if low >= dev_end or hphys < low:
+        struct.pack_into("=I", arg, 12, 0)
+        return 0
+    high = min(hphys, dev_end - 1)
+    records = sc.getfsmap(low, high, None if count == 0 else count)
+    if count == 0:
+        struct.pack_into("=I", arg, 12, len(records))
+        return 0
+    _need(arg, size + count * uapi.FSMAP_REC.size)
+    for i, r in enumerate(records):
+        uapi.FSMAP_REC.pack_into(arg, size + i * uapi.FSMAP_REC.size, 0, r.flags, r.physical, r.owner,
+                                 r.offset, r.length)
+    struct.pack_into("=I", arg, 12, len(records))
+    return 0

@@ -1,0 +1,122 @@
+"""EXT4_IOC_MOVE_EXT: swap the blocks behind a range of a file with a donor's, keeping the
+file's data (copied into the donor's blocks). The donor ends up owning the file's old
+blocks, unwritten, so it can never show the file's old data.
+
+Each step, under both inodes' data locks:
+  1. donor blocks that are about to receive data and are readable become unwritten
+     (committed), so a crash never shows the file's data through the donor;
+  2. the data is copied into the donor's blocks and the device is flushed;
+  3. one metadata transaction exchanges the two mappings.
+The file therefore maps either its old blocks or fully copied new ones at every instant,
+and every block keeps exactly one owner. A move holds both inode locks from start to end,
+so writers wait for it, as they do in ext4; readers wait only for a step.
+"""
+import errno
+import os
+import stat as st
+
+from . import uapi
+from .errors import FsError
+from .fs import EXT_MAX_BLOCKS
+
+U64 = (1 << 64) - 1
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+STEP_BYTES = 4 << 20        # longest stretch readers of the file wait for
+
+
+def move_extent(fs, orig, donor, orig_start, donor_start, length, pid, started):
+    """Move [orig_start, +length) blocks of inode orig into donor's blocks at donor_start.
+    Returns the number of blocks moved; an FsError raised part way carries .moved_len."""
+    moved = 0
+    with fs.locks.inode(orig, donor):
+        length = _check_arguments(fs, orig, donor, orig_start, donor_start, length)
+        with fs.meta.tx() as c:
+            mid = c.execute("INSERT INTO moves(orig, donor, pid, started) VALUES (?, ?, ?, ?)",
+                            (orig, donor, pid, started)).lastrowid
+        step = max(1, STEP_BYTES // fs.bs)
+        o, o_end, d = orig_start, orig_start + length, donor_start
+        try:
+            while o < o_end:
+                ext = fs.extmap.at_or_after(orig, o)
+                if ext is None:
+                    raise FsError(errno.ENODATA, f"hole to the end of the file from block {o}")
+                if ext.lblk > o:                # holes of the file are skipped
+                    d += ext.lblk - o
+                    o = ext.lblk
+                    if o >= o_end:
+                        break
+                n = min(ext.lblk + ext.len, o_end, o + step) - o
+                with fs.locks.data(orig, donor):
+                    moved += _swap(fs, mid, orig, donor, o, d, n, ext.pblk + (o - ext.lblk), ext.unwritten)
+                o += n
+                d += n
+        except FsError as e:
+            e.moved_len = moved
+            raise
+        finally:
+            with fs.meta.tx() as c:
+                c.execute("DELETE FROM moves WHERE id = ?", (mid,))
+            # durable before the donor can release the old blocks for reuse or discard
+            fs.meta.sync()
+    return moved
+
+
+def _check_arguments(fs, orig, donor, orig_start, donor_start, length):
+    """ext4's mext_check_arguments, in its order; returns len clipped to both files' ends."""
+    oi, di = fs.inode(orig), fs.inode(donor)
+    if di.mode & (st.S_ISUID | st.S_ISGID):
+        raise FsError(errno.EINVAL, "donor is set-user-ID or set-group-ID")
+    if di.flags & (uapi.FS_IMMUTABLE_FL | uapi.FS_APPEND_FL):
+        raise FsError(errno.EPERM, "donor is immutable or append-only")
+    if not st.S_ISREG(oi.mode) or not st.S_ISREG(di.mode):
+        raise FsError(errno.EINVAL, "both files must be regular")
+    page_blocks = max(1, PAGE_SIZE // fs.bs)
+    if orig_start % page_blocks != donor_start % page_blocks:
+        raise FsError(errno.EINVAL, "orig_start and donor_start are not aligned within a page")
+    if (orig_start >= EXT_MAX_BLOCKS or donor_start >= EXT_MAX_BLOCKS or length > EXT_MAX_BLOCKS
+            or donor_start + length >= EXT_MAX_BLOCKS or orig_start + length >= EXT_MAX_BLOCKS):
+        raise FsError(errno.EINVAL, "range past the last logical block")
+    if oi.size == 0 or di.size == 0:
+        raise FsError(errno.EINVAL, "orig or donor is empty")
+    # the kernel's u64 arithmetic, off-by-one and all: len 0 at start 0 means "to the end"
+    for start, size in ((orig_start, oi.size), (donor_start, di.size)):
+        eof = -(-size // fs.bs)
+        if eof <= start:
+            length = 0
+        elif eof < (start + length - 1) & U64:
+            length = eof - start
+    if length == 0:
+        raise FsError(errno.EINVAL, "len is 0 after clipping to the end of either file")
+    return length
+
+
+def _swap(fs, mid, orig, donor, o, d, n, opblk, unwritten):
+    """Exchange orig [o, o+n) (one extent, at physical opblk) with whatever the donor maps
+    at [d, d+n); donor holes leave the file's blocks where they are. Returns blocks moved."""
+    bs = fs.bs
+    pieces = [(lblk, m, e.pblk, e.unwritten) for lblk, m, e in fs.extmap.segments(donor, d, d + n) if e]
+    if not pieces:
+        # ext4 looks the donor up for an unwritten piece, and finds no path in an empty tree
+        if unwritten and fs.extmap.last(donor) is None:
+            raise FsError(errno.ENODATA, "donor has no blocks")
+        return 0
+    if not unwritten:
+        readable = [p for p in pieces if not p[3]]
+        if readable:
+            with fs.meta.tx():
+                for lblk, m, _, _ in readable:
+                    fs.extmap.set_unwritten(donor, lblk, lblk + m, True)
+        for lblk, m, dpblk, _ in pieces:
+            fs.dev.copy((opblk + lblk - d) * bs, dpblk * bs, m * bs)
+        fs.dev.flush()
+    count = 0
+    with fs.meta.tx() as c:
+        for lblk, m, dpblk, _ in pieces:
+            lo = o + lblk - d
+            fs.extmap.remove(orig, lo, lo + m)
+            fs.extmap.remove(donor, lblk, lblk + m)
+            fs.extmap.insert(orig, lo, m, dpblk, unwritten)
+            fs.extmap.insert(donor, lblk, m, opblk + lblk - d, True)
+            count += m
+        c.execute("UPDATE moves SET moved = moved + ? WHERE id = ?", (count, mid))
+    return count
