@@ -8,6 +8,7 @@ import sys
 import time
 
 from . import mapview, uapi
+from .relocate import relocate
 from .errors import FsError, errno_name
 from .units import format_size, parse_size
 from .volume import Volume
@@ -168,15 +169,45 @@ def cmd_fiemap(a):
     with Volume(a.image) as v:
         ext = v.fiemap_path(a.path)
         if a.json:
-            return _json({"extents": [{"logical": e.logical, "physical": e.physical, "length": e.length,
-                                       "flags": _flag_names(e.flags)} for e in ext]})
-        bs = v.block_size
-        print(f"File {a.path}, blocksize {bs}, {len(ext)} extent{'s' if len(ext) != 1 else ''}")
-        print(" ext:     logical_offset:        physical_offset: length:   flags:")
-        for i, e in enumerate(ext):
-            lo, po, n = e.logical // bs, e.physical // bs, e.length // bs
-            print(f"{i:4d}: {lo:10d}..{lo + n - 1:10d}: {po:10d}..{po + n - 1:10d}: {n:6d}:   "
-                  + ",".join(_flag_names(e.flags)))
+            return _json({"extents": _extents_json(ext)})
+        _print_extents(a.path, ext, v.block_size)
+
+
+def _print_extents(path, ext, bs):
+    print(f"File {path}, blocksize {bs}, {len(ext)} extent{'s' if len(ext) != 1 else ''}")
+    print(" ext:     logical_offset:        physical_offset: length:   flags:")
+    for i, e in enumerate(ext):
+        lo, po, n = e.logical // bs, e.physical // bs, e.length // bs
+        print(f"{i:4d}: {lo:10d}..{lo + n - 1:10d}: {po:10d}..{po + n - 1:10d}: {n:6d}:   "
+              + ",".join(_flag_names(e.flags)))
+
+
+def _extents_json(ext):
+    return [{"logical": e.logical, "physical": e.physical, "length": e.length, "flags": _flag_names(e.flags)}
+            for e in ext]
+
+
+def cmd_move(a):
+    with Volume(a.image) as v:
+        fd = v.open(a.path, os.O_RDWR)
+        try:
+            t0 = time.monotonic()
+            moved = relocate(v, fd, a.offset, a.length, a.physical)
+            seconds = time.monotonic() - t0
+            ext = v.fiemap(fd)
+        finally:
+            v.close(fd)
+        trimmed = v.trim() if a.trim else None
+    if a.json:
+        out = {"path": a.path, "physical": a.physical, "offset": a.offset, "moved_bytes": moved,
+               "seconds": round(seconds, 6), "extents": _extents_json(ext)}
+        if trimmed is not None:
+            out["trim"] = trimmed
+        return _json(out)
+    print(f"{a.path}: moved {format_size(moved)} ({moved} bytes) to physical {a.physical} in {seconds:.3f} s")
+    _print_extents(a.path, ext, v.block_size)
+    if trimmed is not None:
+        print(f"trimmed {trimmed['granules']} granules, host released {trimmed['released_bytes']} bytes")
 
 
 def _owner_name(rec):
@@ -292,6 +323,13 @@ def build_parser():
     c.add_argument("-x", "--posix", action="store_true", help="posix_fallocate(3)")
     c = cmd("fiemap", cmd_fiemap, "show a file's extents (as filefrag -v)")
     c.add_argument("path")
+    c.add_argument("--json", action="store_true")
+    c = cmd("move", cmd_move, "relocate a file's range to a physical place (donor + MOVE_EXT)")
+    c.add_argument("path")
+    c.add_argument("--physical", type=_size, required=True, help="device byte offset the range moves to")
+    c.add_argument("-o", "--offset", type=_size, default=0, help="file offset (block aligned)")
+    c.add_argument("-l", "--length", type=_size, default=None, help="bytes to move (default: to the end)")
+    c.add_argument("--trim", action="store_true", help="then discard the granules the move freed")
     c.add_argument("--json", action="store_true")
     c = cmd("fsmap", cmd_fsmap, "show who owns the physical space (GETFSMAP)")
     c.add_argument("--free", action="store_true", help="free extents only")
