@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/alloc_latency.py
+	$(PY) bench/move_throughput.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
