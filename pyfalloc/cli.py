@@ -7,7 +7,8 @@ import stat as st
 import sys
 import time
 
-from . import mapview, uapi
+from . import age, mapview, uapi
+from .compact import STRATEGIES, Compactor
 from .relocate import relocate
 from .errors import FsError, errno_name
 from .units import format_size, parse_size
@@ -210,6 +211,75 @@ def cmd_move(a):
         print(f"trimmed {trimmed['granules']} granules, host released {trimmed['released_bytes']} bytes")
 
 
+def cmd_age(a):
+    with Volume(a.image) as v:
+        if a.replay_log:
+            ops = age.read_log(a.replay_log)
+        else:
+            ops = age.history(v.size, v.block_size, seed=a.seed, profile=a.profile, fill=a.fill, churn=a.churn)
+        if a.write_log:
+            age.write_log(ops, a.write_log)
+        t0 = time.monotonic()
+        bar = _bar(len(ops), "aging", a.json)
+        try:
+            created, deleted, written = age.apply_volume(v, ops, (lambda: bar[0].advance(bar[1])) if bar else None)
+        finally:
+            if bar:
+                bar[0].stop()
+        summary = v.granules()
+    out = {"ops": len(ops), "files_created": created, "files_deleted": deleted, "bytes_written": written,
+           "files": created - deleted, "seconds": round(time.monotonic() - t0, 3),
+           "granules": summary["granules"], "granules_free": summary["free"],
+           "granules_partial": summary["partial"], "granules_full": summary["full"]}
+    if a.json:
+        return _json(out)
+    print(f"{a.image}: {len(ops)} ops, {created} files created, {deleted} deleted, "
+          f"{format_size(written)} written in {out['seconds']:.1f} s")
+    print(f"{summary['granules']} granules: {summary['free']} free, {summary['partial']} partly used, "
+          f"{summary['full']} full")
+
+
+def _bar(total, label, quiet):
+    if quiet or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import Progress
+    prog = Progress(console=Console(stderr=True), transient=True)
+    prog.start()
+    return prog, prog.add_task(label, total=total)
+
+
+def cmd_defrag(a):
+    with Volume(a.image) as v:
+        c = Compactor(v, a.strategy, budget=a.budget, min_age=a.min_age,
+                      progress=not a.json and sys.stderr.isatty())
+        r = c.run(dry_run=a.dry_run)
+        before, after = r.pop("_used_before"), r.pop("_used_after")
+        if a.png:
+            g, total = v.granule, v.size
+            mapview.png(a.png, [mapview.summarize(before, g, total), mapview.summarize(after, g, total)],
+                        [f"{a.image} before", f"after defrag --strategy {a.strategy}"])
+    if a.json:
+        return _json(r)
+    b = r["bound"]
+    verb = "would move" if a.dry_run else "moved"
+    bytes_ = r["planned_bytes"] if a.dry_run else r["bytes_moved"]
+    print(f"{a.image}: strategy {a.strategy}: {verb} {format_size(bytes_)} ({bytes_} bytes)"
+          + ("" if a.dry_run else f" of {r['files_moved']} files in {r['seconds']:.1f} s"))
+    if a.dry_run:
+        print(f"plan: free {r['planned_granules']} granules of {format_size(r['granule'])}")
+    else:
+        print(f"granules wholly free: {r['granules_free_before']} -> {r['granules_free_after']} "
+              f"({r['granules_freed']:+d}); host released {format_size(r['released_bytes'])}")
+    print(f"bound: at most {b['k_max']} granules can be freed, moving at least {format_size(b['bytes_for_k_max'])}"
+          + ("" if a.dry_run else f"; freeing {r['granules_freed']} needs at least {format_size(b['bytes_for_freed'])}"))
+    for why, n in r["unplaced_bytes"].items():
+        print(f"not placed: {format_size(n)}: {why}")
+    skipped = {k: n for k, n in r["skipped_files"].items() if n}
+    if skipped:
+        print("files left alone: " + ", ".join(f"{n} {k}" for k, n in skipped.items()))
+
+
 def _owner_name(rec):
     if not rec.flags & uapi.FMR_OF_SPECIAL_OWNER:
         return f"inode {rec.owner}"
@@ -330,6 +400,22 @@ def build_parser():
     c.add_argument("-o", "--offset", type=_size, default=0, help="file offset (block aligned)")
     c.add_argument("-l", "--length", type=_size, default=None, help="bytes to move (default: to the end)")
     c.add_argument("--trim", action="store_true", help="then discard the granules the move freed")
+    c.add_argument("--json", action="store_true")
+    c = cmd("age", cmd_age, "age the filesystem: create and delete files from a published size profile")
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--profile", choices=("agrawal", "impressions"), default="agrawal")
+    c.add_argument("--fill", type=float, default=0.8, help="fraction of the device kept full (default 0.8)")
+    c.add_argument("--churn", type=int, default=4, help="rounds of deleting a quarter and refilling")
+    c.add_argument("--replay-log", metavar="FILE", help="replay this op log instead of generating one")
+    c.add_argument("--write-log", metavar="FILE", help="write the op log (replayable on any directory)")
+    c.add_argument("--json", action="store_true")
+    c = cmd("defrag", cmd_defrag, "free whole discard granules by packing data into holes, then discard")
+    c.add_argument("--strategy", choices=STRATEGIES, default="exact")
+    c.add_argument("--dry-run", action="store_true", help="plan and report, move nothing")
+    c.add_argument("--budget", type=_size, default=None, help="move at most this many bytes")
+    c.add_argument("--min-age", type=float, default=0.0, metavar="SECONDS",
+                   help="leave files modified within this many seconds")
+    c.add_argument("--png", metavar="FILE", help="granule occupancy before and after")
     c.add_argument("--json", action="store_true")
     c = cmd("fsmap", cmd_fsmap, "show who owns the physical space (GETFSMAP)")
     c.add_argument("--free", action="store_true", help="free extents only")

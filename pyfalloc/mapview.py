@@ -3,6 +3,15 @@ SHADES = " ░▒▓█"
 FREE_MARK = "·"
 
 
+def summarize(used, granule, total):
+    """A granule summary (as Volume.granules gives) from per-granule used bytes."""
+    sizes = [min(granule, total - i * granule) for i in range(len(used))]
+    free = sum(1 for u in used if u == 0)
+    full = sum(1 for u, n in zip(used, sizes) if u == n)
+    return {"granule": granule, "granules": len(used), "free": free, "partial": len(used) - free - full,
+            "full": full, "used_bytes": list(used)}
+
+
 def cells(used, granule, max_cells):
     """Fill ratios, several granules per cell when there are more granules than cells."""
     per = max(1, -(-len(used) // max_cells))

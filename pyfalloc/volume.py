@@ -88,6 +88,12 @@ class Volume(Syscalls):
     def trim(self, start=0, length=None, minlen=0):
         return spacemap.trim(self.fs, start, length, minlen)
 
+    def fuser(self, path):
+        """Processes holding a file open, as fuser(1) finds them by scanning /proc/*/fd."""
+        ino = self.fs.resolve(path)
+        return sorted({pid for pid, started in self.fs.meta.q("SELECT pid, started FROM handles WHERE ino = ?", (ino,))
+                       if process_alive(pid, started)})
+
     def fsck(self):
         self.fs.reap(process_alive)
         return fsck(self.fs, process_alive)

@@ -1,0 +1,433 @@
+"""The thin-provisioning compactor: free whole discard granules by moving the live bytes of
+the cheapest ones into holes of granules that stay, then discard.
+
+It sees the volume only as a tool sees a kernel filesystem: GETFSMAP for who owns each
+byte, the directory tree and stat for names and ages, FIEMAP to re-check a placement; it
+acts only through fallocate2, EXT4_IOC_MOVE_EXT and FITRIM. Three strategies:
+
+  exact     the proposal: a donor fallocate2'd exactly into a hole, then MOVE_EXT
+  donor     one large donor fallocated without a hint, whole files moved into it
+  keepsize  KEEP_SIZE blocks at the end of the file before a hole, used as the donor
+"""
+import errno
+import os
+import stat as st
+import time
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
+
+from . import uapi
+from .errors import FsError
+from .relocate import relocate
+
+STRATEGIES = ("exact", "donor", "keepsize")
+
+
+@dataclass
+class Granule:
+    index: int
+    size: int
+    live: int = 0
+    pinned: bool = False
+    holes: list = field(default_factory=list)       # (physical, length)
+    pieces: list = field(default_factory=list)      # (ino, logical, physical, length)
+
+
+@dataclass
+class Snapshot:
+    granule: int
+    block: int
+    granules: list
+    paths: dict          # ino -> path
+    skipped: dict        # why files were left alone -> count
+
+    @property
+    def wholly_free(self):
+        return sum(1 for g in self.granules if g.live == 0)
+
+    def candidates(self):
+        """Granules that could be freed, cheapest first."""
+        return sorted((g for g in self.granules if g.live and not g.pinned), key=lambda g: (g.live, g.index))
+
+    def partial(self):
+        return [g for g in self.granules if g.live and g.live < g.size]
+
+
+def fsmap_all(vol, chunk=4096):
+    """Every GETFSMAP record, continuing from the last one as a tool does."""
+    low, out = 0, []
+    while True:
+        recs = vol.getfsmap(low=low, count=chunk)
+        out += recs
+        if not recs or recs[-1].flags & uapi.FMR_OF_LAST:
+            return out
+        low = recs[-1].physical + recs[-1].length
+
+
+def walk(vol, top="/"):
+    """ino -> path for every regular file, by walking the tree (as e4defrag's nftw does)."""
+    paths, stack = {}, [top]
+    while stack:
+        d = stack.pop()
+        for name in vol.listdir(d):
+            p = d.rstrip("/") + "/" + name
+            s = vol.stat(p)
+            if st.S_ISDIR(s.st_mode):
+                stack.append(p)
+            elif st.S_ISREG(s.st_mode):
+                paths[s.st_ino] = (p, s)
+    return paths
+
+
+def snapshot(vol, min_age=0.0, now=None):
+    G, bs = vol.granule, vol.block_size
+    size = vol.size
+    granules = [Granule(i, min(G, size - i * G)) for i in range(-(-size // G))]
+    files = walk(vol)
+    now = time.time() if now is None else now
+    skipped = {"open": 0, "recent": 0, "unnamed": 0}
+    movable = {}
+    for ino, (path, s) in files.items():
+        if vol.fuser(path):
+            skipped["open"] += 1
+        elif now - s.st_mtime < min_age:
+            skipped["recent"] += 1
+        else:
+            movable[ino] = path
+    unnamed = set()
+    for r in fsmap_all(vol):
+        start, end = r.physical, r.physical + r.length
+        while start < end:
+            g = granules[start // G]
+            piece = min(end, (g.index + 1) * G) - start
+            if r.flags & uapi.FMR_OF_SPECIAL_OWNER:
+                if r.owner == uapi.FMR_OWN_FREE:
+                    g.holes.append((start, piece))
+                else:                       # superblock, preallocation windows: not ours to move
+                    g.live += piece
+                    g.pinned = True
+            else:
+                g.live += piece
+                if r.owner in movable:
+                    g.pieces.append((r.owner, r.offset + (start - r.physical), start, piece))
+                else:
+                    g.pinned = True
+                    if r.owner not in files:
+                        unnamed.add(r.owner)
+            start += piece
+    skipped["unnamed"] = len(unnamed)
+    return Snapshot(G, bs, granules, movable, skipped)
+
+
+def lower_bound(snap):
+    """The fractional bound: k_max granules could be freed at all (cheapest first, as long
+    as the holes of the granules kept can absorb their live bytes); freeing k granules
+    moves at least the sum of the k smallest live counts."""
+    cands = snap.candidates()
+    free_space = sum(sum(n for _, n in g.holes) for g in snap.partial())
+    costs, k_max, moved = [], 0, 0
+    for g in cands:
+        own_holes = sum(n for _, n in g.holes)
+        if moved + g.live > free_space - own_holes:
+            break
+        moved += g.live
+        free_space -= own_holes
+        costs.append(moved)
+        k_max += 1
+    prefix = [0]
+    for g in cands:
+        prefix.append(prefix[-1] + g.live)
+    return {"k_max": k_max, "bytes_for_k_max": prefix[k_max], "_prefix": prefix}
+
+
+class HolePool:
+    """Holes of the granules that stay, for best fit: the smallest hole a piece fits in."""
+
+    def __init__(self, granules, granule_size):
+        self.G = granule_size
+        self.by_len = SortedList()
+        self.frags = {}                     # granule index -> {(length, physical)}
+        self.total = 0
+        for g in granules:
+            self.add_granule(g)
+
+    def add_granule(self, g):
+        for p, n in g.holes:
+            self._add(n, p)
+
+    def _add(self, n, p):
+        self.by_len.add((n, p))
+        self.frags.setdefault(p // self.G, set()).add((n, p))
+        self.total += n
+
+    def _remove(self, n, p):
+        self.by_len.remove((n, p))
+        self.frags[p // self.G].discard((n, p))
+        self.total -= n
+
+    def remove_granule(self, g):
+        for n, p in list(self.frags.get(g.index, ())):
+            self._remove(n, p)
+
+    def take(self, length):
+        """Place length bytes: best fit, else split over the largest holes. Returns
+        [(physical, length)], or None (nothing taken) when the pool cannot hold it."""
+        if length > self.total:
+            return None
+        out = []
+        while length:
+            i = self.by_len.bisect_left((length, -1))
+            n, p = self.by_len[i] if i < len(self.by_len) else self.by_len[-1]
+            self._remove(n, p)
+            used = min(n, length)
+            out.append((p, used))
+            if n > used:
+                self._add(n - used, p + used)
+            length -= used
+        return out
+
+
+def plan_exact(snap, budget=None):
+    """The k cheapest granules that the holes of the others can absorb (k as in the bound,
+    cut by the budget) are the victims; their pieces go, largest first, into the smallest
+    hole they fit in among the granules that stay (split over the largest holes only when
+    none fits). Never into a victim, never into a wholly free granule. Returns
+    [(granule, moves)] with moves = [(ino, logical, length, target physical)]."""
+    cands = snap.candidates()
+    k = lower_bound(snap)["k_max"]
+    victims, spent = [], 0
+    for g in cands[:k]:
+        if budget is not None and spent + g.live > budget:
+            break
+        victims.append(g)
+        spent += g.live
+    chosen = {g.index for g in victims}
+    pool = HolePool((g for g in snap.partial() if g.index not in chosen), snap.granule)
+    moves = {g.index: [] for g in victims}
+    pieces = sorted(((length, ino, logical, g.index) for g in victims for ino, logical, _, length in g.pieces),
+                    reverse=True)
+    for length, ino, logical, gi in pieces:
+        spots = pool.take(length)
+        if spots is None:           # cannot happen within the bound; drop the granule if it does
+            moves.pop(gi, None)
+            continue
+        off = 0
+        for target, n in spots:
+            if gi in moves:
+                moves[gi].append((ino, logical + off, n, target))
+            off += n
+    return [(g, moves[g.index]) for g in victims if g.index in moves]
+
+
+def _progress(total, label, enabled):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    prog = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} granules"),
+                    TimeRemainingColumn(), transient=True)
+    prog.start()
+    task = prog.add_task(label, total=total)
+    return prog, task
+
+
+class Compactor:
+    def __init__(self, vol, strategy="exact", budget=None, min_age=0.0, progress=False):
+        if strategy not in STRATEGIES:
+            raise FsError(errno.EINVAL, f"unknown strategy {strategy!r} ({', '.join(STRATEGIES)})")
+        self.vol, self.strategy, self.budget, self.min_age = vol, strategy, budget, min_age
+        self.show_progress = progress
+        self.bytes_moved = 0
+        self.files = set()
+        self.unplaced = {}
+
+    def _note_unplaced(self, why, n):
+        self.unplaced[why] = self.unplaced.get(why, 0) + n
+
+    def run(self, dry_run=False):
+        vol = self.vol
+        t0 = time.monotonic()
+        snap = snapshot(vol, self.min_age)
+        bound = lower_bound(snap)
+        plan = plan_exact(snap, self.budget)
+        before = [g.live for g in snap.granules]
+        result = {"strategy": self.strategy, "dry_run": dry_run, "granule": snap.granule,
+                  "granules": len(snap.granules), "granules_free_before": snap.wholly_free,
+                  "planned_granules": len(plan), "planned_bytes": sum(g.live for g, _ in plan),
+                  "skipped_files": snap.skipped}
+        if not dry_run:
+            prog = _progress(len(plan), f"defrag ({self.strategy})", self.show_progress)
+            try:
+                getattr(self, "_run_" + self.strategy)(snap, plan, prog)
+            finally:
+                if prog:
+                    prog[0].stop()
+            trimmed = vol.trim()
+            after_snap = snapshot(vol)
+            after = [g.live for g in after_snap.granules]
+            free_after = after_snap.wholly_free
+        else:
+            trimmed = {"released_bytes": 0}
+            after, free_after = before, snap.wholly_free
+        freed = free_after - snap.wholly_free
+        prefix = bound.pop("_prefix")
+        bound["bytes_for_freed"] = prefix[min(max(freed, 0), len(prefix) - 1)]
+        result.update({"granules_free_after": free_after, "granules_freed": freed,
+                       "bytes_moved": self.bytes_moved, "files_moved": len(self.files),
+                       "released_bytes": trimmed["released_bytes"], "seconds": round(time.monotonic() - t0, 3),
+                       "bound": bound})
+        result["unplaced_bytes"] = self.unplaced
+        result["_used_before"], result["_used_after"] = before, after
+        return result
+
+    # ---- exact: a donor fallocate2'd into the hole, then MOVE_EXT ----------------------------------
+    def _run_exact(self, snap, plan, prog):
+        self.victims = {g.index for g, _ in plan}
+        for g, moves in plan:
+            for ino, logical, length, target in moves:
+                self._relocate(snap, ino, logical, length, target)
+            self._tick(prog)
+
+    def _relocate(self, snap, ino, logical, length, target):
+        """One planned move; when a writer changed the picture (the target was taken, the
+        range moved or shrank) re-plan it into the holes there are now."""
+        vol = self.vol
+        path = snap.paths[ino]
+        for _ in range(3):
+            try:
+                fd = vol.open(path, os.O_RDWR)
+            except FsError:
+                return                      # deleted or renamed meanwhile: nothing to move
+            try:
+                moved = relocate(vol, fd, logical, length, target)
+                self.bytes_moved += moved
+                if moved:
+                    self.files.add(ino)
+                return
+            except FsError as e:
+                if e.errno not in (errno.ENOSPC, errno.ENODATA, errno.EINVAL):
+                    raise
+                if e.errno != errno.ENOSPC:
+                    return                  # the range is gone (truncated): nothing left to move
+            finally:
+                vol.close(fd)
+            fresh = snapshot(vol, self.min_age)
+            pool = HolePool((g for g in fresh.partial() if g.index not in self.victims), fresh.granule)
+            spots = pool.take(length)
+            if not spots or len(spots) > 1:
+                return
+            target = spots[0][0]
+
+    def _tick(self, prog):
+        if prog:
+            prog[0].advance(prog[1])
+
+    # ---- donor: one big donor without a hint, whole files moved into it ----------------------------
+    def _run_donor(self, snap, plan, prog):
+        vol, bs = self.vol, snap.block
+        inos = []
+        for _, moves in plan:
+            for ino, *_ in moves:
+                if ino not in inos:
+                    inos.append(ino)
+        sizes = {}
+        for ino in inos:
+            sizes[ino] = -(-vol.stat(snap.paths[ino]).st_size // bs)
+        total = sum(sizes.values())
+        if not total:
+            return
+        donor = vol.open("/", os.O_RDWR | os.O_TMPFILE, 0o600)
+        try:
+            try:
+                vol.fallocate(donor, 0, 0, total * bs)
+            except FsError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                self._note_unplaced("no room for one donor of all the files", total * bs)
+                return
+            cursor = 0
+            for ino in inos:
+                fd = vol.open(snap.paths[ino], os.O_RDWR)
+                try:
+                    n = vol.move_extent(fd, donor, 0, cursor, sizes[ino])
+                    self.bytes_moved += n * bs
+                    self.files.add(ino)
+                except FsError as e:
+                    if e.errno not in (errno.ENODATA, errno.EINVAL):
+                        raise
+                    self.bytes_moved += e.moved_len * bs
+                finally:
+                    vol.close(fd)
+                cursor += sizes[ino]
+                self._tick(prog)
+        finally:
+            vol.close(donor)
+
+    # ---- keepsize: blocks fallocated past the end of the file before a hole --------------------------
+    def _run_keepsize(self, snap, plan, prog):
+        """A hole can be filled only from the file whose last extent ends right where the hole
+        starts (the allocator's goal for KEEP_SIZE blocks); MOVE_EXT takes a donor range only
+        below the donor's EOF, so that file's size is raised for the move and put back after —
+        the step that is not safe against its writers."""
+        vol, bs = self.vol, snap.block
+        tails = self._file_tails(snap)
+        for g, moves in plan:
+            for ino, logical, length, target in moves:
+                owner = tails.get(target)
+                if owner is None or owner == ino:
+                    self._note_unplaced("no file ends where the hole starts", length)
+                    continue
+                if not self._keepsize_move(snap, ino, logical, length, target, owner):
+                    continue
+                # the hole's rest now follows the same file
+                tails.pop(target, None)
+                tails[target + length] = owner
+            self._tick(prog)
+
+    @staticmethod
+    def _file_tails(snap):
+        """physical address right after a file's last extent -> that file."""
+        tails = {}
+        last = {}
+        for g in snap.granules:
+            for ino, logical, phys, length in g.pieces:
+                if ino not in last or logical > last[ino][0]:
+                    last[ino] = (logical, phys + length)
+        for ino, (_, end) in last.items():
+            tails[end] = ino
+        return tails
+
+    def _keepsize_move(self, snap, ino, logical, length, target, owner):
+        vol, bs = self.vol, snap.block
+        nfd = vol.open(snap.paths[owner], os.O_RDWR)
+        fd = None
+        try:
+            size = vol.fstat(nfd).st_size
+            end = -(-size // bs) * bs
+            if vol.fiemap(nfd, end, 1 << 62):
+                self._note_unplaced("file before the hole has blocks past its end", length)
+                return False
+            vol.fallocate(nfd, uapi.FALLOC_FL_KEEP_SIZE, end, length)
+            got = vol.fiemap(nfd, end, length)
+            if len(got) != 1 or got[0].physical != target or got[0].logical != end:
+                vol.fallocate(nfd, uapi.FALLOC_FL_PUNCH_HOLE | uapi.FALLOC_FL_KEEP_SIZE, end, length)
+                self._note_unplaced("allocator did not place the KEEP_SIZE blocks in the hole", length)
+                return False
+            fd = vol.open(snap.paths[ino], os.O_RDWR)
+            vol.ftruncate(nfd, end + length)            # the unsafe window: the neighbour grows
+            try:
+                n = vol.move_extent(fd, nfd, logical // bs, end // bs, length // bs)
+            except FsError as e:
+                n = e.moved_len
+                self._note_unplaced(f"MOVE_EXT failed ({errno.errorcode.get(e.errno, e.errno)})", length - n * bs)
+            finally:
+                vol.ftruncate(nfd, size)               # and shrinks back, freeing the old blocks
+            self.bytes_moved += n * bs
+            if not n:
+                return False
+            self.files.add(ino)
+            return True
+        finally:
+            vol.close(nfd)
+            if fd is not None:
+                vol.close(fd)
