@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/alloc_latency.py
 	$(PY) bench/move_throughput.py
+	$(PY) bench/compact.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
