@@ -1,76 +1,92 @@
 """The main job on an embedded default: a fresh 1 GiB sparse image with 1 MiB discard
-granules, files written and deleted until granules are partly used, fallocate2 placing
-a file exactly into a hole, the granule map, trim, and the host disk usage throughout."""
+granules is aged (files created and deleted from a published size profile) until most
+granules are partly used; fstrim-style trim then frees little. fallocate2 places a file
+exactly into a hole, then the compactor packs the cheapest granules into the holes of the
+others (fallocate2 + MOVE_EXT), discards what became free, and the host disk usage of the
+image is shown before and after."""
 import os
-import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pyfalloc import FsError, Volume, mapview  # noqa: E402
+from pyfalloc import FsError, Volume, age, mapview  # noqa: E402
+from pyfalloc.compact import Compactor  # noqa: E402
 from pyfalloc.units import format_size  # noqa: E402
 
 OUT = os.environ.get("PYFALLOC_DEMO_DIR", "out")
 IMAGE = os.path.join(OUT, "demo.img")
-MiB = 1 << 20
 
 
 def host_usage(vol):
-    return format_size(vol.fs.dev.host_allocated_bytes() // 4096 * 4096)
+    return vol.fs.dev.host_allocated_bytes()
 
 
 def show_map(vol, title):
     s = vol.granules()
     print(f"\n== {title}: {s['free']} free, {s['partial']} partly used, {s['full']} full granules; "
-          f"image uses {host_usage(vol)} on the host")
-    print(mapview.terminal(s, width=64, max_cells=256))
+          f"the image takes {format_size(host_usage(vol))} on the host")
+    print(mapview.terminal(s, width=64, max_cells=1024))
+    return s
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
-    vol = Volume.mkfs(IMAGE, "1G", granule="1M", force=True)
-    print(f"mkfs {IMAGE}: 1 GiB sparse image, 4 KiB blocks, 1 MiB granules, host usage {host_usage(vol)}")
-    rng = random.Random(7)
-    vol.mkdir("/data")
-    names = []
-    for i in range(160):
-        size = rng.choice([4096, 12288, 64 << 10, 300 << 10, 1 << 20, 3 << 20])
-        name = f"/data/f{i:03d}"
-        vol.write_file(name, rng.randbytes(size))
-        names.append(name)
-    show_map(vol, "after writing 160 files")
-    for name in rng.sample(names, 110):
-        vol.unlink(name)
-    show_map(vol, "after deleting 110 of them")
-    r = vol.trim()
-    print(f"\ntrim: {r['granules']} wholly free granules discarded, host released "
-          f"{format_size(r['released_bytes'])} — the partly used granules stay allocated on the host")
-
-    # fallocate2: put a small file exactly into the first hole of a partly used granule
-    s = vol.granules()
+def fallocate2_into_a_hole(vol):
     g = vol.granule
-    partial = [i for i, u in enumerate(s["used_bytes"]) if 0 < u < g]
-    holes = [(p, n) for p, n in vol.free_extents() if p // g in set(partial) and n >= 8192]
-    target = holes[0][0]
-    fd = vol.open("/data/packed", os.O_RDWR | os.O_CREAT)
-    vol.fallocate2(fd, 0, 0, 8192, physical=target)
+    used = vol.granules()["used_bytes"]
+    hole = next((p, n) for p, n in vol.free_extents() if 0 < used[p // g] < g and n >= 8192)
+    fd = vol.open("/packed", os.O_RDWR | os.O_CREAT)
+    vol.fallocate2(fd, 0, 0, 8192, physical=hole[0])
     vol.pwrite(fd, b"cold data packed into a hole\n", 0)
     ext = vol.fiemap(fd)[0]
-    print(f"\nfallocate2(fd, 0, 0, 8192, physical={target}) -> extent at physical {ext.physical} "
-          f"(granule {ext.physical // g}, which was partly used)")
-    for physical, why in ((target, "same blocks again, now in use"), (target + 1, "not block-aligned"),
+    print(f"\nfallocate2(fd, 0, 0, 8192, physical={hole[0]}) -> extent at physical {ext.physical} "
+          f"(granule {ext.physical // g}, partly used)")
+    for physical, why in ((hole[0], "the same blocks, now in use"), (hole[0] + 1, "not block-aligned"),
                           (vol.size, "outside the device")):
-        fd2 = vol.open("/data/probe", os.O_RDWR | os.O_CREAT)
+        fd2 = vol.open("/probe", os.O_RDWR | os.O_CREAT)
         try:
             vol.fallocate2(fd2, 0, 0, 4096, physical=physical)
         except FsError as e:
             print(f"fallocate2(..., physical={physical}) [{why}]: {e}")
         vol.close(fd2)
-    vol.unlink("/data/probe")
+    vol.unlink("/probe")
     vol.close(fd)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    vol = Volume.mkfs(IMAGE, "1G", granule="1M", force=True)
+    print(f"mkfs {IMAGE}: 1 GiB sparse image, 4 KiB blocks, 1 MiB granules, "
+          f"{format_size(host_usage(vol))} on the host")
+    ops = age.history(vol.size, vol.block_size, seed=1, profile="agrawal", fill=0.8, churn=4)
+    created, deleted, written = age.apply_volume(vol, ops)
+    print(f"age (agrawal profile, fill 0.8, 4 churn rounds): {created} files created, {deleted} deleted, "
+          f"{written / (1 << 20):.0f} MiB written")
+    show_map(vol, "aged")
+    r = vol.trim()
+    print(f"\ntrim: {r['granules']} wholly free granules discarded, host released "
+          f"{format_size(r['released_bytes'])}; the partly used granules stay allocated on the host")
+
+    fallocate2_into_a_hole(vol)
+
+    before = host_usage(vol)
+    plan = Compactor(vol, "exact").run(dry_run=True)
+    b = plan["bound"]
+    print(f"\ndefrag plan: free {plan['planned_granules']} granules moving {format_size(plan['planned_bytes'])} "
+          f"(bound: at most {b['k_max']} granules, at least {format_size(b['bytes_for_k_max'])})")
+    res = Compactor(vol, "exact").run()
+    print(f"defrag --strategy exact: moved {format_size(res['bytes_moved'])} of {res['files_moved']} files "
+          f"in {res['seconds']:.1f} s; wholly free granules {res['granules_free_before']} -> "
+          f"{res['granules_free_after']}; host released {format_size(res['released_bytes'])}")
+    show_map(vol, "compacted")
+    after = host_usage(vol)
+    print(f"\nhost disk usage of the image: {format_size(before)} before the defrag, {format_size(after)} after "
+          f"({format_size(before - after)} given back to the thin-provisioned store)")
+    g, total = vol.granule, vol.size
+    png = os.path.join(OUT, "defrag.png")
+    mapview.png(png, [mapview.summarize(res["_used_before"], g, total), mapview.summarize(res["_used_after"], g, total)],
+                ["aged", "after defrag --strategy exact"])
     problems = vol.fsck()
     print(f"\nfsck: {'clean' if not problems else problems}")
-    print(f"image: {IMAGE} (metadata {IMAGE}.meta); try: .venv/bin/pyfalloc map {IMAGE}")
+    print(f"picture: {png}; image: {IMAGE}; try: .venv/bin/pyfalloc defrag {IMAGE} --dry-run")
     vol.umount()
 
 
