@@ -59,7 +59,6 @@ def main():
         assert vol.pread(fd, size, 0) == data
         vol.close(fd)
 
-        small = []
         for i in range(args.small):
             vol.write_file(f"/s{i}", bytes([i % 255 + 1]) * 4096)
         t = time.perf_counter()

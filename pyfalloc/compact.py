@@ -126,14 +126,13 @@ def lower_bound(snap):
     moves at least the sum of the k smallest live counts."""
     cands = snap.candidates()
     free_space = sum(sum(n for _, n in g.holes) for g in snap.partial())
-    costs, k_max, moved = [], 0, 0
+    k_max, moved = 0, 0
     for g in cands:
         own_holes = sum(n for _, n in g.holes)
         if moved + g.live > free_space - own_holes:
             break
         moved += g.live
         free_space -= own_holes
-        costs.append(moved)
         k_max += 1
     prefix = [0]
     for g in cands:
@@ -283,7 +282,7 @@ class Compactor:
     # ---- exact: a donor fallocate2'd into the hole, then MOVE_EXT ----------------------------------
     def _run_exact(self, snap, plan, prog):
         self.victims = {g.index for g, _ in plan}
-        for g, moves in plan:
+        for _, moves in plan:
             for ino, logical, length, target in moves:
                 self._relocate(snap, ino, logical, length, target)
             self._tick(prog)
@@ -369,9 +368,8 @@ class Compactor:
         starts (the allocator's goal for KEEP_SIZE blocks); MOVE_EXT takes a donor range only
         below the donor's EOF, so that file's size is raised for the move and put back after —
         the step that is not safe against its writers."""
-        vol, bs = self.vol, snap.block
         tails = self._file_tails(snap)
-        for g, moves in plan:
+        for _, moves in plan:
             for ino, logical, length, target in moves:
                 owner = tails.get(target)
                 if owner is None or owner == ino:
