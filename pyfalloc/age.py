@@ -8,6 +8,7 @@ directory (a real kernel filesystem, for comparison):
     delete PATH
 """
 import bisect
+import errno
 import math
 import os
 import random
@@ -44,17 +45,20 @@ def size_sampler(profile, rng, cap):
                 return int(PARETO_FROM * rng.paretovariate(PARETO_ALPHA))
             return max(1, int(math.exp(rng.gauss(IMPRESSIONS_MU, IMPRESSIONS_SIGMA))))
     else:
-        raise FsError(22, f"unknown profile {profile!r} (agrawal or impressions)")
+        raise FsError(errno.EINVAL, f"unknown profile {profile!r} (agrawal or impressions)")
     return lambda: min(draw(), cap)
 
 
-def history(capacity, bs, seed=1, profile="agrawal", fill=0.8, churn=4, churn_share=0.25):
-    """The op list for a device of `capacity` bytes with `bs`-byte blocks."""
+def history(capacity, bs, seed=1, profile="agrawal", fill=0.8, churn=4, churn_share=0.25, used=0):
+    """The op list for a device of `capacity` bytes with `bs`-byte blocks, `used` of them
+    already taken (the history fills the rest up to `fill`)."""
     if not 0 < fill < 1:
-        raise FsError(22, "fill must be between 0 and 1")
+        raise FsError(errno.EINVAL, "fill must be between 0 and 1")
     rng = random.Random(seed)
     draw = size_sampler(profile, rng, cap=capacity // 64)
-    target = int(capacity * fill)
+    target = int(capacity * fill) - used
+    if target <= 0:
+        raise FsError(errno.ENOSPC, f"the volume is already {used / capacity:.0%} full, above --fill {fill}")
     ops = [("mkdir", f"d{i}") for i in range(DIRS)]
     live = {}                               # path -> size
     names = []                              # live paths, for O(1) random deletion
@@ -70,7 +74,7 @@ def history(capacity, bs, seed=1, profile="agrawal", fill=0.8, churn=4, churn_sh
             size = draw()
             if used + on_disk(size) > target:
                 return
-            path = f"d{rng.randrange(DIRS)}/f{serial}"
+            path = f"d{rng.randrange(DIRS)}/s{seed}f{serial}"
             serial += 1
             ops.append(("create", path, size))
             live[path] = size
@@ -114,7 +118,7 @@ def read_log(path):
             elif parts[0] == "create" and len(parts) == 3 and parts[2].isdigit():
                 ops.append(("create", parts[1], int(parts[2])))
             else:
-                raise FsError(22, f"{path}:{n}: not an aging op: {line.strip()!r}")
+                raise FsError(errno.EINVAL, f"{path}:{n}: not an aging op: {line.strip()!r}")
     return ops
 
 
@@ -123,7 +127,11 @@ def apply_volume(vol, ops, progress=None):
     created = deleted = written = 0
     for op in ops:
         if op[0] == "mkdir":
-            vol.mkdir("/" + op[1])
+            try:
+                vol.mkdir("/" + op[1])
+            except FsError as e:        # a second history on the same volume shares the dirs
+                if e.errno != errno.EEXIST:
+                    raise
         elif op[0] == "create":
             data = content(op[1], op[2])
             vol.write_file("/" + op[1], data)

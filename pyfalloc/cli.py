@@ -216,7 +216,9 @@ def cmd_age(a):
         if a.replay_log:
             ops = age.read_log(a.replay_log)
         else:
-            ops = age.history(v.size, v.block_size, seed=a.seed, profile=a.profile, fill=a.fill, churn=a.churn)
+            sf = v.statfs()
+            ops = age.history(v.size, v.block_size, seed=a.seed, profile=a.profile, fill=a.fill, churn=a.churn,
+                              used=(sf["f_blocks"] - sf["f_bfree"]) * sf["f_bsize"])
         if a.write_log:
             age.write_log(ops, a.write_log)
         t0 = time.monotonic()

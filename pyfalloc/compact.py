@@ -19,6 +19,7 @@ from sortedcontainers import SortedList
 
 from . import uapi
 from .errors import FsError
+from .move import PAGE_SIZE
 from .relocate import relocate
 
 STRATEGIES = ("exact", "donor", "keepsize")
@@ -329,10 +330,12 @@ class Compactor:
             for ino, *_ in moves:
                 if ino not in inos:
                     inos.append(ino)
+        # MOVE_EXT wants orig_start and donor_start at the same offset within a page
+        page = max(1, PAGE_SIZE // bs)
         sizes = {}
         for ino in inos:
             sizes[ino] = -(-vol.stat(snap.paths[ino]).st_size // bs)
-        total = sum(sizes.values())
+        total = sum(-(-n // page) * page for n in sizes.values())
         if not total:
             return
         donor = vol.open("/", os.O_RDWR | os.O_TMPFILE, 0o600)
@@ -357,7 +360,7 @@ class Compactor:
                     self.bytes_moved += e.moved_len * bs
                 finally:
                     vol.close(fd)
-                cursor += sizes[ino]
+                cursor += -(-sizes[ino] // page) * page
                 self._tick(prog)
         finally:
             vol.close(donor)

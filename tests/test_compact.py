@@ -187,3 +187,32 @@ def test_aging_is_deterministic_and_follows_the_profile():
     assert 1024 <= median <= 16384          # the agrawal histogram peaks at 2-8 KiB
     imp = [op[2] for op in age.history(1 << 30, 4096, seed=9, profile="impressions") if op[0] == "create"]
     assert 4000 < sorted(imp)[len(imp) // 2] < 40000    # e^9.48 ~ 13 KiB
+
+
+def test_second_history_adds_to_the_first_and_overfull_is_refused(tmp_path):
+    img = str(tmp_path / "t.img")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    cli = [sys.executable, "-m", "pyfalloc.cli"]
+    subprocess.run(cli + ["mkfs", img, "--size", "32M"], check=True, env=env, capture_output=True)
+    first = subprocess.run(cli + ["age", img, "--fill", "0.5", "--json"], capture_output=True, text=True, env=env)
+    second = subprocess.run(cli + ["age", img, "--fill", "0.7", "--seed", "2", "--json"],
+                            capture_output=True, text=True, env=env)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    again = subprocess.run(cli + ["age", img, "--fill", "0.3"], capture_output=True, text=True, env=env)
+    assert again.returncode == 1 and "(ENOSPC)" in again.stderr
+    with Volume(img) as vol:
+        assert vol.fsck() == []
+        sf = vol.statfs()
+        assert 0.6 < 1 - sf["f_bfree"] / sf["f_blocks"] <= 0.71
+
+
+def test_donor_strategy_keeps_page_alignment_with_1k_blocks(tmp_path):
+    """MOVE_EXT wants both starts at the same offset in a page: with 1 KiB blocks the donor's
+    slots must be page-aligned, or every move is EINVAL."""
+    with Volume.mkfs(tmp_path / "k.img", "32M", block_size="1K", granule="64K", group_size="8M") as vol:
+        age.apply_volume(vol, age.history(vol.size, vol.block_size, seed=3, churn=2))
+        before = digests(vol)
+        r = Compactor(vol, "donor").run()
+        assert r["bytes_moved"] > 0 and r["files_moved"] > 0
+        assert digests(vol) == before
+        assert vol.fsck() == []
