@@ -129,3 +129,25 @@ def test_fsck_exit_status_on_damage(img):
     assert out.returncode == 1
     text = out.stdout.decode()
     assert "free + used + preallocated" in text and "extents of missing inode 99" in text
+
+
+def test_move_relocates_reports_and_refuses_clearly(img, tmp_path):
+    local = tmp_path / "local"
+    payload = os.urandom(50_000)
+    local.write_bytes(payload)
+    cli("put", img, local, "/f")
+    r = js("move", img, "/f", "--physical", "32M", "-l", "1G")      # length past EOF: clipped
+    assert r["moved_bytes"] == 53248 and r["extents"][0]["physical"] == 32 << 20
+    assert cli("cat", img, "/f").stdout == payload
+    again = js("move", img, "/f", "--physical", "32M")                # already there: nothing moves
+    assert again["moved_bytes"] == 0
+    cli("put", img, local, "/g")
+    busy = cli("move", img, "/g", "--physical", str((32 << 20) + 4096), check=False)
+    assert busy.returncode == 1 and b"(ENOSPC)" in busy.stderr
+    outside = cli("move", img, "/g", "--physical", str((64 << 20) - 4096), check=False)
+    assert outside.returncode == 1 and b"(EINVAL)" in outside.stderr
+    part = js("move", img, "/g", "--physical", "40M", "-o", "8K", "-l", "8K", "--trim")
+    assert part["moved_bytes"] == 8192 and part["trim"]["granules"] > 0
+    assert [e["physical"] for e in part["extents"] if e["logical"] == 8192] == [40 << 20]
+    assert cli("cat", img, "/g").stdout == payload
+    assert js("fsck", img)["clean"]
