@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all demo test bench clean
+.PHONY: all demo test bench clean shim
 
-all: $(STAMP)
+all: $(STAMP) shim
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,16 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# the LD_PRELOAD shim (cffi embedding mode)
+SHIM := build/libpyfalloc.so
+shim: $(SHIM)
+$(SHIM): $(STAMP) shim/interpose.c shim/build.py cdefs/shim.h
+	$(PY) shim/build.py build
+
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) $(SHIM)
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP)

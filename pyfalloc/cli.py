@@ -282,6 +282,13 @@ def cmd_defrag(a):
         print("files left alone: " + ", ".join(f"{n} {k}" for k, n in skipped.items()))
 
 
+def cmd_run(a):
+    from .shimrun import run
+    Volume(a.image).umount()            # refuse a bad image here, with the usual message
+    command = a.command[1:] if a.command[:1] == ["--"] else a.command
+    run(a.image, command, a.mount)
+
+
 def _owner_name(rec):
     if not rec.flags & uapi.FMR_OF_SPECIAL_OWNER:
         return f"inode {rec.owner}"
@@ -419,6 +426,9 @@ def build_parser():
                    help="leave files modified within this many seconds")
     c.add_argument("--png", metavar="FILE", help="granule occupancy before and after")
     c.add_argument("--json", action="store_true")
+    c = cmd("run", cmd_run, "run a program with the image under --mount (LD_PRELOAD shim)")
+    c.add_argument("--mount", default="/pyfalloc", help="path prefix the image appears under")
+    c.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     c = cmd("fsmap", cmd_fsmap, "show who owns the physical space (GETFSMAP)")
     c.add_argument("--free", action="store_true", help="free extents only")
     c.add_argument("--json", action="store_true")

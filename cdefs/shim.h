@@ -1,0 +1,18 @@
+/* What the interposer (shim/interpose.c) asks of the embedded Python side
+ * (pyfalloc/shimpy.py). Every call returns a value >= 1 on success (the result + 1) or
+ * -errno on failure: cffi answers 0 when Python could not start, and 0 must never look
+ * like fd 0 or "0 bytes". */
+long long pyf_open(const char *path, int flags, int mode, int fd);
+long long pyf_close(int fd);
+long long pyf_read(int fd, char *buf, long long n, long long off);          /* off < 0: at the position */
+long long pyf_write(int fd, const char *buf, long long n, long long off);
+long long pyf_lseek(int fd, long long off, int whence);
+long long pyf_stat(int fd, const char *path, long long *out);              /* fd < 0: by path */
+long long pyf_fallocate(int fd, int mode, long long off, long long len, unsigned long long physical);
+long long pyf_ftruncate(int fd, const char *path, long long len);
+long long pyf_fsync(int fd);
+long long pyf_ioctl(int fd, unsigned long request, char *arg, long long size);
+long long pyf_unlink(const char *path, int rmdir);
+long long pyf_mkdir(const char *path, int mode);
+long long pyf_rename(const char *from, const char *to, unsigned int flags);
+long long pyf_dup(int oldfd, int newfd);

@@ -1,0 +1,41 @@
+"""`pyfalloc run`: start an unmodified program with libpyfalloc preloaded, so paths under
+the mount prefix are files of the image."""
+import os
+import sys
+import sysconfig
+
+from .errors import FsError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def library():
+    """The built shim (make builds it into build/); built here when missing."""
+    path = os.environ.get("PYFALLOC_SHIM") or os.path.join(ROOT, "build", "libpyfalloc.so")
+    if not os.path.exists(path):
+        sys.path.insert(0, os.path.join(ROOT, "shim"))
+        try:
+            import build as shim_build
+            path = shim_build.build(os.path.dirname(path))
+        except Exception as e:
+            raise FsError(2, f"libpyfalloc.so is missing and could not be built: {e}") from None
+    return os.path.abspath(path)
+
+
+def environment(image, mount="/pyfalloc", base=None):
+    env = dict(os.environ if base is None else base)
+    preload = [library()] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
+    env.update({"LD_PRELOAD": ":".join(preload), "PYFALLOC_IMAGE": os.path.abspath(image),
+                "PYFALLOC_MOUNT": mount, "PYFALLOC_PYTHONHOME": sys.base_prefix,
+                "PYFALLOC_PYTHONPATH": os.pathsep.join([ROOT, sysconfig.get_paths()["purelib"]])})
+    return env
+
+
+def run(image, command, mount="/pyfalloc"):
+    if not command:
+        raise FsError(22, "no command given (pyfalloc run IMAGE -- COMMAND ...)")
+    env = environment(image, mount)
+    try:
+        os.execvpe(command[0], command, env)
+    except FileNotFoundError:
+        raise FsError(2, f"{command[0]}: command not found") from None

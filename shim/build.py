@@ -1,0 +1,38 @@
+"""Build libpyfalloc.so: cffi in embedding mode, the interposer compiled beside it.
+
+    python shim/build.py OUTDIR
+"""
+import os
+import sys
+import sysconfig
+
+import cffi
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def build(outdir):
+    ffi = cffi.FFI()
+    with open(os.path.join(ROOT, "cdefs", "shim.h")) as f:
+        ffi.embedding_api(f.read())
+    libdir = sysconfig.get_config_var("LIBDIR")
+    ffi.set_source("libpyfalloc", '#include "shim.h"', sources=[os.path.join(HERE, "interpose.c")],
+                   include_dirs=[os.path.join(ROOT, "cdefs")], libraries=["dl"],
+                   # the preloaded library finds libpython without LD_LIBRARY_PATH
+                   extra_link_args=[f"-Wl,-rpath,{libdir}"] if libdir else [])
+    ffi.embedding_init_code("""
+        import os, sys
+        for p in reversed(os.environ.get("PYFALLOC_PYTHONPATH", "").split(os.pathsep)):
+            if p and p not in sys.path:
+                sys.path.insert(0, p)
+        from libpyfalloc import ffi
+        from pyfalloc import shimpy
+        shimpy.bind(ffi)
+    """)
+    os.makedirs(outdir, exist_ok=True)
+    return ffi.compile(tmpdir=outdir, target="libpyfalloc.so", verbose=False)
+
+
+if __name__ == "__main__":
+    print(build(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")))

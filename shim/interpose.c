@@ -1,0 +1,600 @@
+/* libpyfalloc: LD_PRELOAD interposer. Paths under the mount prefix (PYFALLOC_MOUNT, default
+ * /pyfalloc) are files of the image PYFALLOC_IMAGE; everything else takes the C fast path to
+ * libc without entering Python. An open image file is backed by a real kernel fd (a shadow
+ * on /dev/null), so dup, fork, select and close_range see an ordinary descriptor.
+ *
+ * Compiled apart from the cffi module: Python.h sets _FILE_OFFSET_BITS=64, which would
+ * quietly turn `fallocate` below into `fallocate64`. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define MAX_FDS 65536
+#define SYS_FALLOCATE2 486
+#define NO_HINT ((unsigned long long)-1)
+
+static char prefix[4096] = "/pyfalloc";
+static size_t prefix_len = 9;
+static unsigned char virt[MAX_FDS];         /* fd is a shadow of an image file */
+static int python_started;
+
+#define REAL(ret, name, ...)                                                    \
+    static ret (*real_##name)(__VA_ARGS__);                                     \
+    static void load_##name(void) {                                             \
+        if (!real_##name) real_##name = (ret (*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name); \
+    }
+
+REAL(int, open, const char *, int, ...)
+REAL(int, openat, int, const char *, int, ...)
+REAL(int, close, int)
+REAL(ssize_t, read, int, void *, size_t)
+REAL(ssize_t, write, int, const void *, size_t)
+REAL(ssize_t, pread, int, void *, size_t, off_t)
+REAL(ssize_t, pwrite, int, const void *, size_t, off_t)
+REAL(off_t, lseek, int, off_t, int)
+REAL(int, fstat, int, struct stat *)
+REAL(int, stat, const char *, struct stat *)
+REAL(int, lstat, const char *, struct stat *)
+REAL(int, fstatat, int, const char *, struct stat *, int)
+REAL(int, statx, int, const char *, int, unsigned int, struct statx *)
+REAL(int, fallocate, int, int, off_t, off_t)
+REAL(int, posix_fallocate, int, off_t, off_t)
+REAL(int, ftruncate, int, off_t)
+REAL(int, truncate, const char *, off_t)
+REAL(int, fsync, int)
+REAL(int, fdatasync, int)
+REAL(int, ioctl, int, unsigned long, ...)
+REAL(int, unlink, const char *)
+REAL(int, unlinkat, int, const char *, int)
+REAL(int, rmdir, const char *)
+REAL(int, mkdir, const char *, mode_t)
+REAL(int, rename, const char *, const char *)
+REAL(int, dup, int)
+REAL(int, dup2, int, int)
+REAL(int, dup3, int, int, int)
+REAL(long, syscall, long, ...)
+REAL(ssize_t, copy_file_range, int, off_t *, int, off_t *, size_t, unsigned int)
+
+__attribute__((constructor)) static void shim_init(void)
+{
+    const char *m = getenv("PYFALLOC_MOUNT");
+    if (m && *m == '/' && strlen(m) < sizeof prefix) {
+        strcpy(prefix, m);
+        prefix_len = strlen(prefix);
+        while (prefix_len > 1 && prefix[prefix_len - 1] == '/')
+            prefix[--prefix_len] = 0;
+    }
+    /* the embedded interpreter finds its standard library through PYTHONHOME; it is put
+     * back after Python starts, so children that are other Pythons do not inherit it */
+    const char *home = getenv("PYFALLOC_PYTHONHOME");
+    if (home && !getenv("PYTHONHOME"))
+        setenv("PYTHONHOME", home, 0);
+}
+
+static int on_image(const char *path)
+{
+    return path && strncmp(path, prefix, prefix_len) == 0
+           && (path[prefix_len] == 0 || path[prefix_len] == '/');
+}
+
+static int is_virt(int fd) { return fd >= 0 && fd < MAX_FDS && virt[fd]; }
+
+/* map a Python answer (result + 1, -errno, or 0 = Python did not start) to libc's way */
+static long long done(long long r)
+{
+    if (!python_started && r != 0) {
+        python_started = 1;
+        if (getenv("PYFALLOC_PYTHONHOME"))
+            unsetenv("PYTHONHOME");
+    }
+    if (r > 0)
+        return r - 1;
+    if (r == 0) {
+        static int told;
+        if (!told++)
+            fprintf(stderr, "libpyfalloc: the embedded Python did not start "
+                            "(run programs through `pyfalloc run`, which sets PYFALLOC_PYTHONHOME)\n");
+        errno = ENOSYS;
+        return -1;
+    }
+    errno = (int)-r;
+    return -1;
+}
+
+static const char *image_path(int dirfd, const char *path)
+{
+    return (path && (path[0] == '/' || dirfd == AT_FDCWD) && on_image(path)) ? path : NULL;
+}
+
+static int open_image(const char *path, int flags, mode_t mode)
+{
+    load_open();
+    int shadow = real_open("/dev/null", O_RDWR | (flags & O_CLOEXEC));
+    if (shadow < 0)
+        return -1;
+    if (shadow >= MAX_FDS) {
+        load_close();
+        real_close(shadow);
+        errno = EMFILE;
+        return -1;
+    }
+    long long r = done(pyf_open(path, flags, (int)mode, shadow));
+    if (r < 0) {
+        int e = errno;
+        load_close();
+        real_close(shadow);
+        errno = e;
+        return -1;
+    }
+    virt[shadow] = 1;
+    return shadow;
+}
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+
+/* ---- open family --------------------------------------------------------------------------- */
+int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    if (on_image(path))
+        return open_image(path, flags, mode);
+    load_open();
+    return real_open(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return open(path, flags, mode);
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    if (image_path(dirfd, path))
+        return open_image(path, flags, mode);
+    load_openat();
+    return real_openat(dirfd, path, flags, mode);
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return openat(dirfd, path, flags, mode);
+}
+
+int __open_2(const char *path, int flags) { return open(path, flags); }
+int __open64_2(const char *path, int flags) { return open(path, flags); }
+int __openat_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+int __openat64_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+int creat(const char *path, mode_t mode) { return open(path, O_WRONLY | O_CREAT | O_TRUNC, mode); }
+int creat64(const char *path, mode_t mode) { return creat(path, mode); }
+
+int close(int fd)
+{
+    load_close();
+    if (is_virt(fd)) {
+        virt[fd] = 0;
+        done(pyf_close(fd));
+    }
+    return real_close(fd);
+}
+
+/* ---- data ------------------------------------------------------------------------------------ */
+ssize_t read(int fd, void *buf, size_t n)
+{
+    if (is_virt(fd))
+        return done(pyf_read(fd, buf, (long long)n, -1));
+    load_read();
+    return real_read(fd, buf, n);
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+    if (is_virt(fd))
+        return done(pyf_write(fd, buf, (long long)n, -1));
+    load_write();
+    return real_write(fd, buf, n);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    if (is_virt(fd)) {
+        if (off < 0) {
+            errno = EINVAL;
+            return -1;
+        }
+        return done(pyf_read(fd, buf, (long long)n, off));
+    }
+    load_pread();
+    return real_pread(fd, buf, n, off);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (is_virt(fd)) {
+        if (off < 0) {
+            errno = EINVAL;
+            return -1;
+        }
+        return done(pyf_write(fd, buf, (long long)n, off));
+    }
+    load_pwrite();
+    return real_pwrite(fd, buf, n, off);
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
+
+off_t lseek(int fd, off_t off, int whence)
+{
+    if (is_virt(fd))
+        return done(pyf_lseek(fd, off, whence));
+    load_lseek();
+    return real_lseek(fd, off, whence);
+}
+
+off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
+
+/* ---- metadata -------------------------------------------------------------------------------- */
+enum { ST_MODE, ST_INO, ST_NLINK, ST_UID, ST_GID, ST_SIZE, ST_ATIME, ST_MTIME, ST_CTIME, ST_BLKSIZE,
+       ST_BLOCKS, ST_ATIME_NS, ST_MTIME_NS, ST_CTIME_NS, ST_DEV, ST_N };
+
+static int image_stat(int fd, const char *path, struct stat *st)
+{
+    long long v[ST_N];
+    if (done(pyf_stat(fd, path, v)) < 0)
+        return -1;
+    memset(st, 0, sizeof *st);
+    st->st_mode = (mode_t)v[ST_MODE];
+    st->st_ino = (ino_t)v[ST_INO];
+    st->st_dev = (dev_t)v[ST_DEV];
+    st->st_nlink = (nlink_t)v[ST_NLINK];
+    st->st_uid = (uid_t)v[ST_UID];
+    st->st_gid = (gid_t)v[ST_GID];
+    st->st_size = (off_t)v[ST_SIZE];
+    st->st_blksize = (blksize_t)v[ST_BLKSIZE];
+    st->st_blocks = (blkcnt_t)v[ST_BLOCKS];
+    st->st_atim.tv_sec = v[ST_ATIME];
+    st->st_atim.tv_nsec = v[ST_ATIME_NS];
+    st->st_mtim.tv_sec = v[ST_MTIME];
+    st->st_mtim.tv_nsec = v[ST_MTIME_NS];
+    st->st_ctim.tv_sec = v[ST_CTIME];
+    st->st_ctim.tv_nsec = v[ST_CTIME_NS];
+    return 0;
+}
+
+int fstat(int fd, struct stat *st)
+{
+    if (is_virt(fd))
+        return image_stat(fd, NULL, st);
+    load_fstat();
+    return real_fstat(fd, st);
+}
+
+int stat(const char *path, struct stat *st)
+{
+    if (on_image(path))
+        return image_stat(-1, path, st);
+    load_stat();
+    return real_stat(path, st);
+}
+
+int lstat(const char *path, struct stat *st)
+{
+    if (on_image(path))
+        return image_stat(-1, path, st);
+    load_lstat();
+    return real_lstat(path, st);
+}
+
+int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+    if (path && !*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd))
+        return image_stat(dirfd, NULL, st);
+    if (image_path(dirfd, path))
+        return image_stat(-1, path, st);
+    load_fstatat();
+    return real_fstatat(dirfd, path, st, flags);
+}
+
+int fstat64(int fd, struct stat64 *st) { return fstat(fd, (struct stat *)st); }
+int stat64(const char *path, struct stat64 *st) { return stat(path, (struct stat *)st); }
+int lstat64(const char *path, struct stat64 *st) { return lstat(path, (struct stat *)st); }
+int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
+{
+    return fstatat(dirfd, path, (struct stat *)st, flags);
+}
+
+int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *sx)
+{
+    int by_fd = path && !*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd);
+    if (by_fd || image_path(dirfd, path)) {
+        struct stat st;
+        if (image_stat(by_fd ? dirfd : -1, by_fd ? NULL : path, &st) < 0)
+            return -1;
+        memset(sx, 0, sizeof *sx);
+        sx->stx_mask = STATX_BASIC_STATS;
+        sx->stx_blksize = (uint32_t)st.st_blksize;
+        sx->stx_nlink = (uint32_t)st.st_nlink;
+        sx->stx_uid = st.st_uid;
+        sx->stx_gid = st.st_gid;
+        sx->stx_mode = (uint16_t)st.st_mode;
+        sx->stx_ino = st.st_ino;
+        sx->stx_size = (uint64_t)st.st_size;
+        sx->stx_blocks = (uint64_t)st.st_blocks;
+        sx->stx_atime.tv_sec = st.st_atim.tv_sec;
+        sx->stx_atime.tv_nsec = (uint32_t)st.st_atim.tv_nsec;
+        sx->stx_mtime.tv_sec = st.st_mtim.tv_sec;
+        sx->stx_mtime.tv_nsec = (uint32_t)st.st_mtim.tv_nsec;
+        sx->stx_ctime.tv_sec = st.st_ctim.tv_sec;
+        sx->stx_ctime.tv_nsec = (uint32_t)st.st_ctim.tv_nsec;
+        return 0;
+    }
+    load_statx();
+    return real_statx(dirfd, path, flags, mask, sx);
+}
+
+int ftruncate(int fd, off_t len)
+{
+    if (is_virt(fd))
+        return (int)done(pyf_ftruncate(fd, NULL, len));
+    load_ftruncate();
+    return real_ftruncate(fd, len);
+}
+
+int ftruncate64(int fd, off_t len) { return ftruncate(fd, len); }
+
+int truncate(const char *path, off_t len)
+{
+    if (on_image(path))
+        return (int)done(pyf_ftruncate(-1, path, len));
+    load_truncate();
+    return real_truncate(path, len);
+}
+
+int truncate64(const char *path, off_t len) { return truncate(path, len); }
+
+int fsync(int fd)
+{
+    if (is_virt(fd))
+        return (int)done(pyf_fsync(fd));
+    load_fsync();
+    return real_fsync(fd);
+}
+
+int fdatasync(int fd)
+{
+    if (is_virt(fd))
+        return (int)done(pyf_fsync(fd));
+    load_fdatasync();
+    return real_fdatasync(fd);
+}
+
+/* ---- namespace ------------------------------------------------------------------------------- */
+int unlink(const char *path)
+{
+    if (on_image(path))
+        return (int)done(pyf_unlink(path, 0));
+    load_unlink();
+    return real_unlink(path);
+}
+
+int unlinkat(int dirfd, const char *path, int flags)
+{
+    if (image_path(dirfd, path))
+        return (int)done(pyf_unlink(path, (flags & AT_REMOVEDIR) != 0));
+    load_unlinkat();
+    return real_unlinkat(dirfd, path, flags);
+}
+
+int rmdir(const char *path)
+{
+    if (on_image(path))
+        return (int)done(pyf_unlink(path, 1));
+    load_rmdir();
+    return real_rmdir(path);
+}
+
+int mkdir(const char *path, mode_t mode)
+{
+    if (on_image(path))
+        return (int)done(pyf_mkdir(path, (int)mode));
+    load_mkdir();
+    return real_mkdir(path, mode);
+}
+
+int rename(const char *from, const char *to)
+{
+    int a = on_image(from), b = on_image(to);
+    if (a && b)
+        return (int)done(pyf_rename(from, to, 0));
+    if (a || b) {
+        errno = EXDEV;              /* mv then copies and unlinks, as across filesystems */
+        return -1;
+    }
+    load_rename();
+    return real_rename(from, to);
+}
+
+/* ---- descriptors ------------------------------------------------------------------------------ */
+static int dup_shadow(int oldfd, int newfd)
+{
+    if (newfd < 0)
+        return -1;
+    if (newfd >= MAX_FDS) {
+        load_close();
+        real_close(newfd);
+        errno = EMFILE;
+        return -1;
+    }
+    if (is_virt(newfd) && newfd != oldfd) {
+        virt[newfd] = 0;
+        done(pyf_close(newfd));
+    }
+    if (is_virt(oldfd) && newfd != oldfd) {
+        if (done(pyf_dup(oldfd, newfd)) < 0)
+            return -1;
+        virt[newfd] = 1;
+    }
+    return newfd;
+}
+
+int dup(int fd)
+{
+    load_dup();
+    int n = real_dup(fd);
+    return n < 0 ? n : dup_shadow(fd, n);
+}
+
+int dup2(int fd, int newfd)
+{
+    load_dup2();
+    if (is_virt(newfd) && newfd != fd) {
+        virt[newfd] = 0;
+        done(pyf_close(newfd));
+    }
+    int n = real_dup2(fd, newfd);
+    return n < 0 ? n : dup_shadow(fd, n);
+}
+
+int dup3(int fd, int newfd, int flags)
+{
+    load_dup3();
+    if (is_virt(newfd) && newfd != fd) {
+        virt[newfd] = 0;
+        done(pyf_close(newfd));
+    }
+    int n = real_dup3(fd, newfd, flags);
+    return n < 0 ? n : dup_shadow(fd, n);
+}
+
+/* ---- allocation ------------------------------------------------------------------------------- */
+int fallocate2(int fd, int mode, off_t offset, off_t len, uint64_t physical)
+{
+    if (is_virt(fd))
+        return (int)done(pyf_fallocate(fd, mode, offset, len, physical));
+    if (physical != NO_HINT) {       /* a host file: its kernel has no placement hint */
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    load_fallocate();
+    return real_fallocate(fd, mode, offset, len);
+}
+
+int fallocate(int fd, int mode, off_t offset, off_t len) { return fallocate2(fd, mode, offset, len, NO_HINT); }
+int fallocate64(int fd, int mode, off_t offset, off_t len) { return fallocate(fd, mode, offset, len); }
+
+int posix_fallocate(int fd, off_t offset, off_t len)
+{
+    if (is_virt(fd)) {
+        int saved = errno, r = 0;
+        if (done(pyf_fallocate(fd, 0, offset, len, NO_HINT)) < 0)
+            r = errno;
+        errno = saved;
+        return r;               /* the error number, not -1 and errno */
+    }
+    load_posix_fallocate();
+    return real_posix_fallocate(fd, offset, len);
+}
+
+int posix_fallocate64(int fd, off_t offset, off_t len) { return posix_fallocate(fd, offset, len); }
+
+long syscall(long nr, ...)
+{
+    va_list ap;
+    va_start(ap, nr);
+    long a[6];
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (nr == SYS_fallocate || nr == SYS_FALLOCATE2) {
+        uint64_t physical = nr == SYS_FALLOCATE2 ? (uint64_t)a[4] : NO_HINT;
+        if (nr == SYS_FALLOCATE2 && !is_virt((int)a[0])) {
+            errno = EOPNOTSUPP;          /* the host file's filesystem cannot place blocks */
+            return -1;
+        }
+        return fallocate2((int)a[0], (int)a[1], (off_t)a[2], (off_t)a[3], physical);
+    }
+    load_syscall();
+    return real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* ---- ioctl ------------------------------------------------------------------------------------ */
+#define FS_IOC_FIEMAP_NR 0xC020660BUL
+#define FS_IOC_GETFSMAP_NR 0xC0C0583BUL
+#define EXT4_IOC_MOVE_EXT_NR 0xC028660FUL
+#define FIGETBSZ_NR 2UL
+
+static long long ioctl_size(unsigned long req, const char *arg)
+{
+    uint32_t count;
+    switch (req) {
+    case FS_IOC_FIEMAP_NR:
+        memcpy(&count, arg + 24, 4);               /* fm_extent_count */
+        return 32 + 56LL * count;
+    case FS_IOC_GETFSMAP_NR:
+        memcpy(&count, arg + 8, 4);                /* fmh_count */
+        return 192 + 64LL * count;
+    case EXT4_IOC_MOVE_EXT_NR:
+        return 40;
+    case FIGETBSZ_NR:
+        return (long long)sizeof(int);
+    }
+    return 0;
+}
+
+int ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    char *arg = va_arg(ap, char *);
+    va_end(ap);
+    if (is_virt(fd)) {
+        if (!arg) {
+            errno = EFAULT;
+            return -1;
+        }
+        return (int)done(pyf_ioctl(fd, req, arg, ioctl_size(req, arg)));
+    }
+    load_ioctl();
+    return real_ioctl(fd, req, arg);
+}
+
+ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
+{
+    if (is_virt(in) || is_virt(out)) {
+        errno = EXDEV;          /* cp and cat fall back to read and write */
+        return -1;
+    }
+    load_copy_file_range();
+    return real_copy_file_range(in, in_off, out, out_off, len, flags);
+}

@@ -1,0 +1,83 @@
+"""The LD_PRELOAD shim with unmodified programs: util-linux fallocate, filefrag, coreutils,
+a shell, and Python itself; contents and placement checked through the Volume."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pyfalloc import Volume, uapi
+from pyfalloc.shimrun import environment
+
+pytestmark = pytest.mark.skipif(not shutil.which("filefrag") or not shutil.which("fallocate"),
+                                reason="needs util-linux fallocate and e2fsprogs filefrag")
+
+
+def sh(image, *cmd, env=None, **kw):
+    e = environment(image)
+    e.update(env or {})
+    return subprocess.run(list(cmd), env=e, capture_output=True, text=True, **kw)
+
+
+def test_coreutils_and_a_shell_read_and_write_image_files(image, tmp_path):
+    payload = os.urandom(300_000)
+    (tmp_path / "src").write_bytes(payload)
+    assert sh(image, "cp", str(tmp_path / "src"), "/pyfalloc/copy").returncode == 0
+    assert sh(image, "cmp", str(tmp_path / "src"), "/pyfalloc/copy").returncode == 0
+    r = sh(image, "sh", "-c", "echo one > /pyfalloc/r && echo two >> /pyfalloc/r && cat /pyfalloc/r")
+    assert r.stdout == "one\ntwo\n", r.stderr
+    assert sh(image, "dd", "if=/pyfalloc/copy", "of=/pyfalloc/dd", "bs=64k", "status=none").returncode == 0
+    st = sh(image, "stat", "-c", "%s %b", "/pyfalloc/dd").stdout.split()
+    with Volume(image) as vol:
+        assert vol.read_file("/copy") == payload == vol.read_file("/dd")
+        assert vol.read_file("/r") == b"one\ntwo\n"
+        assert st == [str(len(payload)), str(vol.stat("/dd").st_blocks)]
+        assert vol.fsck() == []
+    missing = sh(image, "cat", "/pyfalloc/nope")
+    assert missing.returncode == 1 and "No such file or directory" in missing.stderr
+
+
+def test_util_linux_fallocate_and_filefrag_see_the_image(image):
+    assert sh(image, "fallocate", "-l", "1M", "/pyfalloc/a").returncode == 0
+    assert sh(image, "fallocate", "-p", "-o", "0", "-l", "64K", "/pyfalloc/a").returncode == 0
+    out = sh(image, "filefrag", "-v", "/pyfalloc/a").stdout
+    with Volume(image) as vol:
+        ext = vol.fiemap_path("/a")
+        assert vol.stat("/a").st_size == 1 << 20
+    assert len(ext) == 1 and ext[0].logical == 64 << 10 and ext[0].flags & uapi.FIEMAP_EXTENT_UNWRITTEN
+    first = ext[0].physical // 4096
+    assert f"{first}..{first + ext[0].length // 4096 - 1}" in out.replace(" ", "") or str(first) in out
+    assert "unwritten" in out and "1 extent found" in out
+    bad = sh(image, "fallocate", "-c", "-o", "0", "-l", "2M", "/pyfalloc/a")     # collapse past EOF
+    assert bad.returncode == 1 and "Invalid argument" in bad.stderr
+
+
+PY = """
+import errno, os, pyfalloc
+fd = os.open("/pyfalloc/p", os.O_RDWR | os.O_CREAT, 0o644)
+pyfalloc.fallocate2(fd, 0, 0, 8192, physical=64 << 20)       # syscall 486 through ctypes
+os.write(fd, b"placed")
+os.close(fd)
+host = os.open(os.environ["HOSTFILE"], os.O_RDWR | os.O_CREAT, 0o644)
+try:
+    pyfalloc.fallocate2(host, 0, 0, 4096, physical=0)
+except OSError as e:
+    print("EOPNOTSUPP" if e.errno == errno.EOPNOTSUPP else e.errno)
+"""
+
+
+def test_python_under_the_shim_places_blocks_with_syscall_486(image, tmp_path):
+    r = sh(image, sys.executable, "-c", PY, env={"HOSTFILE": str(tmp_path / "host")})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "EOPNOTSUPP"          # a host file's kernel cannot place blocks
+    with Volume(image) as vol:
+        assert vol.read_file("/p") == b"placed" + bytes(8192 - 6)      # mode 0 set the size
+        assert vol.fiemap_path("/p")[0].physical == 64 << 20
+
+
+def test_a_python_that_cannot_start_is_reported(image):
+    r = sh(image, "cat", "/pyfalloc/x", env={"PYFALLOC_PYTHONPATH": "/nonexistent", "PYTHONNOUSERSITE": "1"})
+    assert r.returncode == 1
+    assert "embedded Python did not start" in r.stderr
+    assert "Function not implemented" in r.stderr
