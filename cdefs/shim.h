@@ -16,3 +16,6 @@ long long pyf_unlink(const char *path, int rmdir);
 long long pyf_mkdir(const char *path, int mode);
 long long pyf_rename(const char *from, const char *to, unsigned int flags);
 long long pyf_dup(int oldfd, int newfd);
+/* the entries of a directory open as fd, "." and ".." first, each as "INO DTYPE NAME\0";
+ * with size 0 (or too small) it answers the size needed */
+long long pyf_listdir(int fd, char *buf, long long size);

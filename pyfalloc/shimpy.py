@@ -41,6 +41,15 @@ def image_path(path):
     return rest if rest.startswith("/") else "/" + rest
 
 
+def umask():
+    """The process umask, which the kernel applies to the mode of a new file."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
 def _call(fn, *args):
     try:
         r = fn(*args)
@@ -58,7 +67,7 @@ def _call(fn, *args):
 def bind(ffi):
     @ffi.def_extern()
     def pyf_open(path, flags, mode, fd):
-        return _call(lambda: volume().open(image_path(ffi.string(path).decode()), flags, mode, fd=fd))
+        return _call(lambda: volume().open(image_path(ffi.string(path).decode()), flags, mode & ~umask(), fd=fd))
 
     @ffi.def_extern()
     def pyf_close(fd):
@@ -122,12 +131,21 @@ def bind(ffi):
 
     @ffi.def_extern()
     def pyf_mkdir(path, mode):
-        return _call(lambda: volume().mkdir(image_path(ffi.string(path).decode()), mode))
+        return _call(lambda: volume().mkdir(image_path(ffi.string(path).decode()), mode & ~umask()))
 
     @ffi.def_extern()
     def pyf_rename(src, dst, flags):
         return _call(lambda: volume().rename(image_path(ffi.string(src).decode()),
                                              image_path(ffi.string(dst).decode()), flags))
+
+    @ffi.def_extern()
+    def pyf_listdir(fd, buf, size):
+        def listdir():
+            blob = b"".join(b"%d %d %s\0" % (ino, dtype, name.encode()) for name, ino, dtype in volume().readdir_fd(fd))
+            if len(blob) <= size:
+                ffi.memmove(buf, blob, len(blob))
+            return len(blob)
+        return _call(listdir)
 
     @ffi.def_extern()
     def pyf_dup(oldfd, newfd):

@@ -321,6 +321,18 @@ class Syscalls:
         dp, dn = self._parent(dst, errno.EBUSY)
         self.fs.rename(sp, sn, dp, dn, noreplace=bool(flags & 1), exchange=bool(flags & 2))
 
+    def readdir_fd(self, fd):
+        """getdents of a directory descriptor: (name, ino, d_type), "." and ".." first."""
+        of = self._file(fd)
+        if not of.is_dir:
+            raise FsError(errno.ENOTDIR, f"fd {fd} is not a directory")
+        fs = self.fs
+        row = fs.meta.q1("SELECT parent FROM dirents WHERE ino = ?", (of.ino,))
+        out = [(".", of.ino, 4), ("..", row[0] if row else of.ino, 4)]     # DT_DIR
+        for name, ino in fs.readdir(of.ino):
+            out.append((name, ino, 4 if st.S_ISDIR(fs.inode(ino).mode) else 8))   # DT_REG
+        return out
+
     def listdir(self, path="/"):
         return [name for name, _ in self.fs.readdir(self.fs.resolve(path))]
 

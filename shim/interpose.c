@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -29,6 +30,7 @@
 static char prefix[4096] = "/pyfalloc";
 static size_t prefix_len = 9;
 static unsigned char virt[MAX_FDS];         /* fd is a shadow of an image file */
+static char *vpath[MAX_FDS];                /* ... opened by this path (for *at calls) */
 static int python_started;
 
 #define REAL(ret, name, ...)                                                    \
@@ -114,10 +116,41 @@ static long long done(long long r)
     return -1;
 }
 
+static void set_virt(int fd, const char *path)
+{
+    virt[fd] = 1;
+    free(vpath[fd]);
+    vpath[fd] = path ? strdup(path) : NULL;
+}
+
+static void clear_virt(int fd)
+{
+    virt[fd] = 0;
+    free(vpath[fd]);
+    vpath[fd] = NULL;
+}
+
+/* the working directory, while it is a directory of the image (fts and find chdir into them) */
+static char vcwd[4096];
+
+/* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
 static const char *image_path(int dirfd, const char *path)
 {
-    return (path && (path[0] == '/' || dirfd == AT_FDCWD) && on_image(path)) ? path : NULL;
+    static __thread char joined[8192];
+    if (!path)
+        return NULL;
+    if (path[0] == '/')
+        return on_image(path) ? path : NULL;
+    const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : NULL) : is_virt(dirfd) ? vpath[dirfd] : NULL;
+    if (!base)
+        return NULL;
+    snprintf(joined, sizeof joined, "%s/%s", base, path);
+    return joined;
 }
+
+#define HERE(path) image_path(AT_FDCWD, path)
+
+int renameat2(int olddir, const char *from, int newdir, const char *to, unsigned int flags);
 
 static int open_image(const char *path, int flags, mode_t mode)
 {
@@ -139,7 +172,7 @@ static int open_image(const char *path, int flags, mode_t mode)
         errno = e;
         return -1;
     }
-    virt[shadow] = 1;
+    set_virt(shadow, path);
     return shadow;
 }
 
@@ -155,8 +188,9 @@ int open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    if (on_image(path))
-        return open_image(path, flags, mode);
+    const char *ip = HERE(path);
+    if (ip)
+        return open_image(ip, flags, mode);
     load_open();
     return real_open(path, flags, mode);
 }
@@ -176,8 +210,9 @@ int openat(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    if (image_path(dirfd, path))
-        return open_image(path, flags, mode);
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return open_image(ip, flags, mode);
     load_openat();
     return real_openat(dirfd, path, flags, mode);
 }
@@ -202,7 +237,7 @@ int close(int fd)
 {
     load_close();
     if (is_virt(fd)) {
-        virt[fd] = 0;
+        clear_virt(fd);
         done(pyf_close(fd));
     }
     return real_close(fd);
@@ -302,26 +337,29 @@ int fstat(int fd, struct stat *st)
 
 int stat(const char *path, struct stat *st)
 {
-    if (on_image(path))
-        return image_stat(-1, path, st);
+    const char *ip = HERE(path);
+    if (ip)
+        return image_stat(-1, ip, st);
     load_stat();
     return real_stat(path, st);
 }
 
 int lstat(const char *path, struct stat *st)
 {
-    if (on_image(path))
-        return image_stat(-1, path, st);
+    const char *ip = HERE(path);
+    if (ip)
+        return image_stat(-1, ip, st);
     load_lstat();
     return real_lstat(path, st);
 }
 
 int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
-    if (path && !*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd))
+    if (!*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd))
         return image_stat(dirfd, NULL, st);
-    if (image_path(dirfd, path))
-        return image_stat(-1, path, st);
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return image_stat(-1, ip, st);
     load_fstatat();
     return real_fstatat(dirfd, path, st, flags);
 }
@@ -336,10 +374,11 @@ int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
 
 int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *sx)
 {
-    int by_fd = path && !*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd);
-    if (by_fd || image_path(dirfd, path)) {
+    int by_fd = !*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd);
+    const char *ip = by_fd ? NULL : image_path(dirfd, path);
+    if (by_fd || ip) {
         struct stat st;
-        if (image_stat(by_fd ? dirfd : -1, by_fd ? NULL : path, &st) < 0)
+        if (image_stat(by_fd ? dirfd : -1, ip, &st) < 0)
             return -1;
         memset(sx, 0, sizeof *sx);
         sx->stx_mask = STATX_BASIC_STATS;
@@ -375,8 +414,9 @@ int ftruncate64(int fd, off_t len) { return ftruncate(fd, len); }
 
 int truncate(const char *path, off_t len)
 {
-    if (on_image(path))
-        return (int)done(pyf_ftruncate(-1, path, len));
+    const char *ip = HERE(path);
+    if (ip)
+        return (int)done(pyf_ftruncate(-1, ip, len));
     load_truncate();
     return real_truncate(path, len);
 }
@@ -402,47 +442,152 @@ int fdatasync(int fd)
 /* ---- namespace ------------------------------------------------------------------------------- */
 int unlink(const char *path)
 {
-    if (on_image(path))
-        return (int)done(pyf_unlink(path, 0));
+    const char *ip = HERE(path);
+    if (ip)
+        return (int)done(pyf_unlink(ip, 0));
     load_unlink();
     return real_unlink(path);
 }
 
 int unlinkat(int dirfd, const char *path, int flags)
 {
-    if (image_path(dirfd, path))
-        return (int)done(pyf_unlink(path, (flags & AT_REMOVEDIR) != 0));
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return (int)done(pyf_unlink(ip, (flags & AT_REMOVEDIR) != 0));
     load_unlinkat();
     return real_unlinkat(dirfd, path, flags);
 }
 
 int rmdir(const char *path)
 {
-    if (on_image(path))
-        return (int)done(pyf_unlink(path, 1));
+    const char *ip = HERE(path);
+    if (ip)
+        return (int)done(pyf_unlink(ip, 1));
     load_rmdir();
     return real_rmdir(path);
 }
 
 int mkdir(const char *path, mode_t mode)
 {
-    if (on_image(path))
-        return (int)done(pyf_mkdir(path, (int)mode));
+    const char *ip = HERE(path);
+    if (ip)
+        return (int)done(pyf_mkdir(ip, (int)mode));
     load_mkdir();
     return real_mkdir(path, mode);
 }
 
 int rename(const char *from, const char *to)
 {
-    int a = on_image(from), b = on_image(to);
-    if (a && b)
-        return (int)done(pyf_rename(from, to, 0));
-    if (a || b) {
-        errno = EXDEV;              /* mv then copies and unlinks, as across filesystems */
-        return -1;
-    }
+    if (HERE(from) || HERE(to))
+        return renameat2(AT_FDCWD, from, AT_FDCWD, to, 0);   /* EXDEV across the prefix: mv copies */
     load_rename();
     return real_rename(from, to);
+}
+
+REAL(int, renameat, int, const char *, int, const char *)
+REAL(int, renameat2, int, const char *, int, const char *, unsigned int)
+
+int renameat2(int olddir, const char *from, int newdir, const char *to, unsigned int flags)
+{
+    char a[8192];
+    const char *ia = image_path(olddir, from);
+    if (ia) {                   /* image_path's buffer is reused by the second call */
+        snprintf(a, sizeof a, "%s", ia);
+        ia = a;
+    }
+    const char *ib = image_path(newdir, to);
+    if (ia && ib)
+        return (int)done(pyf_rename(ia, ib, flags));
+    if (ia || ib) {
+        errno = EXDEV;
+        return -1;
+    }
+    load_renameat2();
+    return real_renameat2(olddir, from, newdir, to, flags);
+}
+
+int renameat(int olddir, const char *from, int newdir, const char *to)
+{
+    if (image_path(olddir, from) || image_path(newdir, to))
+        return renameat2(olddir, from, newdir, to, 0);
+    load_renameat();
+    return real_renameat(olddir, from, newdir, to);
+}
+
+REAL(int, chdir, const char *)
+REAL(int, fchdir, int)
+REAL(char *, getcwd, char *, size_t)
+
+int chdir(const char *path)
+{
+    const char *ip = HERE(path);
+    if (ip) {
+        struct stat st;
+        if (image_stat(-1, ip, &st) < 0)
+            return -1;
+        if (!S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+        if (strlen(ip) >= sizeof vcwd) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memmove(vcwd, ip, strlen(ip) + 1);
+        return 0;
+    }
+    load_chdir();
+    int r = real_chdir(path);
+    if (r == 0)
+        vcwd[0] = 0;
+    return r;
+}
+
+int fchdir(int fd)
+{
+    if (is_virt(fd) && vpath[fd]) {
+        struct stat st;
+        if (image_stat(fd, NULL, &st) < 0)
+            return -1;
+        if (!S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+        if (strlen(vpath[fd]) >= sizeof vcwd) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(vcwd, vpath[fd], strlen(vpath[fd]) + 1);
+        return 0;
+    }
+    load_fchdir();
+    int r = real_fchdir(fd);
+    if (r == 0)
+        vcwd[0] = 0;
+    return r;
+}
+
+char *getcwd(char *buf, size_t size)
+{
+    if (!vcwd[0]) {
+        load_getcwd();
+        return real_getcwd(buf, size);
+    }
+    size_t n = strlen(vcwd) + 1;
+    if (!buf) {
+        buf = malloc(size > n ? size : n);
+        if (!buf) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        size = size > n ? size : n;
+    }
+    if (size < n) {
+        errno = ERANGE;
+        return NULL;
+    }
+    memcpy(buf, vcwd, n);
+    return buf;
 }
 
 /* ---- descriptors ------------------------------------------------------------------------------ */
@@ -457,13 +602,13 @@ static int dup_shadow(int oldfd, int newfd)
         return -1;
     }
     if (is_virt(newfd) && newfd != oldfd) {
-        virt[newfd] = 0;
+        clear_virt(newfd);
         done(pyf_close(newfd));
     }
     if (is_virt(oldfd) && newfd != oldfd) {
         if (done(pyf_dup(oldfd, newfd)) < 0)
             return -1;
-        virt[newfd] = 1;
+        set_virt(newfd, vpath[oldfd]);
     }
     return newfd;
 }
@@ -479,7 +624,7 @@ int dup2(int fd, int newfd)
 {
     load_dup2();
     if (is_virt(newfd) && newfd != fd) {
-        virt[newfd] = 0;
+        clear_virt(newfd);
         done(pyf_close(newfd));
     }
     int n = real_dup2(fd, newfd);
@@ -490,11 +635,35 @@ int dup3(int fd, int newfd, int flags)
 {
     load_dup3();
     if (is_virt(newfd) && newfd != fd) {
-        virt[newfd] = 0;
+        clear_virt(newfd);
         done(pyf_close(newfd));
     }
     int n = real_dup3(fd, newfd, flags);
     return n < 0 ? n : dup_shadow(fd, n);
+}
+
+REAL(int, fcntl, int, int, ...)
+
+int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);            /* an int or a pointer: both fit, as in glibc */
+    va_end(ap);
+    load_fcntl();
+    int r = real_fcntl(fd, cmd, arg);
+    if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && is_virt(fd))
+        return dup_shadow(fd, r);
+    return r;
+}
+
+int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);
+    va_end(ap);
+    return fcntl(fd, cmd, arg);
 }
 
 /* ---- allocation ------------------------------------------------------------------------------- */
@@ -546,6 +715,168 @@ long syscall(long nr, ...)
     }
     load_syscall();
     return real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* ---- directory streams ------------------------------------------------------------------------ */
+#define MAX_DIRS 256
+struct image_dir {
+    int fd;
+    char *data, *next, *end;     /* entries as "ino type name\0", one after the other */
+    struct dirent64 ent;
+};
+static struct image_dir *dirs[MAX_DIRS];
+
+REAL(DIR *, opendir, const char *)
+REAL(DIR *, fdopendir, int)
+REAL(struct dirent *, readdir, DIR *)
+REAL(struct dirent64 *, readdir64, DIR *)
+REAL(int, closedir, DIR *)
+REAL(int, dirfd, DIR *)
+REAL(void, rewinddir, DIR *)
+
+static struct image_dir *ours(DIR *d)
+{
+    for (int i = 0; i < MAX_DIRS; i++)
+        if (dirs[i] && (DIR *)dirs[i] == d)
+            return dirs[i];
+    return NULL;
+}
+
+static int load_entries(struct image_dir *d)
+{
+    long long need = done(pyf_listdir(d->fd, NULL, 0));
+    if (need < 0)
+        return -1;
+    free(d->data);
+    d->data = malloc((size_t)need + 1);
+    if (!d->data) {
+        errno = ENOMEM;
+        return -1;
+    }
+    long long got = done(pyf_listdir(d->fd, d->data, need));
+    if (got < 0)
+        return -1;
+    d->next = d->data;
+    d->end = d->data + got;
+    return 0;
+}
+
+static DIR *image_fdopendir(int fd)
+{
+    int slot = 0;
+    while (slot < MAX_DIRS && dirs[slot])
+        slot++;
+    struct image_dir *d = calloc(1, sizeof *d);
+    if (slot == MAX_DIRS || !d) {
+        free(d);
+        errno = EMFILE;
+        return NULL;
+    }
+    d->fd = fd;
+    if (load_entries(d) < 0) {
+        int e = errno;
+        free(d->data);
+        free(d);
+        errno = e;
+        return NULL;
+    }
+    dirs[slot] = d;
+    return (DIR *)d;
+}
+
+DIR *opendir(const char *path)
+{
+    const char *ip = HERE(path);
+    if (ip) {
+        int fd = open_image(ip, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        if (fd < 0)
+            return NULL;
+        DIR *d = image_fdopendir(fd);
+        if (!d) {
+            int e = errno;
+            close(fd);
+            errno = e;
+        }
+        return d;
+    }
+    load_opendir();
+    return real_opendir(path);
+}
+
+DIR *fdopendir(int fd)
+{
+    if (is_virt(fd))
+        return image_fdopendir(fd);
+    load_fdopendir();
+    return real_fdopendir(fd);
+}
+
+struct dirent64 *readdir64(DIR *dir)
+{
+    struct image_dir *d = ours(dir);
+    if (!d) {
+        load_readdir64();
+        return real_readdir64(dir);
+    }
+    if (d->next >= d->end)
+        return NULL;            /* the end: errno untouched */
+    unsigned long long ino;
+    int type, used = 0;
+    sscanf(d->next, "%llu %d %n", &ino, &type, &used);
+    memset(&d->ent, 0, sizeof d->ent);
+    d->ent.d_ino = ino;
+    d->ent.d_type = (unsigned char)type;
+    d->ent.d_reclen = sizeof d->ent;
+    snprintf(d->ent.d_name, sizeof d->ent.d_name, "%s", d->next + used);
+    d->next += strlen(d->next) + 1;
+    d->ent.d_off = d->next - d->data;
+    return &d->ent;
+}
+
+struct dirent *readdir(DIR *dir)
+{
+    if (!ours(dir)) {
+        load_readdir();
+        return real_readdir(dir);
+    }
+    return (struct dirent *)readdir64(dir);      /* the same layout on 64-bit Linux */
+}
+
+int closedir(DIR *dir)
+{
+    struct image_dir *d = ours(dir);
+    if (!d) {
+        load_closedir();
+        return real_closedir(dir);
+    }
+    for (int i = 0; i < MAX_DIRS; i++)
+        if (dirs[i] == d)
+            dirs[i] = NULL;
+    int r = close(d->fd);
+    free(d->data);
+    free(d);
+    return r;
+}
+
+int dirfd(DIR *dir)
+{
+    struct image_dir *d = ours(dir);
+    if (!d) {
+        load_dirfd();
+        return real_dirfd(dir);
+    }
+    return d->fd;
+}
+
+void rewinddir(DIR *dir)
+{
+    struct image_dir *d = ours(dir);
+    if (!d) {
+        load_rewinddir();
+        real_rewinddir(dir);
+        return;
+    }
+    load_entries(d);
 }
 
 /* ---- ioctl ------------------------------------------------------------------------------------ */

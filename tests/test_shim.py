@@ -81,3 +81,22 @@ def test_a_python_that_cannot_start_is_reported(image):
     assert r.returncode == 1
     assert "embedded Python did not start" in r.stderr
     assert "Function not implemented" in r.stderr
+
+
+def test_ls_mkdir_mv_find_and_rm_walk_the_image(image, tmp_path):
+    r = sh(image, "sh", "-c", "umask 022 && mkdir /pyfalloc/d && echo x > /pyfalloc/d/f && "
+                              "mv /pyfalloc/d/f /pyfalloc/d/g && ls -l /pyfalloc/d && ls -R /pyfalloc")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "total 4"
+    assert lines[1].startswith("-rw-r--r-- 1 ") and lines[1].endswith(" g")    # umask applied
+    assert lines[2:] == ["/pyfalloc:", "d", "", "/pyfalloc/d:", "g"]
+    (tmp_path / "host").write_text("from the host\n")
+    assert sh(image, "mv", str(tmp_path / "host"), "/pyfalloc/d/h").returncode == 0     # EXDEV: copy + unlink
+    assert not (tmp_path / "host").exists()
+    assert sh(image, "find", "/pyfalloc").stdout.split() == ["/pyfalloc", "/pyfalloc/d", "/pyfalloc/d/g",
+                                                             "/pyfalloc/d/h"]
+    assert sh(image, "rm", "-r", "/pyfalloc/d").returncode == 0
+    with Volume(image) as vol:
+        assert vol.listdir("/") == []
+        assert vol.fsck() == []
