@@ -19,3 +19,5 @@ long long pyf_dup(int oldfd, int newfd);
 /* the entries of a directory open as fd, "." and ".." first, each as "INO DTYPE NAME\0";
  * with size 0 (or too small) it answers the size needed */
 long long pyf_listdir(int fd, char *buf, long long size);
+/* bsize, blocks, bfree, bavail, files, ffree, namelen */
+long long pyf_statfs(long long *out);

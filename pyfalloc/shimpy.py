@@ -148,5 +148,14 @@ def bind(ffi):
         return _call(listdir)
 
     @ffi.def_extern()
+    def pyf_statfs(out):
+        def statfs():
+            f = volume().statfs()
+            for i, key in enumerate(("f_bsize", "f_blocks", "f_bfree", "f_bavail", "f_files", "f_ffree",
+                                     "f_namemax")):
+                out[i] = f[key]
+        return _call(statfs)
+
+    @ffi.def_extern()
     def pyf_dup(oldfd, newfd):
         return _call(lambda: volume().dup(oldfd, newfd))

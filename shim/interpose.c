@@ -1,7 +1,7 @@
 /* libpyfalloc: LD_PRELOAD interposer. Paths under the mount prefix (PYFALLOC_MOUNT, default
  * /pyfalloc) are files of the image PYFALLOC_IMAGE; everything else takes the C fast path to
- * libc without entering Python. An open image file is backed by a real kernel fd (a shadow
- * on /dev/null), so dup, fork, select and close_range see an ordinary descriptor.
+ * libc without entering Python. An open image file is backed by a real kernel fd (an O_PATH
+ * shadow of /dev/null), so dup, fork and close_range see an ordinary descriptor.
  *
  * Compiled apart from the cffi module: Python.h sets _FILE_OFFSET_BITS=64, which would
  * quietly turn `fallocate` below into `fallocate64`. */
@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -155,7 +157,9 @@ int renameat2(int olddir, const char *from, int newdir, const char *to, unsigned
 static int open_image(const char *path, int flags, mode_t mode)
 {
     load_open();
-    int shadow = real_open("/dev/null", O_RDWR | (flags & O_CLOEXEC));
+    /* O_PATH: a program that inherits the shadow across exec, without knowing it, gets EBADF
+     * from read and write rather than the silence of /dev/null */
+    int shadow = real_open("/dev/null", O_PATH | (flags & O_CLOEXEC));
     if (shadow < 0)
         return -1;
     if (shadow >= MAX_FDS) {
@@ -877,6 +881,185 @@ void rewinddir(DIR *dir)
         return;
     }
     load_entries(d);
+}
+
+/* ---- stdio: a FILE whose reads and writes come back through this shim ------------------------- */
+REAL(FILE *, fopen, const char *, const char *)
+REAL(FILE *, fopen64, const char *, const char *)
+
+static ssize_t ck_read(void *c, char *buf, size_t n) { return read((int)(intptr_t)c, buf, n); }
+static ssize_t ck_write(void *c, const char *buf, size_t n) { return write((int)(intptr_t)c, buf, n); }
+static int ck_close(void *c) { return close((int)(intptr_t)c); }
+static int ck_seek(void *c, off64_t *pos, int whence)
+{
+    off_t r = lseek((int)(intptr_t)c, (off_t)*pos, whence);
+    if (r < 0)
+        return -1;
+    *pos = r;
+    return 0;
+}
+
+static int stdio_flags(const char *mode)
+{
+    int flags = mode[0] == 'r' ? 0 : mode[0] == 'w' ? O_CREAT | O_TRUNC : O_CREAT | O_APPEND;
+    int rw = strchr(mode, '+') != NULL;
+    flags |= rw ? O_RDWR : mode[0] == 'r' ? O_RDONLY : O_WRONLY;
+    if (strchr(mode, 'x'))
+        flags |= O_EXCL;
+    if (strchr(mode, 'e'))
+        flags |= O_CLOEXEC;
+    return flags;
+}
+
+static FILE *image_fopen(const char *path, const char *mode)
+{
+    if (!strchr("rwa", mode[0])) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int fd = open_image(path, stdio_flags(mode), 0666);
+    if (fd < 0)
+        return NULL;
+    cookie_io_functions_t io = {ck_read, ck_write, ck_seek, ck_close};
+    FILE *f = fopencookie((void *)(intptr_t)fd, mode, io);
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
+FILE *fopen(const char *path, const char *mode)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return image_fopen(ip, mode);
+    load_fopen();
+    return real_fopen(path, mode);
+}
+
+FILE *fopen64(const char *path, const char *mode)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return image_fopen(ip, mode);
+    load_fopen64();
+    return real_fopen64(path, mode);
+}
+
+/* ---- vectors, access, statfs, close_range ------------------------------------------------------- */
+REAL(ssize_t, readv, int, const struct iovec *, int)
+REAL(ssize_t, writev, int, const struct iovec *, int)
+REAL(int, access, const char *, int)
+REAL(int, faccessat, int, const char *, int, int)
+REAL(int, statfs, const char *, struct statfs *)
+REAL(int, fstatfs, int, struct statfs *)
+REAL(int, close_range, unsigned int, unsigned int, int)
+
+ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+    if (!is_virt(fd)) {
+        load_readv();
+        return real_readv(fd, iov, n);
+    }
+    ssize_t total = 0;
+    for (int i = 0; i < n; i++) {
+        ssize_t r = read(fd, iov[i].iov_base, iov[i].iov_len);
+        if (r < 0)
+            return total ? total : -1;
+        total += r;
+        if ((size_t)r < iov[i].iov_len)
+            break;
+    }
+    return total;
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+    if (!is_virt(fd)) {
+        load_writev();
+        return real_writev(fd, iov, n);
+    }
+    ssize_t total = 0;
+    for (int i = 0; i < n; i++) {
+        ssize_t r = write(fd, iov[i].iov_base, iov[i].iov_len);
+        if (r < 0)
+            return total ? total : -1;
+        total += r;
+        if ((size_t)r < iov[i].iov_len)
+            break;
+    }
+    return total;
+}
+
+int faccessat(int dirfd, const char *path, int mode, int flags)
+{
+    const char *ip = image_path(dirfd, path);
+    if (ip) {
+        struct stat st;             /* existence; permission bits are stored, not enforced */
+        return image_stat(-1, ip, &st);
+    }
+    load_faccessat();
+    return real_faccessat(dirfd, path, mode, flags);
+}
+
+int access(const char *path, int mode)
+{
+    if (HERE(path))
+        return faccessat(AT_FDCWD, path, mode, 0);
+    load_access();
+    return real_access(path, mode);
+}
+
+#define PYFALLOC_MAGIC 0x50594641         /* "PYFA" */
+
+static int image_statfs(struct statfs *sf)
+{
+    long long v[8];
+    if (done(pyf_statfs(v)) < 0)
+        return -1;
+    memset(sf, 0, sizeof *sf);
+    sf->f_type = PYFALLOC_MAGIC;
+    sf->f_bsize = v[0];
+    sf->f_frsize = v[0];
+    sf->f_blocks = (fsblkcnt_t)v[1];
+    sf->f_bfree = (fsblkcnt_t)v[2];
+    sf->f_bavail = (fsblkcnt_t)v[3];
+    sf->f_files = (fsfilcnt_t)v[4];
+    sf->f_ffree = (fsfilcnt_t)v[5];
+    sf->f_namelen = v[6];
+    return 0;
+}
+
+int statfs(const char *path, struct statfs *sf)
+{
+    if (HERE(path))
+        return image_statfs(sf);
+    load_statfs();
+    return real_statfs(path, sf);
+}
+
+int fstatfs(int fd, struct statfs *sf)
+{
+    if (is_virt(fd))
+        return image_statfs(sf);
+    load_fstatfs();
+    return real_fstatfs(fd, sf);
+}
+
+int statfs64(const char *path, struct statfs64 *sf) { return statfs(path, (struct statfs *)sf); }
+int fstatfs64(int fd, struct statfs64 *sf) { return fstatfs(fd, (struct statfs *)sf); }
+
+int close_range(unsigned int first, unsigned int last, int flags)
+{
+    /* the image files in the range close through close(), so their handles go too */
+    if (!(flags & CLOSE_RANGE_CLOEXEC))
+        for (unsigned int fd = first; fd <= last && fd < MAX_FDS; fd++)
+            if (virt[fd])
+                close((int)fd);
+    load_close_range();
+    return real_close_range(first, last, flags);
 }
 
 /* ---- ioctl ------------------------------------------------------------------------------------ */

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from pyfalloc import Volume, uapi
+from conftest import ROOT
 from pyfalloc.shimrun import environment
 
 pytestmark = pytest.mark.skipif(not shutil.which("filefrag") or not shutil.which("fallocate"),
@@ -99,4 +100,22 @@ def test_ls_mkdir_mv_find_and_rm_walk_the_image(image, tmp_path):
     assert sh(image, "rm", "-r", "/pyfalloc/d").returncode == 0
     with Volume(image) as vol:
         assert vol.listdir("/") == []
+        assert vol.fsck() == []
+
+
+def test_a_c_program_places_blocks_and_uses_stdio(image, tmp_path):
+    exe = tmp_path / "place"
+    cc = subprocess.run(["cc", "-Wall", "-Werror", "-I", os.path.join(ROOT, "cdefs"), "-o", str(exe),
+                         os.path.join(ROOT, "examples", "place.c")], capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    r = sh(image, str(exe), "/pyfalloc/c", "96M", "8192")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"logical 0 physical {96 << 20} length 8192 flags 0x801\n"    # UNWRITTEN | LAST
+    busy = sh(image, str(exe), "/pyfalloc/c2", "96M", "4096")
+    assert busy.returncode == 1 and "No space left on device" in busy.stderr
+    fs = sh(image, "stat", "-f", "-c", "%t %S %b", "/pyfalloc")
+    assert fs.stdout.split() == ["50594641", "4096", str(256 << 20 >> 12)]          # "PYFA", statfs
+    assert sh(image, "sh", "-c", "test -e /pyfalloc/c && test ! -e /pyfalloc/nope").returncode == 0
+    with Volume(image) as vol:
+        assert vol.read_file("/c").startswith(f"placed at {96 << 20}\n".encode())
         assert vol.fsck() == []
