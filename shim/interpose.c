@@ -957,15 +957,12 @@ REAL(int, statfs, const char *, struct statfs *)
 REAL(int, fstatfs, int, struct statfs *)
 REAL(int, close_range, unsigned int, unsigned int, int)
 
-ssize_t readv(int fd, const struct iovec *iov, int n)
+/* one read or write per vector element, stopping at the first short one, as the kernel does */
+static ssize_t each_iov(int fd, const struct iovec *iov, int n, ssize_t (*op)(int, void *, size_t))
 {
-    if (!is_virt(fd)) {
-        load_readv();
-        return real_readv(fd, iov, n);
-    }
     ssize_t total = 0;
     for (int i = 0; i < n; i++) {
-        ssize_t r = read(fd, iov[i].iov_base, iov[i].iov_len);
+        ssize_t r = op(fd, iov[i].iov_base, iov[i].iov_len);
         if (r < 0)
             return total ? total : -1;
         total += r;
@@ -975,22 +972,22 @@ ssize_t readv(int fd, const struct iovec *iov, int n)
     return total;
 }
 
+static ssize_t write_op(int fd, void *buf, size_t n) { return write(fd, buf, n); }
+
+ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+    if (is_virt(fd))
+        return each_iov(fd, iov, n, read);
+    load_readv();
+    return real_readv(fd, iov, n);
+}
+
 ssize_t writev(int fd, const struct iovec *iov, int n)
 {
-    if (!is_virt(fd)) {
-        load_writev();
-        return real_writev(fd, iov, n);
-    }
-    ssize_t total = 0;
-    for (int i = 0; i < n; i++) {
-        ssize_t r = write(fd, iov[i].iov_base, iov[i].iov_len);
-        if (r < 0)
-            return total ? total : -1;
-        total += r;
-        if ((size_t)r < iov[i].iov_len)
-            break;
-    }
-    return total;
+    if (is_virt(fd))
+        return each_iov(fd, iov, n, write_op);
+    load_writev();
+    return real_writev(fd, iov, n);
 }
 
 int faccessat(int dirfd, const char *path, int mode, int flags)

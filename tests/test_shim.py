@@ -60,6 +60,10 @@ fd = os.open("/pyfalloc/p", os.O_RDWR | os.O_CREAT, 0o644)
 pyfalloc.fallocate2(fd, 0, 0, 8192, physical=64 << 20)       # syscall 486 through ctypes
 os.write(fd, b"placed")
 os.close(fd)
+v = os.open("/pyfalloc/v", os.O_RDWR | os.O_CREAT, 0o644)
+assert os.writev(v, [b"ab", b"cd", b"ef"]) == 6 and os.lseek(v, 0, os.SEEK_SET) == 0
+a, b = bytearray(3), bytearray(10)
+assert os.readv(v, [a, b]) == 6 and (a, b[:3]) == (b"abc", b"def")
 host = os.open(os.environ["HOSTFILE"], os.O_RDWR | os.O_CREAT, 0o644)
 try:
     pyfalloc.fallocate2(host, 0, 0, 4096, physical=0)
@@ -75,6 +79,7 @@ def test_python_under_the_shim_places_blocks_with_syscall_486(image, tmp_path):
     with Volume(image) as vol:
         assert vol.read_file("/p") == b"placed" + bytes(8192 - 6)      # mode 0 set the size
         assert vol.fiemap_path("/p")[0].physical == 64 << 20
+        assert vol.read_file("/v") == b"abcdef"
 
 
 def test_a_python_that_cannot_start_is_reported(image):
