@@ -14,6 +14,7 @@ import os
 import random
 
 from .errors import FsError
+from .units import round_up
 
 # Geriatrix's "agrawal" profile: file sizes from Agrawal et al., "A Five-Year Study of
 # File-System Metadata" (FAST '07), as (bucket size in bytes, weight).
@@ -66,7 +67,7 @@ def history(capacity, bs, seed=1, profile="agrawal", fill=0.8, churn=4, churn_sh
     serial = 0
 
     def on_disk(size):
-        return -(-size // bs) * bs
+        return round_up(size, bs)
 
     def refill():
         nonlocal used, serial

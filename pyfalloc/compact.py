@@ -21,6 +21,7 @@ from . import uapi
 from .errors import FsError
 from .move import PAGE_SIZE
 from .relocate import relocate
+from .units import ceil_div, round_up
 
 STRATEGIES = ("exact", "donor", "keepsize")
 
@@ -84,7 +85,7 @@ def walk(vol, top="/"):
 def snapshot(vol, min_age=0.0, now=None):
     G, bs = vol.granule, vol.block_size
     size = vol.size
-    granules = [Granule(i, min(G, size - i * G)) for i in range(-(-size // G))]
+    granules = [Granule(i, min(G, size - i * G)) for i in range(ceil_div(size, G))]
     files = walk(vol)
     now = time.time() if now is None else now
     skipped = {"open": 0, "recent": 0, "unnamed": 0}
@@ -334,8 +335,8 @@ class Compactor:
         page = max(1, PAGE_SIZE // bs)
         sizes = {}
         for ino in inos:
-            sizes[ino] = -(-vol.stat(snap.paths[ino]).st_size // bs)
-        total = sum(-(-n // page) * page for n in sizes.values())
+            sizes[ino] = ceil_div(vol.stat(snap.paths[ino]).st_size, bs)
+        total = sum(round_up(n, page) for n in sizes.values())
         if not total:
             return
         donor = vol.open("/", os.O_RDWR | os.O_TMPFILE, 0o600)
@@ -360,7 +361,7 @@ class Compactor:
                     self.bytes_moved += e.moved_len * bs
                 finally:
                     vol.close(fd)
-                cursor += -(-sizes[ino] // page) * page
+                cursor += round_up(sizes[ino], page)
                 self._tick(prog)
         finally:
             vol.close(donor)
@@ -404,7 +405,7 @@ class Compactor:
         fd = None
         try:
             size = vol.fstat(nfd).st_size
-            end = -(-size // bs) * bs
+            end = round_up(size, bs)
             if vol.fiemap(nfd, end, 1 << 62):
                 self._note_unplaced("file before the hole has blocks past its end", length)
                 return False

@@ -17,16 +17,13 @@ from .errors import FsError
 from .extents import ExtentMap
 from .freespace import FreeSpace
 from .locks import InodeLocks
+from .units import ceil_div
 
 ROOT_INO = 2
 FIRST_INO = 12                  # as ext4: 2 is the root, 11 lost+found, user inodes follow
 EXT_MAX_BLOCKS = (1 << 32) - 1  # ext4's last logical block + 1
 NAME_MAX = 255
 Inode = namedtuple("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
-
-
-def _ceil_div(a, b):
-    return -(-a // b)
 
 
 class FileSystem:
@@ -36,7 +33,7 @@ class FileSystem:
         self.bs = device.block_size
         self.nblocks = device.nblocks
         self.group_blocks = device.group_size // device.block_size
-        self.ngroups = _ceil_div(self.nblocks, self.group_blocks)
+        self.ngroups = ceil_div(self.nblocks, self.group_blocks)
         # ext4's s_maxbytes for extent-mapped files: 2^32 - 1 logical blocks
         self.max_bytes = EXT_MAX_BLOCKS * self.bs
         self.free = FreeSpace(meta, self.group_blocks, self.nblocks)
@@ -287,7 +284,7 @@ class FileSystem:
             length = min(length, size - offset)
             end = offset + length
             out = bytearray(length)
-            for lblk, n, e in self.extmap.segments(ino, offset // bs, _ceil_div(end, bs)):
+            for lblk, n, e in self.extmap.segments(ino, offset // bs, ceil_div(end, bs)):
                 if e is None or e.unwritten:
                     continue
                 lo, hi = max(offset, lblk * bs), min(end, (lblk + n) * bs)
@@ -302,7 +299,7 @@ class FileSystem:
         bs = self.bs
         with self.locks.exclusive(ino):
             a = offset // bs
-            b = _ceil_div(offset + len(data), bs)
+            b = ceil_div(offset + len(data), bs)
             inode = self.inode(ino)
             error = None
             with self.meta.tx():
@@ -346,7 +343,7 @@ class FileSystem:
 
     def _map_holes(self, inode, a, b):
         """Allocate (unwritten) every hole of logical [a, b) with the default policy."""
-        file_blocks = _ceil_div(inode.size, self.bs)
+        file_blocks = ceil_div(inode.size, self.bs)
         for lblk, n, e in list(self.extmap.segments(inode.ino, a, b)):
             if e is not None:
                 continue
@@ -360,7 +357,7 @@ class FileSystem:
         bs = self.bs
         with self.locks.exclusive(ino):
             inode = self.inode(ino)
-            keep = _ceil_div(size, bs)
+            keep = ceil_div(size, bs)
             if size % bs and size < inode.size:
                 self._zero_bytes(ino, size, (size // bs + 1) * bs)
             with self.meta.tx():
@@ -375,7 +372,7 @@ class FileSystem:
     def _zero_bytes(self, ino, start, end):
         """Zero [start, end) of written blocks in place (holes and unwritten already read zeros)."""
         bs = self.bs
-        for lblk, n, e in self.extmap.segments(ino, start // bs, _ceil_div(end, bs)):
+        for lblk, n, e in self.extmap.segments(ino, start // bs, ceil_div(end, bs)):
             if e is None or e.unwritten:
                 continue
             lo, hi = max(start, lblk * bs), min(end, (lblk + n) * bs)
@@ -386,7 +383,7 @@ class FileSystem:
         """Mode 0 / KEEP_SIZE / UNSHARE_RANGE, with fallocate2's exact placement when physical
         is given. Blocks placed before a failure stay, and the size follows them (ext4)."""
         bs = self.bs
-        a, b = offset // bs, _ceil_div(offset + length, bs)
+        a, b = offset // bs, ceil_div(offset + length, bs)
         with self.locks.exclusive(ino):
             inode = self.inode(ino)
             new_size = offset + length if not keep_size and offset + length > inode.size else None
@@ -435,17 +432,17 @@ class FileSystem:
             size = self.inode(ino).size
             if offset >= size:
                 return
-            end = min(offset + length, _ceil_div(size, bs) * bs)
+            end = min(offset + length, ceil_div(size, bs) * bs)
             self._zero_edges(ino, offset, end)
             with self.meta.tx():
-                for e in self.extmap.remove(ino, _ceil_div(offset, bs), end // bs):
+                for e in self.extmap.remove(ino, ceil_div(offset, bs), end // bs):
                     self.free.give(e.pblk, e.len)
                 self.free.discard_windows_of(ino)
                 self._touch(ino)
 
     def _zero_edges(self, ino, start, end):
         bs = self.bs
-        a, b = _ceil_div(start, bs), end // bs
+        a, b = ceil_div(start, bs), end // bs
         if a > b:                       # inside a single block
             self._zero_bytes(ino, start, end)
             return
@@ -457,13 +454,13 @@ class FileSystem:
         are zeroed on the device and become written); edges are zeroed in place."""
         bs = self.bs
         end = offset + length
-        a, b = _ceil_div(offset, bs), end // bs
+        a, b = ceil_div(offset, bs), end // bs
         with self.locks.exclusive(ino):
             inode = self.inode(ino)
             error = None
             with self.meta.tx():
                 try:
-                    self._map_holes(inode, offset // bs, _ceil_div(end, bs))
+                    self._map_holes(inode, offset // bs, ceil_div(end, bs))
                 except FsError as e:
                     error = e
             if error is None:

@@ -1,4 +1,6 @@
 """Granule occupancy pictures: a terminal strip and a PNG."""
+from .units import ceil_div
+
 SHADES = " ░▒▓█"
 FREE_MARK = "·"
 
@@ -14,7 +16,7 @@ def summarize(used, granule, total):
 
 def cells(used, granule, max_cells):
     """Fill ratios, several granules per cell when there are more granules than cells."""
-    per = max(1, -(-len(used) // max_cells))
+    per = max(1, ceil_div(len(used), max_cells))
     out = []
     for i in range(0, len(used), per):
         chunk = used[i:i + per]

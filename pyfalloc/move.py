@@ -18,6 +18,7 @@ import stat as st
 from . import uapi
 from .errors import FsError
 from .fs import EXT_MAX_BLOCKS
+from .units import ceil_div
 
 U64 = (1 << 64) - 1
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -80,7 +81,7 @@ def _check_arguments(fs, orig, donor, orig_start, donor_start, length):
         raise FsError(errno.EINVAL, "orig or donor is empty")
     # the kernel's u64 arithmetic, off-by-one and all: len 0 at start 0 means "to the end"
     for start, size in ((orig_start, oi.size), (donor_start, di.size)):
-        eof = -(-size // fs.bs)
+        eof = ceil_div(size, fs.bs)
         if eof <= start:
             length = 0
         elif eof < (start + length - 1) & U64:

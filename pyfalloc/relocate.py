@@ -7,6 +7,7 @@ import os
 
 from . import uapi
 from .errors import FsError
+from .units import round_up
 
 
 def relocate(vol, fd, offset, length, physical):
@@ -15,9 +16,9 @@ def relocate(vol, fd, offset, length, physical):
     bs = vol.block_size
     if offset % bs or physical % bs:
         raise FsError(errno.EINVAL, f"offset and physical must be multiples of the block size ({bs})")
-    eof = -(-vol.fstat(fd).st_size // bs) * bs
+    eof = round_up(vol.fstat(fd).st_size, bs)
     # nothing past the end of the file moves (MOVE_EXT clips there too), so ask no space for it
-    length = eof - offset if length is None else min(-(-length // bs) * bs, eof - offset)
+    length = eof - offset if length is None else min(round_up(length, bs), eof - offset)
     if length <= 0:
         raise FsError(errno.EINVAL, "nothing to move: the range is empty or past the end of the file")
     if placed_at(vol, fd, offset, length, physical):

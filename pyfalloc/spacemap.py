@@ -3,6 +3,7 @@ from array import array
 from collections import namedtuple
 
 from . import uapi
+from .units import ceil_div, round_up
 
 FsmapRecord = namedtuple("FsmapRecord", "physical length owner offset flags")
 
@@ -48,7 +49,7 @@ def granule_usage(fs):
     """Used bytes of every discard granule (preallocation windows count as used)."""
     bs, g = fs.bs, fs.dev.granule
     total = fs.nblocks * bs
-    ngran = -(-total // g)
+    ngran = ceil_div(total, g)
     used = array("q", (min(g, total - i * g) for i in range(ngran)))
     with fs.meta.tx():
         for pblk, n in fs.meta.conn.execute("SELECT pblk, len FROM free"):
@@ -102,12 +103,12 @@ def trim(fs, start=0, length=None, minlen=0):
         # the frees being discarded must outlive a power cut, or a rolled-back map would
         # point at discarded blocks
         fs.meta.sync()
-        for pblk, n in list(free_runs(fs, start // bs, -(-end // bs))):
+        for pblk, n in list(free_runs(fs, start // bs, ceil_div(end, bs))):
             if n * bs < minlen:
                 continue
             lo = max(pblk * bs, start)
             hi = min((pblk + n) * bs, end)
-            lo = -(-lo // g) * g
+            lo = round_up(lo, g)
             hi = hi // g * g
             if hi > lo:
                 fs.dev.discard(lo, hi - lo)

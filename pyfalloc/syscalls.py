@@ -17,6 +17,7 @@ from .errors import FsError
 from .uapi import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
                    FALLOC_FL_MODE_MASK, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_UNSHARE_RANGE,
                    FALLOC_FL_WRITE_ZEROES, FALLOC_FL_ZERO_RANGE, NO_HINT)
+from .units import ceil_div
 
 LOFF_MAX = (1 << 63) - 1
 Stat = namedtuple("Stat", "st_mode st_ino st_dev st_nlink st_uid st_gid st_size st_atime st_mtime "
@@ -246,7 +247,7 @@ class Syscalls:
     def _seek_data_hole(self, ino, offset, size, want_data):
         """Written extents are data; holes and unwritten extents read as zeros and are holes."""
         bs = self.fs.bs
-        for lblk, _, e in self.fs.extmap.segments(ino, offset // bs, -(-size // bs)):
+        for lblk, _, e in self.fs.extmap.segments(ino, offset // bs, ceil_div(size, bs)):
             is_data = e is not None and not e.unwritten
             if is_data == want_data:
                 return max(offset, lblk * bs)
@@ -387,7 +388,7 @@ class Syscalls:
             if physical % fs.bs:
                 raise FsError(errno.EINVAL, f"physical {physical} is not a multiple of the block size")
             first = physical // fs.bs
-            nblocks = -(-(offset + length) // fs.bs) - offset // fs.bs
+            nblocks = ceil_div(offset + length, fs.bs) - offset // fs.bs
             if first + nblocks > fs.nblocks:
                 raise FsError(errno.EINVAL, "physical range outside the device")
             return fs.allocate_range(of.ino, offset, length, keep, physical)
@@ -463,7 +464,7 @@ class Syscalls:
         bs = fs.bs
         end = LOFF_MAX if length is None else min(start + length, LOFF_MAX)
         with fs.locks.shared(ino):
-            found = fs.extmap.overlapping(ino, start // bs, -(-end // bs)) if end > start else []
+            found = fs.extmap.overlapping(ino, start // bs, ceil_div(end, bs)) if end > start else []
             last = fs.extmap.last(ino)
         out = []
         for e in found:

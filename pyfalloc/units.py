@@ -24,5 +24,14 @@ def format_size(n):
     return str(n)
 
 
+def ceil_div(a, b):
+    return -(-a // b)
+
+
+def round_up(n, unit):
+    """n rounded up to a multiple of unit."""
+    return -(-n // unit) * unit
+
+
 def is_pow2(n):
     return n > 0 and n & (n - 1) == 0
