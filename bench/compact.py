@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pyfalloc import Volume, age  # noqa: E402
-from pyfalloc.compact import Compactor, snapshot  # noqa: E402
+from pyfalloc.compact import Compactor, cheapest_costs, snapshot  # noqa: E402
 
 MiB = 1 << 20
 
@@ -106,10 +106,7 @@ def main():
             print(f"aged {args.size} at fill {args.fill}: {len(ops)} ops in {time.monotonic() - t:.1f} s; "
                   f"granules {vol.granules()['free']} free, {vol.granules()['partial']} partly used")
             size, granule = vol.size, vol.granule
-            # B_k for every k: the sum of the k smallest live counts among movable granules
-            prefix = [0]
-            for g in snapshot(vol).candidates():
-                prefix.append(prefix[-1] + g.live)
+            prefix = cheapest_costs(snapshot(vol))
         rows = {}
         for strategy in ("exact", "donor", "keepsize"):
             with Volume(copy_image(base, os.path.join(work, f"{strategy}.img"))) as vol:

@@ -9,6 +9,7 @@ import time
 
 from . import age, mapview, uapi
 from .compact import STRATEGIES, Compactor
+from .progress import progress
 from .relocate import relocate
 from .errors import FsError, errno_name
 from .units import format_size, parse_size
@@ -222,12 +223,8 @@ def cmd_age(a):
         if a.write_log:
             age.write_log(ops, a.write_log)
         t0 = time.monotonic()
-        bar = _bar(len(ops), "aging", a.json)
-        try:
-            created, deleted, written = age.apply_volume(v, ops, (lambda: bar[0].advance(bar[1])) if bar else None)
-        finally:
-            if bar:
-                bar[0].stop()
+        with progress(len(ops), "aging", not a.json) as advance:
+            created, deleted, written = age.apply_volume(v, ops, advance)
         summary = v.granules()
     out = {"ops": len(ops), "files_created": created, "files_deleted": deleted, "bytes_written": written,
            "files": created - deleted, "seconds": round(time.monotonic() - t0, 3),
@@ -241,20 +238,9 @@ def cmd_age(a):
           f"{summary['full']} full")
 
 
-def _bar(total, label, quiet):
-    if quiet or not sys.stderr.isatty():
-        return None
-    from rich.console import Console
-    from rich.progress import Progress
-    prog = Progress(console=Console(stderr=True), transient=True)
-    prog.start()
-    return prog, prog.add_task(label, total=total)
-
-
 def cmd_defrag(a):
     with Volume(a.image) as v:
-        c = Compactor(v, a.strategy, budget=a.budget, min_age=a.min_age,
-                      progress=not a.json and sys.stderr.isatty())
+        c = Compactor(v, a.strategy, budget=a.budget, min_age=a.min_age, progress=not a.json)
         r = c.run(dry_run=a.dry_run)
         before, after = r.pop("_used_before"), r.pop("_used_after")
         if a.png:
@@ -285,8 +271,7 @@ def cmd_defrag(a):
 def cmd_run(a):
     from .shimrun import run
     Volume(a.image).umount()            # refuse a bad image here, with the usual message
-    command = a.command[1:] if a.command[:1] == ["--"] else a.command
-    run(a.image, command, a.mount)
+    run(a.image, a.command, a.mount)
 
 
 def _owner_name(rec):
@@ -426,9 +411,10 @@ def build_parser():
                    help="leave files modified within this many seconds")
     c.add_argument("--png", metavar="FILE", help="granule occupancy before and after")
     c.add_argument("--json", action="store_true")
-    c = cmd("run", cmd_run, "run a program with the image under --mount (LD_PRELOAD shim)")
+    c = cmd("run", cmd_run, "run a program with the image under --mount (LD_PRELOAD shim): "
+                            "pyfalloc run IMAGE [--mount PREFIX] -- COMMAND [ARGS...]")
     c.add_argument("--mount", default="/pyfalloc", help="path prefix the image appears under")
-    c.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    c.set_defaults(command=[])          # main() hands it everything after "--"
     c = cmd("fsmap", cmd_fsmap, "show who owns the physical space (GETFSMAP)")
     c.add_argument("--free", action="store_true", help="free extents only")
     c.add_argument("--json", action="store_true")
@@ -446,7 +432,15 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = []
+    if argv[:1] == ["run"] and "--" in argv:
+        # argparse mangles "--" inside a subcommand; the program's own options follow it
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    if args.cmd == "run":
+        args.command = command
     try:
         return args.func(args) or 0
     except BrokenPipeError:                 # `pyfalloc cat ... | head` is not an error

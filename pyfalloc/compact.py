@@ -20,6 +20,7 @@ from sortedcontainers import SortedList
 from . import uapi
 from .errors import FsError
 from .move import PAGE_SIZE
+from .progress import progress
 from .relocate import relocate
 from .units import ceil_div, round_up
 
@@ -136,10 +137,15 @@ def lower_bound(snap):
         moved += g.live
         free_space -= own_holes
         k_max += 1
-    prefix = [0]
-    for g in cands:
-        prefix.append(prefix[-1] + g.live)
-    return {"k_max": k_max, "bytes_for_k_max": prefix[k_max], "_prefix": prefix}
+    return {"k_max": k_max, "bytes_for_k_max": moved}
+
+
+def cheapest_costs(snap):
+    """B_k for every k: the bytes of the k cheapest granules together (B_0 = 0)."""
+    out = [0]
+    for g in snap.candidates():
+        out.append(out[-1] + g.live)
+    return out
 
 
 class HolePool:
@@ -189,16 +195,14 @@ class HolePool:
         return out
 
 
-def plan_exact(snap, budget=None):
+def plan_exact(snap, k, budget=None):
     """The k cheapest granules that the holes of the others can absorb (k as in the bound,
     cut by the budget) are the victims; their pieces go, largest first, into the smallest
     hole they fit in among the granules that stay (split over the largest holes only when
     none fits). Never into a victim, never into a wholly free granule. Returns
     [(granule, moves)] with moves = [(ino, logical, length, target physical)]."""
-    cands = snap.candidates()
-    k = lower_bound(snap)["k_max"]
     victims, spent = [], 0
-    for g in cands[:k]:
+    for g in snap.candidates()[:k]:
         if budget is not None and spent + g.live > budget:
             break
         victims.append(g)
@@ -221,17 +225,6 @@ def plan_exact(snap, budget=None):
     return [(g, moves[g.index]) for g in victims if g.index in moves]
 
 
-def _progress(total, label, enabled):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    prog = Progress(TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total} granules"),
-                    TimeRemainingColumn(), transient=True)
-    prog.start()
-    task = prog.add_task(label, total=total)
-    return prog, task
-
-
 class Compactor:
     def __init__(self, vol, strategy="exact", budget=None, min_age=0.0, progress=False):
         if strategy not in STRATEGIES:
@@ -250,19 +243,16 @@ class Compactor:
         t0 = time.monotonic()
         snap = snapshot(vol, self.min_age)
         bound = lower_bound(snap)
-        plan = plan_exact(snap, self.budget)
+        costs = cheapest_costs(snap)
+        plan = plan_exact(snap, bound["k_max"], self.budget)
         before = [g.live for g in snap.granules]
         result = {"strategy": self.strategy, "dry_run": dry_run, "granule": snap.granule,
                   "granules": len(snap.granules), "granules_free_before": snap.wholly_free,
                   "planned_granules": len(plan), "planned_bytes": sum(g.live for g, _ in plan),
                   "skipped_files": snap.skipped}
         if not dry_run:
-            prog = _progress(len(plan), f"defrag ({self.strategy})", self.show_progress)
-            try:
-                getattr(self, "_run_" + self.strategy)(snap, plan, prog)
-            finally:
-                if prog:
-                    prog[0].stop()
+            with progress(len(plan), f"defrag ({self.strategy})", self.show_progress) as self._advance:
+                getattr(self, "_run_" + self.strategy)(snap, plan)
             trimmed = vol.trim()
             after_snap = snapshot(vol)
             after = [g.live for g in after_snap.granules]
@@ -271,8 +261,7 @@ class Compactor:
             trimmed = {"released_bytes": 0}
             after, free_after = before, snap.wholly_free
         freed = free_after - snap.wholly_free
-        prefix = bound.pop("_prefix")
-        bound["bytes_for_freed"] = prefix[min(max(freed, 0), len(prefix) - 1)]
+        bound["bytes_for_freed"] = costs[min(max(freed, 0), len(costs) - 1)]
         result.update({"granules_free_after": free_after, "granules_freed": freed,
                        "bytes_moved": self.bytes_moved, "files_moved": len(self.files),
                        "released_bytes": trimmed["released_bytes"], "seconds": round(time.monotonic() - t0, 3),
@@ -282,12 +271,12 @@ class Compactor:
         return result
 
     # ---- exact: a donor fallocate2'd into the hole, then MOVE_EXT ----------------------------------
-    def _run_exact(self, snap, plan, prog):
+    def _run_exact(self, snap, plan):
         self.victims = {g.index for g, _ in plan}
         for _, moves in plan:
             for ino, logical, length, target in moves:
                 self._relocate(snap, ino, logical, length, target)
-            self._tick(prog)
+            self._advance()
 
     def _relocate(self, snap, ino, logical, length, target):
         """One planned move; when a writer changed the picture (the target was taken, the
@@ -319,12 +308,8 @@ class Compactor:
                 return
             target = spots[0][0]
 
-    def _tick(self, prog):
-        if prog:
-            prog[0].advance(prog[1])
-
     # ---- donor: one big donor without a hint, whole files moved into it ----------------------------
-    def _run_donor(self, snap, plan, prog):
+    def _run_donor(self, snap, plan):
         vol, bs = self.vol, snap.block
         inos = []
         for _, moves in plan:
@@ -362,12 +347,12 @@ class Compactor:
                 finally:
                     vol.close(fd)
                 cursor += round_up(sizes[ino], page)
-                self._tick(prog)
+                self._advance()
         finally:
             vol.close(donor)
 
     # ---- keepsize: blocks fallocated past the end of the file before a hole --------------------------
-    def _run_keepsize(self, snap, plan, prog):
+    def _run_keepsize(self, snap, plan):
         """A hole can be filled only from the file whose last extent ends right where the hole
         starts (the allocator's goal for KEEP_SIZE blocks); MOVE_EXT takes a donor range only
         below the donor's EOF, so that file's size is raised for the move and put back after —
@@ -384,7 +369,7 @@ class Compactor:
                 # the hole's rest now follows the same file
                 tails.pop(target, None)
                 tails[target + length] = owner
-            self._tick(prog)
+            self._advance()
 
     @staticmethod
     def _file_tails(snap):

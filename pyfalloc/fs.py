@@ -240,6 +240,11 @@ class FileSystem:
                 self.free.discard_windows_of(ino)
                 self.release_if_orphan(ino)
 
+    def holders(self, ino, alive):
+        """Live processes with a handle on ino."""
+        return sorted({pid for pid, started in self.meta.q("SELECT pid, started FROM handles WHERE ino = ?", (ino,))
+                       if alive(pid, started)})
+
     def release_if_orphan(self, ino):
         """Free an unlinked inode once no handle (of a live process) holds it."""
         row = self.meta.q1("SELECT nlink FROM inodes WHERE ino = ?", (ino,))

@@ -5,7 +5,6 @@ with the file's old blocks, which are freed when it closes."""
 import errno
 import os
 
-from . import uapi
 from .errors import FsError
 from .units import round_up
 
@@ -35,5 +34,4 @@ def relocate(vol, fd, offset, length, physical):
 def placed_at(vol, fd, offset, length, physical):
     """True when every mapped block of the range already sits where relocate would put it."""
     ext = vol.fiemap(fd, offset, length)
-    return bool(ext) and all(e.physical - physical == e.logical - offset for e in ext
-                             if not e.flags & uapi.FIEMAP_EXTENT_UNKNOWN)
+    return bool(ext) and all(e.physical - physical == e.logical - offset for e in ext)

@@ -1,10 +1,9 @@
-"""The Python half of libpyfalloc: the interposer (shim/interpose.c) hands image paths and
-shadow descriptors here, and this serves them from a Volume.
+"""The Python half of libpyfalloc: the interposer (shim/interpose.c) hands paths inside the
+image (the mount prefix already taken off) and shadow descriptors here, and this serves
+them from a Volume.
 
 Conventions of cdefs/shim.h: success returns the result + 1, failure -errno, so the 0 that
-cffi returns when Python could not start is never taken for a result. The Volume is opened
-on first use and again after fork (its SQLite connection and lock descriptor belong to the
-parent), carrying the inherited open files over.
+cffi returns when Python could not start is never taken for a result.
 """
 import errno
 import os
@@ -13,32 +12,31 @@ from .errors import FsError
 from .volume import Volume
 
 _vol = None
-_pid = None
+_forked = False
+
+
+def _after_fork():
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def volume():
-    global _vol, _pid
-    if _vol is not None and _pid == os.getpid():
+    """The Volume of PYFALLOC_IMAGE; a forked child opens its own (the SQLite connection and
+    the lock descriptor belong to the parent) and adopts the inherited descriptors."""
+    global _vol, _forked
+    if _vol is not None and not _forked:
         return _vol
     image = os.environ.get("PYFALLOC_IMAGE")
     if not image:
         raise FsError(errno.ENODEV, "PYFALLOC_IMAGE is not set")
-    inherited = _vol
+    inherited, _forked = _vol, False
     _vol = Volume(image)
-    _pid = os.getpid()
     if inherited is not None:
-        # a forked child: the same descriptions (dup'ed ones shared), with handles of its own
-        for of in {id(of): of for of in inherited.files.values()}.values():
-            of.hid = _vol.fs.add_handle(of.ino, _pid, _vol._started)
-        _vol.files.update(inherited.files)
+        _vol.adopt(inherited.files)
     return _vol
-
-
-def image_path(path):
-    """The path inside the image of a path under the mount prefix."""
-    mount = os.environ.get("PYFALLOC_MOUNT", "/pyfalloc").rstrip("/") or "/"
-    rest = path[len(mount):]
-    return rest if rest.startswith("/") else "/" + rest
 
 
 def umask():
@@ -67,7 +65,9 @@ def _call(fn, *args):
 def bind(ffi):
     @ffi.def_extern()
     def pyf_open(path, flags, mode, fd):
-        return _call(lambda: volume().open(image_path(ffi.string(path).decode()), flags, mode & ~umask(), fd=fd))
+        if flags & os.O_CREAT or flags & os.O_TMPFILE == os.O_TMPFILE:
+            mode &= ~umask()
+        return _call(lambda: volume().open(ffi.string(path).decode(), flags, mode, fd=fd))
 
     @ffi.def_extern()
     def pyf_close(fd):
@@ -98,7 +98,7 @@ def bind(ffi):
     def pyf_stat(fd, path, out):
         def stat():
             v = volume()
-            s = v.fstat(fd) if fd >= 0 else v.stat(image_path(ffi.string(path).decode()))
+            s = v.fstat(fd) if fd >= 0 else v.stat(ffi.string(path).decode())
             times = [s.st_atime, s.st_mtime, s.st_ctime]
             vals = [s.st_mode, s.st_ino, s.st_nlink, s.st_uid, s.st_gid, s.st_size, *(int(t) for t in times),
                     s.st_blksize, s.st_blocks, *(int((t - int(t)) * 1e9) for t in times), s.st_dev]
@@ -114,7 +114,7 @@ def bind(ffi):
     def pyf_ftruncate(fd, path, length):
         if fd >= 0:
             return _call(lambda: volume().ftruncate(fd, length))
-        return _call(lambda: volume().truncate(image_path(ffi.string(path).decode()), length))
+        return _call(lambda: volume().truncate(ffi.string(path).decode(), length))
 
     @ffi.def_extern()
     def pyf_fsync(fd):
@@ -126,17 +126,16 @@ def bind(ffi):
 
     @ffi.def_extern()
     def pyf_unlink(path, rmdir):
-        p = image_path(ffi.string(path).decode())
+        p = ffi.string(path).decode()
         return _call(lambda: volume().rmdir(p) if rmdir else volume().unlink(p))
 
     @ffi.def_extern()
     def pyf_mkdir(path, mode):
-        return _call(lambda: volume().mkdir(image_path(ffi.string(path).decode()), mode & ~umask()))
+        return _call(lambda: volume().mkdir(ffi.string(path).decode(), mode & ~umask()))
 
     @ffi.def_extern()
     def pyf_rename(src, dst, flags):
-        return _call(lambda: volume().rename(image_path(ffi.string(src).decode()),
-                                             image_path(ffi.string(dst).decode()), flags))
+        return _call(lambda: volume().rename(ffi.string(src).decode(), ffi.string(dst).decode(), flags))
 
     @ffi.def_extern()
     def pyf_listdir(fd, buf, size):

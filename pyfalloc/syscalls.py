@@ -160,6 +160,13 @@ class Syscalls:
         self.files[fd] = of
         return fd
 
+    def adopt(self, files):
+        """Take over descriptors inherited across fork: the same open file descriptions
+        (dup'ed ones still shared), each with a handle of this process."""
+        for of in {id(of): of for of in files.values()}.values():
+            of.hid = self.fs.add_handle(of.ino, os.getpid(), self._started)
+        self.files.update(files)
+
     def close(self, fd):
         with self._lock:
             of = self.files.pop(fd, None)

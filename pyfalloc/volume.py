@@ -90,9 +90,7 @@ class Volume(Syscalls):
 
     def fuser(self, path):
         """Processes holding a file open, as fuser(1) finds them by scanning /proc/*/fd."""
-        ino = self.fs.resolve(path)
-        return sorted({pid for pid, started in self.fs.meta.q("SELECT pid, started FROM handles WHERE ino = ?", (ino,))
-                       if process_alive(pid, started)})
+        return self.fs.holders(self.fs.resolve(path), process_alive)
 
     def fsck(self):
         self.fs.reap(process_alive)

@@ -94,6 +94,12 @@ static int on_image(const char *path)
            && (path[prefix_len] == 0 || path[prefix_len] == '/');
 }
 
+/* the path inside the image of a path under the prefix: Python never sees the prefix */
+static const char *inner(const char *path)
+{
+    return path && path[prefix_len] ? path + prefix_len : path ? "/" : NULL;
+}
+
 static int is_virt(int fd) { return fd >= 0 && fd < MAX_FDS && virt[fd]; }
 
 /* map a Python answer (result + 1, -errno, or 0 = Python did not start) to libc's way */
@@ -168,7 +174,7 @@ static int open_image(const char *path, int flags, mode_t mode)
         errno = EMFILE;
         return -1;
     }
-    long long r = done(pyf_open(path, flags, (int)mode, shadow));
+    long long r = done(pyf_open(inner(path), flags, (int)mode, shadow));
     if (r < 0) {
         int e = errno;
         load_close();
@@ -310,7 +316,7 @@ enum { ST_MODE, ST_INO, ST_NLINK, ST_UID, ST_GID, ST_SIZE, ST_ATIME, ST_MTIME, S
 static int image_stat(int fd, const char *path, struct stat *st)
 {
     long long v[ST_N];
-    if (done(pyf_stat(fd, path, v)) < 0)
+    if (done(pyf_stat(fd, inner(path), v)) < 0)
         return -1;
     memset(st, 0, sizeof *st);
     st->st_mode = (mode_t)v[ST_MODE];
@@ -420,7 +426,7 @@ int truncate(const char *path, off_t len)
 {
     const char *ip = HERE(path);
     if (ip)
-        return (int)done(pyf_ftruncate(-1, ip, len));
+        return (int)done(pyf_ftruncate(-1, inner(ip), len));
     load_truncate();
     return real_truncate(path, len);
 }
@@ -448,7 +454,7 @@ int unlink(const char *path)
 {
     const char *ip = HERE(path);
     if (ip)
-        return (int)done(pyf_unlink(ip, 0));
+        return (int)done(pyf_unlink(inner(ip), 0));
     load_unlink();
     return real_unlink(path);
 }
@@ -457,7 +463,7 @@ int unlinkat(int dirfd, const char *path, int flags)
 {
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return (int)done(pyf_unlink(ip, (flags & AT_REMOVEDIR) != 0));
+        return (int)done(pyf_unlink(inner(ip), (flags & AT_REMOVEDIR) != 0));
     load_unlinkat();
     return real_unlinkat(dirfd, path, flags);
 }
@@ -466,7 +472,7 @@ int rmdir(const char *path)
 {
     const char *ip = HERE(path);
     if (ip)
-        return (int)done(pyf_unlink(ip, 1));
+        return (int)done(pyf_unlink(inner(ip), 1));
     load_rmdir();
     return real_rmdir(path);
 }
@@ -475,7 +481,7 @@ int mkdir(const char *path, mode_t mode)
 {
     const char *ip = HERE(path);
     if (ip)
-        return (int)done(pyf_mkdir(ip, (int)mode));
+        return (int)done(pyf_mkdir(inner(ip), (int)mode));
     load_mkdir();
     return real_mkdir(path, mode);
 }
@@ -501,7 +507,7 @@ int renameat2(int olddir, const char *from, int newdir, const char *to, unsigned
     }
     const char *ib = image_path(newdir, to);
     if (ia && ib)
-        return (int)done(pyf_rename(ia, ib, flags));
+        return (int)done(pyf_rename(inner(ia), inner(ib), flags));
     if (ia || ib) {
         errno = EXDEV;
         return -1;

@@ -124,3 +124,16 @@ def test_a_c_program_places_blocks_and_uses_stdio(image, tmp_path):
     with Volume(image) as vol:
         assert vol.read_file("/c").startswith(f"placed at {96 << 20}\n".encode())
         assert vol.fsck() == []
+
+
+def test_pyfalloc_run_takes_a_mount_prefix_and_the_command_after_double_dash(image):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    run = [sys.executable, "-m", "pyfalloc.cli", "run", image, "--mount", "/mnt/img/", "--"]
+    r = subprocess.run(run + ["sh", "-c", "echo hi > /mnt/img/f && ls -l /mnt/img && cat /mnt/img/f"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1].endswith(" f") and r.stdout.endswith("hi\n")
+    none = subprocess.run(run[:-3] + ["--"], capture_output=True, text=True, env=env)
+    assert none.returncode == 1 and "no command given" in none.stderr
+    with Volume(image) as vol:
+        assert vol.read_file("/f") == b"hi\n"
