@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 # the LD_PRELOAD shim (cffi embedding mode)
 SHIM := build/libpyfalloc.so
 shim: $(SHIM)
-$(SHIM): $(STAMP) shim/interpose.c shim/build.py cdefs/shim.h
+$(SHIM): $(STAMP) $(wildcard shim/*.c shim/*.h) shim/build.py cdefs/shim.h cdefs/fallocate2.h
 	$(PY) shim/build.py build
 
 demo: $(STAMP)

@@ -1,12 +1,16 @@
-/* What the interposer (shim/interpose.c) asks of the embedded Python side
+/* What the interposer (the C files in shim/) asks of the embedded Python side
  * (pyfalloc/shimpy.py). Every call returns a value >= 1 on success (the result + 1) or
  * -errno on failure: cffi answers 0 when Python could not start, and 0 must never look
  * like fd 0 or "0 bytes". */
-long long pyf_open(const char *path, int flags, int mode, int fd);
+/* opens path as descriptor fd; *ino receives the inode (it names the shadow) */
+long long pyf_open(const char *path, int flags, int mode, int fd, long long *ino);
 long long pyf_close(int fd);
-long long pyf_read(int fd, char *buf, long long n, long long off);          /* off < 0: at the position */
-long long pyf_write(int fd, const char *buf, long long n, long long off);
-long long pyf_lseek(int fd, long long off, int whence);
+/* the file position lives in the shadow descriptor: C passes it in and moves it after */
+long long pyf_read(int fd, char *buf, long long n, long long off);
+/* off < 0: append (O_APPEND) at the end, atomically; *end receives where the write ended */
+long long pyf_write(int fd, const char *buf, long long n, long long off, long long *end);
+/* the new position from the current one, pos */
+long long pyf_lseek(int fd, long long off, int whence, long long pos);
 long long pyf_stat(int fd, const char *path, long long *out);              /* fd < 0: by path */
 long long pyf_fallocate(int fd, int mode, long long off, long long len, unsigned long long physical);
 long long pyf_ftruncate(int fd, const char *path, long long len);
@@ -16,6 +20,8 @@ long long pyf_unlink(const char *path, int rmdir);
 long long pyf_mkdir(const char *path, int mode);
 long long pyf_rename(const char *from, const char *to, unsigned int flags);
 long long pyf_dup(int oldfd, int newfd);
+/* attr: mode, uid, gid, atime ns, mtime ns; -1 leaves one as it is (fd < 0: by path) */
+long long pyf_setattr(int fd, const char *path, long long *attr);
 /* the entries of a directory open as fd, "." and ".." first, each as "INO DTYPE NAME\0";
  * with size 0 (or too small) it answers the size needed */
 long long pyf_listdir(int fd, char *buf, long long size);

@@ -72,6 +72,18 @@ class FileSystem:
         else:
             self._set(ino, size=size, mtime=now, ctime=now)
 
+    def setattr(self, ino, mode=None, uid=None, gid=None, atime=None, mtime=None):
+        """chmod, chown and utimensat: what is given changes, ctime becomes now."""
+        with self.meta.tx():
+            inode = self.inode(ino)
+            fields = {"ctime": time.time()}
+            if mode is not None:
+                fields["mode"] = st.S_IFMT(inode.mode) | (mode & 0o7777)
+            for key, value in (("uid", uid), ("gid", gid), ("atime", atime), ("mtime", mtime)):
+                if value is not None:
+                    fields[key] = value
+            self._set(ino, **fields)
+
     def set_flags(self, ino, flags):
         with self.meta.tx():
             self.inode(ino)
@@ -301,42 +313,56 @@ class FileSystem:
         """Write data at offset; returns bytes written (short only when space ran out)."""
         if not data:
             return 0
-        bs = self.bs
         with self.locks.exclusive(ino):
-            a = offset // bs
-            b = ceil_div(offset + len(data), bs)
-            inode = self.inode(ino)
-            error = None
-            with self.meta.tx():
-                try:
-                    self._map_holes(inode, a, b)
-                except FsError as e:
-                    if e.errno != errno.ENOSPC:
-                        raise
-                    error = e
-            if error is not None:
-                mapped = self._mapped_prefix(ino, a, b)
-                if mapped == a:
-                    raise error
-                data = data[:mapped * bs - offset]
-                b = mapped
-            end = offset + len(data)
-            fresh = []
-            for lblk, n, e in self.extmap.segments(ino, a, b):
-                lo, hi = max(offset, lblk * bs), min(end, (lblk + n) * bs)
-                if e.unwritten:
-                    # whole blocks, zero-padded: the rest of an unwritten block reads as zeros
-                    buf = bytearray(n * bs)
-                    buf[lo - lblk * bs:hi - lblk * bs] = data[lo - offset:hi - offset]
-                    self.dev.pwrite(buf, e.pblk * bs)
-                    fresh.append((lblk, n))
-                else:
-                    self.dev.pwrite(data[lo - offset:hi - offset], e.pblk * bs + (lo - lblk * bs))
-            with self.meta.tx():
-                for lblk, n in fresh:
-                    self.extmap.set_unwritten(ino, lblk, lblk + n, False)
-                self._touch(ino, max(self.inode(ino).size, end))
-            return len(data)
+            return self._write(ino, offset, data)
+
+    def append(self, ino, data, limit):
+        """O_APPEND: write at the end, read and written under one lock, so appenders in
+        other processes never overlap; returns (offset, bytes written). Past limit: EFBIG."""
+        with self.locks.exclusive(ino):
+            offset = self.inode(ino).size
+            if not data:
+                return offset, 0
+            if offset >= limit:
+                raise FsError(errno.EFBIG, "offset past the maximum file size")
+            return offset, self._write(ino, offset, bytes(data[:limit - offset]))
+
+    def _write(self, ino, offset, data):
+        bs = self.bs
+        a = offset // bs
+        b = ceil_div(offset + len(data), bs)
+        inode = self.inode(ino)
+        error = None
+        with self.meta.tx():
+            try:
+                self._map_holes(inode, a, b)
+            except FsError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                error = e
+        if error is not None:
+            mapped = self._mapped_prefix(ino, a, b)
+            if mapped == a:
+                raise error
+            data = data[:mapped * bs - offset]
+            b = mapped
+        end = offset + len(data)
+        fresh = []
+        for lblk, n, e in self.extmap.segments(ino, a, b):
+            lo, hi = max(offset, lblk * bs), min(end, (lblk + n) * bs)
+            if e.unwritten:
+                # whole blocks, zero-padded: the rest of an unwritten block reads as zeros
+                buf = bytearray(n * bs)
+                buf[lo - lblk * bs:hi - lblk * bs] = data[lo - offset:hi - offset]
+                self.dev.pwrite(buf, e.pblk * bs)
+                fresh.append((lblk, n))
+            else:
+                self.dev.pwrite(data[lo - offset:hi - offset], e.pblk * bs + (lo - lblk * bs))
+        with self.meta.tx():
+            for lblk, n in fresh:
+                self.extmap.set_unwritten(ino, lblk, lblk + n, False)
+            self._touch(ino, max(self.inode(ino).size, end))
+        return len(data)
 
     def _mapped_prefix(self, ino, a, b):
         pos = a

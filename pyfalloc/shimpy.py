@@ -13,6 +13,8 @@ from .volume import Volume
 
 _vol = None
 _forked = False
+_inherited = []     # volumes of a parent process: never closed here (see volume())
+SHADOW = "/memfd:pyfalloc:"
 
 
 def _after_fork():
@@ -23,19 +25,39 @@ def _after_fork():
 os.register_at_fork(after_in_child=_after_fork)
 
 
+def shadows():
+    """The image files this process holds, from their shadow descriptors (named
+    pyfalloc:INO:FLAGS:PATH by shim/fdtable.c): fd -> (ino, flags, description), where fds
+    of one open file description share the shadow's inode."""
+    found = {}
+    for name in os.listdir("/proc/self/fd"):
+        link = f"/proc/self/fd/{name}"
+        try:
+            target = os.readlink(link)
+            if target.startswith(SHADOW):
+                ino, flags = target[len(SHADOW):].split(":", 2)[:2]
+                found[int(name)] = (int(ino), int(flags), os.stat(link).st_ino)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def volume():
-    """The Volume of PYFALLOC_IMAGE; a forked child opens its own (the SQLite connection and
-    the lock descriptor belong to the parent) and adopts the inherited descriptors."""
+    """The Volume of PYFALLOC_IMAGE. A process started by exec, or forked, opens its own
+    and adopts the image files it inherited. A parent's Volume is kept, not closed: closing
+    its SQLite descriptors would drop this process's POSIX locks on the same files."""
     global _vol, _forked
     if _vol is not None and not _forked:
         return _vol
     image = os.environ.get("PYFALLOC_IMAGE")
     if not image:
         raise FsError(errno.ENODEV, "PYFALLOC_IMAGE is not set")
-    inherited, _forked = _vol, False
-    _vol = Volume(image)
-    if inherited is not None:
-        _vol.adopt(inherited.files)
+    if _vol is not None:
+        _inherited.append(_vol)
+    _vol, _forked = None, False
+    vol = Volume(image)
+    vol.adopt(shadows())
+    _vol = vol
     return _vol
 
 
@@ -64,10 +86,15 @@ def _call(fn, *args):
 
 def bind(ffi):
     @ffi.def_extern()
-    def pyf_open(path, flags, mode, fd):
+    def pyf_open(path, flags, mode, fd, ino):
         if flags & os.O_CREAT or flags & os.O_TMPFILE == os.O_TMPFILE:
             mode &= ~umask()
-        return _call(lambda: volume().open(ffi.string(path).decode(), flags, mode, fd=fd))
+
+        def open_():
+            v = volume()
+            v.open(ffi.string(path).decode(), flags, mode, fd=fd)
+            ino[0] = v.files[fd].ino
+        return _call(open_)
 
     @ffi.def_extern()
     def pyf_close(fd):
@@ -76,23 +103,24 @@ def bind(ffi):
     @ffi.def_extern()
     def pyf_read(fd, buf, n, off):
         def read():
-            v = volume()
-            data = v.read(fd, n) if off < 0 else v.pread(fd, n, off)
+            data = volume().pread(fd, n, off)
             ffi.memmove(buf, data, len(data))
             return len(data)
         return _call(read)
 
     @ffi.def_extern()
-    def pyf_write(fd, buf, n, off):
+    def pyf_write(fd, buf, n, off, end):
         def write():
             v = volume()
             data = ffi.buffer(buf, n)[:]
-            return v.write(fd, data) if off < 0 else v.pwrite(fd, data, off)
+            start, done = v.append(fd, data) if off < 0 else (off, v.pwrite(fd, data, off))
+            end[0] = start + done
+            return done
         return _call(write)
 
     @ffi.def_extern()
-    def pyf_lseek(fd, off, whence):
-        return _call(lambda: volume().lseek(fd, off, whence))
+    def pyf_lseek(fd, off, whence, pos):
+        return _call(lambda: volume().lseek(fd, off, whence, pos=pos))
 
     @ffi.def_extern()
     def pyf_stat(fd, path, out):
@@ -158,3 +186,11 @@ def bind(ffi):
     @ffi.def_extern()
     def pyf_dup(oldfd, newfd):
         return _call(lambda: volume().dup(oldfd, newfd))
+
+    @ffi.def_extern()
+    def pyf_setattr(fd, path, attr):
+        mode, uid, gid, atime, mtime = (None if attr[i] < 0 else attr[i] for i in range(5))
+        return _call(lambda: volume().setattr(
+            fd=fd if fd >= 0 else None, path=None if fd >= 0 else ffi.string(path).decode(),
+            mode=mode, uid=uid, gid=gid, atime=None if atime is None else atime / 1e9,
+            mtime=None if mtime is None else mtime / 1e9))

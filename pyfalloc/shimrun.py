@@ -1,6 +1,7 @@
 """`pyfalloc run`: start an unmodified program with libpyfalloc preloaded, so paths under
 the mount prefix are files of the image."""
 import os
+import signal
 import sys
 import sysconfig
 
@@ -35,6 +36,10 @@ def run(image, command, mount="/pyfalloc"):
     if not command:
         raise FsError(22, "no command given (pyfalloc run IMAGE -- COMMAND ...)")
     env = environment(image, mount)
+    # Python ignores SIGPIPE and SIGXFSZ, and exec keeps what is ignored: `cmd | head`
+    # must end cmd as it would outside pyfalloc
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execvpe(command[0], command, env)
     except FileNotFoundError:

@@ -160,12 +160,19 @@ class Syscalls:
         self.files[fd] = of
         return fd
 
-    def adopt(self, files):
-        """Take over descriptors inherited across fork: the same open file descriptions
-        (dup'ed ones still shared), each with a handle of this process."""
-        for of in {id(of): of for of in files.values()}.values():
-            of.hid = self.fs.add_handle(of.ino, os.getpid(), self._started)
-        self.files.update(files)
+    def adopt(self, inherited):
+        """Take over descriptors inherited across fork or exec: inherited maps fd to (ino,
+        flags, description); fds of one description share an open file, as dup'ed ones do.
+        Each description gets a handle of this process, which keeps an unlinked file alive."""
+        shared = {}
+        for fd, (ino, flags, desc) in sorted(inherited.items()):
+            of = shared.get(desc)
+            if of is None:
+                is_dir = st.S_ISDIR(self.fs.inode(ino).mode)
+                of = shared[desc] = OpenFile(ino, flags, self.fs.add_handle(ino, os.getpid(), self._started), is_dir)
+                of.refs = 0
+            of.refs += 1
+            self.files[fd] = of
 
     def close(self, fd):
         with self._lock:
@@ -225,14 +232,25 @@ class Syscalls:
         with self._lock:
             of = self._file(fd)
             if of.flags & os.O_APPEND:
-                of.pos = self.fs.inode(of.ino).size
-            n = self.pwrite(fd, data, of.pos)
+                of.pos, n = self.append(fd, data)
+            else:
+                n = self.pwrite(fd, data, of.pos)
             of.pos += n
             return n
 
-    def lseek(self, fd, offset, whence=os.SEEK_SET):
+    def append(self, fd, data):
+        """A write on an O_APPEND description: at the end of the file, atomically; returns
+        (offset written at, bytes written)."""
+        of = self._file(fd)
+        self._check_io(of, True)
+        return self.fs.append(of.ino, data, self.fs.max_bytes)
+
+    def lseek(self, fd, offset, whence=os.SEEK_SET, pos=None):
+        """lseek(2); pos, when given, is the current position (the shim keeps it in the kernel)."""
         with self._lock:
             of = self._file(fd)
+            if pos is not None:
+                of.pos = pos
             size = self.fs.inode(of.ino).size if whence not in (os.SEEK_SET, os.SEEK_CUR) else None
             if whence == os.SEEK_SET:
                 pos = offset
@@ -246,8 +264,8 @@ class Syscalls:
                 pos = self._seek_data_hole(of.ino, offset, size, whence == os.SEEK_DATA)
             else:
                 raise FsError(errno.EINVAL, f"whence {whence}")
-            if pos < 0:
-                raise FsError(errno.EINVAL, "negative position")
+            if pos < 0 or pos > self.fs.max_bytes:
+                raise FsError(errno.EINVAL, "position outside 0..the maximum file size")
             of.pos = pos
             return pos
 
@@ -303,6 +321,11 @@ class Syscalls:
 
     def stat(self, path):
         return self._stat_ino(self.fs.resolve(path))
+
+    def setattr(self, fd=None, path=None, mode=None, uid=None, gid=None, atime=None, mtime=None):
+        """chmod, chown, utimensat by descriptor or path (stored, not enforced)."""
+        ino = self._file(fd).ino if fd is not None else self.fs.resolve(path)
+        self.fs.setattr(ino, mode, uid, gid, atime, mtime)
 
     def _parent(self, path, root_errno):
         """(parent, name) of a path; the root has none, and each call names its own errno."""

@@ -1,7 +1,8 @@
-"""Build libpyfalloc.so: cffi in embedding mode, the interposer compiled beside it.
+"""Build libpyfalloc.so: cffi in embedding mode, the interposer (shim/*.c) compiled beside it.
 
     python shim/build.py OUTDIR
 """
+import glob
 import os
 import sys
 import sysconfig
@@ -17,8 +18,8 @@ def build(outdir):
     with open(os.path.join(ROOT, "cdefs", "shim.h")) as f:
         ffi.embedding_api(f.read())
     libdir = sysconfig.get_config_var("LIBDIR")
-    ffi.set_source("libpyfalloc", '#include "shim.h"', sources=[os.path.join(HERE, "interpose.c")],
-                   include_dirs=[os.path.join(ROOT, "cdefs")], libraries=["dl"],
+    ffi.set_source("libpyfalloc", '#include "shim.h"', sources=sorted(glob.glob(os.path.join(HERE, "*.c"))),
+                   include_dirs=[os.path.join(ROOT, "cdefs"), HERE], libraries=["dl", "pthread"],
                    # the preloaded library finds libpython without LD_LIBRARY_PATH
                    extra_link_args=[f"-Wl,-rpath,{libdir}"] if libdir else [])
     ffi.embedding_init_code("""

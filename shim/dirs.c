@@ -1,0 +1,166 @@
+/* Directory streams on the image: opendir, fdopendir, readdir(64), closedir, dirfd,
+ * rewinddir (ls, find, rm -r). Entries are fetched from Python once per open or rewind. */
+#include "interpose.h"
+#include <dirent.h>
+
+#define MAX_DIRS 256
+struct image_dir {
+    int fd;
+    char *data, *next, *end;     /* entries as "ino type name\0", one after the other */
+    struct dirent64 ent;
+};
+static struct image_dir *dirs[MAX_DIRS];
+
+REAL(DIR *, opendir, const char *)
+REAL(DIR *, fdopendir, int)
+REAL(struct dirent *, readdir, DIR *)
+REAL(struct dirent64 *, readdir64, DIR *)
+REAL(int, closedir, DIR *)
+REAL(int, dirfd, DIR *)
+REAL(void, rewinddir, DIR *)
+
+static struct image_dir *ours(DIR *d)
+{
+    for (int i = 0; i < MAX_DIRS; i++)
+        if (dirs[i] && (DIR *)dirs[i] == d)
+            return dirs[i];
+    return NULL;
+}
+
+static int load_entries(struct image_dir *d)
+{
+    long long need = PY(pyf_listdir(d->fd, NULL, 0));
+    if (need < 0)
+        return -1;
+    free(d->data);
+    d->data = malloc((size_t)need + 1);
+    if (!d->data) {
+        errno = ENOMEM;
+        return -1;
+    }
+    long long got = PY(pyf_listdir(d->fd, d->data, need));
+    if (got < 0)
+        return -1;
+    d->next = d->data;
+    d->end = d->data + got;
+    return 0;
+}
+
+static DIR *image_fdopendir(int fd)
+{
+    int slot = 0;
+    while (slot < MAX_DIRS && dirs[slot])
+        slot++;
+    struct image_dir *d = calloc(1, sizeof *d);
+    if (slot == MAX_DIRS || !d) {
+        free(d);
+        errno = EMFILE;
+        return NULL;
+    }
+    d->fd = fd;
+    if (load_entries(d) < 0) {
+        int e = errno;
+        free(d->data);
+        free(d);
+        errno = e;
+        return NULL;
+    }
+    dirs[slot] = d;
+    return (DIR *)d;
+}
+
+DIR *opendir(const char *path)
+{
+    const char *ip = HERE(path);
+    if (ip) {
+        int fd = open_image(ip, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+        if (fd < 0)
+            return NULL;
+        DIR *d = image_fdopendir(fd);
+        if (!d) {
+            int e = errno;
+            close(fd);
+            errno = e;
+        }
+        return d;
+    }
+    load_opendir();
+    return real_opendir(path);
+}
+
+DIR *fdopendir(int fd)
+{
+    if (is_virt(fd))
+        return image_fdopendir(fd);
+    load_fdopendir();
+    return real_fdopendir(fd);
+}
+
+struct dirent64 *readdir64(DIR *dir)
+{
+    struct image_dir *d = ours(dir);
+    if (!d) {
+        load_readdir64();
+        return real_readdir64(dir);
+    }
+    if (d->next >= d->end)
+        return NULL;            /* the end: errno untouched */
+    unsigned long long ino;
+    int type, used = 0;
+    sscanf(d->next, "%llu %d %n", &ino, &type, &used);
+    memset(&d->ent, 0, sizeof d->ent);
+    d->ent.d_ino = ino;
+    d->ent.d_type = (unsigned char)type;
+    d->ent.d_reclen = sizeof d->ent;
+    snprintf(d->ent.d_name, sizeof d->ent.d_name, "%s", d->next + used);
+    d->next += strlen(d->next) + 1;
+    d->ent.d_off = d->next - d->data;
+    return &d->ent;
+}
+
+struct dirent *readdir(DIR *dir)
+{
+    if (!ours(dir)) {
+        load_readdir();
+        return real_readdir(dir);
+    }
+    return (struct dirent *)readdir64(dir);      /* the same layout on 64-bit Linux */
+}
+
+int closedir(DIR *dir)
+{
+    struct image_dir *d = ours(dir);
+    if (!d) {
+        load_closedir();
+        return real_closedir(dir);
+    }
+    for (int i = 0; i < MAX_DIRS; i++)
+        if (dirs[i] == d)
+            dirs[i] = NULL;
+    int r = close(d->fd);
+    free(d->data);
+    free(d);
+    return r;
+}
+
+int dirfd(DIR *dir)
+{
+    struct image_dir *d = ours(dir);
+    if (!d) {
+        load_dirfd();
+        return real_dirfd(dir);
+    }
+    return d->fd;
+}
+
+void rewinddir(DIR *dir)
+{
+    struct image_dir *d = ours(dir);
+    if (!d) {
+        load_rewinddir();
+        real_rewinddir(dir);
+        return;
+    }
+    load_entries(d);
+}
+

@@ -1,0 +1,110 @@
+/* The fallocate family: fallocate(64), posix_fallocate(64), fallocate2, syscall() for
+ * SYS_fallocate, 486 and 487, the i386 compat entry of the RFC and the portable struct form. */
+#define PYFALLOC_NO_INLINE
+#include "interpose.h"
+
+#include "fallocate2.h"
+
+#include <sys/syscall.h>
+
+REAL(int, fallocate, int, int, off_t, off_t)
+REAL(int, posix_fallocate, int, off_t, off_t)
+REAL(long, syscall, long, ...)
+
+int fallocate2(int fd, int mode, off_t offset, off_t len, uint64_t physical)
+{
+    if (is_virt(fd))
+        return (int)PY(pyf_fallocate(fd, mode, offset, len, physical));
+    if (physical != NO_HINT) {
+        /* a host file: the patched kernel's vfs checks, then its filesystem, which cannot
+         * place blocks */
+        int fl = k_fcntl(fd, F_GETFL, 0);
+        errno = fl < 0 ? EBADF : offset < 0 || len <= 0 ? EINVAL
+              : (fl & O_ACCMODE) == O_RDONLY ? EBADF : EOPNOTSUPP;
+        return -1;
+    }
+    load_fallocate();
+    return real_fallocate(fd, mode, offset, len);
+}
+
+int fallocate(int fd, int mode, off_t offset, off_t len) { return fallocate2(fd, mode, offset, len, NO_HINT); }
+int fallocate64(int fd, int mode, off_t offset, off_t len) { return fallocate(fd, mode, offset, len); }
+
+int posix_fallocate(int fd, off_t offset, off_t len)
+{
+    if (is_virt(fd)) {
+        int saved = errno, r = 0;
+        if (PY(pyf_fallocate(fd, 0, offset, len, NO_HINT)) < 0)
+            r = errno;
+        errno = saved;
+        return r;               /* the error number, not -1 and errno */
+    }
+    load_posix_fallocate();
+    return real_posix_fallocate(fd, offset, len);
+}
+
+int posix_fallocate64(int fd, off_t offset, off_t len) { return posix_fallocate(fd, offset, len); }
+
+/* The RFC's i386 entry, as a function: eight 32-bit words joined ((u64)hi << 32) | lo. A
+ * real i386 syscall delivers only six registers (ebx ecx edx esi edi ebp), so physical_lo
+ * and physical_hi never arrive; fallocate3 below is a form that fits. Returns 0 or -errno,
+ * as a kernel entry does. */
+long compat_sys_x86_fallocate2(int fd, int mode, unsigned int offset_lo, unsigned int offset_hi,
+                               unsigned int len_lo, unsigned int len_hi,
+                               unsigned int physical_lo, unsigned int physical_hi)
+{
+    int saved = errno;
+    long r = fallocate2(fd, mode, (off_t)(((uint64_t)offset_hi << 32) | offset_lo),
+                        (off_t)(((uint64_t)len_hi << 32) | len_lo),
+                        ((uint64_t)physical_hi << 32) | physical_lo);
+    r = r < 0 ? -errno : 0;
+    errno = saved;
+    return r;
+}
+
+/* fallocate3(fd, how, size): three words on every ABI. Read as openat2 reads its open_how
+ * (copy_struct_from_user): a size below the first version is EINVAL, above a page E2BIG,
+ * and bytes past the fields this version knows must be zero (else E2BIG). */
+int fallocate3(int fd, const struct fallocate_how *how, size_t size)
+{
+    if (size < FALLOCATE_HOW_SIZE_VER0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (size > 4096) {
+        errno = E2BIG;
+        return -1;
+    }
+    if (!how) {
+        errno = EFAULT;
+        return -1;
+    }
+    for (size_t i = sizeof *how; i < size; i++)
+        if (((const unsigned char *)how)[i]) {
+            errno = E2BIG;
+            return -1;
+        }
+    if (how->reserved) {
+        errno = EINVAL;
+        return -1;
+    }
+    return fallocate2(fd, (int)how->mode, (off_t)how->offset, (off_t)how->len, how->physical);
+}
+
+long syscall(long nr, ...)
+{
+    va_list ap;
+    va_start(ap, nr);
+    long a[6];
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (nr == SYS_fallocate)
+        return fallocate((int)a[0], (int)a[1], (off_t)a[2], (off_t)a[3]);
+    if (nr == SYS_fallocate2)
+        return fallocate2((int)a[0], (int)a[1], (off_t)a[2], (off_t)a[3], (uint64_t)a[4]);
+    if (nr == SYS_fallocate3)
+        return fallocate3((int)a[0], (const struct fallocate_how *)a[1], (size_t)a[2]);
+    load_syscall();
+    return real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}

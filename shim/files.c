@@ -1,0 +1,596 @@
+/* Descriptor calls on image files: open, close, data, stat, truncate, sync, dup, fcntl. The
+ * file position and O_APPEND live in the shadow's kernel description; Python is told them. */
+#include "interpose.h"
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
+
+REAL(int, open, const char *, int, ...)
+REAL(int, openat, int, const char *, int, ...)
+REAL(int, close, int)
+REAL(ssize_t, read, int, void *, size_t)
+REAL(ssize_t, write, int, const void *, size_t)
+REAL(ssize_t, pread, int, void *, size_t, off_t)
+REAL(ssize_t, pwrite, int, const void *, size_t, off_t)
+REAL(off_t, lseek, int, off_t, int)
+REAL(int, fstat, int, struct stat *)
+REAL(int, stat, const char *, struct stat *)
+REAL(int, lstat, const char *, struct stat *)
+REAL(int, fstatat, int, const char *, struct stat *, int)
+REAL(int, statx, int, const char *, int, unsigned int, struct statx *)
+REAL(int, ftruncate, int, off_t)
+REAL(int, truncate, const char *, off_t)
+REAL(int, fsync, int)
+REAL(int, fdatasync, int)
+REAL(int, dup, int)
+REAL(int, dup2, int, int)
+REAL(int, dup3, int, int, int)
+REAL(int, fcntl, int, int, ...)
+REAL(int, close_range, unsigned int, unsigned int, int)
+REAL(ssize_t, readv, int, const struct iovec *, int)
+REAL(ssize_t, writev, int, const struct iovec *, int)
+REAL(void *, mmap, void *, size_t, int, int, int, off_t)
+REAL(int, posix_fadvise, int, off_t, off_t, int)
+REAL(ssize_t, sendfile, int, int, off_t *, size_t)
+REAL(ssize_t, copy_file_range, int, off_t *, int, off_t *, size_t, unsigned int)
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+
+static int failed(int e)
+{
+    errno = e;
+    return -1;
+}
+
+/* ---- open family --------------------------------------------------------------------------- */
+int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    const char *ip = HERE(path);
+    if (ip)
+        return open_image(ip, flags, mode);
+    load_open();
+    return keep_high(real_open(path, flags, mode));
+}
+
+int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return open(path, flags, mode);
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return open_image(ip, flags, mode);
+    load_openat();
+    return keep_high(real_openat(dirfd, path, flags, mode));
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return openat(dirfd, path, flags, mode);
+}
+
+int __open_2(const char *path, int flags) { return open(path, flags); }
+int __open64_2(const char *path, int flags) { return open(path, flags); }
+int __openat_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+int __openat64_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+int creat(const char *path, mode_t mode) { return open(path, O_WRONLY | O_CREAT | O_TRUNC, mode); }
+int creat64(const char *path, mode_t mode) { return creat(path, mode); }
+
+/* an image file's descriptor goes: Python drops its handle when the description has no
+ * other descriptor in this process */
+static void drop_virt(int fd)
+{
+    clear_virt(fd);
+    PY(pyf_close(fd));
+}
+
+int close(int fd)
+{
+    load_close();
+    if (own_fd(fd)) {
+        if (!in_py)
+            return 0;           /* the program cannot close the shim's metadata under it */
+        forget_own(fd);
+    }
+    if (fd >= 0 && fd <= 2)
+        std_before_change(fd);
+    int was = is_virt(fd);
+    if (was)
+        drop_virt(fd);
+    int r = real_close(fd);
+    if (was && fd <= 2)
+        std_rebind(fd);
+    return r;
+}
+
+int close_range(unsigned int first, unsigned int last, int flags)
+{
+    load_close_range();
+    if (first > last)
+        return real_close_range(first, last, flags);
+    for (unsigned int fd = first; fd <= last && fd < MAX_FDS; fd++) {
+        if (own_fd((int)fd)) {   /* around the shim's own: they are close-on-exec already */
+            if (fd > first && real_close_range(first, fd - 1, flags) < 0)
+                return -1;
+            if (fd == last)
+                return 0;
+            first = fd + 1;
+        } else if (is_virt((int)fd) && !(flags & CLOSE_RANGE_CLOEXEC)) {
+            close((int)fd);
+        }
+    }
+    return real_close_range(first, last, flags);
+}
+
+/* ---- data ------------------------------------------------------------------------------------ */
+static ssize_t image_read(int fd, void *buf, size_t n)
+{
+    off_t pos = k_lseek(fd, 0, SEEK_CUR);
+    if (pos < 0)
+        return -1;
+    long long r = PY(pyf_read(fd, buf, (long long)n, pos));
+    if (r > 0)
+        k_lseek(fd, pos + r, SEEK_SET);
+    return r;
+}
+
+/* at off, or (off < 0) at the position; O_APPEND writes at the end, as the kernel does even
+ * for pwrite */
+static ssize_t image_write(int fd, const void *buf, size_t n, off_t off)
+{
+    int positional = off < 0;
+    int append = k_fcntl(fd, F_GETFL, 0) & O_APPEND;
+    if (positional && !append && (off = k_lseek(fd, 0, SEEK_CUR)) < 0)
+        return -1;
+    long long end = 0;
+    long long r = PY(pyf_write(fd, buf, (long long)n, append ? -1 : off, &end));
+    if (r >= 0 && positional)
+        k_lseek(fd, end, SEEK_SET);
+    return r;
+}
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+    if (is_virt(fd))
+        return image_read(fd, buf, n);
+    load_read();
+    return real_read(fd, buf, n);
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+    if (is_virt(fd))
+        return image_write(fd, buf, n, -1);
+    load_write();
+    return real_write(fd, buf, n);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    if (is_virt(fd))
+        return off < 0 ? failed(EINVAL) : PY(pyf_read(fd, buf, (long long)n, off));
+    load_pread();
+    return real_pread(fd, buf, n, off);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (is_virt(fd))
+        return off < 0 ? failed(EINVAL) : image_write(fd, buf, n, off);
+    load_pwrite();
+    return real_pwrite(fd, buf, n, off);
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
+
+/* one read or write per vector element, stopping at the first short one */
+static ssize_t each_iov(int fd, const struct iovec *iov, int n, int writing)
+{
+    ssize_t total = 0;
+    for (int i = 0; i < n; i++) {
+        ssize_t r = writing ? image_write(fd, iov[i].iov_base, iov[i].iov_len, -1)
+                            : image_read(fd, iov[i].iov_base, iov[i].iov_len);
+        if (r < 0)
+            return total ? total : -1;
+        total += r;
+        if ((size_t)r < iov[i].iov_len)
+            break;
+    }
+    return total;
+}
+
+ssize_t readv(int fd, const struct iovec *iov, int n)
+{
+    if (is_virt(fd))
+        return each_iov(fd, iov, n, 0);
+    load_readv();
+    return real_readv(fd, iov, n);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+    if (is_virt(fd))
+        return each_iov(fd, iov, n, 1);
+    load_writev();
+    return real_writev(fd, iov, n);
+}
+
+off_t lseek(int fd, off_t off, int whence)
+{
+    if (is_virt(fd)) {
+        off_t pos = k_lseek(fd, 0, SEEK_CUR);
+        if (pos < 0)
+            return -1;
+        long long r = PY(pyf_lseek(fd, off, whence, pos));
+        return r < 0 ? -1 : k_lseek(fd, r, SEEK_SET);
+    }
+    load_lseek();
+    return real_lseek(fd, off, whence);
+}
+
+off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
+
+/* an image file cannot be mapped: there is no page cache to map, and a copy would not see
+ * other processes' writes */
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (!(flags & MAP_ANONYMOUS) && is_virt(fd)) {
+        errno = ENODEV;
+        return MAP_FAILED;
+    }
+    load_mmap();
+    return real_mmap(addr, len, prot, flags, fd, off);
+}
+
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return mmap(addr, len, prot, flags, fd, off);
+}
+
+int posix_fadvise(int fd, off_t off, off_t len, int advice)
+{
+    if (is_virt(fd)) {
+        /* the checks of fadvise64(2); advice has nothing to act on without a page cache */
+        if (advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE || len < 0)
+            return EINVAL;
+        return 0;
+    }
+    load_posix_fadvise();
+    return real_posix_fadvise(fd, off, len, advice);
+}
+
+int posix_fadvise64(int fd, off_t off, off_t len, int advice) { return posix_fadvise(fd, off, len, advice); }
+
+/* ---- metadata -------------------------------------------------------------------------------- */
+enum { ST_MODE, ST_INO, ST_NLINK, ST_UID, ST_GID, ST_SIZE, ST_ATIME, ST_MTIME, ST_CTIME, ST_BLKSIZE,
+       ST_BLOCKS, ST_ATIME_NS, ST_MTIME_NS, ST_CTIME_NS, ST_DEV, ST_N };
+
+int image_stat(int fd, const char *path, struct stat *st)
+{
+    long long v[ST_N];
+    if (PY(pyf_stat(fd, inner(path), v)) < 0)
+        return -1;
+    memset(st, 0, sizeof *st);
+    st->st_mode = (mode_t)v[ST_MODE];
+    st->st_ino = (ino_t)v[ST_INO];
+    st->st_dev = (dev_t)v[ST_DEV];
+    st->st_nlink = (nlink_t)v[ST_NLINK];
+    st->st_uid = (uid_t)v[ST_UID];
+    st->st_gid = (gid_t)v[ST_GID];
+    st->st_size = (off_t)v[ST_SIZE];
+    st->st_blksize = (blksize_t)v[ST_BLKSIZE];
+    st->st_blocks = (blkcnt_t)v[ST_BLOCKS];
+    st->st_atim.tv_sec = v[ST_ATIME];
+    st->st_atim.tv_nsec = v[ST_ATIME_NS];
+    st->st_mtim.tv_sec = v[ST_MTIME];
+    st->st_mtim.tv_nsec = v[ST_MTIME_NS];
+    st->st_ctim.tv_sec = v[ST_CTIME];
+    st->st_ctim.tv_nsec = v[ST_CTIME_NS];
+    return 0;
+}
+
+int fstat(int fd, struct stat *st)
+{
+    if (is_virt(fd))
+        return image_stat(fd, NULL, st);
+    load_fstat();
+    return real_fstat(fd, st);
+}
+
+int stat(const char *path, struct stat *st)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return image_stat(-1, ip, st);
+    load_stat();
+    return real_stat(path, st);
+}
+
+int lstat(const char *path, struct stat *st)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return image_stat(-1, ip, st);     /* the image has no symbolic links */
+    load_lstat();
+    return real_lstat(path, st);
+}
+
+int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+    if (!*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd))
+        return image_stat(dirfd, NULL, st);
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return image_stat(-1, ip, st);
+    load_fstatat();
+    return real_fstatat(dirfd, path, st, flags);
+}
+
+int fstat64(int fd, struct stat64 *st) { return fstat(fd, (struct stat *)st); }
+int stat64(const char *path, struct stat64 *st) { return stat(path, (struct stat *)st); }
+int lstat64(const char *path, struct stat64 *st) { return lstat(path, (struct stat *)st); }
+int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
+{
+    return fstatat(dirfd, path, (struct stat *)st, flags);
+}
+
+/* glibc < 2.33 compiled stat calls into these; on x86_64 the version's struct is struct stat */
+int __xstat(int ver, const char *path, struct stat *st) { (void)ver; return stat(path, st); }
+int __lxstat(int ver, const char *path, struct stat *st) { (void)ver; return lstat(path, st); }
+int __fxstat(int ver, int fd, struct stat *st) { (void)ver; return fstat(fd, st); }
+int __fxstatat(int ver, int dirfd, const char *path, struct stat *st, int flags)
+{
+    (void)ver;
+    return fstatat(dirfd, path, st, flags);
+}
+int __xstat64(int ver, const char *path, struct stat64 *st) { return __xstat(ver, path, (struct stat *)st); }
+int __lxstat64(int ver, const char *path, struct stat64 *st) { return __lxstat(ver, path, (struct stat *)st); }
+int __fxstat64(int ver, int fd, struct stat64 *st) { return __fxstat(ver, fd, (struct stat *)st); }
+int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int flags)
+{
+    return __fxstatat(ver, dirfd, path, (struct stat *)st, flags);
+}
+
+int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *sx)
+{
+    int by_fd = !*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd);
+    const char *ip = by_fd ? NULL : image_path(dirfd, path);
+    if (by_fd || ip) {
+        struct stat st;
+        if (image_stat(by_fd ? dirfd : -1, ip, &st) < 0)
+            return -1;
+        memset(sx, 0, sizeof *sx);
+        sx->stx_mask = STATX_BASIC_STATS;
+        sx->stx_blksize = (uint32_t)st.st_blksize;
+        sx->stx_nlink = (uint32_t)st.st_nlink;
+        sx->stx_uid = st.st_uid;
+        sx->stx_gid = st.st_gid;
+        sx->stx_mode = (uint16_t)st.st_mode;
+        sx->stx_ino = st.st_ino;
+        sx->stx_size = (uint64_t)st.st_size;
+        sx->stx_blocks = (uint64_t)st.st_blocks;
+        sx->stx_atime.tv_sec = st.st_atim.tv_sec;
+        sx->stx_atime.tv_nsec = (uint32_t)st.st_atim.tv_nsec;
+        sx->stx_mtime.tv_sec = st.st_mtim.tv_sec;
+        sx->stx_mtime.tv_nsec = (uint32_t)st.st_mtim.tv_nsec;
+        sx->stx_ctime.tv_sec = st.st_ctim.tv_sec;
+        sx->stx_ctime.tv_nsec = (uint32_t)st.st_ctim.tv_nsec;
+        sx->stx_dev_major = (uint32_t)(st.st_dev >> 8);
+        sx->stx_dev_minor = (uint32_t)(st.st_dev & 0xff);
+        return 0;
+    }
+    load_statx();
+    return real_statx(dirfd, path, flags, mask, sx);
+}
+
+int ftruncate(int fd, off_t len)
+{
+    if (is_virt(fd))
+        return (int)PY(pyf_ftruncate(fd, NULL, len));
+    load_ftruncate();
+    return real_ftruncate(fd, len);
+}
+
+int ftruncate64(int fd, off_t len) { return ftruncate(fd, len); }
+
+int truncate(const char *path, off_t len)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return (int)PY(pyf_ftruncate(-1, inner(ip), len));
+    load_truncate();
+    return real_truncate(path, len);
+}
+
+int truncate64(const char *path, off_t len) { return truncate(path, len); }
+
+int fsync(int fd)
+{
+    if (is_virt(fd))
+        return (int)PY(pyf_fsync(fd));
+    load_fsync();
+    return real_fsync(fd);
+}
+
+int fdatasync(int fd)
+{
+    if (is_virt(fd))
+        return (int)PY(pyf_fsync(fd));
+    load_fdatasync();
+    return real_fdatasync(fd);
+}
+
+/* ---- descriptors ------------------------------------------------------------------------------ */
+/* newfd now shares oldfd's kernel description; Python shares the handle */
+static int dup_shadow(int oldfd, int newfd)
+{
+    if (newfd < 0)
+        return -1;
+    if (newfd >= MAX_FDS) {
+        k_close(newfd);
+        return failed(EMFILE);
+    }
+    if (is_virt(oldfd) && newfd != oldfd) {
+        if (PY(pyf_dup(oldfd, newfd)) < 0) {
+            int e = errno;
+            k_close(newfd);
+            return failed(e);
+        }
+        set_virt(newfd, vpath[oldfd], vacc[oldfd]);
+    }
+    if (newfd <= 2)
+        std_rebind(newfd);
+    return newfd;
+}
+
+/* dup2 and dup3 onto newfd: what stood there goes first, as close() would take it */
+static int before_dup_onto(int fd, int newfd)
+{
+    if (k_fcntl(fd, F_GETFD, 0) < 0)
+        return -1;                          /* EBADF: newfd stays as it was */
+    if (own_fd(newfd) && !in_py)
+        return failed(EBUSY);
+    if (newfd == fd)
+        return 0;
+    if (newfd >= 0 && newfd <= 2)
+        std_before_change(newfd);
+    if (is_virt(newfd))
+        drop_virt(newfd);
+    return 0;
+}
+
+int dup(int fd)
+{
+    load_dup();
+    int n = real_dup(fd);
+    return n < 0 ? n : dup_shadow(fd, n);
+}
+
+int dup2(int fd, int newfd)
+{
+    load_dup2();
+    if (before_dup_onto(fd, newfd) < 0)
+        return -1;
+    int n = real_dup2(fd, newfd);
+    if (n < 0 && newfd <= 2)
+        std_rebind(newfd);
+    return n < 0 ? n : dup_shadow(fd, n);
+}
+
+int dup3(int fd, int newfd, int flags)
+{
+    load_dup3();
+    if (fd == newfd)
+        return failed(EINVAL);
+    if (before_dup_onto(fd, newfd) < 0)
+        return -1;
+    int n = real_dup3(fd, newfd, flags);
+    if (n < 0 && newfd <= 2)
+        std_rebind(newfd);
+    return n < 0 ? n : dup_shadow(fd, n);
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);            /* an int or a pointer: both fit, as in glibc */
+    va_end(ap);
+    load_fcntl();
+    if (is_virt(fd) && cmd == F_SETFL)
+        arg &= ~(long)O_DIRECT;             /* no page cache to bypass */
+    int r = real_fcntl(fd, cmd, arg);
+    if (r < 0 || !is_virt(fd))
+        return r;
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+        return dup_shadow(fd, r);
+    if (cmd == F_GETFL)                     /* the shadow is write-only; the file is not */
+        return (r & ~O_ACCMODE) | vacc[fd];
+    return r;
+}
+
+int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);
+    va_end(ap);
+    return fcntl(fd, cmd, arg);
+}
+
+/* ---- copies between descriptors ------------------------------------------------------------- */
+/* sendfile through read and write, from *off (the position left alone) or the position */
+static ssize_t copy_through(int out, int in, off_t *off, size_t count)
+{
+    char buf[65536];
+    size_t total = 0;
+    while (total < count) {
+        size_t want = count - total < sizeof buf ? count - total : sizeof buf;
+        ssize_t got = off ? pread(in, buf, want, *off) : read(in, buf, want);
+        if (got <= 0) {
+            if (got < 0 && !total)
+                return -1;
+            break;
+        }
+        ssize_t put = 0;
+        while (put < got) {
+            ssize_t w = write(out, buf + put, (size_t)(got - put));
+            if (w < 0) {
+                if (!off && got > put)      /* give back what was read and not written */
+                    lseek(in, put - got, SEEK_CUR);
+                if (!total && !put)
+                    return -1;
+                if (off)
+                    *off += put;
+                return (ssize_t)(total + put);
+            }
+            put += w;
+        }
+        total += (size_t)got;
+        if (off)
+            *off += got;
+        if ((size_t)got < want)
+            break;
+    }
+    return (ssize_t)total;
+}
+
+ssize_t sendfile(int out, int in, off_t *off, size_t count)
+{
+    if (is_virt(in) || is_virt(out))
+        return copy_through(out, in, off, count);
+    load_sendfile();
+    return real_sendfile(out, in, off, count);
+}
+
+ssize_t sendfile64(int out, int in, off_t *off, size_t count) { return sendfile(out, in, off, count); }
+
+ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
+{
+    if (is_virt(in) || is_virt(out))
+        return failed(EXDEV);       /* cp and cat fall back to read and write */
+    load_copy_file_range();
+    return real_copy_file_range(in, in_off, out, out_off, len, flags);
+}

@@ -1,0 +1,67 @@
+/* What the parts of the interposer share. Compiled apart from the cffi module: Python.h
+ * sets _FILE_OFFSET_BITS=64, which would quietly turn `fallocate` into `fallocate64`. */
+#ifndef PYFALLOC_INTERPOSE_H
+#define PYFALLOC_INTERPOSE_H
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define MAX_FDS 65536
+#define NO_HINT ((unsigned long long)-1)
+#define HIDDEN __attribute__((visibility("hidden")))
+
+/* libc's own definition of NAME, found once, past this library */
+#define REAL(ret, name, ...)                                                    \
+    static ret (*real_##name)(__VA_ARGS__);                                     \
+    static void load_##name(void) {                                             \
+        if (!real_##name) real_##name = (ret (*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name); \
+    }
+
+/* ---- fdtable.c: which descriptors are image files ------------------------------------------- */
+HIDDEN extern unsigned char virt[MAX_FDS];   /* fd is the shadow of an image file */
+HIDDEN extern char *vpath[MAX_FDS];          /* ... opened by this path (for *at calls, fchdir) */
+HIDDEN extern unsigned char vacc[MAX_FDS];   /* ... with this access mode */
+HIDDEN extern char vcwd[4096];               /* the working directory while it is on the image */
+HIDDEN extern __thread int in_py;            /* this thread is inside the embedded Python */
+
+HIDDEN int is_virt(int fd);
+HIDDEN long long done(long long r);
+/* call the Python half: answers as libc does (-1 and errno on failure) */
+#define PY(call) done(({ in_py++; long long r_ = (call); in_py--; r_; }))
+HIDDEN int on_image(const char *path);
+HIDDEN const char *image_path(int dirfd, const char *path);
+HIDDEN const char *inner(const char *path);
+#define HERE(path) image_path(AT_FDCWD, path)
+HIDDEN int open_image(const char *path, int flags, mode_t mode);
+HIDDEN void set_virt(int fd, const char *path, int acc);
+HIDDEN void clear_virt(int fd);
+HIDDEN int own_fd(int fd);
+HIDDEN int keep_high(int fd);
+HIDDEN void forget_own(int fd);
+
+/* the kernel's calls, for the shim's own use */
+HIDDEN int k_open(const char *path, int flags, mode_t mode);
+HIDDEN int k_close(int fd);
+HIDDEN off_t k_lseek(int fd, off_t off, int whence);
+HIDDEN int k_fcntl(int fd, int cmd, long arg);
+HIDDEN int k_dup3(int fd, int newfd, int flags);
+
+/* ---- files.c ---------------------------------------------------------------------------------- */
+HIDDEN int image_stat(int fd, const char *path, struct stat *st);
+
+/* ---- stdio.c: the standard streams follow descriptors 0-2 onto the image and back ------------ */
+HIDDEN void std_before_change(int fd);
+HIDDEN void std_rebind(int fd);
+
+#endif

@@ -1,0 +1,515 @@
+/* Calls by path on the image: unlink, rmdir, mkdir, rename, link, the working directory,
+ * access, attributes (times, mode, owner) and statfs. */
+#include "interpose.h"
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/time.h>
+#include <time.h>
+#include <utime.h>
+
+REAL(int, unlink, const char *)
+REAL(int, unlinkat, int, const char *, int)
+REAL(int, rmdir, const char *)
+REAL(int, mkdir, const char *, mode_t)
+REAL(int, mkdirat, int, const char *, mode_t)
+REAL(int, rename, const char *, const char *)
+REAL(int, renameat, int, const char *, int, const char *)
+REAL(int, renameat2, int, const char *, int, const char *, unsigned int)
+REAL(int, link, const char *, const char *)
+REAL(int, linkat, int, const char *, int, const char *, int)
+REAL(int, symlink, const char *, const char *)
+REAL(int, symlinkat, const char *, int, const char *)
+REAL(ssize_t, readlink, const char *, char *, size_t)
+REAL(ssize_t, readlinkat, int, const char *, char *, size_t)
+REAL(int, chdir, const char *)
+REAL(int, fchdir, int)
+REAL(char *, getcwd, char *, size_t)
+REAL(int, access, const char *, int)
+REAL(int, euidaccess, const char *, int)
+REAL(int, eaccess, const char *, int)
+REAL(int, faccessat, int, const char *, int, int)
+REAL(int, utimensat, int, const char *, const struct timespec *, int)
+REAL(int, futimens, int, const struct timespec *)
+REAL(int, utimes, const char *, const struct timeval *)
+REAL(int, utime, const char *, const struct utimbuf *)
+REAL(int, chmod, const char *, mode_t)
+REAL(int, fchmod, int, mode_t)
+REAL(int, fchmodat, int, const char *, mode_t, int)
+REAL(int, chown, const char *, uid_t, gid_t)
+REAL(int, lchown, const char *, uid_t, gid_t)
+REAL(int, fchown, int, uid_t, gid_t)
+REAL(int, fchownat, int, const char *, uid_t, gid_t, int)
+REAL(int, statfs, const char *, struct statfs *)
+REAL(int, fstatfs, int, struct statfs *)
+REAL(int, statvfs, const char *, struct statvfs *)
+REAL(int, fstatvfs, int, struct statvfs *)
+
+static int failed(int e)
+{
+    errno = e;
+    return -1;
+}
+
+/* ---- names ------------------------------------------------------------------------------------ */
+int unlink(const char *path)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return (int)PY(pyf_unlink(inner(ip), 0));
+    load_unlink();
+    return real_unlink(path);
+}
+
+int unlinkat(int dirfd, const char *path, int flags)
+{
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return (int)PY(pyf_unlink(inner(ip), (flags & AT_REMOVEDIR) != 0));
+    load_unlinkat();
+    return real_unlinkat(dirfd, path, flags);
+}
+
+int rmdir(const char *path)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return (int)PY(pyf_unlink(inner(ip), 1));
+    load_rmdir();
+    return real_rmdir(path);
+}
+
+int mkdir(const char *path, mode_t mode)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return (int)PY(pyf_mkdir(inner(ip), (int)mode));
+    load_mkdir();
+    return real_mkdir(path, mode);
+}
+
+int mkdirat(int dirfd, const char *path, mode_t mode)
+{
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return (int)PY(pyf_mkdir(inner(ip), (int)mode));
+    load_mkdirat();
+    return real_mkdirat(dirfd, path, mode);
+}
+
+int renameat2(int olddir, const char *from, int newdir, const char *to, unsigned int flags)
+{
+    char a[8192];
+    const char *ia = image_path(olddir, from);
+    if (ia) {                   /* image_path's buffer is reused by the second call */
+        snprintf(a, sizeof a, "%s", ia);
+        ia = a;
+    }
+    const char *ib = image_path(newdir, to);
+    if (ia && ib)
+        return (int)PY(pyf_rename(inner(ia), inner(ib), flags));
+    if (ia || ib)
+        return failed(EXDEV);   /* across the prefix: mv copies */
+    load_renameat2();
+    return real_renameat2(olddir, from, newdir, to, flags);
+}
+
+int renameat(int olddir, const char *from, int newdir, const char *to)
+{
+    if (image_path(olddir, from) || image_path(newdir, to))
+        return renameat2(olddir, from, newdir, to, 0);
+    load_renameat();
+    return real_renameat(olddir, from, newdir, to);
+}
+
+int rename(const char *from, const char *to)
+{
+    if (HERE(from) || HERE(to))
+        return renameat2(AT_FDCWD, from, AT_FDCWD, to, 0);
+    load_rename();
+    return real_rename(from, to);
+}
+
+/* the image has neither hard nor symbolic links: what Linux answers on such a filesystem */
+static int no_links(const char *a, const char *b)
+{
+    return failed(a && b ? EPERM : EXDEV);   /* within the image, or across the prefix */
+}
+
+int linkat(int olddir, const char *from, int newdir, const char *to, int flags)
+{
+    char a[8192];
+    const char *ia = image_path(olddir, from);
+    if (ia) {
+        snprintf(a, sizeof a, "%s", ia);
+        ia = a;
+    }
+    const char *ib = image_path(newdir, to);
+    if (ia || ib)
+        return no_links(ia, ib);
+    load_linkat();
+    return real_linkat(olddir, from, newdir, to, flags);
+}
+
+int link(const char *from, const char *to)
+{
+    if (HERE(from) || HERE(to))
+        return linkat(AT_FDCWD, from, AT_FDCWD, to, 0);
+    load_link();
+    return real_link(from, to);
+}
+
+int symlinkat(const char *target, int dirfd, const char *path)
+{
+    if (image_path(dirfd, path))
+        return failed(EPERM);
+    load_symlinkat();
+    return real_symlinkat(target, dirfd, path);
+}
+
+int symlink(const char *target, const char *path)
+{
+    if (HERE(path))
+        return failed(EPERM);
+    load_symlink();
+    return real_symlink(target, path);
+}
+
+ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
+{
+    const char *ip = image_path(dirfd, path);
+    if (ip) {
+        struct stat st;
+        return image_stat(-1, ip, &st) < 0 ? -1 : failed(EINVAL);    /* not a symbolic link */
+    }
+    load_readlinkat();
+    return real_readlinkat(dirfd, path, buf, size);
+}
+
+ssize_t readlink(const char *path, char *buf, size_t size)
+{
+    if (HERE(path))
+        return readlinkat(AT_FDCWD, path, buf, size);
+    load_readlink();
+    return real_readlink(path, buf, size);
+}
+
+/* ---- the working directory, while it is a directory of the image ------------------------------- */
+static int enter(const char *ip, int fd)
+{
+    struct stat st;
+    if (image_stat(fd, fd >= 0 ? NULL : ip, &st) < 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode))
+        return failed(ENOTDIR);
+    if (strlen(ip) >= sizeof vcwd)
+        return failed(ENAMETOOLONG);
+    memmove(vcwd, ip, strlen(ip) + 1);
+    return 0;
+}
+
+int chdir(const char *path)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return enter(ip, -1);
+    load_chdir();
+    int r = real_chdir(path);
+    if (r == 0)
+        vcwd[0] = 0;
+    return r;
+}
+
+int fchdir(int fd)
+{
+    if (is_virt(fd) && vpath[fd])
+        return enter(vpath[fd], fd);
+    load_fchdir();
+    int r = real_fchdir(fd);
+    if (r == 0)
+        vcwd[0] = 0;
+    return r;
+}
+
+char *getcwd(char *buf, size_t size)
+{
+    if (!vcwd[0]) {
+        load_getcwd();
+        return real_getcwd(buf, size);
+    }
+    size_t n = strlen(vcwd) + 1;
+    if (!buf) {
+        size = size > n ? size : n;
+        if (!(buf = malloc(size))) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    if (size < n) {
+        errno = ERANGE;
+        return NULL;
+    }
+    memcpy(buf, vcwd, n);
+    return buf;
+}
+
+/* ---- access ------------------------------------------------------------------------------------ */
+int faccessat(int dirfd, const char *path, int mode, int flags)
+{
+    const char *ip = image_path(dirfd, path);
+    if (ip) {
+        struct stat st;             /* existence; permission bits are stored, not enforced */
+        return image_stat(-1, ip, &st);
+    }
+    load_faccessat();
+    return real_faccessat(dirfd, path, mode, flags);
+}
+
+int access(const char *path, int mode)
+{
+    if (HERE(path))
+        return faccessat(AT_FDCWD, path, mode, 0);
+    load_access();
+    return real_access(path, mode);
+}
+
+int euidaccess(const char *path, int mode)
+{
+    if (HERE(path))
+        return faccessat(AT_FDCWD, path, mode, AT_EACCESS);
+    load_euidaccess();
+    return real_euidaccess(path, mode);
+}
+
+int eaccess(const char *path, int mode)
+{
+    if (HERE(path))
+        return faccessat(AT_FDCWD, path, mode, AT_EACCESS);
+    load_eaccess();
+    return real_eaccess(path, mode);
+}
+
+/* ---- attributes -------------------------------------------------------------------------------- */
+/* pyf_setattr's slots: mode, uid, gid, atime and mtime in ns; -1 leaves one alone */
+enum { A_MODE, A_UID, A_GID, A_ATIME, A_MTIME, A_N };
+
+static long long stamp(const struct timespec *t, int i)
+{
+    if (!t || t[i].tv_nsec == UTIME_NOW) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        return now.tv_sec * 1000000000LL + now.tv_nsec;
+    }
+    if (t[i].tv_nsec == UTIME_OMIT)
+        return -1;
+    return t[i].tv_sec * 1000000000LL + t[i].tv_nsec;
+}
+
+static int set_times(int fd, const char *ip, const struct timespec *t)
+{
+    if (t && ((t[0].tv_nsec != UTIME_NOW && t[0].tv_nsec != UTIME_OMIT && (t[0].tv_nsec < 0 || t[0].tv_nsec > 999999999))
+              || (t[1].tv_nsec != UTIME_NOW && t[1].tv_nsec != UTIME_OMIT && (t[1].tv_nsec < 0 || t[1].tv_nsec > 999999999))))
+        return failed(EINVAL);
+    long long a[A_N] = {-1, -1, -1, stamp(t, 0), stamp(t, 1)};
+    return (int)PY(pyf_setattr(fd, ip ? inner(ip) : NULL, a));
+}
+
+int utimensat(int dirfd, const char *path_arg, const struct timespec t[2], int flags)
+{
+    /* the kernel takes a NULL path (futimens); glibc's header says nonnull, so the
+     * compiler must not drop the test */
+    const char *path = path_arg;
+    __asm__("" : "+r"(path));
+    if (!path && is_virt(dirfd))
+        return set_times(dirfd, NULL, t);          /* futimens */
+    const char *ip = path ? image_path(dirfd, path) : NULL;
+    if (!ip && path && !*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd))
+        return set_times(dirfd, NULL, t);
+    if (ip)
+        return set_times(-1, ip, t);
+    load_utimensat();
+    return real_utimensat(dirfd, path, t, flags);
+}
+
+int futimens(int fd, const struct timespec t[2])
+{
+    if (is_virt(fd))
+        return set_times(fd, NULL, t);
+    load_futimens();
+    return real_futimens(fd, t);
+}
+
+int utimes(const char *path, const struct timeval tv[2])
+{
+    const char *ip = HERE(path);
+    if (ip) {
+        struct timespec t[2];
+        for (int i = 0; tv && i < 2; i++) {
+            t[i].tv_sec = tv[i].tv_sec;
+            t[i].tv_nsec = tv[i].tv_usec * 1000;
+        }
+        return set_times(-1, ip, tv ? t : NULL);
+    }
+    load_utimes();
+    return real_utimes(path, tv);
+}
+
+int utime(const char *path, const struct utimbuf *u)
+{
+    const char *ip = HERE(path);
+    if (ip) {
+        struct timespec t[2] = {{u ? u->actime : 0, 0}, {u ? u->modtime : 0, 0}};
+        return set_times(-1, ip, u ? t : NULL);
+    }
+    load_utime();
+    return real_utime(path, u);
+}
+
+static int set_owner_mode(int fd, const char *ip, long long mode, long long uid, long long gid)
+{
+    long long a[A_N] = {mode, uid, gid, -1, -1};
+    return (int)PY(pyf_setattr(fd, ip ? inner(ip) : NULL, a));
+}
+
+/* (uid_t)-1 and (gid_t)-1 leave that owner alone, as chown(2) */
+static long long id_arg(unsigned int id) { return id == (unsigned int)-1 ? -1 : (long long)id; }
+
+int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
+{
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return set_owner_mode(-1, ip, mode & 07777, -1, -1);
+    load_fchmodat();
+    return real_fchmodat(dirfd, path, mode, flags);
+}
+
+int chmod(const char *path, mode_t mode)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return set_owner_mode(-1, ip, mode & 07777, -1, -1);
+    load_chmod();
+    return real_chmod(path, mode);
+}
+
+int fchmod(int fd, mode_t mode)
+{
+    if (is_virt(fd))
+        return set_owner_mode(fd, NULL, mode & 07777, -1, -1);
+    load_fchmod();
+    return real_fchmod(fd, mode);
+}
+
+int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
+{
+    if (!*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd))
+        return set_owner_mode(dirfd, NULL, -1, id_arg(uid), id_arg(gid));
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return set_owner_mode(-1, ip, -1, id_arg(uid), id_arg(gid));
+    load_fchownat();
+    return real_fchownat(dirfd, path, uid, gid, flags);
+}
+
+int chown(const char *path, uid_t uid, gid_t gid)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return set_owner_mode(-1, ip, -1, id_arg(uid), id_arg(gid));
+    load_chown();
+    return real_chown(path, uid, gid);
+}
+
+int lchown(const char *path, uid_t uid, gid_t gid)
+{
+    const char *ip = HERE(path);
+    if (ip)
+        return set_owner_mode(-1, ip, -1, id_arg(uid), id_arg(gid));
+    load_lchown();
+    return real_lchown(path, uid, gid);
+}
+
+int fchown(int fd, uid_t uid, gid_t gid)
+{
+    if (is_virt(fd))
+        return set_owner_mode(fd, NULL, -1, id_arg(uid), id_arg(gid));
+    load_fchown();
+    return real_fchown(fd, uid, gid);
+}
+
+/* ---- statfs ------------------------------------------------------------------------------------ */
+#define PYFALLOC_MAGIC 0x50594641         /* "PYFA" */
+
+static int image_statfs(struct statfs *sf)
+{
+    long long v[8];
+    if (PY(pyf_statfs(v)) < 0)
+        return -1;
+    memset(sf, 0, sizeof *sf);
+    sf->f_type = PYFALLOC_MAGIC;
+    sf->f_bsize = v[0];
+    sf->f_frsize = v[0];
+    sf->f_blocks = (fsblkcnt_t)v[1];
+    sf->f_bfree = (fsblkcnt_t)v[2];
+    sf->f_bavail = (fsblkcnt_t)v[3];
+    sf->f_files = (fsfilcnt_t)v[4];
+    sf->f_ffree = (fsfilcnt_t)v[5];
+    sf->f_namelen = v[6];
+    return 0;
+}
+
+int statfs(const char *path, struct statfs *sf)
+{
+    if (HERE(path))
+        return image_statfs(sf);
+    load_statfs();
+    return real_statfs(path, sf);
+}
+
+int fstatfs(int fd, struct statfs *sf)
+{
+    if (is_virt(fd))
+        return image_statfs(sf);
+    load_fstatfs();
+    return real_fstatfs(fd, sf);
+}
+
+int statfs64(const char *path, struct statfs64 *sf) { return statfs(path, (struct statfs *)sf); }
+int fstatfs64(int fd, struct statfs64 *sf) { return fstatfs(fd, (struct statfs *)sf); }
+
+/* df and most tools ask statvfs, which glibc answers from its internal statfs */
+static int image_statvfs(struct statvfs *sv)
+{
+    struct statfs sf;
+    if (image_statfs(&sf) < 0)
+        return -1;
+    memset(sv, 0, sizeof *sv);
+    sv->f_bsize = (unsigned long)sf.f_bsize;
+    sv->f_frsize = (unsigned long)sf.f_frsize;
+    sv->f_blocks = sf.f_blocks;
+    sv->f_bfree = sf.f_bfree;
+    sv->f_bavail = sf.f_bavail;
+    sv->f_files = sf.f_files;
+    sv->f_ffree = sf.f_ffree;
+    sv->f_favail = sf.f_ffree;
+    sv->f_namemax = (unsigned long)sf.f_namelen;
+    return 0;
+}
+
+int statvfs(const char *path, struct statvfs *sv)
+{
+    if (HERE(path))
+        return image_statvfs(sv);
+    load_statvfs();
+    return real_statvfs(path, sv);
+}
+
+int fstatvfs(int fd, struct statvfs *sv)
+{
+    if (is_virt(fd))
+        return image_statvfs(sv);
+    load_fstatvfs();
+    return real_fstatvfs(fd, sv);
+}
+
+int statvfs64(const char *path, struct statvfs64 *sv) { return statvfs(path, (struct statvfs *)sv); }
+int fstatvfs64(int fd, struct statvfs64 *sv) { return fstatvfs(fd, (struct statvfs *)sv); }
