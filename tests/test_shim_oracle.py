@@ -1,0 +1,114 @@
+"""The shim against the kernel: the same unmodified programs run once in a directory of a host
+ext4 and once in the image under `pyfalloc run`; their output and the files they leave must
+be the same, byte for byte."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+from pyfalloc import Volume
+from pyfalloc.shimrun import environment
+
+
+def under_shim(image, cmd, **kw):
+    return subprocess.run(cmd, env=environment(image), capture_output=True, text=True, timeout=120, **kw)
+
+
+def tree(root):
+    """name -> bytes of every regular file under root, and the directories."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, d), root) + "/"] = None
+        for f in filenames:
+            with open(os.path.join(dirpath, f), "rb") as fh:
+                out[os.path.relpath(os.path.join(dirpath, f), root)] = fh.read()
+    return out
+
+
+def image_tree(image):
+    with Volume(image) as vol:
+        out = {}
+
+        def walk(d):
+            for name in vol.listdir(d):
+                p = f"{d.rstrip('/')}/{name}"
+                if os.path.stat.S_ISDIR(vol.stat(p).st_mode):
+                    out[p[1:] + "/"] = None
+                    walk(p)
+                else:
+                    out[p[1:]] = vol.read_file(p)
+        walk("/")
+        assert vol.fsck() == []
+        return out
+
+
+@pytest.fixture
+def host_dir(ext4_dir, tmp_path):
+    d = os.path.join(ext4_dir, tmp_path.name)
+    os.makedirs(d)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_descriptor_semantics_match_the_kernel(image, host_dir, tmp_path):
+    """dup/fork/exec position sharing, O_APPEND with pwrite, F_GETFL/F_SETFL, FD_CLOEXEC
+    across exec, lseek edges, readv/writev, sendfile, fadvise, errno of bad calls, stdio on an
+    inherited stdout, and the descriptor numbers a program gets."""
+    exe = str(tmp_path / "descriptors")
+    cc = subprocess.run(["cc", "-Wall", "-Werror", "-o", exe, os.path.join(ROOT, "tests", "progs", "descriptors.c")],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    host = subprocess.run([exe, host_dir], capture_output=True, text=True, timeout=60)
+    img = under_shim(image, [exe, "/pyfalloc"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "exec'd child on fd 3" in host.stdout and "child write fd 5: -1 EBADF" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+    assert image_tree(image) == tree(host_dir)
+
+
+SCRIPT = r"""
+set -e
+cd "$D"
+echo builtin > a                               # a built-in's stdio output (bash's echo)
+printf 'x\ny\n' > b; sed s/x/X/ b > c          # an exec'd program writing an inherited stdout
+exec 3> d                                      # a descriptor the shell holds
+echo one >&3
+( echo two >&3 )                               # a forked subshell moves the shared position
+sh -c 'echo three >&3'                         # so does an exec'd child
+echo four >&3
+exec 3>&-
+sort -r c b >> a                               # stdio on an O_APPEND stdout
+wc -l < b > e                                  # stdin inherited from the shell
+mkdir sub; cd sub
+echo inside > f; ls > listing; pwd > ../pwd; cd ..
+cat sub/f sub/listing
+seq 1 3000 | tee g | tail -1
+head -c 5 g; echo
+cp g h; cmp g h && echo same
+mv h i; ls
+touch -d '2001-02-03 04:05:06' i; stat -c '%y %s' i
+chmod 640 i; stat -c '%a' i
+truncate -s 10 i; stat -c '%s' i
+dd if=g of=j bs=100 count=3 skip=1 status=none; wc -c < j
+rm -r sub; ls
+"""
+
+
+def test_a_shell_script_matches_the_kernel(image, host_dir):
+    if not shutil.which("bash"):
+        pytest.skip("needs bash")
+    host = subprocess.run(["bash", "-c", SCRIPT], env=dict(os.environ, D=host_dir),
+                          capture_output=True, text=True, timeout=60)
+    img = subprocess.run(["bash", "-c", SCRIPT], env=dict(environment(image), D="/pyfalloc"),
+                         capture_output=True, text=True, timeout=120)
+    assert host.returncode == 0, host.stderr
+    assert img.returncode == 0, img.stderr
+    host_out = host.stdout.replace(host_dir, "/D")
+    assert img.stdout.replace("/pyfalloc", "/D") == host_out
+    expected = {k: v.replace(host_dir.encode(), b"/D") if v else v for k, v in tree(host_dir).items()}
+    got = {k: v.replace(b"/pyfalloc", b"/D") if v else v for k, v in image_tree(image).items()}
+    assert got == expected
+    assert got["d"] == b"one\ntwo\nthree\nfour\n"
