@@ -112,3 +112,52 @@ def test_a_shell_script_matches_the_kernel(image, host_dir):
     got = {k: v.replace(b"/pyfalloc", b"/D") if v else v for k, v in image_tree(image).items()}
     assert got == expected
     assert got["d"] == b"one\ntwo\nthree\nfour\n"
+
+
+XFS_IO = ["-c", "falloc 0 1m", "-c", "pwrite -S 0x61 0 8k", "-c", "fiemap -v", "-c", "falloc -k 1m 64k",
+          "-c", "fpunch 4k 4k", "-c", "fzero 16k 8k", "-c", "fcollapse 64k 64k", "-c", "finsert 128k 4k",
+          "-c", "fiemap -v", "-c", "seek -a -r 0", "-c", "fsync", "-c", "truncate 100k", "-c", "fiemap -v",
+          "-c", "stat"]
+
+
+def layout(out):
+    """xfs_io's output with each `fiemap -v` table turned into the state of every 512-byte
+    sector (written, unwritten, hole): extent boundaries and physical places are the
+    allocator's business, the file's layout is not. Timing lines and inode numbers go."""
+    lines, sectors = [], None
+    for line in out.splitlines():
+        if line.startswith(" EXT:"):
+            sectors = []
+            lines.append(sectors)
+            continue
+        if sectors is not None and line.strip()[:1].isdigit() and "[" in line:
+            span = line.split("[")[1].split("]")[0]
+            a, b = (int(x) for x in span.split(".."))
+            state = "hole" if "hole" in line else ("unwritten" if int(line.split()[-1], 16) & 0x800 else "data")
+            sectors.extend([state] * (b - a + 1))
+            continue
+        sectors = None
+        # ext4 counts an extent-tree block in st_blocks once a file has more than four
+        # extents; the image keeps extents in its metadata, so only data blocks count
+        if "ops;" in line or line.startswith(("stat.ino", "stat.blocks", "fd.path")) or line.endswith(":"):
+            continue
+        lines.append(line)
+    return lines
+
+
+@pytest.mark.skipif(not shutil.which("xfs_io"), reason="needs xfsprogs' xfs_io")
+def test_xfs_io_sees_the_layout_the_kernel_gives(image, host_dir):
+    """xfs_io falloc / fpunch / fzero / fcollapse / finsert / truncate, then fiemap, seek and
+    stat: per sector the same written, unwritten and hole states as ext4."""
+    host = subprocess.run(["xfs_io", "-f", *XFS_IO, os.path.join(host_dir, "x")], capture_output=True,
+                          text=True, timeout=60)
+    img = under_shim(image, ["xfs_io", "-f", *XFS_IO, "/pyfalloc/x"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert not img.stderr, img.stderr
+    got, want = layout(img.stdout), layout(host.stdout)
+    assert got == want
+    assert sum(isinstance(x, list) for x in got) == 3 and "stat.size = 102400" in got
+    final_map = [x for x in got if isinstance(x, list)][-1]
+    assert f"stat.blocks = {sum(state != 'hole' for state in final_map)}" in img.stdout
+    with Volume(image) as vol:
+        assert vol.read_file("/x") == open(os.path.join(host_dir, "x"), "rb").read()
