@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all demo test bench clean shim
+.PHONY: all demo test bench clean shim examples
 
-all: $(STAMP) shim
+all: $(STAMP) shim examples
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ SHIM := build/libpyfalloc.so
 shim: $(SHIM)
 $(SHIM): $(STAMP) $(wildcard shim/*.c shim/*.h) shim/build.py cdefs/shim.h cdefs/fallocate2.h
 	$(PY) shim/build.py build
+
+# the example C programs: syscall 486 + FIEMAP, the compat entry and the i386 registers
+EXAMPLES := build/place build/compat
+examples: $(EXAMPLES)
+build/%: examples/%.c cdefs/fallocate2.h
+	@mkdir -p build
+	$(CC) -Wall -Wextra -O2 -I cdefs -o $@ $< -ldl
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

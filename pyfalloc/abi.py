@@ -1,0 +1,53 @@
+"""The 32-bit ABI of fallocate2.
+
+On i386 every 64-bit argument travels as two 32-bit words joined ``(hi << 32) | lo``, and a
+system call has six argument registers (ebx, ecx, edx, esi, edi, ebp). fallocate(2) fills
+all six; fallocate2 needs eight — fd, mode, offset_lo, offset_hi, len_lo, len_hi,
+physical_lo, physical_hi — so the RFC's compat entry cannot be reached by a real i386
+syscall: physical_lo and physical_hi have no register. The fix the kernel uses for such
+calls (clone3, openat2) is a struct plus its size: `FallocateHow` and fallocate3 below,
+three words on every ABI.
+"""
+import ctypes
+
+from .uapi import NO_HINT
+
+U32 = (1 << 32) - 1
+U64 = (1 << 64) - 1
+COMPAT_ARGS = ("fd", "mode", "offset_lo", "offset_hi", "len_lo", "len_hi", "physical_lo", "physical_hi")
+I386_ARG_REGISTERS = ("ebx", "ecx", "edx", "esi", "edi", "ebp")
+I386_NR_FALLOCATE = 324
+
+
+def split(value):
+    """A 64-bit argument as the (lo, hi) 32-bit words the i386 ABI passes (two's complement
+    for a negative loff_t, as the C cast to u64 gives)."""
+    value &= U64
+    return value & U32, value >> 32
+
+
+def join(lo, hi):
+    """((u64)hi << 32) | lo, as the compat entry rebuilds an argument."""
+    return ((hi & U32) << 32) | (lo & U32)
+
+
+def compat_words(fd, mode, offset, length, physical=NO_HINT):
+    """The eight 32-bit words of the RFC's compat entry, in COMPAT_ARGS order."""
+    return (fd & U32, mode & U32, *split(offset), *split(length), *split(physical))
+
+
+def i386_delivery(words):
+    """What a real i386 syscall carries of an argument list: {register: word} for the six
+    argument registers, and the names of the words left without one."""
+    names = COMPAT_ARGS[:len(words)]
+    carried = dict(zip(I386_ARG_REGISTERS, words))
+    return carried, names[len(I386_ARG_REGISTERS):]
+
+
+class FallocateHow(ctypes.Structure):
+    """struct fallocate_how (cdefs/fallocate2.h): the argument of fallocate3(fd, how, size)."""
+    _fields_ = [("offset", ctypes.c_uint64), ("len", ctypes.c_uint64), ("physical", ctypes.c_uint64),
+                ("mode", ctypes.c_uint32), ("reserved", ctypes.c_uint32)]
+
+
+FALLOCATE_HOW_SIZE_VER0 = ctypes.sizeof(FallocateHow)
