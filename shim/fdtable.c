@@ -236,6 +236,10 @@ static void before_fork(void)
 {
     if (!python_started || in_py)
         return;
+    /* a thread holding the GIL is Python's own os.fork, which tells the interpreter itself */
+    int (*holds)(void) = (int (*)(void))py_sym("PyGILState_Check");
+    if (holds && holds())
+        return;
     int (*ensure)(void) = (int (*)(void))py_sym("PyGILState_Ensure");
     void (*before)(void) = (void (*)(void))py_sym("PyOS_BeforeFork");
     if (!ensure || !before)

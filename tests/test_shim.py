@@ -137,3 +137,33 @@ def test_pyfalloc_run_takes_a_mount_prefix_and_the_command_after_double_dash(ima
     assert none.returncode == 1 and "no command given" in none.stderr
     with Volume(image) as vol:
         assert vol.read_file("/f") == b"hi\n"
+
+
+PY_FORK = """
+import ctypes, errno, mmap, os, subprocess
+fd = os.open("/pyfalloc/f", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"parent ")
+pid = os.fork()
+if pid == 0:
+    os.write(fd, b"child ")
+    os._exit(0)
+os.waitpid(pid, 0)
+os.write(fd, b"again")
+print(os.lseek(fd, 0, os.SEEK_CUR))
+try:
+    mmap.mmap(fd, 8)
+except OSError as e:
+    print(errno.errorcode[e.errno])
+st = ctypes.create_string_buffer(144)           # struct stat: st_size at offset 48
+print(ctypes.CDLL(None).__xstat(1, b"/pyfalloc/f", st), int.from_bytes(st.raw[48:56], "little"))
+os.close(fd)
+print(subprocess.run(["cat", "/pyfalloc/f"], capture_output=True, text=True).stdout)
+"""
+
+
+def test_python_forks_maps_and_old_stat_abi_under_the_shim(image):
+    """os.fork shares the file position; mmap of an image file is ENODEV, not a silent copy;
+    __xstat (what binaries built against glibc < 2.33 call) reaches the image."""
+    r = sh(image, sys.executable, "-c", PY_FORK)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n") == ["18", "ENODEV", "0 18", "parent child again", ""]

@@ -209,6 +209,25 @@ int main(int argc, char **argv)
     close(s);
     close(v);
 
+    /* stdio: fdopen, fileno, freopen */
+    int sfd = open(path("stdio"), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    FILE *f = fdopen(sfd, "w+");
+    SHOW("fileno(fdopen(fd)) == fd", fileno(f) == sfd);
+    fprintf(f, "line %d\nsecond\n", 1);
+    fflush(f);
+    rewind(f);
+    char got[32] = {0};
+    SHOW("fgets", fgets(got, sizeof got, f) != NULL);
+    printf("%-34s %s", "fgets got", got);
+    SHOW("fclose", fclose(f));
+    SHOW("fd closed with its FILE", write(sfd, "x", 1));
+    FILE *g = fopen(path("first"), "w");
+    fputs("to first\n", g);
+    g = freopen(path("second"), "a", g);
+    SHOW("freopen", g != NULL);
+    fputs("to second\n", g);
+    SHOW("fclose", fclose(g));
+
     /* bad descriptors and directories */
     int d = open(dir, O_RDONLY | O_DIRECTORY);
     SHOW("read a directory", read(d, sa, 4));
@@ -228,5 +247,8 @@ int main(int argc, char **argv)
     contents("holes");
     contents("vec");
     contents("sent");
+    contents("stdio");
+    contents("first");
+    contents("second");
     return 0;
 }
