@@ -33,10 +33,11 @@ demo: $(STAMP)
 test: $(STAMP) $(SHIM)
 	$(VENV)/bin/pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) $(SHIM)
 	$(PY) bench/alloc_latency.py
 	$(PY) bench/move_throughput.py
 	$(PY) bench/compact.py
+	$(PY) bench/shim_io.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -95,6 +95,27 @@ class Device:
             raise FsError(errno.EIO, f"short read at {pos}")
         return data
 
+    def preadinto(self, view, pos):
+        """Fill a writable memoryview from the image at pos, without a copy in between."""
+        while view:
+            n = os.preadv(self.fd, [view], pos)
+            if n == 0:
+                raise FsError(errno.EIO, f"short read at {pos}")
+            view = view[n:]
+            pos += n
+
+    def pwritev(self, parts, pos):
+        """Write buffers back to back at pos in as few calls as the kernel allows."""
+        views = [memoryview(p).cast("B") for p in parts if len(p)]
+        while views:
+            n = os.pwritev(self.fd, views, pos)
+            pos += n
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if views and n:
+                views[0] = views[0][n:]
+
     def pwrite(self, data, pos):
         view = memoryview(data)
         while view:

@@ -25,6 +25,8 @@ class ExtentMap:
                           "ORDER BY lblk DESC LIMIT 1", (ino, a))
         if first and first[0] + first[1] > a:
             out.append(Extent(*first))
+            if first[0] + first[1] >= b:        # one extent holds the range: a sequential reader's case
+                return out
         out += [Extent(*r) for r in self.m.q(
             "SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk > ? AND lblk < ? ORDER BY lblk",
             (ino, a, b))]

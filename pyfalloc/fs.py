@@ -293,21 +293,42 @@ class FileSystem:
 
     # ---- data ---------------------------------------------------------------------------
     def read(self, ino, offset, length):
+        buf = bytearray(max(0, length))
+        return bytes(buf[:self.read_into(ino, offset, memoryview(buf))])
+
+    def read_into(self, ino, offset, view):
+        """Read into a writable buffer; returns the bytes read (short at EOF). Holes and
+        unwritten blocks read as zeros."""
         bs = self.bs
         with self.locks.shared(ino):
-            size = self.inode(ino).size
-            if offset >= size or length <= 0:
-                return b""
-            length = min(length, size - offset)
+            # the size and the extent at the start in one query: a sequential reader's range
+            # usually lies in that one extent
+            row = self.meta.q1(
+                "SELECT i.size, e.lblk, e.len, e.pblk, e.unwritten FROM inodes i LEFT JOIN extents e "
+                "ON e.ino = i.ino AND e.lblk = (SELECT max(lblk) FROM extents WHERE ino = ?1 AND lblk <= ?2) "
+                "WHERE i.ino = ?1", (ino, offset // bs))
+            if row is None:
+                raise FsError(errno.ENOENT, f"inode {ino} does not exist")
+            size = row[0]
+            if offset >= size or not len(view):
+                return 0
+            length = min(len(view), size - offset)
             end = offset + length
-            out = bytearray(length)
+            lblk, n, pblk, unwritten = row[1:]
+            if lblk is not None and not unwritten and (lblk + n) * bs >= end:
+                self.dev.preadinto(view[:length], pblk * bs + (offset - lblk * bs))
+                return length
+            pos = offset
             for lblk, n, e in self.extmap.segments(ino, offset // bs, ceil_div(end, bs)):
-                if e is None or e.unwritten:
-                    continue
                 lo, hi = max(offset, lblk * bs), min(end, (lblk + n) * bs)
-                phys = e.pblk * bs + (lo - lblk * bs)
-                out[lo - offset:hi - offset] = self.dev.pread(hi - lo, phys)
-            return bytes(out)
+                if e is None or e.unwritten:
+                    view[lo - offset:hi - offset] = bytes(hi - lo)
+                else:
+                    self.dev.preadinto(view[lo - offset:hi - offset], e.pblk * bs + (lo - lblk * bs))
+                pos = hi
+            if pos < end:
+                view[pos - offset:length] = bytes(end - pos)
+            return length
 
     def write(self, ino, offset, data):
         """Write data at offset; returns bytes written (short only when space ran out)."""
@@ -325,7 +346,7 @@ class FileSystem:
                 return offset, 0
             if offset >= limit:
                 raise FsError(errno.EFBIG, "offset past the maximum file size")
-            return offset, self._write(ino, offset, bytes(data[:limit - offset]))
+            return offset, self._write(ino, offset, memoryview(data)[:limit - offset])
 
     def _write(self, ino, offset, data):
         bs = self.bs
@@ -350,14 +371,13 @@ class FileSystem:
         fresh = []
         for lblk, n, e in self.extmap.segments(ino, a, b):
             lo, hi = max(offset, lblk * bs), min(end, (lblk + n) * bs)
+            piece = memoryview(data)[lo - offset:hi - offset]
             if e.unwritten:
                 # whole blocks, zero-padded: the rest of an unwritten block reads as zeros
-                buf = bytearray(n * bs)
-                buf[lo - lblk * bs:hi - lblk * bs] = data[lo - offset:hi - offset]
-                self.dev.pwrite(buf, e.pblk * bs)
+                self.dev.pwritev([bytes(lo - lblk * bs), piece, bytes((lblk + n) * bs - hi)], e.pblk * bs)
                 fresh.append((lblk, n))
             else:
-                self.dev.pwrite(data[lo - offset:hi - offset], e.pblk * bs + (lo - lblk * bs))
+                self.dev.pwrite(piece, e.pblk * bs + (lo - lblk * bs))
         with self.meta.tx():
             for lblk, n in fresh:
                 self.extmap.set_unwritten(ino, lblk, lblk + n, False)

@@ -10,7 +10,6 @@ end of the image file, so they never touch data; a threading lock orders the thr
 one process, which share the description. Inode locks are always taken before data locks
 and inodes in ascending order, so two movers never deadlock.
 """
-import contextlib
 import fcntl
 import os
 import struct
@@ -30,19 +29,9 @@ class InodeLocks:
         # struct flock: l_type, l_whence, l_start, l_len, l_pid (must be 0 for OFD locks)
         fcntl.fcntl(self.fd, F_OFD_SETLKW, struct.pack("@hhqqi4x", kind, os.SEEK_SET, byte, 1, 0))
 
-    @contextlib.contextmanager
     def _hold(self, plan):
         """plan: (byte, lock type) pairs, in the order they must be taken."""
-        with self._local:
-            taken = []
-            try:
-                for byte, kind in plan:
-                    self._fcntl(byte, kind)
-                    taken.append(byte)
-                yield
-            finally:
-                for byte in reversed(taken):
-                    self._fcntl(byte, fcntl.F_UNLCK)
+        return _Held(self, plan)
 
     def exclusive(self, *inos):
         """Change a file: its inode lock, then its data lock."""
@@ -63,3 +52,31 @@ class InodeLocks:
 
     def close(self):
         os.close(self.fd)
+
+
+class _Held:
+    """Locks taken on entry in plan order, released in reverse on exit (a class, not a
+    generator: every read takes one, and a generator costs more than the two fcntl calls)."""
+    __slots__ = ("locks", "plan", "taken")
+
+    def __init__(self, locks, plan):
+        self.locks, self.plan, self.taken = locks, plan, []
+
+    def __enter__(self):
+        self.locks._local.acquire()
+        try:
+            for byte, kind in self.plan:
+                self.locks._fcntl(byte, kind)
+                self.taken.append(byte)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            for byte in reversed(self.taken):
+                self.locks._fcntl(byte, fcntl.F_UNLCK)
+        finally:
+            self.taken = []
+            self.locks._local.release()

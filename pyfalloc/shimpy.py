@@ -102,17 +102,13 @@ def bind(ffi):
 
     @ffi.def_extern()
     def pyf_read(fd, buf, n, off):
-        def read():
-            data = volume().pread(fd, n, off)
-            ffi.memmove(buf, data, len(data))
-            return len(data)
-        return _call(read)
+        return _call(lambda: volume().pread_into(fd, memoryview(ffi.buffer(buf, n)), off))
 
     @ffi.def_extern()
     def pyf_write(fd, buf, n, off, end):
         def write():
             v = volume()
-            data = ffi.buffer(buf, n)[:]
+            data = memoryview(ffi.buffer(buf, n))         # no copy: written before the call returns
             start, done = v.append(fd, data) if off < 0 else (off, v.pwrite(fd, data, off))
             end[0] = start + done
             return done

@@ -209,6 +209,14 @@ class Syscalls:
             raise FsError(errno.EINVAL, "negative offset")
         return self.fs.read(of.ino, offset, length)
 
+    def pread_into(self, fd, view, offset):
+        """pread into a writable buffer (the shim's: no copy on the way); returns the count."""
+        of = self._file(fd)
+        self._check_io(of, False)
+        if offset < 0:
+            raise FsError(errno.EINVAL, "negative offset")
+        return self.fs.read_into(of.ino, offset, view)
+
     def read(self, fd, length):
         with self._lock:
             of = self._file(fd)
@@ -225,8 +233,7 @@ class Syscalls:
             return 0
         if offset >= self.fs.max_bytes:
             raise FsError(errno.EFBIG, "offset past the maximum file size")
-        data = bytes(data[:self.fs.max_bytes - offset])
-        return self.fs.write(of.ino, offset, data)
+        return self.fs.write(of.ino, offset, memoryview(data)[:self.fs.max_bytes - offset])
 
     def write(self, fd, data):
         with self._lock:
