@@ -4,6 +4,7 @@ be the same, byte for byte."""
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -93,6 +94,10 @@ touch -d '2001-02-03 04:05:06' i; stat -c '%y %s' i
 chmod 640 i; stat -c '%a' i
 truncate -s 10 i; stat -c '%s' i
 dd if=g of=j bs=100 count=3 skip=1 status=none; wc -c < j
+mkdir src; echo s > src/f; chmod 640 src/f; touch -d '2002-01-01 00:00:00' src/f
+cp -a src copy; stat -c '%n %a %Y' copy/f        # cp -a: modes and times kept, xattrs refused
+mkdir untar; tar cf - -C src . | tar xf - -C untar; stat -c '%n %a %Y' untar/f
+"$PY" -c 'import shutil; shutil.copytree("src", "pycopy")'; stat -c '%n %a %Y' pycopy/f
 rm -r sub; ls
 """
 
@@ -100,9 +105,9 @@ rm -r sub; ls
 def test_a_shell_script_matches_the_kernel(image, host_dir):
     if not shutil.which("bash"):
         pytest.skip("needs bash")
-    host = subprocess.run(["bash", "-c", SCRIPT], env=dict(os.environ, D=host_dir),
+    host = subprocess.run(["bash", "-c", SCRIPT], env=dict(os.environ, D=host_dir, PY=sys.executable),
                           capture_output=True, text=True, timeout=60)
-    img = subprocess.run(["bash", "-c", SCRIPT], env=dict(environment(image), D="/pyfalloc"),
+    img = subprocess.run(["bash", "-c", SCRIPT], env=dict(environment(image), D="/pyfalloc", PY=sys.executable),
                          capture_output=True, text=True, timeout=120)
     assert host.returncode == 0, host.stderr
     assert img.returncode == 0, img.stderr
