@@ -27,7 +27,7 @@ build/%: examples/%.c cdefs/fallocate2.h
 	@mkdir -p build
 	$(CC) -Wall -Wextra -O2 -I cdefs -o $@ $< -ldl
 
-demo: $(STAMP)
+demo: $(STAMP) $(SHIM)
 	$(PY) examples/demo.py
 
 test: $(STAMP) $(SHIM)

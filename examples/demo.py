@@ -3,14 +3,18 @@ granules is aged (files created and deleted from a published size profile) until
 granules are partly used; fstrim-style trim then frees little. fallocate2 places a file
 exactly into a hole, then the compactor packs the cheapest granules into the holes of the
 others (fallocate2 + MOVE_EXT), discards what became free, and the host disk usage of the
-image is shown before and after."""
+image is shown before and after. Last, unmodified util-linux and e2fsprogs tools work on
+the image through the LD_PRELOAD shim."""
 import os
+import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pyfalloc import FsError, Volume, age, mapview  # noqa: E402
 from pyfalloc.compact import Compactor  # noqa: E402
+from pyfalloc.shimrun import environment  # noqa: E402
 from pyfalloc.units import format_size  # noqa: E402
 
 OUT = os.environ.get("PYFALLOC_DEMO_DIR", "out")
@@ -51,6 +55,22 @@ def fallocate2_into_a_hole(vol):
     vol.close(fd)
 
 
+def unmodified_tools():
+    """util-linux fallocate and e2fsprogs filefrag, never written for pyfalloc, under `pyfalloc run`."""
+    steps = [["fallocate", "-l", "1M", "/pyfalloc/by-fallocate"], ["filefrag", "-v", "/pyfalloc/by-fallocate"],
+             ["df", "-h", "/pyfalloc"]]
+    if not all(shutil.which(cmd[0]) for cmd in steps):
+        print("\n(unmodified tools: util-linux fallocate, filefrag or df missing here)")
+        return
+    env = environment(IMAGE)
+    for cmd in steps:
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        out = (r.stdout + r.stderr).rstrip()
+        print(f"\n$ pyfalloc run {IMAGE} -- {' '.join(cmd)}" + (f"\n{out}" if out else ""))
+        if r.returncode:
+            raise SystemExit(f"{cmd[0]} failed under the shim (exit {r.returncode})")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     vol = Volume.mkfs(IMAGE, "1G", granule="1M", force=True)
@@ -84,10 +104,13 @@ def main():
     png = os.path.join(OUT, "defrag.png")
     mapview.png(png, [mapview.summarize(res["_used_before"], g, total), mapview.summarize(res["_used_after"], g, total)],
                 ["aged", "after defrag --strategy exact"])
-    problems = vol.fsck()
-    print(f"\nfsck: {'clean' if not problems else problems}")
-    print(f"picture: {png}; image: {IMAGE}; try: .venv/bin/pyfalloc defrag {IMAGE} --dry-run")
     vol.umount()
+    unmodified_tools()
+    with Volume(IMAGE) as vol:
+        problems = vol.fsck()
+    print(f"\nfsck: {'clean' if not problems else problems}")
+    print(f"picture: {png}; image: {IMAGE}; try: .venv/bin/pyfalloc defrag {IMAGE} --dry-run, "
+          f".venv/bin/pyfalloc run {IMAGE} -- ls -l /pyfalloc")
 
 
 if __name__ == "__main__":
