@@ -203,11 +203,8 @@ class Syscalls:
             raise FsError(errno.EISDIR, "is a directory")
 
     def pread(self, fd, length, offset):
-        of = self._file(fd)
-        self._check_io(of, False)
-        if offset < 0:
-            raise FsError(errno.EINVAL, "negative offset")
-        return self.fs.read(of.ino, offset, length)
+        buf = bytearray(max(0, length))
+        return bytes(buf[:self.pread_into(fd, memoryview(buf), offset)])
 
     def pread_into(self, fd, view, offset):
         """pread into a writable buffer (the shim's: no copy on the way); returns the count."""
