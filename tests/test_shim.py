@@ -52,6 +52,28 @@ def test_util_linux_fallocate_and_filefrag_see_the_image(image):
     assert "unwritten" in out and "1 extent found" in out
     bad = sh(image, "fallocate", "-c", "-o", "0", "-l", "2M", "/pyfalloc/a")     # collapse past EOF
     assert bad.returncode == 1 and "Invalid argument" in bad.stderr
+    assert sh(image, "fallocate", "-n", "-o", "1M", "-l", "256K", "/pyfalloc/a").returncode == 0   # --keep-size
+    assert sh(image, "fallocate", "-x", "-l", "12K", "/pyfalloc/x").returncode == 0                # --posix
+    with Volume(image) as vol:
+        assert vol.stat("/a").st_size == 1 << 20
+        assert sum(e.length for e in vol.fiemap_path("/a")) == (1 << 20) - (64 << 10) + (256 << 10)
+        assert vol.stat("/x").st_size == 12 << 10 and vol.stat("/x").st_blocks == 24
+
+
+def test_the_shim_exports_plain_and_64_bit_names():
+    from pyfalloc.shimrun import library
+    nm = subprocess.run(["nm", "-D", "--defined-only", library()], capture_output=True, text=True)
+    if nm.returncode:
+        pytest.skip("needs binutils' nm")
+    names = {line.split()[-1] for line in nm.stdout.splitlines() if " T " in line}
+    for base in ("open", "openat", "creat", "pread", "pwrite", "lseek", "fstat", "stat", "lstat", "fstatat",
+                 "truncate", "ftruncate", "fallocate", "posix_fallocate", "fopen", "freopen", "readdir",
+                 "statfs", "fstatfs", "statvfs", "mmap", "posix_fadvise", "sendfile", "__xstat", "__fxstat"):
+        assert base in names and base + "64" in names, base
+    for name in ("__open_2", "__open64_2", "__openat_2", "fallocate2", "fallocate3", "compat_sys_x86_fallocate2",
+                 "syscall", "ioctl", "close_range", "readv", "writev", "dup3", "fcntl", "fdopen", "fileno",
+                 "copy_file_range", "statx", "execve", "posix_spawn", "utimensat", "fsetxattr"):
+        assert name in names, name
 
 
 PY = """
