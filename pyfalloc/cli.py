@@ -413,7 +413,12 @@ def build_parser():
     c.add_argument("--json", action="store_true")
     c = cmd("run", cmd_run, "run a program with the image under --mount (LD_PRELOAD shim): "
                             "pyfalloc run IMAGE [--mount PREFIX] -- COMMAND [ARGS...]")
-    c.add_argument("--mount", default="/pyfalloc", help="path prefix the image appears under")
+    c.usage = "pyfalloc run IMAGE [--mount PREFIX] -- COMMAND [ARGS...]"
+    c.description = ("COMMAND runs with libpyfalloc preloaded: paths under PREFIX are files of IMAGE, for it "
+                     "and for every program it starts; fallocate(2), syscall 486 (fallocate2), FIEMAP, "
+                     "GETFSMAP and EXT4_IOC_MOVE_EXT on them reach the image's allocator.")
+    c.add_argument("--mount", default="/pyfalloc", metavar="PREFIX", help="path prefix the image appears under "
+                   "(default /pyfalloc)")
     c.set_defaults(command=[])          # main() hands it everything after "--"
     c = cmd("fsmap", cmd_fsmap, "show who owns the physical space (GETFSMAP)")
     c.add_argument("--free", action="store_true", help="free extents only")
