@@ -57,19 +57,51 @@ const char *inner(const char *path)
     return path && path[prefix_len] ? path + prefix_len : path ? "/" : NULL;
 }
 
+/* path with "." and ".." taken out and slashes collapsed, in place: lexical is exact here,
+ * as the image has no symbolic links and the prefix is no directory of the host */
+static void normalize(char *path)
+{
+    char *out = path, *in = path;
+    while (*in) {
+        while (*in == '/')
+            in++;
+        char *end = in;
+        while (*end && *end != '/')
+            end++;
+        size_t n = (size_t)(end - in);
+        if (n == 2 && in[0] == '.' && in[1] == '.') {
+            while (out > path && *--out != '/')
+                ;
+        } else if (n && !(n == 1 && in[0] == '.')) {
+            *out++ = '/';
+            memmove(out, in, n);
+            out += n;
+        }
+        in = end;
+    }
+    if (out == path)
+        *out++ = '/';
+    *out = 0;
+}
+
 /* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
 const char *image_path(int dirfd, const char *path)
 {
     static __thread char joined[8192];
     if (!path || in_py)
         return NULL;
-    if (path[0] == '/')
-        return on_image(path) ? path : NULL;
-    const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : NULL) : is_virt(dirfd) ? vpath[dirfd] : NULL;
-    if (!base)
-        return NULL;
-    snprintf(joined, sizeof joined, "%s/%s", base, path);
-    return joined;
+    if (path[0] == '/') {
+        if (!on_image(path))
+            return NULL;            /* the fast path of every host call: one compare */
+        snprintf(joined, sizeof joined, "%s", path);
+    } else {
+        const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : NULL) : is_virt(dirfd) ? vpath[dirfd] : NULL;
+        if (!base)
+            return NULL;
+        snprintf(joined, sizeof joined, "%s/%s", base, path);
+    }
+    normalize(joined);
+    return on_image(joined) ? joined : NULL;
 }
 
 /* map a Python answer (result + 1, -errno, or 0 = Python did not start) to libc's way */

@@ -84,7 +84,8 @@ exec 3>&-
 sort -r c b >> a                               # stdio on an O_APPEND stdout
 wc -l < b > e                                  # stdin inherited from the shell
 mkdir sub; cd sub
-echo inside > f; ls > listing; pwd > ../pwd; cd ..
+echo inside > f; ls > listing; pwd > ../pwd; cat ../c ./../b; cd ..
+cat "$D/./sub/../c" "$D//sub/f"
 cat sub/f sub/listing
 seq 1 3000 | tee g | tail -1
 head -c 5 g; echo
