@@ -13,6 +13,9 @@ long long pyf_write(int fd, const char *buf, long long n, long long off, long lo
 long long pyf_lseek(int fd, long long off, int whence, long long pos);
 long long pyf_stat(int fd, const char *path, long long *out);              /* fd < 0: by path */
 long long pyf_fallocate(int fd, int mode, long long off, long long len, unsigned long long physical);
+/* fallocate3's struct checked and decoded into out: mode, offset, len, physical (any fd) */
+long long pyf_decode_how(const char *how, long long size, long long *out);
+long long pyf_fadvise(int fd, long long off, long long len, int advice);
 long long pyf_ftruncate(int fd, const char *path, long long len);
 long long pyf_fsync(int fd);
 long long pyf_ioctl(int fd, unsigned long request, char *arg, long long size);

@@ -9,7 +9,9 @@ calls (clone3, openat2) is a struct plus its size: `FallocateHow` and fallocate3
 three words on every ABI.
 """
 import ctypes
+import errno
 
+from .errors import FsError
 from .uapi import NO_HINT
 
 U32 = (1 << 32) - 1
@@ -51,3 +53,26 @@ class FallocateHow(ctypes.Structure):
 
 
 FALLOCATE_HOW_SIZE_VER0 = ctypes.sizeof(FallocateHow)
+PAGE_SIZE = 4096
+
+
+def decode_how(raw, size):
+    """The fields of a struct fallocate_how of `size` bytes, read as openat2 reads open_how
+    (copy_struct_from_user): below the first version EINVAL, above a page E2BIG, nonzero
+    bytes past the fields this version knows E2BIG, reserved != 0 EINVAL. Returns (mode,
+    offset, len, physical), offset and len as the signed loff_t the call takes."""
+    if size < FALLOCATE_HOW_SIZE_VER0:
+        raise FsError(errno.EINVAL, f"struct fallocate_how of {size} bytes: the first version has "
+                                    f"{FALLOCATE_HOW_SIZE_VER0}")
+    if size > PAGE_SIZE:
+        raise FsError(errno.E2BIG, f"struct fallocate_how of {size} bytes is larger than a page")
+    raw = bytes(raw[:size])
+    if any(raw[FALLOCATE_HOW_SIZE_VER0:]):
+        raise FsError(errno.E2BIG, "nonzero bytes past the fields this version knows")
+    how = FallocateHow.from_buffer_copy(raw[:FALLOCATE_HOW_SIZE_VER0])
+    if how.reserved:
+        raise FsError(errno.EINVAL, "fallocate_how.reserved must be zero")
+
+    def loff(v):
+        return v - (1 << 64) if v >> 63 else v
+    return how.mode, loff(how.offset), loff(how.len), how.physical

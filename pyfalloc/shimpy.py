@@ -8,6 +8,7 @@ cffi returns when Python could not start is never taken for a result.
 import errno
 import os
 
+from . import abi
 from .errors import FsError
 from .volume import Volume
 
@@ -133,6 +134,17 @@ def bind(ffi):
     @ffi.def_extern()
     def pyf_fallocate(fd, mode, off, length, physical):
         return _call(lambda: volume().fallocate2(fd, mode, off, length, physical))
+
+    @ffi.def_extern()
+    def pyf_decode_how(how, size, out):
+        def decode():
+            fields = abi.decode_how(ffi.buffer(how, min(size, abi.PAGE_SIZE)), size)
+            out[0:4] = [v - (1 << 64) if v >> 63 else v for v in fields]    # physical may be all ones
+        return _call(decode)
+
+    @ffi.def_extern()
+    def pyf_fadvise(fd, off, length, advice):
+        return _call(lambda: volume().fadvise(fd, off, length, advice))
 
     @ffi.def_extern()
     def pyf_ftruncate(fd, path, length):

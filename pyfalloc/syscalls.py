@@ -11,7 +11,7 @@ from collections import namedtuple
 
 import psutil
 
-from . import move, uapi
+from . import abi, move, uapi
 from .caps import CAP_FOWNER, capable
 from .errors import FsError
 from .uapi import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
@@ -390,6 +390,17 @@ class Syscalls:
     # ---- allocation --------------------------------------------------------------------------
     def fallocate(self, fd, mode, offset, length):
         return self.fallocate2(fd, mode, offset, length, NO_HINT)
+
+    def fallocate3(self, fd, how, size):
+        """fallocate3(fd, &how, size): the struct form (pyfalloc.abi), then fallocate2."""
+        mode, offset, length, physical = abi.decode_how(how, size)
+        return self.fallocate2(fd, mode, offset, length, physical)
+
+    def fadvise(self, fd, offset, length, advice):
+        """posix_fadvise: fadvise64's checks; there is no page cache here to act on."""
+        self._file(fd)
+        if length < 0 or advice not in range(os.POSIX_FADV_NORMAL, os.POSIX_FADV_NOREUSE + 1):
+            raise FsError(errno.EINVAL, f"advice {advice} or length {length}")
 
     def fallocate2(self, fd, mode, offset, length, physical=NO_HINT):
         """fallocate2(2) of the RFC: vfs_fallocate's checks in order, then the filesystem's."""

@@ -1,5 +1,7 @@
 /* The fallocate family: fallocate(64), posix_fallocate(64), fallocate2, syscall() for
- * SYS_fallocate, 486 and 487, the i386 compat entry of the RFC and the portable struct form. */
+ * SYS_fallocate, 486 and 487, the i386 compat entry of the RFC and the portable struct form.
+ * Argument checks are the syscall layer's (pyfalloc/syscalls.py), except where a host
+ * file's kernel has to be imitated without entering Python. */
 #define PYFALLOC_NO_INLINE
 #include "interpose.h"
 
@@ -62,33 +64,19 @@ long compat_sys_x86_fallocate2(int fd, int mode, unsigned int offset_lo, unsigne
     return r;
 }
 
-/* fallocate3(fd, how, size): three words on every ABI. Read as openat2 reads its open_how
- * (copy_struct_from_user): a size below the first version is EINVAL, above a page E2BIG,
- * and bytes past the fields this version knows must be zero (else E2BIG). */
+/* fallocate3(fd, how, size): three words on every ABI. The struct is checked and decoded
+ * by the syscall layer (pyfalloc/abi.py), then it is fallocate2 on an image or host file. */
 int fallocate3(int fd, const struct fallocate_how *how, size_t size)
 {
-    if (size < FALLOCATE_HOW_SIZE_VER0) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (size > 4096) {
-        errno = E2BIG;
-        return -1;
-    }
+    long long f[4];
     if (!how) {
         errno = EFAULT;
         return -1;
     }
-    for (size_t i = sizeof *how; i < size; i++)
-        if (((const unsigned char *)how)[i]) {
-            errno = E2BIG;
-            return -1;
-        }
-    if (how->reserved) {
-        errno = EINVAL;
+    long long n = size > (1 << 20) ? (1 << 20) : (long long)size;     /* stays E2BIG, keeps its sign */
+    if (PY(pyf_decode_how((const char *)how, n, f)) < 0)
         return -1;
-    }
-    return fallocate2(fd, (int)how->mode, (off_t)how->offset, (off_t)how->len, how->physical);
+    return fallocate2(fd, (int)f[0], (off_t)f[1], (off_t)f[2], (uint64_t)f[3]);
 }
 
 long syscall(long nr, ...)

@@ -45,7 +45,7 @@ int k_dup3(int fd, int newfd, int flags) { load_dup3(); return real_dup3(fd, new
  * be image files, and must not re-enter itself. */
 int is_virt(int fd) { return !in_py && fd >= 0 && fd < MAX_FDS && virt[fd]; }
 
-int on_image(const char *path)
+static int on_image(const char *path)
 {
     return path && strncmp(path, prefix, prefix_len) == 0
            && (path[prefix_len] == 0 || path[prefix_len] == '/');

@@ -189,7 +189,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
     if (is_virt(fd))
-        return off < 0 ? failed(EINVAL) : PY(pyf_read(fd, buf, (long long)n, off));
+        return PY(pyf_read(fd, buf, (long long)n, off));
     load_pread();
     return real_pread(fd, buf, n, off);
 }
@@ -197,7 +197,7 @@ ssize_t pread(int fd, void *buf, size_t n, off_t off)
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     if (is_virt(fd))
-        return off < 0 ? failed(EINVAL) : image_write(fd, buf, n, off);
+        return off < 0 ? failed(EINVAL) : image_write(fd, buf, n, off);  /* < 0 means "at the position" there */
     load_pwrite();
     return real_pwrite(fd, buf, n, off);
 }
@@ -272,10 +272,9 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 int posix_fadvise(int fd, off_t off, off_t len, int advice)
 {
     if (is_virt(fd)) {
-        /* the checks of fadvise64(2); advice has nothing to act on without a page cache */
-        if (advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE || len < 0)
-            return EINVAL;
-        return 0;
+        int saved = errno, r = PY(pyf_fadvise(fd, off, len, advice)) < 0 ? errno : 0;
+        errno = saved;
+        return r;               /* the error number, as posix_fallocate */
     }
     load_posix_fadvise();
     return real_posix_fadvise(fd, off, len, advice);

@@ -39,7 +39,6 @@ HIDDEN int is_virt(int fd);
 HIDDEN long long done(long long r);
 /* call the Python half: answers as libc does (-1 and errno on failure) */
 #define PY(call) done(({ in_py++; long long r_ = (call); in_py--; r_; }))
-HIDDEN int on_image(const char *path);
 HIDDEN const char *image_path(int dirfd, const char *path);
 HIDDEN const char *inner(const char *path);
 #define HERE(path) image_path(AT_FDCWD, path)

@@ -10,22 +10,26 @@ REAL(int, ioctl, int, unsigned long, ...)
 #define EXT4_IOC_MOVE_EXT_NR 0xC028660FUL
 #define FIGETBSZ_NR 2UL
 
+/* the size of the argument of a request served here, -1 for any other; an argument that is
+ * NULL counts 0 (EFAULT follows) */
 static long long ioctl_size(unsigned long req, const char *arg)
 {
-    uint32_t count;
+    uint32_t count = 0;
     switch (req) {
     case FS_IOC_FIEMAP_NR:
-        memcpy(&count, arg + 24, 4);               /* fm_extent_count */
-        return 32 + 56LL * count;
+        if (arg)
+            memcpy(&count, arg + 24, 4);           /* fm_extent_count */
+        return arg ? 32 + 56LL * count : 0;
     case FS_IOC_GETFSMAP_NR:
-        memcpy(&count, arg + 8, 4);                /* fmh_count */
-        return 192 + 64LL * count;
+        if (arg)
+            memcpy(&count, arg + 8, 4);            /* fmh_count */
+        return arg ? 192 + 64LL * count : 0;
     case EXT4_IOC_MOVE_EXT_NR:
         return 40;
     case FIGETBSZ_NR:
         return (long long)sizeof(int);
     }
-    return 0;
+    return -1;
 }
 
 int ioctl(int fd, unsigned long req, ...)
@@ -36,16 +40,14 @@ int ioctl(int fd, unsigned long req, ...)
     va_end(ap);
     if (is_virt(fd)) {
         static char none[1];
-        int served = req == FS_IOC_FIEMAP_NR || req == FS_IOC_GETFSMAP_NR
-                     || req == EXT4_IOC_MOVE_EXT_NR || req == FIGETBSZ_NR;
-        if (served && !arg) {
+        long long size = ioctl_size(req, arg);
+        if (size >= 0 && !arg) {
             errno = EFAULT;
             return -1;
         }
         /* another request: Python answers ENOTTY, as for a file without it */
-        return (int)PY(pyf_ioctl(fd, req, served ? arg : none, served ? ioctl_size(req, arg) : 0));
+        return (int)PY(pyf_ioctl(fd, req, size >= 0 ? arg : none, size >= 0 ? size : 0));
     }
     load_ioctl();
     return real_ioctl(fd, req, arg);
 }
-

@@ -148,3 +148,20 @@ def test_the_public_header_has_the_numbers_the_python_side_uses(tmp_path):
     assert out == [str(uapi.SYS_fallocate2), str(uapi.SYS_fallocate3), hex(uapi.EXT4_IOC_MOVE_EXT),
                    hex(uapi.FS_IOC_FIEMAP), hex(uapi.FS_IOC_GETFSMAP), "32", str(ctypes.sizeof(abi.FallocateHow)),
                    "40", hex(uapi.NO_HINT), hex(uapi.FALLOC_FL_WRITE_ZEROES)]
+
+
+def test_the_python_api_decodes_fallocate_how_as_the_shim(vol):
+    """Volume.fallocate3 goes through the same decoder (pyfalloc.abi) as syscall 487."""
+    fd = vol.open("/f", os.O_RDWR | os.O_CREAT)
+    how = bytes(abi.FallocateHow(0, 8192, 64 << 20, 0, 0))
+
+    def err(raw, size):
+        try:
+            vol.fallocate3(fd, raw, size)
+            return "ok"
+        except OSError as e:
+            return errno.errorcode[e.errno]
+    assert [err(how[:24], 24), err(how + b"\0" * 7 + b"x", 40), err(how, 8192),
+            err(bytes(abi.FallocateHow(0, 8192, 64 << 20, 0, 1)), 32), err(how + bytes(8), 40)] == \
+        ["EINVAL", "E2BIG", "E2BIG", "EINVAL", "ok"]
+    assert [(e.logical, e.physical) for e in vol.fiemap(fd)] == [(0, 64 << 20)]

@@ -3,6 +3,7 @@ ext4 and once in the image under `pyfalloc run`; their output and the files they
 be the same, byte for byte."""
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -36,7 +37,7 @@ def image_tree(image):
         def walk(d):
             for name in vol.listdir(d):
                 p = f"{d.rstrip('/')}/{name}"
-                if os.path.stat.S_ISDIR(vol.stat(p).st_mode):
+                if stat.S_ISDIR(vol.stat(p).st_mode):
                     out[p[1:] + "/"] = None
                     walk(p)
                 else:
