@@ -17,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pyfalloc.store import volume_files
 from pyfalloc import Volume, uapi  # noqa: E402
 
 BS = 4096
@@ -72,9 +73,9 @@ def measure(workdir, nfree, samples, rng):
     f64 = time_calls([lambda fd=fd: vol.fallocate(fd, 0, 0, 64 * BS) for fd in fds64])
     nat = native_us(workdir, samples)
     vol.umount()
-    for suffix in ("", ".meta", ".meta-wal", ".meta-shm"):
-        if os.path.exists(image + suffix):
-            os.unlink(image + suffix)
+    for path in volume_files(image):
+        if os.path.exists(path):
+            os.unlink(path)
     return {"free_extents": nfree, "fallocate2": f2, "fallocate_1": f1, "fallocate_64": f64,
             "native": nat, "setup_s": setup}
 

@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from pyfalloc.store import volume_files
 from pyfalloc import Volume, age  # noqa: E402
 from pyfalloc.compact import Compactor, cheapest_costs, snapshot  # noqa: E402
 
@@ -22,8 +23,10 @@ MiB = 1 << 20
 
 
 def copy_image(src, dst):
+    src_files, dst_files = volume_files(src), volume_files(dst)
     subprocess.run(["cp", "--sparse=always", src, dst], check=True)
-    shutil.copy(src + ".meta", dst + ".meta")
+    for a, b in zip(src_files[1:], dst_files[1:]):
+        shutil.copy(a, b)
     return dst
 
 

@@ -17,7 +17,9 @@ long long pyf_fallocate(int fd, int mode, long long off, long long len, unsigned
 long long pyf_decode_how(const char *how, long long size, long long *out);
 long long pyf_fadvise(int fd, long long off, long long len, int advice);
 long long pyf_ftruncate(int fd, const char *path, long long len);
-long long pyf_fsync(int fd);
+long long pyf_fsync(int fd);                       /* fd < 0: sync, syncfs */
+/* the process exits: its changes become durable */
+long long pyf_exit(void);
 long long pyf_ioctl(int fd, unsigned long request, char *arg, long long size);
 long long pyf_unlink(const char *path, int rmdir);
 long long pyf_mkdir(const char *path, int mode);

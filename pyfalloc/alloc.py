@@ -8,7 +8,9 @@
   goal is discarded first (the RFC's EXT4_MB_HINT_GOAL_ONLY behaviour).
 * Kara's 2007 allocate(): FIXED_START, FIXED_LEN, CONTIGUOUS.
 
-Each step costs a few index look-ups (freespace.FreeSpace).
+Each step costs a few index look-ups (freespace.FreeSpace). Out of space, the allocator
+first drops preallocation windows, then forces a commit so that pending frees become
+free (ext4 retries an allocation after a journal commit the same way).
 """
 import errno
 
@@ -64,17 +66,13 @@ class Allocator:
         return self._carve(ino, lblk, n, goal)
 
     def _inode_window_at(self, ino, lblk):
-        row = self.free.m.q1("SELECT pblk, len, ino, lblk FROM prealloc WHERE ino = ? AND lblk <= ? "
-                             "ORDER BY lblk DESC LIMIT 1", (ino, lblk))
-        if row and row[3] + row[1] > lblk:
-            return row
-        return None
+        return self.free.inode_window_at(ino, lblk)
 
     def _from_locality_window(self, goal, n):
-        window = self.free.m.q1("SELECT pblk, len, ino, lblk FROM prealloc WHERE ino = 0 AND len >= ? "
-                                "ORDER BY pblk LIMIT 1", (n,))
+        windows = self.free.locality_windows()
+        window = next((w for w in windows if w[1] >= n), None)
         if window is None:
-            for old in self.free.m.q("SELECT pblk, len, ino, lblk FROM prealloc WHERE ino = 0"):
+            for old in windows:
                 self.free.discard_window(old)
             found = self._search(goal, LG_WINDOW) or self._search(goal, n)
             if found is None:
@@ -99,7 +97,7 @@ class Allocator:
             self.free.take(found[0], n)
             return found[0], n
         found = self._largest()
-        if found is None and self.free.discard_all_windows():
+        if found is None and (self.free.discard_all_windows() or self.free.s.release_durable_frees()):
             return self._carve(ino, lblk, n, goal)
         if found is None:
             raise FsError(errno.ENOSPC, "no free blocks")
@@ -141,17 +139,22 @@ class Allocator:
 
     # ---- fallocate2's exact goal ------------------------------------------------------
     def take_exact(self, pblk, n):
-        """Take blocks starting exactly at pblk; returns how many (>= 1), else ENOSPC."""
+        """Take blocks starting exactly at pblk; returns how many (>= 1), else ENOSPC. A
+        target covered by a window drops the window; one whose free is not durable yet
+        forces a commit."""
         for attempt in (0, 1):
             at = self.free.containing(pblk)
             if at:
                 count = min(n, at[0] + at[1] - pblk)
                 self.free.take(pblk, count)
                 return count
-            window = self.free.window_containing(pblk)
-            if window is None or attempt:
+            if attempt:
                 break
-            self.free.discard_window(window)
+            window = self.free.window_containing(pblk)
+            if window is not None:
+                self.free.discard_window(window)
+            elif not (self.free.is_pending(pblk) and self.free.s.release_durable_frees()):
+                break
         raise FsError(errno.ENOSPC, f"physical block {pblk} is in use")
 
     # ---- Kara's allocate() ------------------------------------------------------------

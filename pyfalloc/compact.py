@@ -92,7 +92,7 @@ def snapshot(vol, min_age=0.0, now=None):
     skipped = {"open": 0, "recent": 0, "unnamed": 0}
     movable = {}
     for ino, (path, s) in files.items():
-        if vol.fuser(path):
+        if vol.in_use(path):
             skipped["open"] += 1
         elif now - s.st_mtime < min_age:
             skipped["recent"] += 1

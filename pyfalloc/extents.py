@@ -1,7 +1,8 @@
 """Extent maps: which physical blocks back which logical blocks of an inode.
 
 Extents of one inode never overlap; neighbours that are contiguous both logically and
-physically and have the same written state are merged, as ext4 does.
+physically and have the same written state are merged, as ext4 does. Changes are made
+inside a metadata change (store.tx()).
 """
 from collections import namedtuple
 
@@ -9,8 +10,11 @@ Extent = namedtuple("Extent", "lblk len pblk unwritten")
 
 
 class ExtentMap:
-    def __init__(self, meta):
-        self.m = meta
+    def __init__(self, store):
+        self.s = store
+
+    def _map(self, ino):
+        return self.s.t.ext.get(ino)
 
     def lookup(self, ino, a, b):
         """Extents overlapping logical blocks [a, b), clipped to it, in order."""
@@ -18,18 +22,20 @@ class ExtentMap:
 
     def overlapping(self, ino, a, b):
         """Whole extents overlapping logical blocks [a, b), in order."""
-        if b <= a:
+        m = self._map(ino)
+        if b <= a or not m:
             return []
+        i = m.bisect_right(a) - 1
         out = []
-        first = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk <= ? "
-                          "ORDER BY lblk DESC LIMIT 1", (ino, a))
-        if first and first[0] + first[1] > a:
-            out.append(Extent(*first))
-            if first[0] + first[1] >= b:        # one extent holds the range: a sequential reader's case
-                return out
-        out += [Extent(*r) for r in self.m.q(
-            "SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk > ? AND lblk < ? ORDER BY lblk",
-            (ino, a, b))]
+        if i >= 0:
+            lblk, (n, pblk, unw) = m.peekitem(i)
+            if lblk + n > a:
+                out.append(Extent(lblk, n, pblk, unw))
+                if lblk + n >= b:
+                    return out
+        for lblk in m.irange(a, b, inclusive=(False, False)):
+            n, pblk, unw = m[lblk]
+            out.append(Extent(lblk, n, pblk, unw))
         return out
 
     def segments(self, ino, a, b):
@@ -48,35 +54,49 @@ class ExtentMap:
         found = self.overlapping(ino, lblk, lblk + 1)
         if found:
             return found[0]
-        row = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk > ? "
-                        "ORDER BY lblk LIMIT 1", (ino, lblk))
-        return Extent(*row) if row else None
+        m = self._map(ino)
+        if m:
+            i = m.bisect_right(lblk)
+            if i < len(m):
+                k, v = m.peekitem(i)
+                return Extent(k, *v)
+        return None
 
     def last(self, ino):
-        row = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? ORDER BY lblk DESC LIMIT 1",
-                        (ino,))
-        return Extent(*row) if row else None
+        m = self._map(ino)
+        if not m:
+            return None
+        k, v = m.peekitem(-1)
+        return Extent(k, *v)
 
     def before(self, ino, lblk):
-        """The extent that ends at or before lblk and is nearest to it (for goal finding)."""
-        row = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk < ? "
-                        "ORDER BY lblk DESC LIMIT 1", (ino, lblk))
-        return Extent(*row) if row else None
+        """The extent that starts before lblk and is nearest to it (for goal finding)."""
+        m = self._map(ino)
+        if not m:
+            return None
+        i = m.bisect_left(lblk) - 1
+        if i < 0:
+            return None
+        k, v = m.peekitem(i)
+        return Extent(k, *v)
+
+    def all(self, ino):
+        m = self._map(ino)
+        return [Extent(k, *v) for k, v in m.items()] if m else []
 
     def insert(self, ino, lblk, n, pblk, unwritten):
         unwritten = int(bool(unwritten))
-        prev = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk < ? "
-                         "ORDER BY lblk DESC LIMIT 1", (ino, lblk))
-        if prev and prev[0] + prev[1] == lblk and prev[2] + prev[1] == pblk and prev[3] == unwritten:
-            self.m.conn.execute("DELETE FROM extents WHERE ino = ? AND lblk = ?", (ino, prev[0]))
-            lblk, pblk, n = prev[0], prev[2], n + prev[1]
-        nxt = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk = ?",
-                        (ino, lblk + n))
-        if nxt and pblk + n == nxt[2] and nxt[3] == unwritten:
-            self.m.conn.execute("DELETE FROM extents WHERE ino = ? AND lblk = ?", (ino, nxt[0]))
-            n += nxt[1]
-        self.m.conn.execute("INSERT INTO extents(ino, lblk, len, pblk, unwritten) VALUES (?, ?, ?, ?, ?)",
-                            (ino, lblk, n, pblk, unwritten))
+        put = self.s.put
+        prev = self.before(ino, lblk)
+        if prev and prev.lblk + prev.len == lblk and prev.pblk + prev.len == pblk and prev.unwritten == unwritten:
+            put("e", (ino, prev.lblk), None)
+            lblk, pblk, n = prev.lblk, prev.pblk, n + prev.len
+        m = self._map(ino)
+        nxt = m.get(lblk + n) if m else None
+        if nxt and pblk + n == nxt[1] and nxt[2] == unwritten:
+            put("e", (ino, lblk + n), None)
+            n += nxt[0]
+        put("e", (ino, lblk), (n, pblk, unwritten))
 
     def remove(self, ino, a, b):
         """Unmap logical [a, b); returns the removed pieces as Extents (physical blocks to free)."""
@@ -85,7 +105,8 @@ class ExtentMap:
             return []
         self._cut(ino, a)
         self._cut(ino, b)
-        self.m.conn.execute("DELETE FROM extents WHERE ino = ? AND lblk >= ? AND lblk < ?", (ino, a, b))
+        for e in removed:
+            self.s.put("e", (ino, e.lblk), None)
         return removed
 
     def set_unwritten(self, ino, a, b, unwritten):
@@ -96,42 +117,43 @@ class ExtentMap:
 
     def shift(self, ino, start, delta):
         """Move every extent at or after logical block start by delta blocks."""
-        if delta > 0:
-            rows = self.m.q("SELECT lblk FROM extents WHERE ino = ? AND lblk >= ? ORDER BY lblk DESC", (ino, start))
-        else:
-            rows = self.m.q("SELECT lblk FROM extents WHERE ino = ? AND lblk >= ? ORDER BY lblk", (ino, start))
-        for (lblk,) in rows:
-            self.m.conn.execute("UPDATE extents SET lblk = ? WHERE ino = ? AND lblk = ?", (lblk + delta, ino, lblk))
+        m = self._map(ino)
+        if not m:
+            return
+        moving = [(k, m[k]) for k in m.irange(minimum=start)]
+        for k, _ in moving:
+            self.s.put("e", (ino, k), None)
+        for k, v in moving:
+            self.s.put("e", (ino, k + delta), v)
 
     def merge_at(self, ino, lblk):
         """Re-merge the extent starting at lblk with its left neighbour when they now touch."""
-        row = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk = ?", (ino, lblk))
-        if row:
-            self.m.conn.execute("DELETE FROM extents WHERE ino = ? AND lblk = ?", (ino, lblk))
-            self.insert(ino, *row[:3], row[3])
+        m = self._map(ino)
+        v = m.get(lblk) if m else None
+        if v:
+            self.s.put("e", (ino, lblk), None)
+            self.insert(ino, lblk, *v)
 
     def split(self, ino, lblk):
         self._cut(ino, lblk)
 
     def _cut(self, ino, at):
         """Split the extent that straddles logical block `at`, so a boundary falls there."""
-        row = self.m.q1("SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? AND lblk < ? "
-                        "ORDER BY lblk DESC LIMIT 1", (ino, at))
-        if row and row[0] + row[1] > at:
-            lblk, n, pblk, unw = row
-            head = at - lblk
-            self.m.conn.execute("UPDATE extents SET len = ? WHERE ino = ? AND lblk = ?", (head, ino, lblk))
-            self.m.conn.execute("INSERT INTO extents(ino, lblk, len, pblk, unwritten) VALUES (?, ?, ?, ?, ?)",
-                                (ino, at, n - head, pblk + head, unw))
+        e = self.before(ino, at)
+        if e and e.lblk + e.len > at:
+            head = at - e.lblk
+            self.s.put("e", (ino, e.lblk), (head, e.pblk, e.unwritten))
+            self.s.put("e", (ino, at), (e.len - head, e.pblk + head, e.unwritten))
 
     def drop_all(self, ino):
-        rows = [Extent(*r) for r in self.m.q(
-            "SELECT lblk, len, pblk, unwritten FROM extents WHERE ino = ? ORDER BY lblk", (ino,))]
-        self.m.conn.execute("DELETE FROM extents WHERE ino = ?", (ino,))
+        rows = self.all(ino)
+        for e in rows:
+            self.s.put("e", (ino, e.lblk), None)
         return rows
 
     def count_blocks(self, ino):
-        return self.m.q1("SELECT COALESCE(SUM(len), 0) FROM extents WHERE ino = ?", (ino,))[0]
+        m = self._map(ino)
+        return sum(v[0] for v in m.values()) if m else 0
 
 
 def _clip(e, a, b):

@@ -1,16 +1,22 @@
-"""The free-space map and preallocation windows, as B-tree indexed tables.
+"""The free-space map and preallocation windows over the metadata tables.
 
-Every operation is a handful of index look-ups: logarithmic in the number of free
-extents, never a scan over blocks. Callers hold a metadata transaction.
+Every operation is a few look-ups in sorted indexes: logarithmic in the number of free
+extents, never a scan over blocks. Callers hold a metadata change (store.tx()).
+
+Blocks a change frees are *pending* until a commit makes that change durable (ext4's rule:
+a freed block is not reused before the transaction freeing it commits); `release` then
+returns them to the map. Unused window blocks never held this owner's data and go back at
+once.
 """
 from .errors import FormatError
 
 
 class FreeSpace:
-    def __init__(self, meta, group_blocks, nblocks):
-        self.m = meta
+    def __init__(self, store, group_blocks, nblocks):
+        self.s = store
         self.group_blocks = group_blocks
         self.nblocks = nblocks
+        store.on_release = self.release
 
     def group_of(self, pblk):
         return pblk // self.group_blocks
@@ -18,21 +24,34 @@ class FreeSpace:
     # ---- free extents -------------------------------------------------------------
     def containing(self, pblk):
         """The free extent holding pblk, as (start, len), or None."""
-        row = self.m.q1("SELECT pblk, len FROM free WHERE pblk <= ? ORDER BY pblk DESC LIMIT 1", (pblk,))
-        if row and row[0] + row[1] > pblk:
-            return row
+        free = self.s.t.free
+        i = free.bisect_right(pblk) - 1
+        if i >= 0:
+            start, n = free.peekitem(i)
+            if start + n > pblk:
+                return start, n
         return None
 
     def best_fit_in_group(self, grp, n):
-        return self.m.q1("SELECT pblk, len FROM free WHERE grp = ? AND len >= ? ORDER BY len, pblk LIMIT 1",
-                         (grp, n))
+        idx = self.s.t.free_grp.get(grp)
+        if idx:
+            i = idx.bisect_left((n, -1))
+            if i < len(idx):
+                length, pblk = idx[i]
+                return pblk, length
+        return None
 
     def fits(self, n):
         """Free extents of at least n blocks, smallest first (lazily, for policy filters)."""
-        return self.m.conn.execute("SELECT pblk, len FROM free WHERE len >= ? ORDER BY len, pblk", (n,))
+        for length, pblk in self.s.t.free_len.irange((n, -1)):
+            yield pblk, length
 
     def largest(self):
-        return self.m.q1("SELECT pblk, len FROM free ORDER BY len DESC, pblk LIMIT 1")
+        idx = self.s.t.free_len
+        if not idx:
+            return None
+        length, pblk = idx[idx.bisect_left((idx[-1][0], -1))]
+        return pblk, length
 
     def take(self, start, n):
         """Mark [start, start+n) used; it must lie inside one free extent."""
@@ -40,14 +59,26 @@ class FreeSpace:
         if row is None or start + n > row[0] + row[1]:
             raise FormatError(f"blocks {start}+{n} taken but not free")
         fs, fl = row
-        self.m.conn.execute("DELETE FROM free WHERE pblk = ?", (fs,))
+        put = self.s.put
+        put("f", fs, None)
         if start > fs:
-            self._put(fs, start - fs)
+            put("f", fs, start - fs)
         if start + n < fs + fl:
-            self._put(start + n, fs + fl - start - n)
+            put("f", start + n, fs + fl - start - n)
 
     def give(self, start, n):
-        """Return [start, start+n) to the free map, merging with neighbours in the same group."""
+        """Blocks a change frees: reusable once the change is durable."""
+        if n > 0:
+            self.s.put("p", start, n)
+
+    def release(self, items):
+        """Return durable frees (pblk, len) to the map (the store calls this at commit)."""
+        for pblk, n in items:
+            self.s.put("p", pblk, None)
+            self.put_back(pblk, n)
+
+    def put_back(self, start, n):
+        """Return [start, start+n) to the map now, merging with neighbours in the same group."""
         end = start + n
         while start < end:
             grp_end = (self.group_of(start) + 1) * self.group_blocks
@@ -57,48 +88,77 @@ class FreeSpace:
 
     def _give_in_group(self, start, end):
         grp = self.group_of(start)
-        prev = self.m.q1("SELECT pblk, len, grp FROM free WHERE pblk < ? ORDER BY pblk DESC LIMIT 1", (start,))
-        if prev:
-            if prev[0] + prev[1] > start:
-                raise FormatError(f"block {start} freed twice (free extent {prev[0]}+{prev[1]})")
-            if prev[0] + prev[1] == start and prev[2] == grp:
-                self.m.conn.execute("DELETE FROM free WHERE pblk = ?", (prev[0],))
-                start = prev[0]
-        nxt = self.m.q1("SELECT pblk, len, grp FROM free WHERE pblk >= ? ORDER BY pblk LIMIT 1", (start,))
-        if nxt:
-            if nxt[0] < end:
-                raise FormatError(f"block {nxt[0]} freed twice")
-            if nxt[0] == end and nxt[2] == grp:
-                self.m.conn.execute("DELETE FROM free WHERE pblk = ?", (nxt[0],))
-                end = nxt[0] + nxt[1]
-        self._put(start, end - start)
+        free, put = self.s.t.free, self.s.put
+        i = free.bisect_left(start)
+        if i > 0:
+            pp, pn = free.peekitem(i - 1)
+            if pp + pn > start:
+                raise FormatError(f"block {start} freed twice (free extent {pp}+{pn})")
+            if pp + pn == start and self.group_of(pp) == grp:
+                put("f", pp, None)
+                start = pp
+                i -= 1
+        if i < len(free):
+            np_, nn = free.peekitem(i)
+            if np_ < end:
+                raise FormatError(f"block {np_} freed twice")
+            if np_ == end and self.group_of(np_) == grp:
+                put("f", np_, None)
+                end = np_ + nn
+        put("f", start, end - start)
 
-    def _put(self, start, n):
-        self.m.conn.execute("INSERT INTO free(pblk, len, grp) VALUES (?, ?, ?)", (start, n, self.group_of(start)))
+    def is_pending(self, pblk):
+        pending = self.s.t.pending
+        i = pending.bisect_right(pblk) - 1
+        if i < 0:
+            return False
+        p, n = pending.peekitem(i)
+        return p + n > pblk
 
     def free_blocks(self):
-        return self.m.q1("SELECT COALESCE(SUM(len), 0) FROM free")[0]
+        return sum(self.s.t.free.values())
+
+    def pending_blocks(self):
+        return sum(self.s.t.pending.values())
 
     def count(self):
-        return self.m.q1("SELECT COUNT(*) FROM free")[0]
+        return len(self.s.t.free)
 
     # ---- preallocation windows -----------------------------------------------------
     def window_containing(self, pblk):
-        row = self.m.q1("SELECT pblk, len, ino, lblk FROM prealloc WHERE pblk <= ? ORDER BY pblk DESC LIMIT 1",
-                        (pblk,))
-        if row and row[0] + row[1] > pblk:
-            return row
+        win = self.s.t.win
+        i = win.bisect_right(pblk) - 1
+        if i >= 0:
+            wp, (wl, ino, lblk) = win.peekitem(i)
+            if wp + wl > pblk:
+                return wp, wl, ino, lblk
         return None
+
+    def inode_window_at(self, ino, lblk):
+        """The window of inode ino that covers logical block lblk."""
+        mine = self.s.t.win_of.get(ino)
+        if not mine:
+            return None
+        i = mine.bisect_right(lblk) - 1
+        if i < 0:
+            return None
+        wp = mine.peekitem(i)[1]
+        wl, _, wlblk = self.s.t.win[wp]
+        return (wp, wl, ino, wlblk) if wlblk + wl > lblk else None
+
+    def locality_windows(self):
+        """The shared small-file windows, in physical order."""
+        win = self.s.t.win
+        return [(wp, *win[wp]) for wp in self.s.t.win_of.get(0, {}).values()]
 
     def add_window(self, pblk, n, ino, lblk):
         if n > 0:
-            self.m.conn.execute("INSERT INTO prealloc(pblk, len, ino, lblk) VALUES (?, ?, ?, ?)",
-                                (pblk, n, ino, lblk))
+            self.s.put("w", pblk, (n, ino, lblk))
 
     def use_window(self, window, start, n):
         """Consume [start, start+n) of a window, keeping what is left on either side."""
         wp, wl, ino, wlblk = window
-        self.m.conn.execute("DELETE FROM prealloc WHERE pblk = ?", (wp,))
+        self.s.put("w", wp, None)
         if start > wp:
             self.add_window(wp, start - wp, ino, wlblk)
         if start + n < wp + wl:
@@ -106,18 +166,19 @@ class FreeSpace:
             self.add_window(rest, wp + wl - rest, ino, None if wlblk is None else wlblk + (rest - wp))
 
     def discard_window(self, window):
-        self.m.conn.execute("DELETE FROM prealloc WHERE pblk = ?", (window[0],))
-        self.give(window[0], window[1])
+        self.s.put("w", window[0], None)
+        self.put_back(window[0], window[1])
 
     def discard_windows_of(self, ino):
-        for w in self.m.q("SELECT pblk, len, ino, lblk FROM prealloc WHERE ino = ?", (ino,)):
-            self.discard_window(w)
+        win = self.s.t.win
+        for wp in list(self.s.t.win_of.get(ino, {}).values()):
+            self.discard_window((wp, *win[wp]))
 
     def discard_all_windows(self):
-        rows = self.m.q("SELECT pblk, len, ino, lblk FROM prealloc")
+        rows = [(wp, *v) for wp, v in self.s.t.win.items()]
         for w in rows:
             self.discard_window(w)
         return sum(w[1] for w in rows)
 
     def prealloc_blocks(self):
-        return self.m.q1("SELECT COALESCE(SUM(len), 0) FROM prealloc")[0]
+        return sum(v[0] for v in self.s.t.win.values())

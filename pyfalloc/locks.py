@@ -15,14 +15,29 @@ import os
 import struct
 import threading
 
+from .store.forks import at_fork_in_child, forget_fork
+
 _INODE_BASE = 1 << 62
 _DATA_BASE = _INODE_BASE + (1 << 40)
+_MOVE_BASE = _DATA_BASE + (1 << 40)
+F_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
 F_OFD_SETLKW = getattr(fcntl, "F_OFD_SETLKW", 38)
 
 
 class InodeLocks:
-    def __init__(self, path):
+    def __init__(self, path, after_acquire=None):
+        self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self._local = threading.RLock()
+        # what a lock holder must see is what was published before it got the lock
+        self.after_acquire = after_acquire or (lambda: None)
+        at_fork_in_child(self)
+
+    def _after_fork(self):
+        """A description of its own: OFD locks of a shared one would not exclude the parent."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        os.close(self.fd)
+        self.fd = fd
         self._local = threading.RLock()
 
     def _fcntl(self, byte, kind):
@@ -50,7 +65,18 @@ class InodeLocks:
     def data(self, *inos):
         return self._hold([(_DATA_BASE + i, fcntl.F_WRLCK) for i in sorted(set(inos))])
 
+    def move(self, mid):
+        """Held by a relocation while it runs: its row outlives a dead mover only until the
+        next reap, which finds the byte free."""
+        return self._hold([(_MOVE_BASE + mid, fcntl.F_WRLCK)])
+
+    def move_alive(self, mid):
+        out = fcntl.fcntl(self.fd, F_OFD_GETLK, struct.pack("@hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET,
+                                                            _MOVE_BASE + mid, 1, 0))
+        return struct.unpack("@hhqqi4x", out)[0] != fcntl.F_UNLCK
+
     def close(self):
+        forget_fork(self)
         os.close(self.fd)
 
 
@@ -68,6 +94,7 @@ class _Held:
             for byte, kind in self.plan:
                 self.locks._fcntl(byte, kind)
                 self.taken.append(byte)
+            self.locks.after_acquire()
         except BaseException:
             self.__exit__()
             raise

@@ -3,13 +3,15 @@ file's data (copied into the donor's blocks). The donor ends up owning the file'
 blocks, unwritten, so it can never show the file's old data.
 
 Each step, under both inodes' data locks:
-  1. donor blocks that are about to receive data and are readable become unwritten
-     (committed), so a crash never shows the file's data through the donor;
-  2. the data is copied into the donor's blocks and the device is flushed;
-  3. one metadata transaction exchanges the two mappings.
+  1. donor blocks that are about to receive data and are readable become unwritten, and
+     that is made durable, so a crash never shows the file's data through the donor;
+  2. the data is copied into the donor's blocks;
+  3. one metadata change exchanges the two mappings.
 The file therefore maps either its old blocks or fully copied new ones at every instant,
-and every block keeps exactly one owner. A move holds both inode locks from start to end,
-so writers wait for it, as they do in ext4; readers wait only for a step.
+and every block keeps exactly one owner. The copy needs no flush of its own: the change
+of step 3 reaches the journal only in a commit, which flushes the image first, and the
+old blocks stay pending until then. A move holds both inode locks from start to end, so
+writers wait for it, as they do in ext4; readers never wait.
 """
 import errno
 import os
@@ -25,15 +27,15 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 STEP_BYTES = 4 << 20        # longest stretch readers of the file wait for
 
 
-def move_extent(fs, orig, donor, orig_start, donor_start, length, pid, started):
+def move_extent(fs, orig, donor, orig_start, donor_start, length):
     """Move [orig_start, +length) blocks of inode orig into donor's blocks at donor_start.
     Returns the number of blocks moved; an FsError raised part way carries .moved_len."""
     moved = 0
-    with fs.locks.inode(orig, donor):
+    mid = fs.meta.next_move_id()
+    with fs.locks.inode(orig, donor), fs.locks.move(mid):
         length = _check_arguments(fs, orig, donor, orig_start, donor_start, length)
-        with fs.meta.tx() as c:
-            mid = c.execute("INSERT INTO moves(orig, donor, pid, started) VALUES (?, ?, ?, ?)",
-                            (orig, donor, pid, started)).lastrowid
+        with fs.meta.tx() as s:
+            s.put("m", mid, (orig, donor, os.getpid(), 0))
         step = max(1, STEP_BYTES // fs.bs)
         o, o_end, d = orig_start, orig_start + length, donor_start
         try:
@@ -55,10 +57,8 @@ def move_extent(fs, orig, donor, orig_start, donor_start, length, pid, started):
             e.moved_len = moved
             raise
         finally:
-            with fs.meta.tx() as c:
-                c.execute("DELETE FROM moves WHERE id = ?", (mid,))
-            # durable before the donor can release the old blocks for reuse or discard
-            fs.meta.sync()
+            with fs.meta.tx() as s:
+                s.put("m", mid, None)
     return moved
 
 
@@ -107,11 +107,11 @@ def _swap(fs, mid, orig, donor, o, d, n, opblk, unwritten):
             with fs.meta.tx():
                 for lblk, m, _, _ in readable:
                     fs.extmap.set_unwritten(donor, lblk, lblk + m, True)
+            fs.meta.commit()
         for lblk, m, dpblk, _ in pieces:
             fs.dev.copy((opblk + lblk - d) * bs, dpblk * bs, m * bs)
-        fs.dev.flush()
     count = 0
-    with fs.meta.tx() as c:
+    with fs.meta.tx() as s:
         for lblk, m, dpblk, _ in pieces:
             lo = o + lblk - d
             fs.extmap.remove(orig, lo, lo + m)
@@ -119,5 +119,6 @@ def _swap(fs, mid, orig, donor, o, d, n, opblk, unwritten):
             fs.extmap.insert(orig, lo, m, dpblk, unwritten)
             fs.extmap.insert(donor, lblk, m, opblk + lblk - d, True)
             count += m
-        c.execute("UPDATE moves SET moved = moved + ? WHERE id = ?", (count, mid))
+        orig_, donor_, pid, moved = s.t.moves[mid]
+        s.put("m", mid, (orig_, donor_, pid, moved + count))
     return count

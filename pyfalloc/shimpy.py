@@ -5,6 +5,7 @@ them from a Volume.
 Conventions of cdefs/shim.h: success returns the result + 1, failure -errno, so the 0 that
 cffi returns when Python could not start is never taken for a result.
 """
+import atexit
 import errno
 import os
 
@@ -13,17 +14,7 @@ from .errors import FsError
 from .volume import Volume
 
 _vol = None
-_forked = False
-_inherited = []     # volumes of a parent process: never closed here (see volume())
 SHADOW = "/memfd:pyfalloc:"
-
-
-def _after_fork():
-    global _forked
-    _forked = True
-
-
-os.register_at_fork(after_in_child=_after_fork)
 
 
 def shadows():
@@ -44,23 +35,28 @@ def shadows():
 
 
 def volume():
-    """The Volume of PYFALLOC_IMAGE. A process started by exec, or forked, opens its own
-    and adopts the image files it inherited. A parent's Volume is kept, not closed: closing
-    its SQLite descriptors would drop this process's POSIX locks on the same files."""
-    global _vol, _forked
-    if _vol is not None and not _forked:
+    """The Volume of PYFALLOC_IMAGE, opened at the first image call of the process. A
+    process started by exec adopts the image files it inherited; a forked child keeps its
+    parent's Volume, whose locks the store re-takes in the child."""
+    global _vol
+    if _vol is not None:
         return _vol
     image = os.environ.get("PYFALLOC_IMAGE")
     if not image:
         raise FsError(errno.ENODEV, "PYFALLOC_IMAGE is not set")
-    if _vol is not None:
-        _inherited.append(_vol)
-    _vol, _forked = None, False
     vol = Volume(image)
     vol.adopt(shadows())
     _vol = vol
     return _vol
 
+
+def at_exit():
+    """The process ends: what it changed becomes durable."""
+    if _vol is not None:
+        _vol.fs.meta.commit_if_mine()
+
+
+atexit.register(at_exit)        # a Python program finalizes before the shim's destructor
 
 def umask():
     """The process umask, which the kernel applies to the mode of a new file."""
@@ -154,7 +150,11 @@ def bind(ffi):
 
     @ffi.def_extern()
     def pyf_fsync(fd):
-        return _call(lambda: volume().fsync(fd))
+        return _call(lambda: volume().fsync(fd) if fd >= 0 else volume().sync())
+
+    @ffi.def_extern()
+    def pyf_exit():
+        return _call(at_exit)
 
     @ffi.def_extern()
     def pyf_ioctl(fd, request, arg, size):

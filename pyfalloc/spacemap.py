@@ -1,4 +1,5 @@
 """Who owns the physical space: GETFSMAP records, discard-granule occupancy, and trim."""
+import heapq
 from array import array
 from collections import namedtuple
 
@@ -7,12 +8,19 @@ from .units import ceil_div, round_up
 
 FsmapRecord = namedtuple("FsmapRecord", "physical length owner offset flags")
 
-_SOURCES = (
-    # table, owner expression, logical expression, flags expression
-    ("extents", "ino", "lblk", f"CASE unwritten WHEN 1 THEN {uapi.FMR_OF_PREALLOC} ELSE 0 END"),
-    ("free", str(uapi.FMR_OWN_FREE), "0", str(uapi.FMR_OF_SPECIAL_OWNER)),
-    ("prealloc", str(uapi.PYFALLOC_FMR_OWN_PREALLOC), "0", str(uapi.FMR_OF_SPECIAL_OWNER)),
-)
+
+
+def _sources(t):
+    """Each table that owns physical space: its rows by start block, and how a row reads
+    as (length, owner, logical block, flags). Pending frees are free space: an allocation
+    that needs them commits first."""
+    special = uapi.FMR_OF_SPECIAL_OWNER
+    return (
+        (t.owner, lambda v: (v[0], v[1], v[2], uapi.FMR_OF_PREALLOC if v[3] else 0)),
+        (t.free, lambda n: (n, uapi.FMR_OWN_FREE, 0, special)),
+        (t.pending, lambda n: (n, uapi.FMR_OWN_FREE, 0, special)),
+        (t.win, lambda v: (v[0], uapi.PYFALLOC_FMR_OWN_PREALLOC, 0, special)),
+    )
 
 
 def getfsmap(fs, low=0, high=None, count=None):
@@ -21,18 +29,19 @@ def getfsmap(fs, low=0, high=None, count=None):
     bs = fs.bs
     high = fs.nblocks * bs - 1 if high is None else high
     lo_blk, hi_blk = low // bs, high // bs
-    limit = -1 if count is None else count + 1
+    fs.meta.fresh()
     rows = []
-    with fs.meta.tx():
-        if lo_blk == 0:
-            rows.append((0, 1, uapi.FMR_OWN_FS, 0, uapi.FMR_OF_SPECIAL_OWNER))   # the superblock
-        for table, owner, logical, flags in _SOURCES:
-            head = fs.meta.q1(f"SELECT pblk, len, {owner}, {logical}, {flags} FROM {table} "
-                              f"WHERE pblk < ? ORDER BY pblk DESC LIMIT 1", (lo_blk,))
-            if head and head[0] + head[1] > lo_blk:
-                rows.append(head)
-            rows += fs.meta.q(f"SELECT pblk, len, {owner}, {logical}, {flags} FROM {table} "
-                              f"WHERE pblk >= ? AND pblk <= ? ORDER BY pblk LIMIT ?", (lo_blk, hi_blk, limit))
+    if lo_blk == 0:
+        rows.append((0, 1, uapi.FMR_OWN_FS, 0, uapi.FMR_OF_SPECIAL_OWNER))   # the superblock
+    for table, read in _sources(fs.meta.t):
+        taken = 0       # count + 1 rows of each source are enough for the first count + 1 overall
+        for pblk in table.islice(max(table.bisect_right(lo_blk) - 1, 0)):
+            if pblk > hi_blk or count is not None and taken > count:
+                break
+            n, owner, lblk, flags = read(table[pblk])
+            if pblk + n > lo_blk:
+                rows.append((pblk, n, owner, lblk, flags))
+                taken += 1
     rows.sort()
     out = []
     for pblk, n, owner, lblk, flags in rows:
@@ -45,20 +54,22 @@ def getfsmap(fs, low=0, high=None, count=None):
         out[-1] = out[-1]._replace(flags=out[-1].flags | uapi.FMR_OF_LAST)
     return out
 
+
 def granule_usage(fs):
     """Used bytes of every discard granule (preallocation windows count as used)."""
     bs, g = fs.bs, fs.dev.granule
     total = fs.nblocks * bs
     ngran = ceil_div(total, g)
     used = array("q", (min(g, total - i * g) for i in range(ngran)))
-    with fs.meta.tx():
-        for pblk, n in fs.meta.conn.execute("SELECT pblk, len FROM free"):
-            start, end = pblk * bs, (pblk + n) * bs
-            while start < end:
-                gi = start // g
-                piece = min(end, (gi + 1) * g) - start
-                used[gi] -= piece
-                start += piece
+    fs.meta.fresh()
+    t = fs.meta.t
+    for pblk, n in list(t.free.items()) + list(t.pending.items()):
+        start, end = pblk * bs, (pblk + n) * bs
+        while start < end:
+            gi = start // g
+            piece = min(end, (gi + 1) * g) - start
+            used[gi] -= piece
+            start += piece
     return used
 
 
@@ -73,11 +84,20 @@ def granule_summary(fs):
             "full": full, "used_bytes": list(used)}
 
 
-def free_runs(fs, start_blk=0, end_blk=None):
-    """Free extents merged across group boundaries, as (pblk, len)."""
+def _rows(table, end_blk):
+    for pblk in table.irange(maximum=end_blk, inclusive=(True, False)):
+        yield pblk, table[pblk]
+
+
+def free_runs(fs, start_blk=0, end_blk=None, pending=True):
+    """Free extents merged across group boundaries, as (pblk, len); pending frees count as
+    free unless pending is off (what trim may discard must be free durably)."""
     end_blk = fs.nblocks if end_blk is None else end_blk
+    t = fs.meta.t
+    tables = (t.free, t.pending) if pending else (t.free,)
+    rows = heapq.merge(*(_rows(table, end_blk) for table in tables))
     run = None
-    for pblk, n in fs.meta.conn.execute("SELECT pblk, len FROM free WHERE pblk < ? ORDER BY pblk", (end_blk,)):
+    for pblk, n in rows:
         if pblk + n <= start_blk:
             continue
         if run and run[0] + run[1] == pblk:
@@ -92,18 +112,19 @@ def free_runs(fs, start_blk=0, end_blk=None):
 
 def trim(fs, start=0, length=None, minlen=0):
     """FITRIM: discard every granule-aligned granule wholly inside a free run of at least
-    minlen bytes. Held in one metadata transaction, so no allocation can race the discard.
+    minlen bytes. Done under the metadata lock, so no allocation can race the discard.
     Returns trimmed granules and bytes, and what the host really released."""
     bs, g = fs.bs, fs.dev.granule
     dev_bytes = fs.nblocks * bs
     end = dev_bytes if length is None else min(dev_bytes, start + length)
     before = fs.dev.host_allocated_bytes()
     granules = 0
+    # the frees being discarded must outlive a power cut, or a rolled-back map would point
+    # at discarded blocks: commit (which also returns pending frees), then discard while
+    # holding the metadata lock, so no allocation races the discard
+    fs.meta.commit()
     with fs.meta.tx():
-        # the frees being discarded must outlive a power cut, or a rolled-back map would
-        # point at discarded blocks
-        fs.meta.sync()
-        for pblk, n in list(free_runs(fs, start // bs, ceil_div(end, bs))):
+        for pblk, n in list(free_runs(fs, start // bs, ceil_div(end, bs), pending=False)):
             if n * bs < minlen:
                 continue
             lo = max(pblk * bs, start)

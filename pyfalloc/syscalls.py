@@ -9,8 +9,6 @@ import stat as st
 import threading
 from collections import namedtuple
 
-import psutil
-
 from . import abi, move, uapi
 from .caps import CAP_FOWNER, capable
 from .errors import FsError
@@ -27,10 +25,10 @@ FiemapExtent = namedtuple("FiemapExtent", "logical physical length flags")
 
 class OpenFile:
     """An open file description: dup'ed descriptors share it, offset and flags included."""
-    __slots__ = ("ino", "flags", "pos", "hid", "refs", "is_dir")
+    __slots__ = ("ino", "flags", "pos", "refs", "is_dir")
 
-    def __init__(self, ino, flags, hid, is_dir):
-        self.ino, self.flags, self.pos, self.hid, self.refs, self.is_dir = ino, flags, 0, hid, 1, is_dir
+    def __init__(self, ino, flags, is_dir):
+        self.ino, self.flags, self.pos, self.refs, self.is_dir = ino, flags, 0, 1, is_dir
 
     @property
     def readable(self):
@@ -39,17 +37,6 @@ class OpenFile:
     @property
     def writable(self):
         return self.flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
-
-
-def process_started(pid=None):
-    return psutil.Process(pid or os.getpid()).create_time()
-
-
-def process_alive(pid, started):
-    try:
-        return abs(psutil.Process(pid).create_time() - started) < 0.01
-    except psutil.Error:
-        return False
 
 
 def _foreign_donor(fd):
@@ -91,7 +78,6 @@ class Syscalls:
         self.files = {}
         self._next_fd = 3
         self._lock = threading.RLock()
-        self._started = process_started()
 
     # ---- descriptors -----------------------------------------------------------------------
     def _file(self, fd):
@@ -137,8 +123,8 @@ class Syscalls:
                     raise FsError(errno.EPERM, "append-only file")
             if flags & os.O_TRUNC and not is_dir and acc != os.O_RDONLY and inode.size:
                 fs.truncate(ino, 0)
-            hid = fs.add_handle(ino, os.getpid(), self._started)
-            return self._install(fd, OpenFile(ino, flags, hid, is_dir))
+            fs.add_handle(ino)
+            return self._install(fd, OpenFile(ino, flags, is_dir))
 
     def _open_tmpfile(self, path, flags, mode, fd):
         """O_TMPFILE: an unnamed regular file in directory path, gone when its last handle closes."""
@@ -150,8 +136,8 @@ class Syscalls:
             raise FsError(errno.ENOTDIR, str(path))
         with fs.meta.tx():
             ino = fs.create(parent, None, st.S_IFREG | (mode & 0o7777))
-            hid = fs.add_handle(ino, os.getpid(), self._started)
-        return self._install(fd, OpenFile(ino, flags & ~os.O_TMPFILE, hid, False))
+            fs.add_handle(ino)
+        return self._install(fd, OpenFile(ino, flags & ~os.O_TMPFILE, False))
 
     def _install(self, fd, of):
         fd = self._alloc_fd() if fd is None else fd
@@ -169,7 +155,8 @@ class Syscalls:
             of = shared.get(desc)
             if of is None:
                 is_dir = st.S_ISDIR(self.fs.inode(ino).mode)
-                of = shared[desc] = OpenFile(ino, flags, self.fs.add_handle(ino, os.getpid(), self._started), is_dir)
+                self.fs.add_handle(ino)
+                of = shared[desc] = OpenFile(ino, flags, is_dir)
                 of.refs = 0
             of.refs += 1
             self.files[fd] = of
@@ -181,7 +168,7 @@ class Syscalls:
                 raise FsError(errno.EBADF, f"fd {fd} is not open on this volume")
             of.refs -= 1
             if of.refs == 0:
-                self.fs.drop_handle(of.hid)
+                self.fs.drop_handle(of.ino)
 
     def dup(self, fd, newfd=None):
         with self._lock:
@@ -285,10 +272,14 @@ class Syscalls:
         return size
 
     def fsync(self, fd):
-        """Data on the device, then the metadata that maps it."""
+        """fsync, fdatasync: a commit, which flushes the image and then journals every
+        change so far (the journal is one for the volume, as jbd2's is)."""
         self._file(fd)
-        self.fs.dev.flush()
-        self.fs.meta.sync()
+        self.fs.meta.commit()
+
+    def sync(self):
+        """sync, syncfs: everything durable."""
+        self.fs.meta.commit()
 
     def ftruncate(self, fd, length):
         of = self._file(fd)
@@ -362,10 +353,10 @@ class Syscalls:
         if not of.is_dir:
             raise FsError(errno.ENOTDIR, f"fd {fd} is not a directory")
         fs = self.fs
-        row = fs.meta.q1("SELECT parent FROM dirents WHERE ino = ?", (of.ino,))
-        out = [(".", of.ino, 4), ("..", row[0] if row else of.ino, 4)]     # DT_DIR
+        out = [(".", of.ino, 4), ("..", fs.parent_of(of.ino), 4)]     # DT_DIR
+        inodes = fs.t.inodes
         for name, ino in fs.readdir(of.ino):
-            out.append((name, ino, 4 if st.S_ISDIR(fs.inode(ino).mode) else 8))   # DT_REG
+            out.append((name, ino, st.S_IFMT(inodes[ino][0]) >> 12))   # d_type is the file type
         return out
 
     def listdir(self, path="/"):
@@ -379,9 +370,9 @@ class Syscalls:
 
     def statfs(self):
         fs = self.fs
-        with fs.meta.tx():
-            free = fs.free.free_blocks() + fs.free.prealloc_blocks()
-            files = fs.meta.q1("SELECT COUNT(*) FROM inodes")[0]
+        fs.meta.fresh()
+        free = fs.free.free_blocks() + fs.free.pending_blocks() + fs.free.prealloc_blocks()
+        files = len(fs.t.inodes)
         return {"f_bsize": fs.bs, "f_frsize": fs.bs, "f_blocks": fs.nblocks, "f_bfree": free,
                 # inodes are rows, not a table on the device: at most one per block
                 "f_bavail": free, "f_files": files + fs.nblocks, "f_ffree": fs.nblocks,
@@ -495,7 +486,7 @@ class Syscalls:
             if donor.ino == of.ino:
                 raise FsError(errno.EINVAL, "orig and donor are the same inode")
             return move.move_extent(self.fs, of.ino, donor.ino, orig_start & move.U64,
-                                    donor_start & move.U64, length & move.U64, os.getpid(), self._started)
+                                    donor_start & move.U64, length & move.U64)
         except FsError as e:
             if not hasattr(e, "moved_len"):
                 e.moved_len = 0

@@ -13,8 +13,8 @@ from .device import Device, check_geometry
 from .errors import FormatError, FsError
 from .fs import FileSystem
 from .fsck import fsck
-from .meta import Meta, meta_path
-from .syscalls import Syscalls, process_alive
+from .store import Store, meta_path
+from .syscalls import Syscalls
 from .units import parse_size
 
 
@@ -23,17 +23,22 @@ class Volume(Syscalls):
         self.image = os.fspath(image)
         dev = Device.open(self.image)
         try:
-            meta = Meta.open(self.image, dev.uuid)
+            store = Store(self.image, dev.uuid, dev.group_size // dev.block_size, dev.flush)
         except Exception:
             dev.close()
             raise
-        self._check_geometry(dev, meta)
-        super().__init__(FileSystem(dev, meta, policy))
-        self.fs.reap(process_alive)
+        try:
+            self._check_geometry(dev, store)
+        except Exception:
+            store.close()
+            dev.close()
+            raise
+        super().__init__(FileSystem(dev, store, policy))
+        self.fs.reap()
 
     @staticmethod
-    def _check_geometry(dev, meta):
-        s = meta.settings
+    def _check_geometry(dev, store):
+        s = store.settings
         theirs = (s.get("block_size"), s.get("granule"), s.get("group_size"), s.get("nblocks"))
         ours = (dev.block_size, dev.granule, dev.group_size, dev.nblocks)
         if theirs != ours:
@@ -48,11 +53,15 @@ class Volume(Syscalls):
         if not force and (os.path.exists(image) and os.path.getsize(image) or os.path.exists(meta_path(image))):
             raise FsError(errno.EEXIST, f"{image} exists (use force to overwrite)")
         dev = Device.create(image, size, block_size, granule, group_size)
-        meta = Meta.create(image, {"uuid": dev.uuid.hex(), "block_size": block_size, "granule": granule,
-                                   "group_size": group_size, "nblocks": dev.nblocks})
-        FileSystem.format(dev, meta)
-        meta.close()
-        dev.close()
+        try:
+            Store.create(image, dev.uuid, {"uuid": dev.uuid.hex(), "block_size": block_size, "granule": granule,
+                                           "group_size": group_size, "nblocks": dev.nblocks})
+            store = Store(image, dev.uuid, group_size // block_size, dev.flush)
+            fs = FileSystem.format(dev, store)
+            store.commit()
+            fs.close()
+        finally:
+            dev.close()
         return cls(image)
 
     # ---- geometry ----------------------------------------------------------------------------
@@ -79,8 +88,8 @@ class Volume(Syscalls):
 
     def free_extents(self):
         """Free space as (physical, length) byte pairs, merged across group boundaries."""
-        with self.fs.meta.tx():
-            return [(p * self.fs.bs, n * self.fs.bs) for p, n in spacemap.free_runs(self.fs)]
+        self.fs.meta.fresh()
+        return [(p * self.fs.bs, n * self.fs.bs) for p, n in spacemap.free_runs(self.fs)]
 
     def granules(self):
         return spacemap.granule_summary(self.fs)
@@ -88,13 +97,13 @@ class Volume(Syscalls):
     def trim(self, start=0, length=None, minlen=0):
         return spacemap.trim(self.fs, start, length, minlen)
 
-    def fuser(self, path):
-        """Processes holding a file open, as fuser(1) finds them by scanning /proc/*/fd."""
-        return self.fs.holders(self.fs.resolve(path), process_alive)
+    def in_use(self, path):
+        """Whether any process (this one included) holds the file open, as fuser(1) tells."""
+        return self.fs.in_use(self.fs.resolve(path))
 
     def fsck(self):
-        self.fs.reap(process_alive)
-        return fsck(self.fs, process_alive)
+        self.fs.reap()
+        return fsck(self.fs)
 
     # ---- conveniences ---------------------------------------------------------------------------
     def read_file(self, path):
@@ -119,11 +128,11 @@ class Volume(Syscalls):
             self.close(fd)
 
     def umount(self):
+        """Close every file, make what this process changed durable, let go of the volume."""
         for fd in list(self.files):
             self.close(fd)
-        self.fs.locks.close()
-        self.fs.meta.close()
-        self.fs.dev.close()
+        self.fs.meta.commit_if_mine()
+        self.fs.close()
 
     def __enter__(self):
         return self

@@ -141,6 +141,17 @@ void clear_virt(int fd)
     vpath[fd] = NULL;
 }
 
+int python_ready(void) { return python_started && !in_py; }
+
+/* a process that changed the image leaves its changes durable (exit, not _exit); a Python
+ * program's interpreter is finalized by then and did it from its atexit */
+__attribute__((destructor)) static void shim_fini(void)
+{
+    int (*alive)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+    if (python_ready() && alive && alive())
+        PY(pyf_exit());
+}
+
 /* ---- the embedded Python's own descriptors ---------------------------------------------------- */
 int own_fd(int fd) { return fd >= 0 && fd < MAX_FDS && own[fd]; }
 
@@ -287,8 +298,10 @@ static void after_fork(const char *hook)
         return;
     void (*after)(void) = (void (*)(void))py_sym(hook);
     void (*release)(int) = (void (*)(int))py_sym("PyGILState_Release");
+    in_py++;                /* the child's store reopens its lock descriptions: kept high */
     if (after)
         after();
+    in_py--;
     if (release)
         release(fork_gil);
     fork_held = 0;

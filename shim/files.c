@@ -441,6 +441,26 @@ int fdatasync(int fd)
     return real_fdatasync(fd);
 }
 
+/* sync and syncfs make the image's metadata durable too: a commit of the journal */
+REAL(void, sync, void)
+REAL(int, syncfs, int)
+
+void sync(void)
+{
+    load_sync();
+    real_sync();
+    if (python_ready())
+        PY(pyf_fsync(-1));
+}
+
+int syncfs(int fd)
+{
+    if (is_virt(fd))
+        return (int)PY(pyf_fsync(-1));
+    load_syncfs();
+    return real_syncfs(fd);
+}
+
 /* ---- descriptors ------------------------------------------------------------------------------ */
 /* newfd now shares oldfd's kernel description; Python shares the handle */
 static int dup_shadow(int oldfd, int newfd)
@@ -484,6 +504,8 @@ int dup(int fd)
 {
     load_dup();
     int n = real_dup(fd);
+    if (in_py)
+        return keep_high(n);    /* Python's own (mmap keeps a dup of the file it maps) */
     return n < 0 ? n : dup_shadow(fd, n);
 }
 

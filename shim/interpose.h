@@ -37,6 +37,7 @@ HIDDEN extern __thread int in_py;            /* this thread is inside the embedd
 
 HIDDEN int is_virt(int fd);
 HIDDEN long long done(long long r);
+HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread is not in it */
 /* call the Python half: answers as libc does (-1 and errno on failure) */
 #define PY(call) done(({ in_py++; long long r_ = (call); in_py--; r_; }))
 HIDDEN const char *image_path(int dirfd, const char *path);

@@ -70,6 +70,18 @@ def apply(vol, fd, op):
     vol.fsync(fd)
 
 
+def tables_as_left(image):
+    """The metadata as the killed processes left it, before an opener frees anything."""
+    from pyfalloc.device import Device
+    from pyfalloc.store import Store
+    dev = Device.open(image)
+    store = Store(image, dev.uuid, dev.group_size // dev.block_size, dev.flush)
+    tables = store.t
+    store.close()
+    dev.close()
+    return tables
+
+
 def writer(image, name, seed, count, log):
     vol = Volume(image)
     fd = vol.open("/" + name, os.O_RDWR | os.O_CREAT)

@@ -118,13 +118,13 @@ def test_map_png(img, tmp_path):
 
 
 def test_fsck_exit_status_on_damage(img):
-    import sqlite3
+    from pyfalloc.store import journal
     cli("fallocate", img, "/p", "-l", "64K")
-    conn = sqlite3.connect(f"{img}.meta")
-    conn.execute("DELETE FROM free WHERE pblk = (SELECT MIN(pblk) FROM free)")   # lose free blocks
-    conn.execute("INSERT INTO extents VALUES (99, 0, 1, 5, 0)")                   # orphaned extent
-    conn.commit()
-    conn.close()
+    ckpt = journal.read_checkpoint(img)
+    first_free = min(r for r in ckpt.records if r[0] == "f")
+    records = [r for r in ckpt.records if r != first_free]              # lose free blocks
+    records.append(("e", (99, 0), (1, 5, 0)))                           # orphaned extent
+    journal.write_checkpoint(img, ckpt.uuid, ckpt.epoch + 1, records)
     out = cli("fsck", img, check=False)
     assert out.returncode == 1
     text = out.stdout.decode()

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT
+from pyfalloc.store import volume_files
 from pyfalloc import Volume, age
 from pyfalloc.compact import Compactor, lower_bound, snapshot
 
@@ -76,8 +77,8 @@ def aged(tmp_path_factory):
 
 
 def copy_image(src, dst):
-    for suffix in ("", ".meta"):
-        shutil.copy(src + suffix, str(dst) + suffix)
+    for a, b in zip(volume_files(src), volume_files(dst)):
+        shutil.copy(a, b)
     return str(dst)
 
 

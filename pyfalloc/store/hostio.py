@@ -1,0 +1,89 @@
+"""The host files a volume lives in (the image, the checkpoint, the journal), and the one
+place their writes and syncs pass through.
+
+A recorder, when one is set, sees every event in the order the host received it: what a
+disk could hold after a power cut is the last synced state of each file plus any subset of
+the writes since (tests/crashstates.py builds those states).
+"""
+import errno
+import os
+
+recorder = None     # callable(event): ("write", path, pos, bytes) | ("punch", path, pos, len) |
+                    # ("truncate", path, size) | ("sync", path) | ("rename", src, dst)
+
+
+def _record(*event):
+    if recorder is not None:
+        recorder(event)
+
+
+class HostFile:
+    def __init__(self, path, flags=os.O_RDWR, mode=0o644):
+        self.path = os.fspath(path)
+        self.fd = os.open(self.path, flags | os.O_CLOEXEC, mode)
+
+    def size(self):
+        return os.fstat(self.fd).st_size
+
+    def pread(self, length, pos):
+        return os.pread(self.fd, length, pos)
+
+    def preadinto(self, view, pos):
+        """Fill a writable memoryview from pos; EIO when the file ends first."""
+        while view:
+            n = os.preadv(self.fd, [view], pos)
+            if n == 0:
+                raise OSError(errno.EIO, f"short read at {pos} in {self.path}")
+            view = view[n:]
+            pos += n
+
+    def pwritev(self, parts, pos):
+        """Write buffers back to back at pos in as few calls as the kernel allows."""
+        views = [memoryview(p).cast("B") for p in parts if len(p)]
+        if recorder is not None:
+            _record("write", self.path, pos, b"".join(views))
+        while views:
+            n = os.pwritev(self.fd, views, pos)
+            pos += n
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if views and n:
+                views[0] = views[0][n:]
+
+    def pwrite(self, data, pos):
+        self.pwritev([data], pos)
+
+    def punch(self, pos, length, punch):
+        """Make [pos, pos+length) read as zeros; punch(fd, pos, length) deallocates and
+        returns False where the host cannot, then zeros are written."""
+        _record("punch", self.path, pos, length)
+        if not punch(self.fd, pos, length):
+            zeros = memoryview(bytes(min(length, 1 << 20)))
+            end = pos + length
+            while pos < end:
+                pos += os.pwrite(self.fd, zeros[:end - pos], pos)
+
+    def truncate(self, size):
+        _record("truncate", self.path, size)
+        os.ftruncate(self.fd, size)
+
+    def sync(self):
+        os.fdatasync(self.fd)
+        _record("sync", self.path)
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def replace(src, dst):
+    """rename(src, dst), durable: the directory is synced after."""
+    os.rename(src, dst)
+    d = os.open(os.path.dirname(os.path.abspath(dst)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(d)
+    finally:
+        os.close(d)
+    _record("rename", os.fspath(src), os.fspath(dst))

@@ -1,0 +1,146 @@
+"""What survives a power cut: a checkpoint of every table and a journal of the commits
+since it.
+
+    IMAGE.meta          checkpoint: header + all rows (marshal), replaced by rename
+    IMAGE.meta-journal  header naming the checkpoint it follows, then commit blocks
+
+A commit block is [magic, payload length, CRC-32, epoch] + payload, the payload being the
+change records of one commit. Recovery replays blocks in order and stops at the first that
+is torn or belongs to another checkpoint: a commit is all there or not at all.
+"""
+import marshal
+import os
+import struct
+import zlib
+
+from ..errors import FormatError
+from . import hostio
+
+CKPT_MAGIC = b"PYFAMETA"
+JRNL_MAGIC = b"PYFAJRNL"
+FORMAT = 3
+# magic, format, uuid, epoch, nonce, payload length, payload CRC-32
+_CKPT = struct.Struct("<8sI16sQQQI")
+# magic, format, uuid, epoch, nonce
+_JHEAD = struct.Struct("<8sI16sQQ")
+JOURNAL_START = 4096
+_BLOCK = struct.Struct("<IIIQ")
+BLOCK_MAGIC = 0x4A424C4B
+
+
+def meta_path(image):
+    return os.fspath(image) + ".meta"
+
+
+def journal_path(image):
+    return os.fspath(image) + ".meta-journal"
+
+
+def volume_files(image):
+    """The host files that together are a volume: copy all of them (after the last user
+    has left, or after a sync) to copy the volume."""
+    return [os.fspath(image), meta_path(image), journal_path(image)]
+
+
+def frame(records):
+    """One change, as it travels in the shared log and in commit blocks."""
+    body = marshal.dumps(records)
+    return struct.pack("<I", len(body)) + body
+
+
+def unframe(blob):
+    """The changes of a run of frames, in order."""
+    pos, out = 0, []
+    view = memoryview(blob)
+    while pos < len(blob):
+        (n,) = struct.unpack_from("<I", blob, pos)
+        out.append(marshal.loads(view[pos + 4:pos + 4 + n]))
+        pos += 4 + n
+    return out
+
+
+class Checkpoint:
+    def __init__(self, uuid, epoch, nonce, records):
+        self.uuid, self.epoch, self.nonce, self.records = uuid, epoch, nonce, records
+
+
+def write_checkpoint(image, uuid, epoch, records):
+    """Write a new checkpoint durably (temp file, sync, rename), then start its journal."""
+    nonce = int.from_bytes(os.urandom(8), "little")
+    body = marshal.dumps(records)
+    path = meta_path(image)
+    tmp = path + ".new"
+    f = hostio.HostFile(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        f.pwritev([_CKPT.pack(CKPT_MAGIC, FORMAT, uuid, epoch, nonce, len(body), zlib.crc32(body)), body], 0)
+        f.sync()
+    finally:
+        f.close()
+    hostio.replace(tmp, path)
+    reset_journal(image, uuid, epoch, nonce)
+    return nonce
+
+
+def reset_journal(image, uuid, epoch, nonce):
+    f = hostio.HostFile(journal_path(image), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        f.truncate(0)
+        f.pwrite(_JHEAD.pack(JRNL_MAGIC, FORMAT, uuid, epoch, nonce).ljust(JOURNAL_START, b"\0"), 0)
+        f.sync()
+    finally:
+        f.close()
+
+
+def read_checkpoint(image):
+    path = meta_path(image)
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except FileNotFoundError:
+        raise FormatError(f"metadata {path} is missing (refusing to re-create it)") from None
+    if len(blob) < _CKPT.size:
+        raise FormatError(f"metadata {path} is truncated")
+    magic, fmt, uuid, epoch, nonce, n, crc = _CKPT.unpack_from(blob)
+    if magic != CKPT_MAGIC:
+        raise FormatError(f"{path} is not pyfalloc metadata")
+    if fmt != FORMAT:
+        raise FormatError(f"metadata {path} has format {fmt}, expected {FORMAT}")
+    body = memoryview(blob)[_CKPT.size:_CKPT.size + n]
+    if len(body) != n or zlib.crc32(body) != crc:
+        raise FormatError(f"metadata {path} is corrupt (checksum mismatch)")
+    try:
+        records = marshal.loads(body)
+    except (EOFError, ValueError, TypeError) as e:
+        raise FormatError(f"metadata {path} is corrupt: {e}") from None
+    return Checkpoint(uuid, epoch, nonce, records)
+
+
+def read_journal(image, ckpt):
+    """The changes committed after ckpt, and the length of the journal's valid part. A
+    journal that follows another checkpoint (a crash between the two) holds nothing."""
+    try:
+        with open(journal_path(image), "rb") as f:
+            blob = f.read()
+    except FileNotFoundError:
+        return [], None
+    if len(blob) < _JHEAD.size:
+        return [], None
+    magic, fmt, uuid, epoch, nonce = _JHEAD.unpack_from(blob)
+    if (magic, fmt, uuid, epoch, nonce) != (JRNL_MAGIC, FORMAT, ckpt.uuid, ckpt.epoch, ckpt.nonce):
+        return [], None
+    pos, changes = JOURNAL_START, []
+    while pos + _BLOCK.size <= len(blob):
+        magic, n, crc, epoch = _BLOCK.unpack_from(blob, pos)
+        payload = memoryview(blob)[pos + _BLOCK.size:pos + _BLOCK.size + n]
+        if magic != BLOCK_MAGIC or epoch != ckpt.epoch or len(payload) != n or zlib.crc32(payload) != crc:
+            break
+        try:
+            changes += unframe(payload)
+        except (EOFError, ValueError, TypeError, struct.error):
+            break
+        pos += _BLOCK.size + n
+    return changes, pos
+
+
+def block(payload, epoch):
+    return _BLOCK.pack(BLOCK_MAGIC, len(payload), zlib.crc32(payload), epoch) + payload

@@ -1,0 +1,130 @@
+"""The shared log: changes every process of the machine sees at once, in order.
+
+A file in /dev/shm (memory, never written to disk) per volume, mapped by every process
+that has the volume open: a header, then the change frames since the volume was first
+opened after boot. A process keeps its own copy of the tables and applies the frames past
+its position before it reads. Nothing here survives a power cut, and nothing needs to:
+what must is in the journal (journal.py), written at commit.
+
+Locks are open-file-description locks: on byte 0, exclusive while a change is made (and
+published by moving `tail` last), shared while a process catches up; on byte 1, shared by
+every user of the volume, so the last one to leave knows it and removes the file.
+"""
+import fcntl
+import mmap
+import os
+import struct
+
+SHM_DIR = "/dev/shm"
+MAGIC = b"PYFASHM3"
+LOG_START = 4096
+CAPACITY = 1 << 30          # address space only: tmpfs stores what is written
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+USERS = 1                   # lock byte shared by the users of the volume
+_FLOCK = "@hhqqi4x"
+
+# header fields: name -> offset (all u64 but dirty_since, a double)
+_FIELDS = {"shm_epoch": 24, "tail": 32, "durable": 40, "ckpt_epoch": 48, "ckpt_nonce": 56,
+           "ckpt_tail": 64, "journal_len": 72, "released": 80, "dirty_since": 88, "next_move": 96}
+
+
+def shm_path(image, uuid):
+    """One log per volume and host file: a copy of the image is another volume here."""
+    s = os.stat(image)
+    return os.path.join(SHM_DIR, f"pyfalloc-{uuid.hex()}-{s.st_dev:x}-{s.st_ino:x}")
+
+
+def ofd_lock(fd, kind, start, length=1, wait=True):
+    """An open-file-description lock; False when wait is off and another holds it."""
+    try:
+        fcntl.fcntl(fd, F_OFD_SETLKW if wait else F_OFD_SETLK,
+                    struct.pack(_FLOCK, kind, os.SEEK_SET, start, length, 0))
+        return True
+    except BlockingIOError:
+        return False
+    except PermissionError:         # EACCES: some kernels answer a conflict so
+        if wait:
+            raise
+        return False
+
+
+def ofd_conflict(fd, kind, start, length=1):
+    """Whether another description holds a lock that would block `kind` on the range."""
+    out = fcntl.fcntl(fd, F_OFD_GETLK, struct.pack(_FLOCK, kind, os.SEEK_SET, start, length, 0))
+    return struct.unpack(_FLOCK, out)[0] != fcntl.F_UNLCK
+
+
+class SharedLog:
+    def __init__(self, image, uuid):
+        self.path = shm_path(image, uuid)
+        self.uuid = uuid
+        while True:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            ofd_lock(self.fd, fcntl.F_RDLCK, USERS)
+            if os.fstat(self.fd).st_nlink:
+                break
+            os.close(self.fd)           # the last user removed it while this one waited
+        if os.fstat(self.fd).st_size < LOG_START + CAPACITY:
+            os.ftruncate(self.fd, LOG_START + CAPACITY)
+        self.mm = mmap.mmap(self.fd, LOG_START + CAPACITY)
+
+    def reopen_lock(self):
+        """After fork: a description of its own, or parent and child would share locks."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        ofd_lock(fd, fcntl.F_RDLCK, USERS)
+        os.close(self.fd)
+        self.fd = fd
+
+    def last_user(self):
+        """Whether no other process uses the volume; if so, none can join until close()."""
+        return ofd_lock(self.fd, fcntl.F_WRLCK, USERS, wait=False)
+
+    def remove(self):
+        os.unlink(self.path)
+
+    # ---- header ------------------------------------------------------------------------------
+    def initialized(self):
+        return self.mm[:8] == MAGIC and self.mm[8:24] == self.uuid
+
+    def initialize(self):
+        self.mm[:LOG_START] = bytes(LOG_START)
+        self.mm[8:24] = self.uuid
+        self.mm[:8] = MAGIC
+
+    def get(self, name):
+        if name == "dirty_since":
+            return struct.unpack_from("<d", self.mm, 88)[0]
+        return struct.unpack_from("<Q", self.mm, _FIELDS[name])[0]
+
+    def put(self, name, value):
+        struct.pack_into("<d" if name == "dirty_since" else "<Q", self.mm, _FIELDS[name], value)
+
+    def position(self):
+        """(shm_epoch, tail): where the log stands; one read of the mapping."""
+        return struct.unpack_from("<QQ", self.mm, 24)
+
+    # ---- frames ------------------------------------------------------------------------------
+    def read(self, start, end):
+        return self.mm[LOG_START + start:LOG_START + end]
+
+    def append(self, blob):
+        """Write frames past the tail, then move the tail: readers never see half of them."""
+        tail = self.get("tail")
+        if LOG_START + tail + len(blob) > len(self.mm):
+            raise OSError(28, "shared log full")          # ENOSPC; checkpoints keep it short
+        self.mm[LOG_START + tail:LOG_START + tail + len(blob)] = blob
+        self.put("tail", tail + len(blob))
+
+    # ---- locks -------------------------------------------------------------------------------
+    def lock(self, kind):
+        ofd_lock(self.fd, kind, 0)
+
+    def unlock(self):
+        ofd_lock(self.fd, fcntl.F_UNLCK, 0)
+
+    def close(self):
+        try:
+            self.mm.close()
+        except BufferError:         # a view of the mapping is still alive: unmapped at exit
+            pass
+        os.close(self.fd)

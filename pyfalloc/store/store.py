@@ -1,0 +1,312 @@
+"""The metadata engine: tables in memory, changes shared through the log in /dev/shm,
+made durable by group commit to the journal.
+
+Durability follows ext4's data=ordered:
+- a commit first flushes the image, then appends the changes since the last commit to the
+  journal and syncs it, so metadata never reaches the disk before the data it exposes;
+- blocks a change frees wait in the pending table until a commit has made that change
+  durable; only then are they free for others (`on_release` returns them);
+- commits happen at fsync/fdatasync/sync (any file: the journal is one, as jbd2's is), at
+  the first change made 5 s or more after the oldest uncommitted one, and when a process
+  that made changes closes its volume.
+
+A change is a list of (table, key, value) records applied under the exclusive lock of the
+shared log and published whole; a change that raises is undone before anyone sees it.
+"""
+import contextlib
+import fcntl
+import os
+import threading
+import time
+
+from ..errors import FormatError
+from . import journal
+from .forks import at_fork_in_child, forget_fork
+from .hostio import HostFile
+from .journal import frame, unframe
+from .shared import CAPACITY, SharedLog, shm_path
+from .tables import Tables
+
+COMMIT_INTERVAL = 5.0               # jbd2's default commit interval
+CHECKPOINT_MIN = 8 << 20            # journal bytes before a checkpoint is worth writing
+
+
+class Store:
+    def __init__(self, image, uuid, group_blocks, flush_data, readonly=False):
+        self.image = os.fspath(image)
+        self.uuid = uuid
+        self.group_blocks = group_blocks
+        self.flush_data = flush_data
+        self.on_release = None          # callable(pending items): returns blocks to the free map
+        self.t = None
+        self._rlock = threading.RLock()
+        self._depth = 0
+        self._redo = self._undo = None
+        self._mine = False               # this process made changes not yet committed
+        self.log = SharedLog(self.image, uuid)
+        self.log.lock(fcntl.F_WRLCK)
+        try:
+            if not self._log_matches_disk():
+                self._recover()
+            self._load()
+        finally:
+            self.log.unlock()
+        at_fork_in_child(self)
+
+    @classmethod
+    def create(cls, image, uuid, settings):
+        """A new volume's metadata: a checkpoint holding only its settings."""
+        journal.write_checkpoint(image, uuid, 1, [("s", k, v) for k, v in sorted(settings.items())])
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(shm_path(image, uuid))        # a log left by an earlier volume of this file
+
+    @property
+    def settings(self):
+        return self.t.settings
+
+    # ---- opening -------------------------------------------------------------------------------
+    def _log_matches_disk(self):
+        """The shared log continues what is on disk: same checkpoint, journal as long as it
+        left it. Otherwise it is from another boot or another file: rebuild it."""
+        log = self.log
+        if not log.initialized():
+            return False
+        try:
+            ckpt = journal.read_checkpoint(self.image)
+            jlen = os.stat(journal.journal_path(self.image)).st_size
+        except (FormatError, OSError):
+            return False
+        return (log.get("ckpt_epoch"), log.get("ckpt_nonce"), log.get("journal_len")) == (ckpt.epoch, ckpt.nonce, jlen)
+
+    def _recover(self):
+        """First opening since boot or a crash: the checkpoint plus the journal's complete
+        commits is the volume; it becomes a new checkpoint, and the log starts empty."""
+        ckpt = journal.read_checkpoint(self.image)
+        if ckpt.uuid != self.uuid:
+            raise FormatError(f"metadata {journal.meta_path(self.image)} belongs to another image "
+                              f"(UUID {ckpt.uuid.hex()})")
+        changes, end = journal.read_journal(self.image, ckpt)
+        t = Tables(self.group_blocks)
+        t.apply(ckpt.records)
+        for change in changes:
+            t.apply(change)
+        epoch, nonce = ckpt.epoch, ckpt.nonce
+        if changes or end is None:
+            epoch += 1
+            nonce = journal.write_checkpoint(self.image, self.uuid, epoch, t.dump())
+        log = self.log
+        log.initialize()
+        for name, value in (("ckpt_epoch", epoch), ("ckpt_nonce", nonce), ("journal_len", journal.JOURNAL_START)):
+            log.put(name, value)
+
+    def _load(self):
+        """This process's tables: the checkpoint, then the log since it."""
+        log = self.log
+        ckpt = journal.read_checkpoint(self.image)
+        if ckpt.uuid != self.uuid:
+            raise FormatError(f"metadata {journal.meta_path(self.image)} belongs to another image")
+        t = Tables(self.group_blocks)
+        t.apply(ckpt.records)
+        self.t = t
+        self._epoch, tail = log.position()
+        self._pos = log.get("ckpt_tail")
+        self._replay(tail)
+
+    def _replay(self, tail):
+        if tail > self._pos:
+            for change in unframe(self.log.read(self._pos, tail)):
+                self.t.apply(change)
+            self._pos = tail
+
+    def fresh(self):
+        """Apply what other processes changed since this one last looked: one read of the
+        shared mapping when nothing did."""
+        epoch, tail = self.log.position()
+        if epoch == self._epoch and tail == self._pos:
+            return
+        with self._rlock:
+            if self._depth:
+                return
+            self.log.lock(fcntl.F_RDLCK)
+            try:
+                self._catch_up()
+            finally:
+                self.log.unlock()
+
+    def _catch_up(self):
+        epoch, tail = self.log.position()
+        if epoch != self._epoch:
+            self._load()
+        else:
+            self._replay(tail)
+
+    # ---- changes -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def tx(self, dirty=True):
+        """One atomic change; nested uses join the outer one. dirty=False marks a change
+        that need not be committed for its own sake (returning durable frees)."""
+        with self._rlock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            self.log.lock(fcntl.F_WRLCK)
+            try:
+                self._catch_up()
+                self._depth, self._redo, self._undo = 1, [], []
+                try:
+                    yield self
+                except BaseException:
+                    for table, key, old in reversed(self._undo):
+                        self.t.set(table, key, old)
+                    raise
+                finally:
+                    self._depth = 0
+                redo, self._redo, self._undo = self._redo, None, None
+                if redo:
+                    self._publish(redo, dirty)
+            finally:
+                self.log.unlock()
+
+    def put(self, table, key, value):
+        """Inside tx(): set a row (value None deletes it)."""
+        old = self.t.set(table, key, value)
+        self._undo.append((table, key, old))
+        self._redo.append((table, key, value))
+        return old
+
+    def _publish(self, redo, dirty):
+        log = self.log
+        log.append(frame(redo))
+        self._pos = log.get("tail")
+        if dirty:
+            self._mine = True
+            since = log.get("dirty_since")
+            if not since:
+                log.put("dirty_since", time.time())
+            elif time.time() - since >= COMMIT_INTERVAL:
+                self._commit_locked()
+
+    def released(self):
+        """Counts the times freed blocks became reusable: a reader that looked blocks up
+        before and read them after checks it did not move."""
+        return self.log.get("released")
+
+    def next_move_id(self):
+        with self.tx(dirty=False):
+            mid = self.log.get("next_move") + 1
+            self.log.put("next_move", mid)
+            return mid
+
+    # ---- durability --------------------------------------------------------------------------
+    def commit(self):
+        """Make every change so far durable (fsync, sync, syncfs)."""
+        with self._rlock:
+            if self._depth:
+                raise RuntimeError("commit inside a change")
+            self.log.lock(fcntl.F_WRLCK)
+            try:
+                self._catch_up()
+                self._commit_locked()
+            finally:
+                self.log.unlock()
+
+    def commit_if_mine(self):
+        """At close: what this process changed becomes durable, as a kernel's would within
+        its commit interval."""
+        if self._mine:
+            self.commit()
+
+    def _commit_locked(self):
+        log = self.log
+        self._journal_published()
+        log.put("dirty_since", 0.0)
+        self._mine = False
+        if self.t.pending and self.on_release is not None:
+            self._depth, self._redo, self._undo = 1, [], []
+            try:
+                self._release(list(self.t.pending.items()))
+            finally:
+                self._depth = 0
+            redo, self._redo, self._undo = self._redo, None, None
+            if redo:
+                log.append(frame(redo))
+                self._pos = log.get("tail")
+        if log.get("journal_len") > max(CHECKPOINT_MIN, os.stat(journal.meta_path(self.image)).st_size * 2) \
+                or log.get("tail") > CAPACITY // 2:
+            self._checkpoint_locked()
+
+    def _journal_published(self):
+        """The image flushed, then every published change appended to the journal and synced."""
+        log = self.log
+        durable, tail = log.get("durable"), log.get("tail")
+        if durable == tail:
+            return
+        self.flush_data()                           # data before the metadata exposing it
+        payload = bytes(log.read(durable, tail))
+        jlen = log.get("journal_len")
+        blob = journal.block(payload, log.get("ckpt_epoch"))
+        f = HostFile(journal.journal_path(self.image))
+        try:
+            f.pwrite(blob, jlen)
+            f.sync()
+        finally:
+            f.close()
+        log.put("journal_len", jlen + len(blob))
+        log.put("durable", tail)
+
+    def _release(self, items):
+        log = self.log
+        log.put("released", log.get("released") + 1)
+        self.on_release(items)
+
+    def release_durable_frees(self):
+        """Inside a change that ran out of space: commit what is published, then free the
+        blocks pending on it (not those this change freed). Returns the blocks released."""
+        added = {key for table, key, _ in self._undo if table == "p"}
+        items = [(p, n) for p, n in self.t.pending.items() if p not in added]
+        if not items or self.on_release is None:
+            return 0
+        self._journal_published()
+        self._release(items)
+        return sum(n for _, n in items)
+
+    def _checkpoint_locked(self):
+        """Everything durable so far (and the frees it released) as one new checkpoint;
+        the journal starts again after it."""
+        log = self.log
+        epoch = log.get("ckpt_epoch") + 1
+        nonce = journal.write_checkpoint(self.image, self.uuid, epoch, self.t.dump())
+        tail = log.get("tail")
+        log.put("ckpt_epoch", epoch)
+        log.put("ckpt_nonce", nonce)
+        log.put("journal_len", journal.JOURNAL_START)
+        log.put("durable", tail)
+        if tail > CAPACITY // 2:            # start the log again; others reload the checkpoint
+            log.put("ckpt_tail", 0)
+            log.put("durable", 0)
+            log.put("tail", 0)
+            log.put("shm_epoch", log.get("shm_epoch") + 1)
+            self._epoch, self._pos = log.position()
+        else:
+            log.put("ckpt_tail", tail)
+
+    def _after_fork(self):
+        self.log.reopen_lock()
+        self._rlock = threading.RLock()
+        self._mine = False
+
+    def close(self):
+        """Leave the volume. The last user commits and removes the shared log: the disk
+        then holds everything, and nothing is left in memory."""
+        forget_fork(self)
+        try:
+            if self.log.last_user():
+                self.commit()
+                self.log.remove()
+        finally:
+            self.log.close()
+

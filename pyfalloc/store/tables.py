@@ -1,0 +1,159 @@
+"""The metadata tables of one volume, in memory, with the indexes the allocator and the
+filesystem query.
+
+Every change is `set(table, key, value)` (value None deletes); the same call applies a
+change made here and one replayed from another process or from the journal, so every
+replica that applies the same records in the same order holds the same tables.
+
+    table  key             value
+    "s"    name            setting (geometry, UUID)
+    "i"    ino             (mode, uid, gid, size, nlink, flags, atime, mtime, ctime, grp)
+    "d"    (parent, name)  ino
+    "e"    (ino, lblk)     (len, pblk, unwritten)   logical blocks -> physical blocks
+    "f"    pblk            len                      free; never crosses a block-group boundary
+    "w"    pblk            (len, ino, lblk)         preallocation window (ino 0: locality window)
+    "p"    pblk            len                      freed, not reusable until the free is durable
+    "m"    id              (orig, donor, pid, moved) relocation under way
+"""
+from sortedcontainers import SortedDict, SortedList
+
+
+class Tables:
+    def __init__(self, group_blocks=1):
+        self.group_blocks = group_blocks
+        self.settings = {}
+        self.inodes = {}
+        self.dirs = {}              # parent -> {name: ino}
+        self.parent = {}            # ino -> (parent, name) of its entry
+        self.orphans = set()        # inodes with nlink 0 (alive while someone holds them)
+        self.ext = {}               # ino -> SortedDict lblk -> (len, pblk, unwritten)
+        self.owner = SortedDict()   # pblk -> (len, ino, lblk, unwritten): extents by place
+        self.free = SortedDict()    # pblk -> len
+        self.free_len = SortedList()   # (len, pblk)
+        self.free_grp = {}          # group -> SortedList of (len, pblk)
+        self.win = SortedDict()     # pblk -> (len, ino, lblk)
+        self.win_of = {}            # ino -> SortedDict key -> pblk (key: lblk, or pblk for ino 0)
+        self.pending = SortedDict()  # pblk -> len
+        self.moves = {}
+        self.next_ino = 1
+        self._set = {"s": self._s, "i": self._i, "d": self._d, "e": self._e, "f": self._f,
+                     "w": self._w, "p": self._p, "m": self._m}
+
+    def set(self, table, key, value):
+        """Apply one change; returns the value it replaced (None: there was none)."""
+        return self._set[table](key, value)
+
+    def apply(self, records):
+        for table, key, value in records:
+            self._set[table](key, value)
+
+    # ---- one setter per table, keeping its indexes ----------------------------------------------
+    def _s(self, key, value):
+        old = self.settings.get(key)
+        if value is None:
+            self.settings.pop(key, None)
+        else:
+            self.settings[key] = value
+        return old
+
+    def _i(self, ino, value):
+        old = self.inodes.get(ino)
+        if value is None:
+            self.inodes.pop(ino, None)
+            self.orphans.discard(ino)
+            return old
+        self.inodes[ino] = value
+        if value[4] == 0:
+            self.orphans.add(ino)
+        else:
+            self.orphans.discard(ino)
+        if ino >= self.next_ino:
+            self.next_ino = ino + 1
+        return old
+
+    def _d(self, key, ino):
+        parent, name = key
+        entries = self.dirs.get(parent)
+        old = entries.get(name) if entries else None
+        if old is not None:
+            del entries[name]
+            if self.parent.get(old) == key:
+                del self.parent[old]
+            if not entries:
+                del self.dirs[parent]
+        if ino is not None:
+            self.dirs.setdefault(parent, {})[name] = ino
+            self.parent[ino] = key
+        return old
+
+    def _e(self, key, value):
+        ino, lblk = key
+        m = self.ext.get(ino)
+        old = m.pop(lblk, None) if m is not None else None
+        if old is not None:
+            del self.owner[old[1]]
+            if not m and value is None:
+                del self.ext[ino]
+        if value is not None:
+            if m is None:
+                m = self.ext[ino] = SortedDict()
+            m[lblk] = value
+            self.owner[value[1]] = (value[0], ino, lblk, value[2])
+        return old
+
+    def _f(self, pblk, n):
+        old = self.free.pop(pblk, None)
+        if old is not None:
+            self.free_len.remove((old, pblk))
+            self.free_grp[pblk // self.group_blocks].remove((old, pblk))
+        if n is not None:
+            self.free[pblk] = n
+            self.free_len.add((n, pblk))
+            grp = pblk // self.group_blocks
+            idx = self.free_grp.get(grp)
+            if idx is None:
+                idx = self.free_grp[grp] = SortedList()
+            idx.add((n, pblk))
+        return old
+
+    def _w(self, pblk, value):
+        old = self.win.pop(pblk, None)
+        if old is not None:
+            ino = old[1]
+            mine = self.win_of[ino]
+            del mine[pblk if ino == 0 else old[2]]
+            if not mine:
+                del self.win_of[ino]
+        if value is not None:
+            self.win[pblk] = value
+            ino = value[1]
+            mine = self.win_of.get(ino)
+            if mine is None:
+                mine = self.win_of[ino] = SortedDict()
+            mine[pblk if ino == 0 else value[2]] = pblk
+        return old
+
+    def _p(self, pblk, n):
+        old = self.pending.pop(pblk, None)
+        if n is not None:
+            self.pending[pblk] = n
+        return old
+
+    def _m(self, mid, value):
+        old = self.moves.pop(mid, None)
+        if value is not None:
+            self.moves[mid] = value
+        return old
+
+    # ---- whole tables, for checkpoints --------------------------------------------------------------
+    def dump(self):
+        """Every row as a record: replaying them into empty tables rebuilds these."""
+        out = [("s", k, v) for k, v in self.settings.items()]
+        out += [("i", k, v) for k, v in self.inodes.items()]
+        out += [("d", (p, name), ino) for p, entries in self.dirs.items() for name, ino in entries.items()]
+        out += [("e", (ino, lblk), v) for ino, m in self.ext.items() for lblk, v in m.items()]
+        out += [("f", k, v) for k, v in self.free.items()]
+        out += [("w", k, v) for k, v in self.win.items()]
+        out += [("p", k, v) for k, v in self.pending.items()]
+        out += [("m", k, v) for k, v in self.moves.items()]
+        return out
