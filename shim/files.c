@@ -543,9 +543,12 @@ int fcntl(int fd, int cmd, ...)
     if (is_virt(fd) && cmd == F_SETFL)
         arg &= ~(long)O_DIRECT;             /* no page cache to bypass */
     int r = real_fcntl(fd, cmd, arg);
+    int dups = cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC;
+    if (in_py && dups)
+        return keep_high(r);                /* Python's own: its dup() is this */
     if (r < 0 || !is_virt(fd))
         return r;
-    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+    if (dups)
         return dup_shadow(fd, r);
     if (cmd == F_GETFL)                     /* the shadow is write-only; the file is not */
         return (r & ~O_ACCMODE) | vacc[fd];
