@@ -11,6 +11,8 @@ import struct
 import uuid as uuidlib
 
 from .errors import FormatError, FsError
+from .store import hostio
+from .store.hostio import HostFile
 from .units import format_size, is_pow2
 
 MAGIC = b"PYFALLOC"
@@ -40,15 +42,31 @@ def check_geometry(size, block_size, granule, group_size):
         raise FsError(errno.EINVAL, f"size {size} is below 16 blocks")
 
 
+def _host_punch(fd, pos, length):
+    """Deallocate on the host (punch a hole, keep the size); False where it cannot."""
+    if _libc.fallocate(fd, _HOST_PUNCH, pos, length) == 0:
+        return True
+    e = ctypes.get_errno()
+    if e not in (errno.EOPNOTSUPP, errno.ENOSYS):
+        raise FsError(e, "zeroing the image")
+    return False
+
+
 class Device:
-    def __init__(self, path, fd, block_size, granule, group_size, nblocks, uuid):
+    """The image through hostio.HostFile, whose recorder sees every write and flush."""
+
+    def __init__(self, path, file, block_size, granule, group_size, nblocks, uuid):
         self.path = path
-        self.fd = fd
+        self.file = file
         self.block_size = block_size
         self.granule = granule
         self.group_size = group_size
         self.nblocks = nblocks
         self.uuid = uuid
+
+    @property
+    def fd(self):
+        return self.file.fd
 
     @property
     def size(self):
@@ -57,77 +75,66 @@ class Device:
     @classmethod
     def create(cls, path, size, block_size=4096, granule=1 << 20, group_size=128 << 20):
         check_geometry(size, block_size, granule, group_size)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        os.ftruncate(fd, size)
-        dev = cls(path, fd, block_size, granule, group_size, size // block_size, uuidlib.uuid4().bytes)
+        f = HostFile(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        f.truncate(size)
+        dev = cls(path, f, block_size, granule, group_size, size // block_size, uuidlib.uuid4().bytes)
         header = _SUPER.pack(MAGIC, VERSION, dev.uuid, block_size, granule, group_size, dev.nblocks)
-        os.pwrite(fd, header.ljust(block_size, b"\0"), 0)
-        os.fsync(fd)
+        f.pwrite(header.ljust(block_size, b"\0"), 0)
+        f.sync()
         return dev
 
     @classmethod
     def open(cls, path):
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            f = HostFile(path, os.O_RDWR)
         except FileNotFoundError:
             raise FormatError(f"image {path} does not exist") from None
-        head = os.pread(fd, _SUPER.size, 0)
+        head = f.pread(_SUPER.size, 0)
         if len(head) < _SUPER.size or head[:8] != MAGIC:
-            os.close(fd)
+            f.close()
             raise FormatError(f"{path} is not a pyfalloc image (no superblock)")
         magic, version, uuid, bs, granule, group, nblocks = _SUPER.unpack(head)
         if version != VERSION:
-            os.close(fd)
+            f.close()
             raise FormatError(f"{path}: unsupported image version {version}")
-        if os.fstat(fd).st_size < nblocks * bs:
-            os.close(fd)
+        if f.size() < nblocks * bs:
+            f.close()
             raise FormatError(f"{path} is shorter than its superblock says ({nblocks} blocks)")
-        return cls(path, fd, bs, granule, group, nblocks, uuid)
+        return cls(path, f, bs, granule, group, nblocks, uuid)
 
     def close(self):
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.file.close()
 
     def pread(self, length, pos):
-        data = os.pread(self.fd, length, pos)
+        data = self.file.pread(length, pos)
         if len(data) != length:
             raise FsError(errno.EIO, f"short read at {pos}")
         return data
 
     def preadinto(self, view, pos):
         """Fill a writable memoryview from the image at pos, without a copy in between."""
-        while view:
-            n = os.preadv(self.fd, [view], pos)
-            if n == 0:
-                raise FsError(errno.EIO, f"short read at {pos}")
-            view = view[n:]
-            pos += n
+        try:
+            self.file.preadinto(view, pos)
+        except OSError as e:
+            raise FsError(e.errno, e.strerror) from None
 
     def pwritev(self, parts, pos):
         """Write buffers back to back at pos in as few calls as the kernel allows."""
-        views = [memoryview(p).cast("B") for p in parts if len(p)]
-        while views:
-            n = os.pwritev(self.fd, views, pos)
-            pos += n
-            while views and n >= len(views[0]):
-                n -= len(views[0])
-                views.pop(0)
-            if views and n:
-                views[0] = views[0][n:]
+        self.file.pwritev(parts, pos)
 
     def pwrite(self, data, pos):
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(self.fd, view, pos)
-            view = view[n:]
-            pos += n
+        self.file.pwrite(data, pos)
 
     def copy(self, src, dst, length):
-        """Copy bytes between two places of the image, in the kernel where it can."""
+        """Copy bytes between two places of the image, in the kernel where it can (a
+        recorder sees the bytes written)."""
+        if hostio.recorder is not None:
+            self.pwrite(self.pread(length, src), dst)
+            return
+        fd = self.fd
         while length:
             try:
-                n = os.copy_file_range(self.fd, self.fd, length, src, dst)
+                n = os.copy_file_range(fd, fd, length, src, dst)
             except OSError as e:
                 if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
@@ -139,18 +146,14 @@ class Device:
 
     def zero(self, pos, length):
         """Make bytes read as zeros, releasing host space where it can (write-zeroes with unmap)."""
-        if _libc.fallocate(self.fd, _HOST_PUNCH, pos, length) != 0:
-            e = ctypes.get_errno()
-            if e not in (errno.EOPNOTSUPP, errno.ENOSYS):
-                raise FsError(e, "zeroing the image")
-            self.pwrite(bytes(length), pos)
+        self.file.punch(pos, length, _host_punch)
 
     def discard(self, pos, length):
         assert pos % self.granule == 0 and length % self.granule == 0 or pos + length == self.size
         self.zero(pos, length)
 
     def flush(self):
-        os.fdatasync(self.fd)
+        self.file.sync()
 
     def host_allocated_bytes(self):
         return os.fstat(self.fd).st_blocks * 512

@@ -287,6 +287,8 @@ class FileSystem:
         for e in self.extmap.drop_all(ino):
             self.free.give(e.pblk, e.len)
         self.free.discard_windows_of(ino)
+        if ino in self.meta.t.stale_tail:
+            self.meta.put("z", ino, None)
         self.meta.put("i", ino, None)
         return True
 
@@ -370,6 +372,8 @@ class FileSystem:
         a = offset // bs
         b = ceil_div(offset + len(data), bs)
         inode = self.inode(ino)
+        if offset + len(data) > inode.size and ino in self.meta.t.stale_tail:
+            self._settle_tail(ino)
         error = None
         if self._mapped_prefix(ino, a, b) < b:
             with self.meta.tx():
@@ -432,16 +436,33 @@ class FileSystem:
         with self.locks.exclusive(ino):
             inode = self.inode(ino)
             keep = ceil_div(size, bs)
-            if size % bs and size < inode.size:
-                self._zero_bytes(ino, size, (size // bs + 1) * bs)
-            with self.meta.tx():
+            if size > inode.size:
+                self._settle_tail(ino)
+            with self.meta.tx() as s:
                 if size <= inode.size:
                     # as ext4: a truncate that does not grow the file also drops the
                     # preallocated (KEEP_SIZE) blocks past the new end
                     for e in self.extmap.remove(ino, keep, EXT_MAX_BLOCKS):
                         self.free.give(e.pblk, e.len)
                     self.free.discard_windows_of(ino)
+                    if size % bs and size < inode.size:
+                        s.put("z", ino, (size, s.position()))
                 self._touch(ino, size)
+
+    def _settle_tail(self, ino):
+        """Before a file grows: zero what a truncate left past the old end in the last
+        block. Zeroed only once the truncate is durable, or a power cut could show the old
+        size with the zeros (bytes the file never had)."""
+        stale = self.meta.t.stale_tail.get(ino)
+        if stale is None:
+            return
+        size, at = stale
+        if self.meta.durable() <= at:
+            self.meta.commit()
+        if self.inode(ino).size == size:
+            self._zero_bytes(ino, size, ceil_div(size, self.bs) * self.bs)
+        with self.meta.tx() as s:
+            s.put("z", ino, None)
 
     def _zero_bytes(self, ino, start, end):
         """Zero [start, end) of written blocks in place (holes and unwritten already read zeros)."""
@@ -461,6 +482,8 @@ class FileSystem:
         with self.locks.exclusive(ino):
             inode = self.inode(ino)
             new_size = offset + length if not keep_size and offset + length > inode.size else None
+            if new_size is not None:
+                self._settle_tail(ino)
             reached = [a]
             error = None
             with self.meta.tx():
@@ -531,6 +554,8 @@ class FileSystem:
         a, b = ceil_div(offset, bs), end // bs
         with self.locks.exclusive(ino):
             inode = self.inode(ino)
+            if not keep_size and end > inode.size:
+                self._settle_tail(ino)
             error = None
             with self.meta.tx():
                 try:

@@ -190,6 +190,14 @@ class Store:
             elif time.time() - since >= COMMIT_INTERVAL:
                 self._commit_locked()
 
+    def position(self):
+        """Inside tx(): where this change will stand in the log; once durable() passes it,
+        the change is on disk."""
+        return self.log.get("tail")
+
+    def durable(self):
+        return self.log.get("durable")
+
     def released(self):
         """Counts the times freed blocks became reusable: a reader that looked blocks up
         before and read them after checks it did not move."""

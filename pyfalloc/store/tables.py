@@ -14,6 +14,8 @@ replica that applies the same records in the same order holds the same tables.
     "w"    pblk            (len, ino, lblk)         preallocation window (ino 0: locality window)
     "p"    pblk            len                      freed, not reusable until the free is durable
     "m"    id              (orig, donor, pid, moved) relocation under way
+    "z"    ino             (size, log position)     a truncate left bytes past size in the
+                                                    last block, to be zeroed before it grows
 """
 from sortedcontainers import SortedDict, SortedList
 
@@ -35,9 +37,10 @@ class Tables:
         self.win_of = {}            # ino -> SortedDict key -> pblk (key: lblk, or pblk for ino 0)
         self.pending = SortedDict()  # pblk -> len
         self.moves = {}
+        self.stale_tail = {}
         self.next_ino = 1
         self._set = {"s": self._s, "i": self._i, "d": self._d, "e": self._e, "f": self._f,
-                     "w": self._w, "p": self._p, "m": self._m}
+                     "w": self._w, "p": self._p, "m": self._m, "z": self._z}
 
     def set(self, table, key, value):
         """Apply one change; returns the value it replaced (None: there was none)."""
@@ -145,6 +148,12 @@ class Tables:
             self.moves[mid] = value
         return old
 
+    def _z(self, ino, value):
+        old = self.stale_tail.pop(ino, None)
+        if value is not None:
+            self.stale_tail[ino] = value
+        return old
+
     # ---- whole tables, for checkpoints --------------------------------------------------------------
     def dump(self):
         """Every row as a record: replaying them into empty tables rebuilds these."""
@@ -156,4 +165,5 @@ class Tables:
         out += [("w", k, v) for k, v in self.win.items()]
         out += [("p", k, v) for k, v in self.pending.items()]
         out += [("m", k, v) for k, v in self.moves.items()]
+        out += [("z", k, v) for k, v in self.stale_tail.items()]
         return out
