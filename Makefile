@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all demo test bench clean shim examples
+.PHONY: all demo test crashtest bench clean shim examples
 
 all: $(STAMP) shim examples
 
@@ -32,6 +32,10 @@ demo: $(STAMP) $(SHIM)
 
 test: $(STAMP) $(SHIM)
 	$(VENV)/bin/pytest -q
+
+# 10^4 power-cut states over 20 recorded workloads (make test checks 300 over 2)
+crashtest: $(STAMP)
+	PYFALLOC_CRASH_STATES=10000 PYFALLOC_CRASH_SEEDS=20 $(VENV)/bin/pytest -q tests/test_crash_states.py -k durability
 
 bench: $(STAMP) $(SHIM)
 	$(PY) bench/alloc_latency.py

@@ -473,6 +473,13 @@ class FileSystem:
             lo, hi = max(start, lblk * bs), min(end, (lblk + n) * bs)
             self.dev.pwrite(bytes(hi - lo), e.pblk * bs + (lo - lblk * bs))
 
+    def _shift_stale_tail(self, ino, delta):
+        """COLLAPSE moves the last block, and the bytes a truncate left past the end move
+        with it (INSERT settles them first: a refused shift still grows the file)."""
+        stale = self.meta.t.stale_tail.get(ino)
+        if stale is not None:
+            self.meta.put("z", ino, (stale[0] + delta, stale[1]))
+
     # ---- fallocate modes as extent-map operations --------------------------------------------
     def allocate_range(self, ino, offset, length, keep_size, physical=None):
         """Mode 0 / KEEP_SIZE / UNSHARE_RANGE, with fallocate2's exact placement when physical
@@ -497,7 +504,8 @@ class FileSystem:
                     error = e
                     if physical is None:
                         reached[0] = self._mapped_prefix(ino, a, b)
-                if new_size is not None:
+                if new_size is not None and reached[0] > a:
+                    # ext4 moves the size to the end of the last block it mapped, if any
                     size = min(new_size, reached[0] * bs)
                     if size > inode.size:
                         self._touch(ino, size)
@@ -591,11 +599,16 @@ class FileSystem:
                 self.extmap.shift(ino, a + n, -n)
                 self.extmap.merge_at(ino, a)
                 self._touch(ino, inode.size - length)
+                self._shift_stale_tail(ino, -length)
+            # blocks changed logical place: an overwrite must not land in one before that
+            # is durable, or a power cut would show it at the old place
+            self.meta.commit()
 
     def insert_range(self, ino, offset, length):
         bs = self.bs
         a, n = offset // bs, length // bs
         with self.locks.exclusive(ino):
+            self._settle_tail(ino)
             with self.meta.tx():
                 inode = self.inode(ino)
                 if length > self.max_bytes - inode.size:
@@ -614,6 +627,7 @@ class FileSystem:
                     self.extmap.shift(ino, a, n)
             if error is not None:
                 raise error
+            self.meta.commit()          # as for COLLAPSE_RANGE
 
     # ---- Kara's allocate() --------------------------------------------------------------------
     def allocate_kara(self, ino, offset, length, goal, mode):

@@ -211,13 +211,16 @@ class Store:
 
     # ---- durability --------------------------------------------------------------------------
     def commit(self):
-        """Make every change so far durable (fsync, sync, syncfs)."""
+        """Make every change so far durable, data included (fsync, sync, syncfs): an
+        overwrite changes no metadata, and its bytes must reach the disk all the same."""
         with self._rlock:
             if self._depth:
                 raise RuntimeError("commit inside a change")
             self.log.lock(fcntl.F_WRLCK)
             try:
                 self._catch_up()
+                if self.log.get("durable") == self.log.get("tail"):
+                    self.flush_data()
                 self._commit_locked()
             finally:
                 self.log.unlock()
