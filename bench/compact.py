@@ -16,8 +16,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pyfalloc.store import volume_files
-from pyfalloc import Volume, age  # noqa: E402
-from pyfalloc.compact import Compactor, cheapest_costs, snapshot  # noqa: E402
+from pyfalloc import Volume  # noqa: E402
+from pyfalloc.tools import age  # noqa: E402
+from pyfalloc.tools.compact import Compactor, cheapest_costs, snapshot  # noqa: E402
 
 MiB = 1 << 20
 

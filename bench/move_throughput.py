@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pyfalloc import Volume  # noqa: E402
-from pyfalloc.relocate import relocate  # noqa: E402
+from pyfalloc.tools.relocate import relocate  # noqa: E402
 
 MiB = 1 << 20
 

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from pyfalloc import Volume  # noqa: E402
-from pyfalloc.shimrun import environment  # noqa: E402
+from pyfalloc.shim.run import environment  # noqa: E402
 
 
 def build(tmp):

@@ -1,5 +1,5 @@
 /* What the interposer (the C files in shim/) asks of the embedded Python side
- * (pyfalloc/shimpy.py). Every call returns a value >= 1 on success (the result + 1) or
+ * (pyfalloc/shim/serve.py). Every call returns a value >= 1 on success (the result + 1) or
  * -errno on failure: cffi answers 0 when Python could not start, and 0 must never look
  * like fd 0 or "0 bytes". */
 /* opens path as descriptor fd; *ino receives the inode (it names the shadow) */

@@ -6,7 +6,7 @@ fallocate2 syscall number is the one the RFC's syscall tables give.
 import struct
 
 SYS_fallocate2 = 486
-SYS_fallocate3 = 487          # the portable struct form (pyfalloc.abi, cdefs/fallocate2.h)
+SYS_fallocate3 = 487          # the portable struct form (pyfalloc.syscalls.abi, cdefs/fallocate2.h)
 SYS_fallocate_x86_64 = 285
 NO_HINT = (1 << 64) - 1            # fallocate2's "physical == (u64)-1"
 

@@ -2,7 +2,7 @@
 import errno
 import re
 
-from .errors import FsError
+from pyfalloc.errors import FsError
 
 _SUFFIX = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
 _PATTERN = re.compile(r"^\s*(\d+)\s*([KMGTPE]?)(?:I?B)?\s*$", re.IGNORECASE)

@@ -28,8 +28,8 @@ def build(outdir):
             if p and p not in sys.path:
                 sys.path.insert(0, p)
         from libpyfalloc import ffi
-        from pyfalloc import shimpy
-        shimpy.bind(ffi)
+        from pyfalloc.shim import serve
+        serve.bind(ffi)
     """)
     os.makedirs(outdir, exist_ok=True)
     return ffi.compile(tmpdir=outdir, target="libpyfalloc.so", verbose=False)

@@ -308,7 +308,7 @@ static void after_fork(const char *hook)
 }
 
 static void after_fork_parent(void) { after_fork("PyOS_AfterFork_Parent"); }
-/* the child's Python reopens the volume and adopts the shadows (pyfalloc/shimpy.py) */
+/* the child's Python re-takes its locks on descriptions of its own (pyfalloc/store/forks.py) */
 static void after_fork_child(void) { after_fork("PyOS_AfterFork_Child"); }
 
 __attribute__((constructor)) static void shim_init(void)

@@ -1,7 +1,7 @@
 """Power-cut states from a recorded write stream, in the spirit of CrashMonkey and SQLite's
 crash VFS.
 
-`record(workload)` runs a workload on a fresh volume with pyfalloc.store.hostio's recorder
+`record(workload)` runs a workload on a fresh volume with pyfalloc.device.hostio's recorder
 on: every write, punch, truncate, sync and rename the volume issues to its host files, in
 issue order, interleaved with what the workload did and saw (`Oracle`). `states(events)`
 then builds what a disk may hold after a power cut at event k: for each host file, every
@@ -21,7 +21,8 @@ import shutil
 import tempfile
 
 from pyfalloc import Volume
-from pyfalloc.store import hostio, volume_files
+from pyfalloc.device import hostio
+from pyfalloc.store import volume_files
 
 SECTOR = 512
 PAGE = 4096

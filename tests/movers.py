@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pyfalloc import FsError, Volume            # noqa: E402
-from pyfalloc.relocate import relocate         # noqa: E402
+from pyfalloc.tools.relocate import relocate         # noqa: E402
 
 B = 4096
 START_BLOCKS = 24
@@ -72,7 +72,7 @@ def apply(vol, fd, op):
 
 def tables_as_left(image):
     """The metadata as the killed processes left it, before an opener frees anything."""
-    from pyfalloc.device import Device
+    from pyfalloc.device.image import Device
     from pyfalloc.store import Store
     dev = Device.open(image)
     store = Store(image, dev.uuid, dev.group_size // dev.block_size, dev.flush)

@@ -12,7 +12,7 @@ from hypothesis import given, strategies as hs
 import pyfalloc
 from conftest import ROOT
 from pyfalloc import Volume, abi, uapi
-from pyfalloc.shimrun import environment
+from pyfalloc.shim.run import environment
 
 GIB = 1 << 30
 
@@ -151,7 +151,7 @@ def test_the_public_header_has_the_numbers_the_python_side_uses(tmp_path):
 
 
 def test_the_python_api_decodes_fallocate_how_as_the_shim(vol):
-    """Volume.fallocate3 goes through the same decoder (pyfalloc.abi) as syscall 487."""
+    """Volume.fallocate3 goes through the same decoder (pyfalloc.syscalls.abi) as syscall 487."""
     fd = vol.open("/f", os.O_RDWR | os.O_CREAT)
     how = bytes(abi.FallocateHow(0, 8192, 64 << 20, 0, 0))
 

@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def cli(*args, check=True, stdin=None):
-    out = subprocess.run([sys.executable, "-m", "pyfalloc.cli", *map(str, args)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "pyfalloc.cli.main", *map(str, args)], capture_output=True,
                          env=dict(os.environ, PYTHONPATH=ROOT), input=stdin)
     if check:
         assert out.returncode == 0, out.stderr.decode()

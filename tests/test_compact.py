@@ -11,8 +11,9 @@ import pytest
 
 from conftest import ROOT
 from pyfalloc.store import volume_files
-from pyfalloc import Volume, age
-from pyfalloc.compact import Compactor, lower_bound, snapshot
+from pyfalloc import Volume
+from pyfalloc.tools import age
+from pyfalloc.tools.compact import Compactor, lower_bound, snapshot
 
 K = 1024
 M = 1 << 20
@@ -155,7 +156,7 @@ def test_writers_during_a_defrag_lose_nothing(aged, tmp_path):
 
 def test_cli_age_and_defrag_json(tmp_path):
     img, log = str(tmp_path / "j.img"), str(tmp_path / "ops.log")
-    cli = [sys.executable, "-m", "pyfalloc.cli"]
+    cli = [sys.executable, "-m", "pyfalloc.cli.main"]
     env = dict(os.environ, PYTHONPATH=ROOT)
 
     def run(*args):
@@ -193,7 +194,7 @@ def test_aging_is_deterministic_and_follows_the_profile():
 def test_second_history_adds_to_the_first_and_overfull_is_refused(tmp_path):
     img = str(tmp_path / "t.img")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    cli = [sys.executable, "-m", "pyfalloc.cli"]
+    cli = [sys.executable, "-m", "pyfalloc.cli.main"]
     subprocess.run(cli + ["mkfs", img, "--size", "32M"], check=True, env=env, capture_output=True)
     first = subprocess.run(cli + ["age", img, "--fill", "0.5", "--json"], capture_output=True, text=True, env=env)
     second = subprocess.run(cli + ["age", img, "--fill", "0.7", "--seed", "2", "--json"],

@@ -9,8 +9,8 @@ import pytest
 
 import crashstates
 from pyfalloc import FsError, uapi
-from pyfalloc.compact import Compactor
-from pyfalloc.relocate import relocate
+from pyfalloc.tools.compact import Compactor
+from pyfalloc.tools.relocate import relocate
 
 BS = 4096
 STATES = int(os.environ.get("PYFALLOC_CRASH_STATES", 300))       # make crashtest: 10^4 over 20 workloads
@@ -101,7 +101,7 @@ def test_power_cut_states_keep_the_durability_contract(tmp_path, seed):
 
 
 def _reuse_freed_blocks_at_once(monkeypatch):
-    from pyfalloc.freespace import FreeSpace
+    from pyfalloc.alloc.freespace import FreeSpace
     monkeypatch.setattr(FreeSpace, "give", lambda self, start, n: self.put_back(start, n) if n > 0 else None)
 
 

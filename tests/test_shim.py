@@ -9,7 +9,7 @@ import pytest
 
 from pyfalloc import Volume, uapi
 from conftest import ROOT
-from pyfalloc.shimrun import environment
+from pyfalloc.shim.run import environment
 
 pytestmark = pytest.mark.skipif(not shutil.which("filefrag") or not shutil.which("fallocate"),
                                 reason="needs util-linux fallocate and e2fsprogs filefrag")
@@ -61,7 +61,7 @@ def test_util_linux_fallocate_and_filefrag_see_the_image(image):
 
 
 def test_the_shim_exports_plain_and_64_bit_names():
-    from pyfalloc.shimrun import library
+    from pyfalloc.shim.run import library
     nm = subprocess.run(["nm", "-D", "--defined-only", library()], capture_output=True, text=True)
     if nm.returncode:
         pytest.skip("needs binutils' nm")
@@ -150,7 +150,7 @@ def test_a_c_program_places_blocks_and_uses_stdio(image, tmp_path):
 
 def test_pyfalloc_run_takes_a_mount_prefix_and_the_command_after_double_dash(image):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    run = [sys.executable, "-m", "pyfalloc.cli", "run", image, "--mount", "/mnt/img/", "--"]
+    run = [sys.executable, "-m", "pyfalloc.cli.main", "run", image, "--mount", "/mnt/img/", "--"]
     r = subprocess.run(run + ["sh", "-c", "echo hi > /mnt/img/f && ls -l /mnt/img && cat /mnt/img/f"],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr

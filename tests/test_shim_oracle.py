@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from pyfalloc import Volume
-from pyfalloc.shimrun import environment
+from pyfalloc.shim.run import environment
 
 
 def under_shim(image, cmd, **kw):

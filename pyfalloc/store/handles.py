@@ -6,8 +6,8 @@ a process that dies lets go of its bytes at once, so nothing needs reaping.
 import fcntl
 import os
 
-from .forks import at_fork_in_child, forget_fork
-from .shared import ofd_conflict, ofd_lock
+from pyfalloc.store.forks import at_fork_in_child, forget_fork
+from pyfalloc.store.shared import ofd_conflict, ofd_lock
 
 HANDLE_BASE = 1 << 40
 

@@ -13,8 +13,8 @@ import os
 import struct
 import zlib
 
-from ..errors import FormatError
-from . import hostio
+from pyfalloc.errors import FormatError
+from pyfalloc.device import hostio
 
 CKPT_MAGIC = b"PYFAMETA"
 JRNL_MAGIC = b"PYFAJRNL"

@@ -19,13 +19,13 @@ import os
 import threading
 import time
 
-from ..errors import FormatError
-from . import journal
-from .forks import at_fork_in_child, forget_fork
-from .hostio import HostFile
-from .journal import frame, unframe
-from .shared import CAPACITY, SharedLog, shm_path
-from .tables import Tables
+from pyfalloc.errors import FormatError
+from pyfalloc.store import journal
+from pyfalloc.store.forks import at_fork_in_child, forget_fork
+from pyfalloc.device.hostio import HostFile
+from pyfalloc.store.journal import frame, unframe
+from pyfalloc.store.shared import CAPACITY, SharedLog, shm_path
+from pyfalloc.store.tables import Tables
 
 COMMIT_INTERVAL = 5.0               # jbd2's default commit interval
 CHECKPOINT_MIN = 8 << 20            # journal bytes before a checkpoint is worth writing

@@ -3,8 +3,8 @@ import heapq
 from array import array
 from collections import namedtuple
 
-from . import uapi
-from .units import ceil_div, round_up
+from pyfalloc import uapi
+from pyfalloc.units import ceil_div, round_up
 
 FsmapRecord = namedtuple("FsmapRecord", "physical length owner offset flags")
 

@@ -9,9 +9,9 @@ import atexit
 import errno
 import os
 
-from . import abi
-from .errors import FsError
-from .volume import Volume
+from pyfalloc.syscalls import abi
+from pyfalloc.errors import FsError
+from pyfalloc.api.volume import Volume
 
 _vol = None
 SHADOW = "/memfd:pyfalloc:"

@@ -17,10 +17,10 @@ import errno
 import os
 import stat as st
 
-from . import uapi
-from .errors import FsError
-from .fs import EXT_MAX_BLOCKS
-from .units import ceil_div
+from pyfalloc import uapi
+from pyfalloc.errors import FsError
+from pyfalloc.fs.filesystem import EXT_MAX_BLOCKS
+from pyfalloc.units import ceil_div
 
 U64 = (1 << 64) - 1
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

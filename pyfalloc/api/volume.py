@@ -8,14 +8,16 @@
 import errno
 import os
 
-from . import ioctl as _ioctl, spacemap
-from .device import Device, check_geometry
-from .errors import FormatError, FsError
-from .fs import FileSystem
-from .fsck import fsck
-from .store import Store, meta_path
-from .syscalls import Syscalls
-from .units import parse_size
+from pyfalloc.syscalls import ioctl as _ioctl
+
+from pyfalloc.fs import spacemap
+from pyfalloc.device.image import Device, check_geometry
+from pyfalloc.errors import FormatError, FsError
+from pyfalloc.fs.filesystem import FileSystem
+from pyfalloc.fs.fsck import fsck
+from pyfalloc.store import Store, meta_path
+from pyfalloc.syscalls.calls import Syscalls
+from pyfalloc.units import parse_size
 
 
 class Volume(Syscalls):

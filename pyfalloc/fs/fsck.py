@@ -4,7 +4,7 @@ The store checks its own integrity when it opens (checksums of the checkpoint an
 journal block); this checks the tables against each other and against the device."""
 import stat as st
 
-from .fs import ROOT_INO
+from pyfalloc.fs.filesystem import ROOT_INO
 
 
 def fsck(fs):

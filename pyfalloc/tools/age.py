@@ -13,8 +13,8 @@ import math
 import os
 import random
 
-from .errors import FsError
-from .units import round_up
+from pyfalloc.errors import FsError
+from pyfalloc.units import round_up
 
 # Geriatrix's "agrawal" profile: file sizes from Agrawal et al., "A Five-Year Study of
 # File-System Metadata" (FAST '07), as (bucket size in bytes, weight).

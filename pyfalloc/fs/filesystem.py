@@ -12,13 +12,13 @@ import stat as st
 import time
 from collections import namedtuple
 
-from .alloc import Allocator
-from .errors import FsError
-from .extents import ExtentMap
-from .freespace import FreeSpace
-from .locks import InodeLocks
-from .store import Handles
-from .units import ceil_div
+from pyfalloc.alloc.policy import Allocator
+from pyfalloc.errors import FsError
+from pyfalloc.fs.extents import ExtentMap
+from pyfalloc.alloc.freespace import FreeSpace
+from pyfalloc.fs.locks import InodeLocks
+from pyfalloc.store import Handles
+from pyfalloc.units import ceil_div
 
 ROOT_INO = 2
 FIRST_INO = 12                  # as ext4: 2 is the root, 11 lost+found, user inodes follow

@@ -10,10 +10,10 @@ import os
 import struct
 import uuid as uuidlib
 
-from .errors import FormatError, FsError
-from .store import hostio
-from .store.hostio import HostFile
-from .units import format_size, is_pow2
+from pyfalloc.errors import FormatError, FsError
+from pyfalloc.device import hostio
+from pyfalloc.device.hostio import HostFile
+from pyfalloc.units import format_size, is_pow2
 
 MAGIC = b"PYFALLOC"
 VERSION = 1

@@ -5,9 +5,9 @@ import signal
 import sys
 import sysconfig
 
-from .errors import FsError
+from pyfalloc.errors import FsError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the checkout
 
 
 def library():

@@ -5,8 +5,8 @@ itself (the compactor). `arg` is a mutable buffer, updated in place as the kerne
 import errno
 import struct
 
-from . import uapi
-from .errors import FsError
+from pyfalloc import uapi
+from pyfalloc.errors import FsError
 
 FIEMAP_FLAGS_COMPAT = uapi.FIEMAP_FLAG_SYNC | 0x2          # FIEMAP_FLAG_XATTR: no xattr blocks here
 FIEMAP_MAX_EXTENTS = 0xFFFFFFFF // uapi.FIEMAP_EXTENT.size

@@ -9,13 +9,17 @@ import stat as st
 import threading
 from collections import namedtuple
 
-from . import abi, move, uapi
-from .caps import CAP_FOWNER, capable
-from .errors import FsError
-from .uapi import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
+from pyfalloc.syscalls import abi
+
+from pyfalloc.fs import move
+
+from pyfalloc import uapi
+from pyfalloc.syscalls.caps import CAP_FOWNER, capable
+from pyfalloc.errors import FsError
+from pyfalloc.uapi import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
                    FALLOC_FL_MODE_MASK, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_UNSHARE_RANGE,
                    FALLOC_FL_WRITE_ZEROES, FALLOC_FL_ZERO_RANGE, NO_HINT)
-from .units import ceil_div
+from pyfalloc.units import ceil_div
 
 LOFF_MAX = (1 << 63) - 1
 Stat = namedtuple("Stat", "st_mode st_ino st_dev st_nlink st_uid st_gid st_size st_atime st_mtime "
@@ -383,7 +387,7 @@ class Syscalls:
         return self.fallocate2(fd, mode, offset, length, NO_HINT)
 
     def fallocate3(self, fd, how, size):
-        """fallocate3(fd, &how, size): the struct form (pyfalloc.abi), then fallocate2."""
+        """fallocate3(fd, &how, size): the struct form (pyfalloc.syscalls.abi), then fallocate2."""
         mode, offset, length, physical = abi.decode_how(how, size)
         return self.fallocate2(fd, mode, offset, length, physical)
 

@@ -7,13 +7,17 @@ import stat as st
 import sys
 import time
 
-from . import age, mapview, uapi
-from .compact import STRATEGIES, Compactor
-from .progress import progress
-from .relocate import relocate
-from .errors import FsError, errno_name
-from .units import format_size, parse_size
-from .volume import Volume
+from pyfalloc.tools import age
+
+from pyfalloc.cli import mapview
+
+from pyfalloc import uapi
+from pyfalloc.tools.compact import STRATEGIES, Compactor
+from pyfalloc.cli.progress import progress
+from pyfalloc.tools.relocate import relocate
+from pyfalloc.errors import FsError, errno_name
+from pyfalloc.units import format_size, parse_size
+from pyfalloc.api.volume import Volume
 
 
 def _size(text):
@@ -269,7 +273,7 @@ def cmd_defrag(a):
 
 
 def cmd_run(a):
-    from .shimrun import run
+    from pyfalloc.shim.run import run
     Volume(a.image).umount()            # refuse a bad image here, with the usual message
     run(a.image, a.command, a.mount)
 

@@ -8,8 +8,8 @@ import ctypes
 import errno
 import os
 
-from .abi import FALLOCATE_HOW_SIZE_VER0, FallocateHow, compat_words
-from .uapi import NO_HINT, SYS_fallocate2, SYS_fallocate3
+from pyfalloc.syscalls.abi import FALLOCATE_HOW_SIZE_VER0, FallocateHow, compat_words
+from pyfalloc.uapi import NO_HINT, SYS_fallocate2, SYS_fallocate3
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall

@@ -8,7 +8,7 @@ a freed block is not reused before the transaction freeing it commits); `release
 returns them to the map. Unused window blocks never held this owner's data and go back at
 once.
 """
-from .errors import FormatError
+from pyfalloc.errors import FormatError
 
 
 class FreeSpace:

@@ -1,5 +1,5 @@
 """Granule occupancy pictures: a terminal strip and a PNG."""
-from .units import ceil_div
+from pyfalloc.units import ceil_div
 
 SHADES = " ░▒▓█"
 FREE_MARK = "·"

@@ -11,8 +11,8 @@ three words on every ABI.
 import ctypes
 import errno
 
-from .errors import FsError
-from .uapi import NO_HINT
+from pyfalloc.errors import FsError
+from pyfalloc.uapi import NO_HINT
 
 U32 = (1 << 32) - 1
 U64 = (1 << 64) - 1

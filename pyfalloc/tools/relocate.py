@@ -5,8 +5,8 @@ with the file's old blocks, which are freed when it closes."""
 import errno
 import os
 
-from .errors import FsError
-from .units import round_up
+from pyfalloc.errors import FsError
+from pyfalloc.units import round_up
 
 
 def relocate(vol, fd, offset, length, physical):

@@ -15,7 +15,7 @@ import os
 import struct
 import threading
 
-from .store.forks import at_fork_in_child, forget_fork
+from pyfalloc.store.forks import at_fork_in_child, forget_fork
 
 _INODE_BASE = 1 << 62
 _DATA_BASE = _INODE_BASE + (1 << 40)

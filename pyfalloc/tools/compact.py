@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
 
-from . import uapi
-from .errors import FsError
-from .move import PAGE_SIZE
-from .progress import progress
-from .relocate import relocate
-from .units import ceil_div, round_up
+from pyfalloc import uapi
+from pyfalloc.errors import FsError
+from pyfalloc.fs.move import PAGE_SIZE
+from pyfalloc.cli.progress import progress
+from pyfalloc.tools.relocate import relocate
+from pyfalloc.units import ceil_div, round_up
 
 STRATEGIES = ("exact", "donor", "keepsize")
 

@@ -14,8 +14,8 @@ free (ext4 retries an allocation after a journal commit the same way).
 """
 import errno
 
-from .errors import FsError
-from .uapi import ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START
+from pyfalloc.errors import FsError
+from pyfalloc.uapi import ALLOC_CONTIGUOUS, ALLOC_FIXED_LEN, ALLOC_FIXED_START
 
 STREAM_BLOCKS = 16          # ext4's mb_stream_req default
 LG_WINDOW = 512             # ext4's locality-group preallocation size

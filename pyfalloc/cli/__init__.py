@@ -1,0 +1,2 @@
+"""The `pyfalloc` command (main.py), its granule pictures (mapview.py) and progress bars
+(progress.py)."""

@@ -1,0 +1,3 @@
+from pyfalloc.cli.main import main
+
+raise SystemExit(main())
