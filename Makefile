@@ -42,6 +42,7 @@ bench: $(STAMP) $(SHIM)
 	$(PY) bench/move_throughput.py
 	$(PY) bench/compact.py
 	$(PY) bench/shim_io.py
+	$(PY) bench/metadata.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -8,7 +8,6 @@ import ctypes
 import errno
 import os
 import struct
-import uuid as uuidlib
 
 from pyfalloc.errors import FormatError, FsError
 from pyfalloc.device import hostio
@@ -40,6 +39,15 @@ def check_geometry(size, block_size, granule, group_size):
         raise FsError(errno.EINVAL, f"size {size} is not a multiple of the block size {block_size}")
     if size < 16 * block_size:
         raise FsError(errno.EINVAL, f"size {size} is below 16 blocks")
+
+
+def _uuid4():
+    """A random (version 4) UUID's 16 bytes; the uuid module costs every process that
+    starts the shim an import of platform."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40
+    b[8] = b[8] & 0x3F | 0x80
+    return bytes(b)
 
 
 def _host_punch(fd, pos, length):
@@ -77,7 +85,7 @@ class Device:
         check_geometry(size, block_size, granule, group_size)
         f = HostFile(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         f.truncate(size)
-        dev = cls(path, f, block_size, granule, group_size, size // block_size, uuidlib.uuid4().bytes)
+        dev = cls(path, f, block_size, granule, group_size, size // block_size, _uuid4())
         header = _SUPER.pack(MAGIC, VERSION, dev.uuid, block_size, granule, group_size, dev.nblocks)
         f.pwrite(header.ljust(block_size, b"\0"), 0)
         f.sync()

@@ -268,7 +268,7 @@ class FileSystem:
         if not self.handles.drop(ino):
             return
         t = self.meta.t
-        if ino in t.win_of or ino in t.orphans:
+        if t.win_of.get(ino) or ino in t.orphans:
             with self.meta.tx():
                 if not self.in_use(ino):
                     # ext4 drops an inode's preallocation when its last user goes

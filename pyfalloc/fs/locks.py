@@ -1,14 +1,15 @@
-"""Per-inode locks that exclude across processes and threads, in two levels as ext4 has:
+"""Per-inode locks that exclude across processes and threads: the inode lock (ext4's
+i_rwsem), taken by everything that changes a file and by a move for its whole length, so
+writers wait for a move to finish.
 
-- the inode lock (ext4's i_rwsem): taken by everything that changes a file, and by a
-  move for its whole length, so writers wait for a move to finish;
-- the data lock (ext4's i_data_sem): shared by readers, exclusive while a mapping
-  changes, so a read never sees a half-switched range.
+Readers take no lock. A mapping changes in one published change, and each process applies
+a change whole, so a reader's lookup never sees half of one; blocks that leave a file stay
+pending until a commit, and a read that overlapped a release looks again (fs.read_into).
 
-Open-file-description locks (F_OFD_SETLKW) on one byte per inode and level, far past the
-end of the image file, so they never touch data; a threading lock orders the threads of
-one process, which share the description. Inode locks are always taken before data locks
-and inodes in ascending order, so two movers never deadlock.
+Open-file-description locks (F_OFD_SETLKW) on one byte per inode, far past the end of the
+image file, so they never touch data; a threading lock orders the threads of one process,
+which share the description. Inodes are locked in ascending order, so two movers never
+deadlock.
 """
 import fcntl
 import os
@@ -18,8 +19,7 @@ import threading
 from pyfalloc.store.forks import at_fork_in_child, forget_fork
 
 _INODE_BASE = 1 << 62
-_DATA_BASE = _INODE_BASE + (1 << 40)
-_MOVE_BASE = _DATA_BASE + (1 << 40)
+_MOVE_BASE = _INODE_BASE + (1 << 41)
 F_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
 F_OFD_SETLKW = getattr(fcntl, "F_OFD_SETLKW", 38)
 
@@ -49,21 +49,10 @@ class InodeLocks:
         return _Held(self, plan)
 
     def exclusive(self, *inos):
-        """Change a file: its inode lock, then its data lock."""
-        inos = sorted(set(inos))
-        return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in inos]
-                          + [(_DATA_BASE + i, fcntl.F_WRLCK) for i in inos])
-
-    def shared(self, *inos):
-        """Read a file's data or mapping."""
-        return self._hold([(_DATA_BASE + i, fcntl.F_RDLCK) for i in sorted(set(inos))])
-
-    def inode(self, *inos):
-        """Hold off writers (a move holds this throughout, and the data lock per step)."""
+        """Change files (or move them): their inode locks."""
         return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in sorted(set(inos))])
 
-    def data(self, *inos):
-        return self._hold([(_DATA_BASE + i, fcntl.F_WRLCK) for i in sorted(set(inos))])
+    inode = exclusive
 
     def move(self, mid):
         """Held by a relocation while it runs: its row outlives a dead mover only until the

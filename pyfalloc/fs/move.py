@@ -2,7 +2,7 @@
 file's data (copied into the donor's blocks). The donor ends up owning the file's old
 blocks, unwritten, so it can never show the file's old data.
 
-Each step, under both inodes' data locks:
+Each step of at most STEP_BYTES:
   1. donor blocks that are about to receive data and are readable become unwritten, and
      that is made durable, so a crash never shows the file's data through the donor;
   2. the data is copied into the donor's blocks;
@@ -49,8 +49,7 @@ def move_extent(fs, orig, donor, orig_start, donor_start, length):
                     if o >= o_end:
                         break
                 n = min(ext.lblk + ext.len, o_end, o + step) - o
-                with fs.locks.data(orig, donor):
-                    moved += _swap(fs, mid, orig, donor, o, d, n, ext.pblk + (o - ext.lblk), ext.unwritten)
+                moved += _swap(fs, mid, orig, donor, o, d, n, ext.pblk + (o - ext.lblk), ext.unwritten)
                 o += n
                 d += n
         except FsError as e:

@@ -141,35 +141,10 @@ class Store:
             self._replay(tail)
 
     # ---- changes -----------------------------------------------------------------------------
-    @contextlib.contextmanager
     def tx(self, dirty=True):
-        """One atomic change; nested uses join the outer one. dirty=False marks a change
-        that need not be committed for its own sake (returning durable frees)."""
-        with self._rlock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self
-                finally:
-                    self._depth -= 1
-                return
-            self.log.lock(fcntl.F_WRLCK)
-            try:
-                self._catch_up()
-                self._depth, self._redo, self._undo = 1, [], []
-                try:
-                    yield self
-                except BaseException:
-                    for table, key, old in reversed(self._undo):
-                        self.t.set(table, key, old)
-                    raise
-                finally:
-                    self._depth = 0
-                redo, self._redo, self._undo = self._redo, None, None
-                if redo:
-                    self._publish(redo, dirty)
-            finally:
-                self.log.unlock()
+        """One atomic change (a context manager yielding the store); nested uses join the
+        outer one. dirty=False marks a change that need not be committed for its own sake."""
+        return _Change(self, dirty)
 
     def put(self, table, key, value):
         """Inside tx(): set a row (value None deletes it)."""
@@ -321,3 +296,51 @@ class Store:
         finally:
             self.log.close()
 
+
+
+class _Change:
+    """The context of Store.tx() (a class: every call makes one, and a generator costs more)."""
+    __slots__ = ("s", "dirty", "outer")
+
+    def __init__(self, store, dirty):
+        self.s, self.dirty = store, dirty
+
+    def __enter__(self):
+        s = self.s
+        s._rlock.acquire()
+        self.outer = not s._depth
+        if not self.outer:
+            s._depth += 1
+            return s
+        try:
+            s.log.lock(fcntl.F_WRLCK)
+            try:
+                s._catch_up()
+            except BaseException:
+                s.log.unlock()
+                raise
+        except BaseException:
+            s._rlock.release()
+            raise
+        s._depth, s._redo, s._undo = 1, [], []
+        return s
+
+    def __exit__(self, kind, exc, tb):
+        s = self.s
+        try:
+            if not self.outer:
+                s._depth -= 1
+                return False
+            try:
+                if kind is not None:
+                    for table, key, old in reversed(s._undo):
+                        s.t.set(table, key, old)
+                s._depth = 0
+                redo, s._redo, s._undo = s._redo, None, None
+                if kind is None and redo:
+                    s._publish(redo, self.dirty)
+            finally:
+                s.log.unlock()
+            return False
+        finally:
+            s._rlock.release()

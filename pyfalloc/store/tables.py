@@ -64,6 +64,7 @@ class Tables:
         if value is None:
             self.inodes.pop(ino, None)
             self.orphans.discard(ino)
+            self.win_of.pop(ino, None)
             return old
         self.inodes[ino] = value
         if value[4] == 0:
@@ -124,15 +125,13 @@ class Tables:
         if old is not None:
             ino = old[1]
             mine = self.win_of[ino]
-            del mine[pblk if ino == 0 else old[2]]
-            if not mine:
-                del self.win_of[ino]
+            del mine[pblk if ino == 0 else old[2]]     # an empty index stays until its inode goes
         if value is not None:
             self.win[pblk] = value
             ino = value[1]
-            mine = self.win_of.get(ino)
+            mine = self.win_of.get(value[1])
             if mine is None:
-                mine = self.win_of[ino] = SortedDict()
+                mine = self.win_of[value[1]] = SortedDict()
             mine[pblk if ino == 0 else value[2]] = pblk
         return old
 

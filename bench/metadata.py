@@ -1,0 +1,86 @@
+"""Per-call cost of the file API on an image through the shim, as ratios to kernel ext4 on
+a loop device, measured in the same run: the same C program (bench/percall.c) in an ext4
+mount and on the image, in interleaved rounds, best of each.
+
+    python bench/metadata.py [--calls N] [--rounds R]
+
+Also the cost of a process's first image call (the embedded Python's start and the
+volume's opening): the whole-process time of one stat, through the shim minus natively.
+Needs root for the loop mount.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from pyfalloc import Volume  # noqa: E402
+from pyfalloc.shim.run import environment  # noqa: E402
+
+TARGETS = {"fallocate_1_block": 3, "open_close": 5, "stat": 3, "create_unlink": 5,
+           "pwrite_4k_overwrite": 3, "pread_4k": 3, "readdir_1000": 3}
+
+
+def percall(exe, directory, calls, env=None):
+    out = subprocess.run([exe, directory, str(calls)], env=env, capture_output=True, text=True, check=True)
+    return {name: float(us) for name, us in (line.split() for line in out.stdout.splitlines())}
+
+
+def wall(cmd, env=None, rounds=5):
+    best = None
+    for _ in range(rounds):
+        t = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True)
+        d = time.perf_counter() - t
+        best = d if best is None else min(best, d)
+    return best
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="pyfalloc-bench-", dir=os.environ.get("TMPDIR", "/tmp")) as tmp:
+        exe = os.path.join(tmp, "percall")
+        subprocess.run(["cc", "-O2", "-o", exe, os.path.join(ROOT, "bench", "percall.c")], check=True)
+        loop_img, mnt = os.path.join(tmp, "ext4.img"), os.path.join(tmp, "mnt")
+        os.mkdir(mnt)
+        with open(loop_img, "wb") as f:
+            f.truncate(2 << 30)
+        subprocess.run(["mkfs.ext4", "-q", "-F", loop_img], check=True)
+        subprocess.run(["mount", "-o", "loop", loop_img, mnt], check=True)
+        try:
+            image = os.path.join(tmp, "disk.img")
+            Volume.mkfs(image, "2G").umount()
+            env = environment(image)
+            ext4, pyf = {}, {}
+            for r in range(a.rounds):
+                for name, best, run in (("ext4", ext4, lambda d: percall(exe, d, a.calls)),
+                                        ("pyfalloc", pyf, lambda d: percall(exe, d, a.calls, env))):
+                    d = os.path.join(mnt, f"r{r}") if name == "ext4" else f"/pyfalloc/r{r}"
+                    if name == "ext4":
+                        os.mkdir(d)
+                    else:
+                        subprocess.run(["mkdir", d], env=env, check=True)
+                    for k, v in run(d).items():
+                        best[k] = min(best.get(k, v), v)
+            start_native = wall([exe, mnt, "start"])
+            start_shim = wall([exe, "/pyfalloc", "start"], env)
+        finally:
+            subprocess.run(["umount", mnt], check=False)
+    print(f"{'call':24} {'ext4 us':>10} {'pyfalloc us':>12} {'ratio':>8} {'target':>7}")
+    for k in ext4:
+        ratio = pyf[k] / ext4[k]
+        target = f"<= {TARGETS[k]}x" if k in TARGETS else ""
+        print(f"{k:24} {ext4[k]:10.2f} {pyf[k]:12.2f} {ratio:7.1f}x {target:>7}")
+    print(f"first image call of a process: {(start_shim - start_native) * 1e3:.1f} ms "
+          f"(whole process {start_shim * 1e3:.1f} ms vs {start_native * 1e3:.1f} ms natively; target <= 20 ms)")
+
+
+if __name__ == "__main__":
+    main()
