@@ -32,3 +32,5 @@ long long pyf_setattr(int fd, const char *path, long long *attr);
 long long pyf_listdir(int fd, char *buf, long long size);
 /* bsize, blocks, bfree, bavail, files, ffree, namelen */
 long long pyf_statfs(long long *out);
+/* the path inside the image of the file open as fd (a directory adopted across exec) */
+long long pyf_path(int fd, char *buf, long long size);

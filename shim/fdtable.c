@@ -2,16 +2,13 @@
  * /pyfalloc) are files of the image PYFALLOC_IMAGE; everything else takes the C fast path to
  * libc without entering Python.
  *
- * An open image file is backed by a shadow: a real kernel descriptor of a sealed, empty memfd,
- * reopened write-only. Its kernel open file description carries what Linux shares between
- * dup'ed, forked and exec'd holders: the file position, O_APPEND and FD_CLOEXEC. Its name,
- * "pyfalloc:INO:FLAGS:PATH", lets a process that inherits it across exec find the image file
- * again. A program that inherits one without the shim gets EBADF from read and EPERM from
- * write, never a silent empty file. */
+ * An open image file is backed by a shadow: a real kernel descriptor whose open file
+ * description carries what Linux shares between dup'ed, forked and exec'd holders (the file
+ * position, O_APPEND, FD_CLOEXEC) and the advisory locks (see make_shadow). A process that
+ * inherits one across exec finds its inode from the shadow's name. */
 #include "interpose.h"
 #include <dirent.h>
 #include <pthread.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 
 unsigned char virt[MAX_FDS];
@@ -95,7 +92,7 @@ const char *image_path(int dirfd, const char *path)
             return NULL;            /* the fast path of every host call: one compare */
         snprintf(joined, sizeof joined, "%s", path);
     } else {
-        const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : NULL) : is_virt(dirfd) ? vpath[dirfd] : NULL;
+        const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : NULL) : is_virt(dirfd) ? virt_path(dirfd) : NULL;
         if (!base)
             return NULL;
         snprintf(joined, sizeof joined, "%s/%s", base, path);
@@ -132,6 +129,12 @@ void set_virt(int fd, const char *path, int acc)
     vacc[fd] = (unsigned char)(acc & O_ACCMODE);
     free(vpath[fd]);
     vpath[fd] = path && *path ? strdup(path) : NULL;
+}
+
+int failed_errno(int e)
+{
+    errno = e;
+    return -1;
 }
 
 void clear_virt(int fd)
@@ -179,28 +182,53 @@ int keep_high(int fd)
 }
 
 /* ---- shadows ------------------------------------------------------------------------------------ */
-#define SHADOW_TAG "pyfalloc:"
-
-/* put a shadow named after (ino, flags, path) on descriptor number fd */
-static int make_shadow(int fd, long long ino, int flags, const char *path)
+/* The shadow of an open image file is an open of one empty file per inode in the volume's
+ * runtime directory (PYFALLOC_SHADOWS, set by the Python half when it opens the volume), with
+ * the program's access mode and flags. So the kernel keeps, per open file description, the
+ * position, O_APPEND, FD_CLOEXEC and the locks: flock, POSIX and OFD locks taken on image
+ * files conflict between processes exactly as on a kernel filesystem, and release as Linux
+ * specifies for each kind. */
+static const char *shadow_dir(void)
 {
-    char name[250], proc[64];
-    int keep = flags & (O_ACCMODE | O_APPEND);
-    if (snprintf(name, sizeof name, SHADOW_TAG "%lld:%d:%s", ino, keep, path) >= (int)sizeof name)
-        snprintf(name, sizeof name, SHADOW_TAG "%lld:%d:", ino, keep);     /* no path: no *at base */
-    int m = memfd_create(name, MFD_ALLOW_SEALING | MFD_CLOEXEC);
-    if (m < 0)
+    const char *d = getenv("PYFALLOC_SHADOWS");
+    return d && *d == '/' ? d : NULL;
+}
+
+/* put the shadow of inode ino, opened with flags, on descriptor number fd */
+static int make_shadow(int fd, long long ino, int flags)
+{
+    const char *dir = shadow_dir();
+    char name[4200];
+    if (!dir)
+        return failed_errno(EIO);
+    snprintf(name, sizeof name, "%s/%lld", dir, ino);
+    int acc = flags & O_PATH ? O_PATH : flags & O_ACCMODE;
+    int s = k_open(name, O_CREAT | O_CLOEXEC | acc | (flags & (O_APPEND | O_NONBLOCK)), 0666);
+    if (s < 0)
         return -1;
-    k_fcntl(m, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", m);
-    int w = k_open(proc, O_WRONLY | O_CLOEXEC | (flags & (O_APPEND | O_NONBLOCK)), 0);
-    int r = k_dup3(w >= 0 ? w : m, fd, flags & O_CLOEXEC);
+    int r = k_dup3(s, fd, flags & O_CLOEXEC);
     int e = errno;
-    if (w >= 0)
-        k_close(w);
-    k_close(m);
+    k_close(s);
     errno = e;
     return r < 0 ? -1 : 0;
+}
+
+/* the inode a shadow stands for, or -1 when fd is no shadow */
+static long long shadow_ino(int fd)
+{
+    const char *dir = shadow_dir();
+    char proc[64], link[4200];
+    if (!dir)
+        return -1;
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, link, sizeof link - 1);
+    size_t dl = strlen(dir);
+    if (n <= 0 || (size_t)n <= dl + 1 || strncmp(link, dir, dl) || link[dl] != '/')
+        return -1;
+    link[n] = 0;
+    char *end;
+    long long ino = strtoll(link + dl + 1, &end, 10);
+    return *end && strcmp(end, " (deleted)") ? -1 : ino;
 }
 
 int open_image(const char *path, int flags, mode_t mode)
@@ -221,7 +249,7 @@ int open_image(const char *path, int flags, mode_t mode)
         errno = e;
         return -1;
     }
-    if (make_shadow(fd, ino, flags, path) < 0) {
+    if (make_shadow(fd, ino, flags) < 0) {
         int e = errno;
         PY(pyf_close(fd));
         k_close(fd);
@@ -233,40 +261,39 @@ int open_image(const char *path, int flags, mode_t mode)
     return fd;
 }
 
-/* after exec: the shadows this process inherited become its image files again */
+/* after exec: the shadows this process inherited become its image files again (their paths,
+ * needed only for *at calls relative to a directory, are asked of Python when needed) */
 static void adopt_shadows(void)
 {
     DIR *(*opendir_)(const char *) = (DIR * (*)(const char *)) dlsym(RTLD_NEXT, "opendir");
     struct dirent *(*readdir_)(DIR *) = (struct dirent * (*)(DIR *)) dlsym(RTLD_NEXT, "readdir");
     int (*closedir_)(DIR *) = (int (*)(DIR *))dlsym(RTLD_NEXT, "closedir");
-    DIR *d = opendir_ ? opendir_("/proc/self/fd") : NULL;
+    DIR *d = shadow_dir() && opendir_ ? opendir_("/proc/self/fd") : NULL;
     if (!d)
         return;
     struct dirent *e;
-    const char *lead = "/memfd:" SHADOW_TAG;
     while ((e = readdir_(d))) {
-        char proc[64], link[512];
         int fd = atoi(e->d_name);
-        if (e->d_name[0] == '.' || fd < 0 || fd >= MAX_FDS)
+        if (e->d_name[0] == '.' || fd < 0 || fd >= MAX_FDS || fd == dirfd(d))
             continue;
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(proc, link, sizeof link - 1);
-        if (n <= 0)
-            continue;
-        link[n] = 0;
-        if (strncmp(link, lead, strlen(lead)))
-            continue;
-        long long ino;
-        int flags, used = 0;
-        if (sscanf(link + strlen(lead), "%lld:%d:%n", &ino, &flags, &used) < 2 || !used)
-            continue;
-        char *path = link + strlen(lead) + used;
-        char *tail = strstr(path, " (deleted)");
-        if (tail && !tail[10])
-            *tail = 0;
-        set_virt(fd, path, flags);
+        if (shadow_ino(fd) >= 0)
+            set_virt(fd, NULL, k_fcntl(fd, F_GETFL, 0));
     }
     closedir_(d);
+}
+
+/* the path of an image descriptor adopted across exec, asked of Python the first time */
+const char *virt_path(int fd)
+{
+    if (vpath[fd] || !is_virt(fd))
+        return vpath[fd];
+    char inside[4096];
+    if (PY(pyf_path(fd, inside, sizeof inside)) < 0)
+        return NULL;
+    char full[8192];
+    snprintf(full, sizeof full, "%s%s", prefix, strcmp(inside, "/") ? inside : "");
+    vpath[fd] = strdup(full);
+    return vpath[fd];
 }
 
 /* ---- fork: the embedded interpreter must be told, as os.fork tells it ------------------------- */

@@ -3,6 +3,7 @@
 #include "interpose.h"
 #include <sys/mman.h>
 #include <sys/sendfile.h>
+#include <limits.h>
 #include <sys/uio.h>
 
 REAL(int, open, const char *, int, ...)
@@ -155,19 +156,26 @@ static ssize_t image_read(int fd, void *buf, size_t n)
     return r;
 }
 
+enum { AS_OPENED, APPEND, NOAPPEND };   /* pwritev2's RWF_APPEND and RWF_NOAPPEND */
+
 /* at off, or (off < 0) at the position; O_APPEND writes at the end, as the kernel does even
- * for pwrite */
-static ssize_t image_write(int fd, const void *buf, size_t n, off_t off)
+ * for pwrite, unless `how` says otherwise */
+static ssize_t image_write_how(int fd, const void *buf, size_t n, off_t off, int how)
 {
-    int positional = off < 0;
-    int append = k_fcntl(fd, F_GETFL, 0) & O_APPEND;
-    if (positional && !append && (off = k_lseek(fd, 0, SEEK_CUR)) < 0)
+    int at_position = off < 0;
+    int append = how == APPEND || (how == AS_OPENED && (k_fcntl(fd, F_GETFL, 0) & O_APPEND));
+    if (at_position && !append && (off = k_lseek(fd, 0, SEEK_CUR)) < 0)
         return -1;
     long long end = 0;
     long long r = PY(pyf_write(fd, buf, (long long)n, append ? -1 : off, &end));
-    if (r >= 0 && positional)
+    if (r >= 0 && at_position)
         k_lseek(fd, end, SEEK_SET);
     return r;
+}
+
+static ssize_t image_write(int fd, const void *buf, size_t n, off_t off)
+{
+    return image_write_how(fd, buf, n, off, AS_OPENED);
 }
 
 ssize_t read(int fd, void *buf, size_t n)
@@ -205,13 +213,27 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 ssize_t pread64(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
 
-/* one read or write per vector element, stopping at the first short one */
-static ssize_t each_iov(int fd, const struct iovec *iov, int n, int writing)
+/* ---- vectors: readv/writev, preadv/pwritev, preadv2/pwritev2 -------------------------------- */
+#ifndef RWF_NOAPPEND
+#define RWF_NOAPPEND 0x20
+#endif
+#ifndef RWF_ATOMIC
+#define RWF_ATOMIC 0x40
+#endif
+#define RWF_KNOWN (RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND | RWF_NOAPPEND | RWF_ATOMIC)
+
+/* one read or write per element, at off (off < 0: at the position), stopping at the first
+ * short one */
+static ssize_t each_iov(int fd, const struct iovec *iov, int n, off_t off, int writing, int how)
 {
+    if (n < 0 || n > IOV_MAX)
+        return failed(EINVAL);
     ssize_t total = 0;
     for (int i = 0; i < n; i++) {
-        ssize_t r = writing ? image_write(fd, iov[i].iov_base, iov[i].iov_len, -1)
-                            : image_read(fd, iov[i].iov_base, iov[i].iov_len);
+        off_t at = off < 0 ? -1 : off + total;
+        ssize_t r = writing ? image_write_how(fd, iov[i].iov_base, iov[i].iov_len, at, how)
+                    : at < 0 ? image_read(fd, iov[i].iov_base, iov[i].iov_len)
+                             : PY(pyf_read(fd, iov[i].iov_base, (long long)iov[i].iov_len, at));
         if (r < 0)
             return total ? total : -1;
         total += r;
@@ -221,10 +243,33 @@ static ssize_t each_iov(int fd, const struct iovec *iov, int n, int writing)
     return total;
 }
 
+/* preadv2/pwritev2 on an image file: the RWF_ flags as ext4 takes them for buffered I/O */
+static ssize_t image_rw2(int fd, const struct iovec *iov, int n, off_t off, int flags, int writing)
+{
+    if (flags & ~RWF_KNOWN)
+        return failed(EOPNOTSUPP);
+    if (flags & RWF_ATOMIC)                 /* no atomic-write unit on this device */
+        return failed(EOPNOTSUPP);
+    if (writing && flags & RWF_NOWAIT)      /* ext4 refuses non-blocking buffered writes */
+        return failed(EOPNOTSUPP);
+    if (off < -1)
+        return failed(EINVAL);
+    int how = flags & RWF_APPEND ? APPEND : flags & RWF_NOAPPEND ? NOAPPEND : AS_OPENED;
+    ssize_t r = each_iov(fd, iov, n, off, writing, how);
+    if (r > 0 && writing && flags & (RWF_DSYNC | RWF_SYNC) && PY(pyf_fsync(fd)) < 0)
+        return -1;
+    return r;
+}
+
+REAL(ssize_t, preadv, int, const struct iovec *, int, off_t)
+REAL(ssize_t, pwritev, int, const struct iovec *, int, off_t)
+REAL(ssize_t, preadv2, int, const struct iovec *, int, off_t, int)
+REAL(ssize_t, pwritev2, int, const struct iovec *, int, off_t, int)
+
 ssize_t readv(int fd, const struct iovec *iov, int n)
 {
     if (is_virt(fd))
-        return each_iov(fd, iov, n, 0);
+        return each_iov(fd, iov, n, -1, 0, AS_OPENED);
     load_readv();
     return real_readv(fd, iov, n);
 }
@@ -232,9 +277,52 @@ ssize_t readv(int fd, const struct iovec *iov, int n)
 ssize_t writev(int fd, const struct iovec *iov, int n)
 {
     if (is_virt(fd))
-        return each_iov(fd, iov, n, 1);
+        return each_iov(fd, iov, n, -1, 1, AS_OPENED);
     load_writev();
     return real_writev(fd, iov, n);
+}
+
+ssize_t preadv(int fd, const struct iovec *iov, int n, off_t off)
+{
+    if (is_virt(fd))
+        return off < 0 ? failed(EINVAL) : each_iov(fd, iov, n, off, 0, AS_OPENED);
+    load_preadv();
+    return real_preadv(fd, iov, n, off);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+    if (is_virt(fd))
+        return off < 0 ? failed(EINVAL) : each_iov(fd, iov, n, off, 1, AS_OPENED);
+    load_pwritev();
+    return real_pwritev(fd, iov, n, off);
+}
+
+ssize_t preadv2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+    if (is_virt(fd))
+        return image_rw2(fd, iov, n, off, flags, 0);
+    load_preadv2();
+    return real_preadv2(fd, iov, n, off, flags);
+}
+
+ssize_t pwritev2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+    if (is_virt(fd))
+        return image_rw2(fd, iov, n, off, flags, 1);
+    load_pwritev2();
+    return real_pwritev2(fd, iov, n, off, flags);
+}
+
+ssize_t preadv64(int fd, const struct iovec *iov, int n, off_t off) { return preadv(fd, iov, n, off); }
+ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off) { return pwritev(fd, iov, n, off); }
+ssize_t preadv64v2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+    return preadv2(fd, iov, n, off, flags);
+}
+ssize_t pwritev64v2(int fd, const struct iovec *iov, int n, off_t off, int flags)
+{
+    return pwritev2(fd, iov, n, off, flags);
 }
 
 off_t lseek(int fd, off_t off, int whence)
@@ -550,8 +638,6 @@ int fcntl(int fd, int cmd, ...)
         return r;
     if (dups)
         return dup_shadow(fd, r);
-    if (cmd == F_GETFL)                     /* the shadow is write-only; the file is not */
-        return (r & ~O_ACCMODE) | vacc[fd];
     return r;
 }
 

@@ -45,6 +45,8 @@ HIDDEN const char *inner(const char *path);
 #define HERE(path) image_path(AT_FDCWD, path)
 HIDDEN int open_image(const char *path, int flags, mode_t mode);
 HIDDEN void set_virt(int fd, const char *path, int acc);
+HIDDEN const char *virt_path(int fd);
+HIDDEN int failed_errno(int e);      /* errno = e, -1 */
 HIDDEN void clear_virt(int fd);
 HIDDEN int own_fd(int fd);
 HIDDEN int keep_high(int fd);

@@ -221,7 +221,7 @@ int chdir(const char *path)
 
 int fchdir(int fd)
 {
-    if (is_virt(fd) && vpath[fd])
+    if (is_virt(fd) && virt_path(fd))
         return enter(vpath[fd], fd);
     load_fchdir();
     int r = real_fchdir(fd);

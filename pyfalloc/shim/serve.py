@@ -7,6 +7,7 @@ cffi returns when Python could not start is never taken for a result.
 """
 import atexit
 import errno
+import fcntl
 import os
 
 from pyfalloc.syscalls import abi
@@ -14,21 +15,16 @@ from pyfalloc.errors import FsError
 from pyfalloc.api.volume import Volume
 
 _vol = None
-SHADOW = "/memfd:pyfalloc:"
-
-
-def shadows():
-    """The image files this process holds, from their shadow descriptors (named
-    pyfalloc:INO:FLAGS:PATH by shim/fdtable.c): fd -> (ino, flags, description), where fds
-    of one open file description share the shadow's inode."""
+def shadows(directory):
+    """The image files this process holds, from their shadow descriptors (opens of
+    DIRECTORY/INO made by shim/fdtable.c): fd -> (ino, flags)."""
     found = {}
+    lead = directory + "/"
     for name in os.listdir("/proc/self/fd"):
-        link = f"/proc/self/fd/{name}"
         try:
-            target = os.readlink(link)
-            if target.startswith(SHADOW):
-                ino, flags = target[len(SHADOW):].split(":", 2)[:2]
-                found[int(name)] = (int(ino), int(flags), os.stat(link).st_ino)
+            target = os.readlink(f"/proc/self/fd/{name}").removesuffix(" (deleted)")
+            if target.startswith(lead):
+                found[int(name)] = (int(target[len(lead):]), fcntl.fcntl(int(name), fcntl.F_GETFL))
         except (OSError, ValueError):
             continue
     return found
@@ -45,7 +41,9 @@ def volume():
     if not image:
         raise FsError(errno.ENODEV, "PYFALLOC_IMAGE is not set")
     vol = Volume(image)
-    vol.adopt(shadows())
+    shadow_dir = vol.fs.meta.runtime_dir()
+    os.environ["PYFALLOC_SHADOWS"] = shadow_dir         # read by the C half, inherited by children
+    vol.adopt(shadows(shadow_dir))
     _vol = vol
     return _vol
 
@@ -181,6 +179,15 @@ def bind(ffi):
                 ffi.memmove(buf, blob, len(blob))
             return len(blob)
         return _call(listdir)
+
+    @ffi.def_extern()
+    def pyf_path(fd, buf, size):
+        def path():
+            blob = volume().path_of(fd).encode()
+            if len(blob) >= size:
+                raise FsError(errno.ENAMETOOLONG, "path of an inherited descriptor")
+            ffi.memmove(buf, blob + b"\0", len(blob) + 1)
+        return _call(path)
 
     @ffi.def_extern()
     def pyf_statfs(out):

@@ -16,6 +16,7 @@ shared log and published whole; a change that raises is undone before anyone see
 import contextlib
 import fcntl
 import os
+import shutil
 import threading
 import time
 
@@ -59,6 +60,16 @@ class Store:
         journal.write_checkpoint(image, uuid, 1, [("s", k, v) for k, v in sorted(settings.items())])
         with contextlib.suppress(FileNotFoundError):
             os.unlink(shm_path(image, uuid))        # a log left by an earlier volume of this file
+
+    def runtime_dir(self):
+        """A directory for what lives only while the volume is in use (the shim's shadows),
+        shared by every user and removed with the shared log."""
+        path = self.log.path + ".d"
+        if not os.path.isdir(path):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+                os.chmod(path, 0o1777)
+        return path
 
     @property
     def settings(self):
@@ -293,6 +304,7 @@ class Store:
             if self.log.last_user():
                 self.commit()
                 self.log.remove()
+                shutil.rmtree(self.log.path + ".d", ignore_errors=True)
         finally:
             self.log.close()
 

@@ -16,6 +16,7 @@ from pyfalloc.fs import move
 from pyfalloc import uapi
 from pyfalloc.syscalls.caps import CAP_FOWNER, capable
 from pyfalloc.errors import FsError
+from pyfalloc.fs.filesystem import ROOT_INO
 from pyfalloc.uapi import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
                    FALLOC_FL_MODE_MASK, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_UNSHARE_RANGE,
                    FALLOC_FL_WRITE_ZEROES, FALLOC_FL_ZERO_RANGE, NO_HINT)
@@ -151,19 +152,28 @@ class Syscalls:
         return fd
 
     def adopt(self, inherited):
-        """Take over descriptors inherited across fork or exec: inherited maps fd to (ino,
-        flags, description); fds of one description share an open file, as dup'ed ones do.
-        Each description gets a handle of this process, which keeps an unlinked file alive."""
-        shared = {}
-        for fd, (ino, flags, desc) in sorted(inherited.items()):
-            of = shared.get(desc)
-            if of is None:
+        """Take over descriptors inherited across exec: inherited maps fd to (ino, flags).
+        Each holds a handle of this process, which keeps an unlinked file alive; the file
+        position stays in the kernel's description (the shim's shadow)."""
+        for fd, (ino, flags) in sorted(inherited.items()):
+            try:
                 is_dir = st.S_ISDIR(self.fs.inode(ino).mode)
-                self.fs.add_handle(ino)
-                of = shared[desc] = OpenFile(ino, flags, is_dir)
-                of.refs = 0
-            of.refs += 1
-            self.files[fd] = of
+            except FsError:                 # freed before this process could take it
+                continue
+            self.fs.add_handle(ino)
+            self.files[fd] = OpenFile(ino, flags, is_dir)
+
+    def path_of(self, fd):
+        """The path inside the volume of the file open as fd (its name at this moment)."""
+        ino, parts = self._file(fd).ino, []
+        self.fs.meta.fresh()
+        while ino != ROOT_INO:
+            key = self.fs.t.parent.get(ino)
+            if key is None:
+                raise FsError(errno.ENOENT, f"inode {ino} has no name")
+            parts.append(key[1])
+            ino = key[0]
+        return "/" + "/".join(reversed(parts))
 
     def close(self, fd):
         with self._lock:
