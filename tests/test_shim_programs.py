@@ -1,0 +1,65 @@
+"""Programs that rely on more than open/read/write, each run in a host ext4 directory and on
+the image in the same test, with the results compared: SQLite (the sqlite3 shell and Python's
+sqlite3 module, linked with the libsqlite3 the shim must not share), advisory locks between
+processes (flock, POSIX, OFD, flock(1)), and pwritev2/preadv2 with RWF flags."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from test_shim_oracle import host_dir, under_shim  # noqa: F401  (fixture)
+
+SQL = """create table t(a integer primary key, b text);
+insert into t(b) values ('one'), ('two'), ('three');
+create index tb on t(b);
+update t set b = b || '!' where a = 2;
+delete from t where a = 1;
+select * from t order by a;
+pragma integrity_check;
+"""
+
+PYSQL = """
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1] + "/py.db")
+c.execute("create table u(x, y)")
+c.executemany("insert into u values (?, ?)", [(i, str(i) * 50) for i in range(2000)])
+c.commit()
+c.execute("delete from u where x % 3 = 0")
+c.commit()
+c.execute("vacuum")
+print(c.execute("select count(*), sum(x), sum(length(y)) from u").fetchone())
+print(c.execute("pragma integrity_check").fetchone())
+"""
+
+
+def both(image, host_dir, cmd):
+    """cmd with {} for the directory, run on the host and on the image."""
+    host = subprocess.run([a.replace("{}", host_dir) for a in cmd], capture_output=True, text=True, timeout=120)
+    img = under_shim(image, [a.replace("{}", "/pyfalloc") for a in cmd])
+    return host, img
+
+
+@pytest.mark.skipif(not shutil.which("sqlite3"), reason="the sqlite3 shell is not installed (apt sqlite3)")
+def test_the_sqlite3_shell_works_on_the_image_as_on_ext4(image, host_dir):
+    host, img = both(image, host_dir, ["sqlite3", "{}/shell.db", SQL])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+    assert "ok" in img.stdout.splitlines()
+
+
+def test_python_sqlite3_works_on_the_image_as_on_ext4(image, host_dir):
+    host, img = both(image, host_dir, [sys.executable, "-c", PYSQL, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout and "('ok',)" in img.stdout
+
+
+@pytest.mark.skipif(not shutil.which("flock"), reason="flock(1) is not installed (util-linux)")
+def test_locks_conflict_between_processes_and_rwf_flags_match_ext4(image, host_dir):
+    script = os.path.join(ROOT, "tests", "progs", "locks_rwf.py")
+    host, img = both(image, host_dir, [sys.executable, script, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "flock held: flock LOCK_EX|LOCK_NB: EAGAIN" in host.stdout     # the oracle itself conflicts
+    assert img.stdout.splitlines() == host.stdout.splitlines()
