@@ -85,7 +85,7 @@ DIR *opendir(const char *path)
         return d;
     }
     load_opendir();
-    return real_opendir(path);
+    return real_opendir(alias(path));
 }
 
 DIR *fdopendir(int fd)

@@ -81,12 +81,54 @@ static void normalize(char *path)
     *out = 0;
 }
 
+/* A path that goes through the image and leaves it by ".." names a host file, as it would on
+ * Linux: /pyfalloc/d/../../etc/x is the host's /etc/x, and so is ../../etc/x from an image
+ * working directory. image_path notes such a path; the wrapper's host call then takes
+ * alias(path) and alias_dir(dirfd, path), the absolute host path. Two notes per thread:
+ * rename and link name two paths. */
+static __thread struct escape { const char *in; char orig[512]; char out[4096]; } esc[2];
+static __thread int nesc, esc_next;
+
+static void note_escape(const char *in, const char *out)
+{
+    struct escape *e = &esc[esc_next];
+    esc_next = (esc_next + 1) % 2;
+    if (nesc < 2)
+        nesc++;
+    e->in = in;
+    snprintf(e->orig, sizeof e->orig, "%s", in);
+    snprintf(e->out, sizeof e->out, "%s", out);
+}
+
+static struct escape *escape_of(const char *path)
+{
+    for (int i = 0; i < nesc; i++)
+        if (esc[i].in == path && !strncmp(esc[i].orig, path, sizeof esc[i].orig - 1))
+            return &esc[i];
+    return NULL;
+}
+
+const char *alias(const char *path)
+{
+    struct escape *e = nesc ? escape_of(path) : NULL;
+    return e ? e->out : path;
+}
+
+int alias_dir(int dirfd, const char *path)
+{
+    return nesc && escape_of(path) ? AT_FDCWD : dirfd;
+}
+
 /* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
 const char *image_path(int dirfd, const char *path)
 {
     static __thread char joined[8192];
     if (!path || in_py)
         return NULL;
+    if (nesc)
+        for (int i = 0; i < nesc; i++)
+            if (esc[i].in == path)
+                esc[i].in = NULL;   /* a note of an earlier call with this pointer */
     if (path[0] == '/') {
         if (!on_image(path))
             return NULL;            /* the fast path of every host call: one compare */
@@ -98,7 +140,10 @@ const char *image_path(int dirfd, const char *path)
         snprintf(joined, sizeof joined, "%s/%s", base, path);
     }
     normalize(joined);
-    return on_image(joined) ? joined : NULL;
+    if (on_image(joined))
+        return joined;
+    note_escape(path, joined);
+    return NULL;
 }
 
 /* map a Python answer (result + 1, -errno, or 0 = Python did not start) to libc's way */

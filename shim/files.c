@@ -57,7 +57,7 @@ int open(const char *path, int flags, ...)
     if (ip)
         return open_image(ip, flags, mode);
     load_open();
-    return keep_high(real_open(path, flags, mode));
+    return keep_high(real_open(alias(path), flags, mode));
 }
 
 int open64(const char *path, int flags, ...)
@@ -79,7 +79,7 @@ int openat(int dirfd, const char *path, int flags, ...)
     if (ip)
         return open_image(ip, flags, mode);
     load_openat();
-    return keep_high(real_openat(dirfd, path, flags, mode));
+    return keep_high(real_openat(alias_dir(dirfd, path), alias(path), flags, mode));
 }
 
 int openat64(int dirfd, const char *path, int flags, ...)
@@ -412,7 +412,7 @@ int stat(const char *path, struct stat *st)
     if (ip)
         return image_stat(-1, ip, st);
     load_stat();
-    return real_stat(path, st);
+    return real_stat(alias(path), st);
 }
 
 int lstat(const char *path, struct stat *st)
@@ -421,7 +421,7 @@ int lstat(const char *path, struct stat *st)
     if (ip)
         return image_stat(-1, ip, st);     /* the image has no symbolic links */
     load_lstat();
-    return real_lstat(path, st);
+    return real_lstat(alias(path), st);
 }
 
 int fstatat(int dirfd, const char *path, struct stat *st, int flags)
@@ -432,7 +432,7 @@ int fstatat(int dirfd, const char *path, struct stat *st, int flags)
     if (ip)
         return image_stat(-1, ip, st);
     load_fstatat();
-    return real_fstatat(dirfd, path, st, flags);
+    return real_fstatat(alias_dir(dirfd, path), alias(path), st, flags);
 }
 
 int fstat64(int fd, struct stat64 *st) { return fstat(fd, (struct stat *)st); }
@@ -489,7 +489,7 @@ int statx(int dirfd, const char *path, int flags, unsigned int mask, struct stat
         return 0;
     }
     load_statx();
-    return real_statx(dirfd, path, flags, mask, sx);
+    return real_statx(alias_dir(dirfd, path), alias(path), flags, mask, sx);
 }
 
 int ftruncate(int fd, off_t len)
@@ -508,7 +508,7 @@ int truncate(const char *path, off_t len)
     if (ip)
         return (int)PY(pyf_ftruncate(-1, inner(ip), len));
     load_truncate();
-    return real_truncate(path, len);
+    return real_truncate(alias(path), len);
 }
 
 int truncate64(const char *path, off_t len) { return truncate(path, len); }

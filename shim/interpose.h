@@ -42,6 +42,9 @@ HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread 
 #define PY(call) done(({ in_py++; long long r_ = (call); in_py--; r_; }))
 HIDDEN const char *image_path(int dirfd, const char *path);
 HIDDEN const char *inner(const char *path);
+/* the host path (and AT_FDCWD) to use for a path that left the image by ".." */
+HIDDEN const char *alias(const char *path);
+HIDDEN int alias_dir(int dirfd, const char *path);
 #define HERE(path) image_path(AT_FDCWD, path)
 HIDDEN int open_image(const char *path, int flags, mode_t mode);
 HIDDEN void set_virt(int fd, const char *path, int acc);

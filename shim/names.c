@@ -57,7 +57,7 @@ int unlink(const char *path)
     if (ip)
         return (int)PY(pyf_unlink(inner(ip), 0));
     load_unlink();
-    return real_unlink(path);
+    return real_unlink(alias(path));
 }
 
 int unlinkat(int dirfd, const char *path, int flags)
@@ -66,7 +66,7 @@ int unlinkat(int dirfd, const char *path, int flags)
     if (ip)
         return (int)PY(pyf_unlink(inner(ip), (flags & AT_REMOVEDIR) != 0));
     load_unlinkat();
-    return real_unlinkat(dirfd, path, flags);
+    return real_unlinkat(alias_dir(dirfd, path), alias(path), flags);
 }
 
 int rmdir(const char *path)
@@ -75,7 +75,7 @@ int rmdir(const char *path)
     if (ip)
         return (int)PY(pyf_unlink(inner(ip), 1));
     load_rmdir();
-    return real_rmdir(path);
+    return real_rmdir(alias(path));
 }
 
 int mkdir(const char *path, mode_t mode)
@@ -84,7 +84,7 @@ int mkdir(const char *path, mode_t mode)
     if (ip)
         return (int)PY(pyf_mkdir(inner(ip), (int)mode));
     load_mkdir();
-    return real_mkdir(path, mode);
+    return real_mkdir(alias(path), mode);
 }
 
 int mkdirat(int dirfd, const char *path, mode_t mode)
@@ -93,7 +93,7 @@ int mkdirat(int dirfd, const char *path, mode_t mode)
     if (ip)
         return (int)PY(pyf_mkdir(inner(ip), (int)mode));
     load_mkdirat();
-    return real_mkdirat(dirfd, path, mode);
+    return real_mkdirat(alias_dir(dirfd, path), alias(path), mode);
 }
 
 int renameat2(int olddir, const char *from, int newdir, const char *to, unsigned int flags)
@@ -110,7 +110,7 @@ int renameat2(int olddir, const char *from, int newdir, const char *to, unsigned
     if (ia || ib)
         return failed(EXDEV);   /* across the prefix: mv copies */
     load_renameat2();
-    return real_renameat2(olddir, from, newdir, to, flags);
+    return real_renameat2(alias_dir(olddir, from), alias(from), alias_dir(newdir, to), alias(to), flags);
 }
 
 int renameat(int olddir, const char *from, int newdir, const char *to)
@@ -118,7 +118,7 @@ int renameat(int olddir, const char *from, int newdir, const char *to)
     if (image_path(olddir, from) || image_path(newdir, to))
         return renameat2(olddir, from, newdir, to, 0);
     load_renameat();
-    return real_renameat(olddir, from, newdir, to);
+    return real_renameat(alias_dir(olddir, from), alias(from), alias_dir(newdir, to), alias(to));
 }
 
 int rename(const char *from, const char *to)
@@ -126,7 +126,7 @@ int rename(const char *from, const char *to)
     if (HERE(from) || HERE(to))
         return renameat2(AT_FDCWD, from, AT_FDCWD, to, 0);
     load_rename();
-    return real_rename(from, to);
+    return real_rename(alias(from), alias(to));
 }
 
 /* the image has neither hard nor symbolic links: what Linux answers on such a filesystem */
@@ -147,7 +147,7 @@ int linkat(int olddir, const char *from, int newdir, const char *to, int flags)
     if (ia || ib)
         return no_links(ia, ib);
     load_linkat();
-    return real_linkat(olddir, from, newdir, to, flags);
+    return real_linkat(alias_dir(olddir, from), alias(from), alias_dir(newdir, to), alias(to), flags);
 }
 
 int link(const char *from, const char *to)
@@ -155,7 +155,7 @@ int link(const char *from, const char *to)
     if (HERE(from) || HERE(to))
         return linkat(AT_FDCWD, from, AT_FDCWD, to, 0);
     load_link();
-    return real_link(from, to);
+    return real_link(alias(from), alias(to));
 }
 
 int symlinkat(const char *target, int dirfd, const char *path)
@@ -163,7 +163,7 @@ int symlinkat(const char *target, int dirfd, const char *path)
     if (image_path(dirfd, path))
         return failed(EPERM);
     load_symlinkat();
-    return real_symlinkat(target, dirfd, path);
+    return real_symlinkat(target, alias_dir(dirfd, path), alias(path));
 }
 
 int symlink(const char *target, const char *path)
@@ -171,7 +171,7 @@ int symlink(const char *target, const char *path)
     if (HERE(path))
         return failed(EPERM);
     load_symlink();
-    return real_symlink(target, path);
+    return real_symlink(target, alias(path));
 }
 
 ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
@@ -182,7 +182,7 @@ ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
         return image_stat(-1, ip, &st) < 0 ? -1 : failed(EINVAL);    /* not a symbolic link */
     }
     load_readlinkat();
-    return real_readlinkat(dirfd, path, buf, size);
+    return real_readlinkat(alias_dir(dirfd, path), alias(path), buf, size);
 }
 
 ssize_t readlink(const char *path, char *buf, size_t size)
@@ -190,7 +190,7 @@ ssize_t readlink(const char *path, char *buf, size_t size)
     if (HERE(path))
         return readlinkat(AT_FDCWD, path, buf, size);
     load_readlink();
-    return real_readlink(path, buf, size);
+    return real_readlink(alias(path), buf, size);
 }
 
 /* ---- the working directory, while it is a directory of the image ------------------------------- */
@@ -261,7 +261,7 @@ int faccessat(int dirfd, const char *path, int mode, int flags)
         return image_stat(-1, ip, &st);
     }
     load_faccessat();
-    return real_faccessat(dirfd, path, mode, flags);
+    return real_faccessat(alias_dir(dirfd, path), alias(path), mode, flags);
 }
 
 int access(const char *path, int mode)
@@ -269,7 +269,7 @@ int access(const char *path, int mode)
     if (HERE(path))
         return faccessat(AT_FDCWD, path, mode, 0);
     load_access();
-    return real_access(path, mode);
+    return real_access(alias(path), mode);
 }
 
 int euidaccess(const char *path, int mode)
@@ -277,7 +277,7 @@ int euidaccess(const char *path, int mode)
     if (HERE(path))
         return faccessat(AT_FDCWD, path, mode, AT_EACCESS);
     load_euidaccess();
-    return real_euidaccess(path, mode);
+    return real_euidaccess(alias(path), mode);
 }
 
 int eaccess(const char *path, int mode)
@@ -285,7 +285,7 @@ int eaccess(const char *path, int mode)
     if (HERE(path))
         return faccessat(AT_FDCWD, path, mode, AT_EACCESS);
     load_eaccess();
-    return real_eaccess(path, mode);
+    return real_eaccess(alias(path), mode);
 }
 
 /* ---- attributes -------------------------------------------------------------------------------- */
@@ -327,7 +327,7 @@ int utimensat(int dirfd, const char *path_arg, const struct timespec t[2], int f
     if (ip)
         return set_times(-1, ip, t);
     load_utimensat();
-    return real_utimensat(dirfd, path, t, flags);
+    return real_utimensat(alias_dir(dirfd, path), alias(path), t, flags);
 }
 
 int futimens(int fd, const struct timespec t[2])
@@ -350,7 +350,7 @@ int utimes(const char *path, const struct timeval tv[2])
         return set_times(-1, ip, tv ? t : NULL);
     }
     load_utimes();
-    return real_utimes(path, tv);
+    return real_utimes(alias(path), tv);
 }
 
 int utime(const char *path, const struct utimbuf *u)
@@ -361,7 +361,7 @@ int utime(const char *path, const struct utimbuf *u)
         return set_times(-1, ip, u ? t : NULL);
     }
     load_utime();
-    return real_utime(path, u);
+    return real_utime(alias(path), u);
 }
 
 static int set_owner_mode(int fd, const char *ip, long long mode, long long uid, long long gid)
@@ -379,7 +379,7 @@ int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
     if (ip)
         return set_owner_mode(-1, ip, mode & 07777, -1, -1);
     load_fchmodat();
-    return real_fchmodat(dirfd, path, mode, flags);
+    return real_fchmodat(alias_dir(dirfd, path), alias(path), mode, flags);
 }
 
 int chmod(const char *path, mode_t mode)
@@ -388,7 +388,7 @@ int chmod(const char *path, mode_t mode)
     if (ip)
         return set_owner_mode(-1, ip, mode & 07777, -1, -1);
     load_chmod();
-    return real_chmod(path, mode);
+    return real_chmod(alias(path), mode);
 }
 
 int fchmod(int fd, mode_t mode)
@@ -407,7 +407,7 @@ int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
     if (ip)
         return set_owner_mode(-1, ip, -1, id_arg(uid), id_arg(gid));
     load_fchownat();
-    return real_fchownat(dirfd, path, uid, gid, flags);
+    return real_fchownat(alias_dir(dirfd, path), alias(path), uid, gid, flags);
 }
 
 int chown(const char *path, uid_t uid, gid_t gid)
@@ -416,7 +416,7 @@ int chown(const char *path, uid_t uid, gid_t gid)
     if (ip)
         return set_owner_mode(-1, ip, -1, id_arg(uid), id_arg(gid));
     load_chown();
-    return real_chown(path, uid, gid);
+    return real_chown(alias(path), uid, gid);
 }
 
 int lchown(const char *path, uid_t uid, gid_t gid)
@@ -425,7 +425,7 @@ int lchown(const char *path, uid_t uid, gid_t gid)
     if (ip)
         return set_owner_mode(-1, ip, -1, id_arg(uid), id_arg(gid));
     load_lchown();
-    return real_lchown(path, uid, gid);
+    return real_lchown(alias(path), uid, gid);
 }
 
 int fchown(int fd, uid_t uid, gid_t gid)
@@ -462,7 +462,7 @@ int statfs(const char *path, struct statfs *sf)
     if (HERE(path))
         return image_statfs(sf);
     load_statfs();
-    return real_statfs(path, sf);
+    return real_statfs(alias(path), sf);
 }
 
 int fstatfs(int fd, struct statfs *sf)
@@ -500,7 +500,7 @@ int statvfs(const char *path, struct statvfs *sv)
     if (HERE(path))
         return image_statvfs(sv);
     load_statvfs();
-    return real_statvfs(path, sv);
+    return real_statvfs(alias(path), sv);
 }
 
 int fstatvfs(int fd, struct statvfs *sv)

@@ -124,7 +124,7 @@ FILE *fopen(const char *path, const char *mode)
     if (ip)
         return image_fopen(ip, mode);
     load_fopen();
-    return real_fopen(path, mode);
+    return real_fopen(alias(path), mode);
 }
 
 FILE *fopen64(const char *path, const char *mode)
@@ -133,7 +133,7 @@ FILE *fopen64(const char *path, const char *mode)
     if (ip)
         return image_fopen(ip, mode);
     load_fopen64();
-    return real_fopen64(path, mode);
+    return real_fopen64(alias(path), mode);
 }
 
 FILE *fdopen(int fd, const char *mode)
@@ -217,7 +217,7 @@ FILE *freopen(const char *path, const char *mode, FILE *stream)
     if (ip)
         return image_freopen(ip, mode, stream);
     load_freopen();
-    return real_freopen(path, mode, stream);
+    return real_freopen(alias(path), mode, stream);
 }
 
 FILE *freopen64(const char *path, const char *mode, FILE *stream)
@@ -226,5 +226,5 @@ FILE *freopen64(const char *path, const char *mode, FILE *stream)
     if (ip)
         return image_freopen(ip, mode, stream);
     load_freopen64();
-    return real_freopen64(path, mode, stream);
+    return real_freopen64(alias(path), mode, stream);
 }

@@ -47,18 +47,18 @@ static int unsupported(const char *ip)
         return real_##name args;                                                \
     }
 
-BY_PATH(ssize_t, getxattr, (const char *path, const char *name, void *value, size_t size), (path, name, value, size))
-BY_PATH(ssize_t, lgetxattr, (const char *path, const char *name, void *value, size_t size), (path, name, value, size))
+BY_PATH(ssize_t, getxattr, (const char *path, const char *name, void *value, size_t size), (alias(path), name, value, size))
+BY_PATH(ssize_t, lgetxattr, (const char *path, const char *name, void *value, size_t size), (alias(path), name, value, size))
 BY_FD(ssize_t, fgetxattr, (int fd, const char *name, void *value, size_t size), (fd, name, value, size))
 BY_PATH(int, setxattr, (const char *path, const char *name, const void *value, size_t size, int flags),
-        (path, name, value, size, flags))
+        (alias(path), name, value, size, flags))
 BY_PATH(int, lsetxattr, (const char *path, const char *name, const void *value, size_t size, int flags),
-        (path, name, value, size, flags))
+        (alias(path), name, value, size, flags))
 BY_FD(int, fsetxattr, (int fd, const char *name, const void *value, size_t size, int flags),
       (fd, name, value, size, flags))
-BY_PATH(ssize_t, listxattr, (const char *path, char *list, size_t size), (path, list, size))
-BY_PATH(ssize_t, llistxattr, (const char *path, char *list, size_t size), (path, list, size))
+BY_PATH(ssize_t, listxattr, (const char *path, char *list, size_t size), (alias(path), list, size))
+BY_PATH(ssize_t, llistxattr, (const char *path, char *list, size_t size), (alias(path), list, size))
 BY_FD(ssize_t, flistxattr, (int fd, char *list, size_t size), (fd, list, size))
-BY_PATH(int, removexattr, (const char *path, const char *name), (path, name))
-BY_PATH(int, lremovexattr, (const char *path, const char *name), (path, name))
+BY_PATH(int, removexattr, (const char *path, const char *name), (alias(path), name))
+BY_PATH(int, lremovexattr, (const char *path, const char *name), (alias(path), name))
 BY_FD(int, fremovexattr, (int fd, const char *name), (fd, name))

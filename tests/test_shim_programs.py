@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT
+from pyfalloc.shim.run import environment
 from test_shim_oracle import host_dir, under_shim  # noqa: F401  (fixture)
 
 SQL = """create table t(a integer primary key, b text);
@@ -63,3 +64,43 @@ def test_locks_conflict_between_processes_and_rwf_flags_match_ext4(image, host_d
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert "flock held: flock LOCK_EX|LOCK_NB: EAGAIN" in host.stdout     # the oracle itself conflicts
     assert img.stdout.splitlines() == host.stdout.splitlines()
+
+
+EDITS = """set -e
+cd {}
+printf 'alpha\\nbeta\\n' > f
+sed -i s/alpha/ALPHA/ f
+perl -pi -e 's/beta/BETA/' f
+cat f
+t=$(mktemp tmp.XXXXXX) && test -f "$t" && echo made file
+d=$(mktemp -d dir.XXXXXX) && test -d "$d" && echo made dir
+ls -la . | awk '{print substr($1, 1, 1), $NF}' | grep -E ' \\.\\.?$'
+"""
+
+
+@pytest.mark.skipif(not shutil.which("perl"), reason="perl is not installed")
+def test_temp_files_and_in_place_edits_work_as_on_ext4(image, host_dir, tmp_path):
+    """sed -i, perl -pi and mktemp create their files through glibc's mkstemp family, which
+    calls the kernel from inside glibc; ls -la of the mount root shows its '..'."""
+    host, img = both(image, host_dir, ["bash", "-c", EDITS])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout.splitlines()[:4] == ["ALPHA", "BETA", "made file", "made dir"]
+    assert img.stdout.splitlines()[4:] == ["d .", "d .."]
+    assert img.stdout == host.stdout
+
+
+def test_dotdot_out_of_the_image_names_the_host_file_linux_would(image, tmp_path):
+    """From an image working directory, ../../../HOST/leak is HOST/leak on the host (as Linux
+    resolves it), not a path relative to the process's hidden real working directory."""
+    target = tmp_path / "target"
+    target.mkdir()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    up = "../../.." + str(target)
+    r = subprocess.run(["bash", "-c", f"mkdir -p /pyfalloc/d/e && cd /pyfalloc/d/e && echo x > {up}/leak "
+                                      f"&& cat /pyfalloc/d/../../{str(target)[1:]}/leak"],
+                       env=environment(image),
+                       cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (target / "leak").read_text() == "x\n" and r.stdout == "x\n"
+    assert os.listdir(cwd) == []                 # nothing landed in the real working directory
