@@ -31,7 +31,7 @@ demo: $(STAMP) $(SHIM)
 	$(PY) examples/demo.py
 
 test: $(STAMP) $(SHIM)
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -rs
 
 # 10^4 power-cut states over 20 recorded workloads (make test checks 300 over 2)
 crashtest: $(STAMP)

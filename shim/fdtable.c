@@ -9,6 +9,7 @@
 #include "interpose.h"
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/resource.h>
 
 unsigned char virt[MAX_FDS];
@@ -146,6 +147,21 @@ const char *image_path(int dirfd, const char *path)
     return NULL;
 }
 
+/* The interpreter's start installs its own SIGINT handler (Ctrl-C would raise inside Python
+ * and the program run on) and may ignore SIGPIPE and SIGXFSZ: the program keeps its own. */
+static const int kept_signals[] = {SIGINT, SIGPIPE, SIGXFSZ};
+static struct sigaction program_sig[3];
+static int signals_saved;
+
+void before_python(void)
+{
+    if (python_started || signals_saved)
+        return;
+    for (int i = 0; i < 3; i++)
+        sigaction(kept_signals[i], NULL, &program_sig[i]);
+    signals_saved = 1;
+}
+
 /* map a Python answer (result + 1, -errno, or 0 = Python did not start) to libc's way */
 long long done(long long r)
 {
@@ -153,6 +169,8 @@ long long done(long long r)
         python_started = 1;
         if (getenv("PYFALLOC_PYTHONHOME"))
             unsetenv("PYTHONHOME");
+        for (int i = 0; signals_saved && i < 3; i++)
+            sigaction(kept_signals[i], &program_sig[i], NULL);
     }
     if (r > 0)
         return r - 1;

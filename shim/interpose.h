@@ -39,7 +39,8 @@ HIDDEN int is_virt(int fd);
 HIDDEN long long done(long long r);
 HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread is not in it */
 /* call the Python half: answers as libc does (-1 and errno on failure) */
-#define PY(call) done(({ in_py++; long long r_ = (call); in_py--; r_; }))
+#define PY(call) done(({ before_python(); in_py++; long long r_ = (call); in_py--; r_; }))
+HIDDEN void before_python(void);
 HIDDEN const char *image_path(int dirfd, const char *path);
 HIDDEN const char *inner(const char *path);
 /* the host path (and AT_FDCWD) to use for a path that left the image by ".." */
