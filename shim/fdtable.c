@@ -294,8 +294,26 @@ static long long shadow_ino(int fd)
     return *end && strcmp(end, " (deleted)") ? -1 : ino;
 }
 
+/* The embedded Python needs descriptors of its own to start (its imports, the volume's
+ * files): a program at its RLIMIT_NOFILE gets EMFILE, not a Python that never starts. */
+static int room_to_start(void)
+{
+    enum { NEEDED = 16 };
+    int held[NEEDED], n = 0, ok = 1;
+    for (; n < NEEDED; n++)
+        if ((held[n] = k_open("/dev/null", O_PATH | O_CLOEXEC, 0)) < 0) {
+            ok = 0;
+            break;
+        }
+    while (n--)
+        k_close(held[n]);
+    return ok;
+}
+
 int open_image(const char *path, int flags, mode_t mode)
 {
+    if (!python_started && !room_to_start())
+        return failed_errno(EMFILE);
     /* reserve the lowest free number, as open(2) would give, while Python opens the file */
     int fd = k_open("/dev/null", O_PATH | O_CLOEXEC, 0);
     if (fd < 0)

@@ -144,6 +144,15 @@ int close_range(unsigned int first, unsigned int last, int flags)
     return real_close_range(first, last, flags);
 }
 
+/* glibc's closefrom calls close_range from inside itself: the shim's own descriptors, and
+ * image files, need the same care */
+void closefrom(int lowfd)
+{
+    if (lowfd < 0)
+        lowfd = 0;
+    close_range((unsigned int)lowfd, ~0U, 0);
+}
+
 /* ---- data ------------------------------------------------------------------------------------ */
 static ssize_t image_read(int fd, void *buf, size_t n)
 {
@@ -340,15 +349,44 @@ off_t lseek(int fd, off_t off, int whence)
 
 off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
 
-/* an image file cannot be mapped: there is no page cache to map, and a copy would not see
- * other processes' writes */
-void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+/* A private mapping of an image file is a private copy of its bytes, made at mmap: POSIX
+ * leaves it unspecified whether later writes by others show through MAP_PRIVATE (git reads
+ * its files this way). A shared mapping would need a page cache the image does not have:
+ * ENODEV, as for a filesystem without mmap. */
+static void *map_image(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-    if (!(flags & MAP_ANONYMOUS) && is_virt(fd)) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (!len || off < 0 || off % page) {             /* the kernel's order: arguments, access, */
+        errno = EINVAL;
+        return MAP_FAILED;
+    }
+    if (vacc[fd] == O_WRONLY) {
+        errno = EACCES;
+        return MAP_FAILED;
+    }
+    if ((flags & MAP_TYPE) != MAP_PRIVATE) {         /* then the filesystem's mmap */
         errno = ENODEV;
         return MAP_FAILED;
     }
+    int keep = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE | MAP_NORESERVE | MAP_LOCKED);
+    void *m = real_mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | keep, -1, 0);
+    if (m == MAP_FAILED)
+        return m;
+    long long r = PY(pyf_read(fd, m, (long long)len, off));
+    if (r < 0 || mprotect(m, len, prot) < 0) {
+        int e = errno;
+        munmap(m, len);
+        errno = e;
+        return MAP_FAILED;
+    }
+    return m;
+}
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
     load_mmap();
+    if (!(flags & MAP_ANONYMOUS) && is_virt(fd))
+        return map_image(addr, len, prot, flags, fd, off);
     return real_mmap(addr, len, prot, flags, fd, off);
 }
 

@@ -104,3 +104,88 @@ def test_dotdot_out_of_the_image_names_the_host_file_linux_would(image, tmp_path
     assert r.returncode == 0, r.stderr
     assert (target / "leak").read_text() == "x\n" and r.stdout == "x\n"
     assert os.listdir(cwd) == []                 # nothing landed in the real working directory
+
+
+GIT = """set -e
+cd {}
+git init -q repo && cd repo
+git config user.email t@example.com && git config user.name t
+for i in 1 2 3; do seq $((i * 100)) > f$i; done
+git add . && git commit -qm first
+echo more >> f1 && git commit -qam second
+git mv f2 g2 && git commit -qm third
+git log --format=%s
+git status --short
+git gc -q
+git fsck --no-progress 2>&1
+git show HEAD~1:f1 | tail -1
+git ls-files
+"""
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
+def test_git_keeps_a_repository_on_the_image(image, host_dir):
+    """git reads its objects and index through private mmap: a private copy of the bytes."""
+    host, img = both(image, host_dir, ["bash", "-c", GIT])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout and "third\nsecond\nfirst\n" in img.stdout
+
+
+MMAP = """
+import mmap, os, sys
+path = sys.argv[1] + "/m"
+with open(path, "wb") as f:
+    f.write(b"abc" * 5000)
+fd = os.open(path, os.O_RDWR)
+m = mmap.mmap(fd, 8192, flags=mmap.MAP_PRIVATE)
+print(m[:6], m[8190:8192])
+m[:3] = b"XYZ"                                   # a private copy: the file keeps its bytes
+print(m[:6], os.pread(fd, 6, 0))
+for flags in (mmap.MAP_SHARED, mmap.MAP_PRIVATE):
+    try:
+        mmap.mmap(fd, 4096, flags=flags, offset=100)
+    except OSError as e:
+        print("offset 100:", e.errno)
+try:
+    mmap.mmap(os.open(path, os.O_WRONLY), 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+except OSError as e:
+    print("write-only:", e.errno)
+"""
+
+
+def test_private_mmap_is_a_copy_and_its_errors_match_ext4(image, host_dir):
+    host, img = both(image, host_dir, [sys.executable, "-c", MMAP, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+
+
+LIMITS = """
+import errno, os, resource, sys
+d = sys.argv[1]
+a = os.open(d + "/a", os.O_RDWR | os.O_CREAT)
+os.write(a, b"one")
+os.closerange(3, 4096)                          # close_range: the shim's own descriptors survive
+b = os.open(d + "/b", os.O_RDWR | os.O_CREAT)
+print("after closerange:", b, os.write(b, b"two"), os.pread(b, 3, 0))
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+held = []
+try:
+    while True:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError as e:
+    print("full:", errno.errorcode[e.errno])
+try:
+    os.open(d + "/c", os.O_RDWR | os.O_CREAT)
+except OSError as e:
+    print("at the limit:", errno.errorcode[e.errno])
+for fd in held[:8]:
+    os.close(fd)
+c = os.open(d + "/c", os.O_RDWR | os.O_CREAT)
+print("below it again:", os.write(c, b"three"))
+"""
+
+
+def test_close_range_and_the_descriptor_limit_as_on_ext4(image, host_dir):
+    host, img = both(image, host_dir, [sys.executable, "-c", LIMITS, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout and "at the limit: EMFILE" in img.stdout
