@@ -83,3 +83,17 @@ MOVE_EXTENT = struct.Struct("=IIQQQQ")
 assert MOVE_EXTENT.size == 40
 
 FIGETBSZ = 2
+FS_IOC_GETFLAGS = 0x80086601        # an int, whatever the number says
+FS_IOC_SETFLAGS = 0x40086602
+FS_EXTENT_FL = 0x80000              # ext4 shows it on every extent-mapped inode (lsattr's 'e')
+FICLONE = 0x40049409
+FICLONERANGE = 0x4020940D
+FIDEDUPERANGE = 0xC0189436
+FIONREAD = 0x541B
+# the XFS preallocation requests the kernel serves for every filesystem through vfs_fallocate
+# (ioctl_preallocate; Linux 6.18 answers FS_IOC_ZERO_RANGE only on XFS itself):
+# struct xfs_flock64 { s16 l_type, l_whence; s64 l_start, l_len; s32 l_sysid; u32 l_pid; s32 pad[4]; }
+FS_IOC_RESVSP64 = 0x4030582A
+FS_IOC_UNRESVSP64 = 0x4030582B
+XFS_FLOCK64 = struct.Struct("=hh4xqqiI16x")
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4

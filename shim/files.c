@@ -395,6 +395,16 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
     return mmap(addr, len, prot, flags, fd, off);
 }
 
+/* readahead(2): nothing to read ahead into; its descriptor checks */
+REAL(ssize_t, readahead, int, off_t, size_t)
+ssize_t readahead(int fd, off_t off, size_t count)
+{
+    if (is_virt(fd))
+        return vacc[fd] == O_WRONLY ? failed(EBADF) : 0;
+    load_readahead();
+    return real_readahead(fd, off, count);
+}
+
 int posix_fadvise(int fd, off_t off, off_t len, int advice)
 {
     if (is_virt(fd)) {

@@ -1,5 +1,6 @@
-/* ioctl on image files: the requests the compactor and filefrag need, with their sizes
- * computed here so Python gets the whole kernel struct. */
+/* ioctl on image files: the requests the compactor and filefrag need, and those the kernel
+ * serves for any filesystem (inode flags, FIONREAD, the XFS preallocation requests), with
+ * their sizes computed here so Python gets the whole kernel struct. */
 #include "interpose.h"
 #include <sys/ioctl.h>
 
@@ -9,6 +10,11 @@ REAL(int, ioctl, int, unsigned long, ...)
 #define FS_IOC_GETFSMAP_NR 0xC0C0583BUL
 #define EXT4_IOC_MOVE_EXT_NR 0xC028660FUL
 #define FIGETBSZ_NR 2UL
+#define FS_IOC_GETFLAGS_NR 0x80086601UL
+#define FS_IOC_SETFLAGS_NR 0x40086602UL
+#define FIONREAD_NR 0x541BUL
+#define FS_IOC_RESVSP64_NR 0x4030582AUL
+#define FS_IOC_UNRESVSP64_NR 0x4030582BUL
 
 /* the size of the argument of a request served here, -1 for any other; an argument that is
  * NULL counts 0 (EFAULT follows) */
@@ -27,7 +33,13 @@ static long long ioctl_size(unsigned long req, const char *arg)
     case EXT4_IOC_MOVE_EXT_NR:
         return 40;
     case FIGETBSZ_NR:
+    case FS_IOC_GETFLAGS_NR:        /* an int, as the kernel reads and writes it */
+    case FS_IOC_SETFLAGS_NR:
+    case FIONREAD_NR:
         return (long long)sizeof(int);
+    case FS_IOC_RESVSP64_NR:        /* struct xfs_flock64 */
+    case FS_IOC_UNRESVSP64_NR:
+        return 48;
     }
     return -1;
 }
@@ -38,6 +50,17 @@ int ioctl(int fd, unsigned long req, ...)
     va_start(ap, req);
     char *arg = va_arg(ap, char *);
     va_end(ap);
+    if (is_virt(fd) && req == FIONREAD_NR) {      /* the position is the shadow's */
+        struct stat st;
+        if (!arg)
+            return failed_errno(EFAULT);
+        off_t pos = k_lseek(fd, 0, SEEK_CUR);
+        if (pos < 0 || image_stat(fd, NULL, &st) < 0)
+            return -1;
+        int unread = st.st_size > pos ? (int)(st.st_size - pos) : 0;
+        memcpy(arg, &unread, sizeof unread);
+        return 0;
+    }
     if (is_virt(fd)) {
         static char none[1];
         long long size = ioctl_size(req, arg);

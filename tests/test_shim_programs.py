@@ -189,3 +189,13 @@ def test_close_range_and_the_descriptor_limit_as_on_ext4(image, host_dir):
     host, img = both(image, host_dir, [sys.executable, "-c", LIMITS, "{}"])
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert img.stdout == host.stdout and "at the limit: EMFILE" in img.stdout
+
+
+def test_rename_flags_ioctls_and_readahead_match_ext4(image, host_dir):
+    """renameat2's flags, FS_IOC_GETFLAGS/SETFLAGS, FICLONE, the XFS preallocation ioctls,
+    FIONREAD and readahead: the same answers as ext4."""
+    script = os.path.join(ROOT, "tests", "progs", "flags_ioctls.py")
+    host, img = both(image, host_dir, [sys.executable, script, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "NOREPLACE onto an existing name: EEXIST" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()

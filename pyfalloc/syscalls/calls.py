@@ -357,9 +357,17 @@ class Syscalls:
         self.fs.unlink(parent, name)
 
     def rename(self, src, dst, flags=0):
+        """renameat2(2): its flag checks first (do_renameat2's order); no whiteouts here."""
+        if flags & ~(uapi.RENAME_NOREPLACE | uapi.RENAME_EXCHANGE | uapi.RENAME_WHITEOUT):
+            raise FsError(errno.EINVAL, f"unknown rename flags {flags:#x}")
+        if flags & (uapi.RENAME_NOREPLACE | uapi.RENAME_WHITEOUT) and flags & uapi.RENAME_EXCHANGE:
+            raise FsError(errno.EINVAL, "RENAME_EXCHANGE with NOREPLACE or WHITEOUT")
         sp, sn = self._parent(src, errno.EBUSY)
         dp, dn = self._parent(dst, errno.EBUSY)
-        self.fs.rename(sp, sn, dp, dn, noreplace=bool(flags & 1), exchange=bool(flags & 2))
+        if flags & uapi.RENAME_WHITEOUT:
+            raise FsError(errno.EINVAL, "this filesystem has no whiteouts")
+        self.fs.rename(sp, sn, dp, dn, noreplace=bool(flags & uapi.RENAME_NOREPLACE),
+                       exchange=bool(flags & uapi.RENAME_EXCHANGE))
 
     def readdir_fd(self, fd):
         """getdents of a directory descriptor: (name, ino, d_type), "." and ".." first."""
@@ -375,6 +383,27 @@ class Syscalls:
 
     def listdir(self, path="/"):
         return [name for name, _ in self.fs.readdir(self.fs.resolve(path))]
+
+    def getflags(self, fd):
+        """FS_IOC_GETFLAGS: the stored flags, and ext4's extent flag, which every file has."""
+        return self.fs.inode(self._file(fd).ino).flags | uapi.FS_EXTENT_FL
+
+    def setflags(self, fd, flags):
+        """FS_IOC_SETFLAGS: append-only and immutable are kept (CAP_LINUX_IMMUTABLE to
+        change them); the extent flag is always there; other flags are refused."""
+        inode = self.fs.inode(self._file(fd).ino)
+        keep = uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL
+        if flags & ~(keep | uapi.FS_EXTENT_FL):
+            raise FsError(errno.EOPNOTSUPP, f"inode flags {flags & ~(keep | uapi.FS_EXTENT_FL):#x}")
+        if (flags ^ inode.flags) & keep and not capable(9):      # CAP_LINUX_IMMUTABLE
+            raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
+        self.fs.set_flags(inode.ino, flags & keep)
+
+    def unread(self, fd, pos=None):
+        """FIONREAD on a regular file: the bytes from the position to the end."""
+        of = self._file(fd)
+        pos = of.pos if pos is None else pos
+        return max(0, self.fs.inode(of.ino).size - pos)
 
     def chattr(self, path, flags):
         """FS_IOC_SETFLAGS for the two flags the fallocate checks read (append-only, immutable)."""

@@ -3,6 +3,7 @@ that hold the caller's raw argument memory (the shim) and for tools that want th
 itself (the compactor). `arg` is a mutable buffer, updated in place as the kernel would.
 """
 import errno
+import os
 import struct
 
 from pyfalloc import uapi
@@ -26,8 +27,42 @@ def ioctl(sc, fd, request, arg):
         sc._file(fd)
         _INT.pack_into(arg, 0, sc.fs.bs)
         return 0
+    if request == uapi.FS_IOC_GETFLAGS:
+        _need(arg, _INT.size)
+        _INT.pack_into(arg, 0, sc.getflags(fd))
+        return 0
+    if request == uapi.FS_IOC_SETFLAGS:
+        _need(arg, _INT.size)
+        sc.setflags(fd, _INT.unpack_from(arg)[0])
+        return 0
+    if request in _PREALLOCATE:
+        return _preallocate(sc, fd, _PREALLOCATE[request], arg)
+    if request == uapi.FIONREAD:
+        _need(arg, _INT.size)
+        _INT.pack_into(arg, 0, sc.unread(fd))
+        return 0
     sc._file(fd)
+    if request in (uapi.FICLONE, uapi.FICLONERANGE, uapi.FIDEDUPERANGE):
+        raise FsError(errno.EOPNOTSUPP, "no shared extents (ext4 answers the same)")
     raise FsError(errno.ENOTTY, f"ioctl {request:#x} is not served")
+
+
+_PREALLOCATE = {uapi.FS_IOC_RESVSP64: uapi.FALLOC_FL_KEEP_SIZE,
+                uapi.FS_IOC_UNRESVSP64: uapi.FALLOC_FL_PUNCH_HOLE | uapi.FALLOC_FL_KEEP_SIZE}
+
+
+def _preallocate(sc, fd, mode, arg):
+    """The kernel's ioctl_preallocate: l_start from l_whence, then vfs_fallocate."""
+    _need(arg, uapi.XFS_FLOCK64.size)
+    _, whence, start, length, _, _ = uapi.XFS_FLOCK64.unpack_from(arg)
+    if whence == os.SEEK_CUR:
+        start += sc.lseek(fd, 0, os.SEEK_CUR)
+    elif whence == os.SEEK_END:
+        start += sc.fstat(fd).st_size
+    elif whence != os.SEEK_SET:
+        raise FsError(errno.EINVAL, f"l_whence {whence}")
+    sc.fallocate(fd, mode, start, length)
+    return 0
 
 
 def _need(arg, size):
