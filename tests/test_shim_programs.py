@@ -199,3 +199,13 @@ def test_rename_flags_ioctls_and_readahead_match_ext4(image, host_dir):
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert "NOREPLACE onto an existing name: EEXIST" in host.stdout
     assert img.stdout.splitlines() == host.stdout.splitlines()
+
+
+def test_eight_threads_open_write_read_close_at_once(image, host_dir, tmp_path):
+    exe = str(tmp_path / "threads")
+    cc = subprocess.run(["cc", "-O2", "-pthread", "-o", exe, os.path.join(ROOT, "tests", "progs", "threads.c")],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    host, img = both(image, host_dir, [exe, "{}"])
+    assert host.stdout == "errors 0\n"
+    assert img.returncode == 0 and img.stdout == "errors 0\n", img.stderr[-2000:]

@@ -9,6 +9,7 @@ import atexit
 import errno
 import fcntl
 import os
+import threading
 
 from pyfalloc.syscalls import abi
 from pyfalloc.errors import FsError
@@ -65,9 +66,26 @@ def umask():
     return 0o022
 
 
+_serial = threading.RLock()
+
+
+def _new_serial():
+    global _serial
+    _serial = threading.RLock()
+
+
+# a fork waits for the call under way, and the child starts with the lock free
+os.register_at_fork(before=lambda: _serial.acquire(), after_in_parent=lambda: _serial.release(),
+                    after_in_child=_new_serial)
+
+
 def _call(fn, *args):
+    """One call of the program into the volume. Threads of the program take turns: each
+    process changes its copy of the tables in place, and a thread must not read them
+    half-changed (the interpreter lets only one run at a time anyway)."""
     try:
-        r = fn(*args)
+        with _serial:
+            r = fn(*args)
         return (0 if r is None else r) + 1
     except FsError as e:
         return -e.errno
