@@ -75,7 +75,7 @@ def tables_as_left(image):
     from pyfalloc.device.image import Device
     from pyfalloc.store import Store
     dev = Device.open(image)
-    store = Store(image, dev.uuid, dev.group_size // dev.block_size, dev.flush)
+    store = Store(image, dev.uuid, dev.group_size // dev.block_size, dev)
     tables = store.t
     store.close()
     dev.close()

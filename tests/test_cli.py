@@ -118,13 +118,20 @@ def test_map_png(img, tmp_path):
 
 
 def test_fsck_exit_status_on_damage(img):
-    from pyfalloc.store import journal
+    from pyfalloc.store import Tables, journal
     cli("fallocate", img, "/p", "-l", "64K")
     ckpt = journal.read_checkpoint(img)
-    first_free = min(r for r in ckpt.records if r[0] == "f")
-    records = [r for r in ckpt.records if r != first_free]              # lose free blocks
+    changes, _, last = journal.read_journal(img, ckpt)
+    settings = {key: value for table, key, value in ckpt.records if table == "s"}
+    tables = Tables(settings["group_size"] // settings["block_size"])
+    tables.apply(ckpt.records)
+    for change in changes:
+        tables.apply(change)
+    records = tables.dump()
+    first_free = min(r for r in records if r[0] == "f")
+    records = [r for r in records if r != first_free]                   # lose free blocks
     records.append(("e", (99, 0), (1, 5, 0)))                           # orphaned extent
-    journal.write_checkpoint(img, ckpt.uuid, ckpt.epoch + 1, records)
+    journal.write_checkpoint(img, ckpt.uuid, ckpt.epoch + 1, records, last)
     out = cli("fsck", img, check=False)
     assert out.returncode == 1
     text = out.stdout.decode()

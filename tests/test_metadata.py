@@ -117,3 +117,20 @@ def test_kill_9_at_random_instants_leaves_a_clean_filesystem(tmp_path):
         assert p.returncode == -signal.SIGKILL, err.decode()[-2000:]
         with Volume(image) as v:
             assert v.fsck() == [], f"after kill {i}"
+
+
+def test_a_journal_that_lost_commits_is_refused_not_silently_older(image):
+    """The image's superblock names the last commit; a journal replaced by an older copy
+    (or deleted) after more commits were made is noticed at the next opening."""
+    from pyfalloc.store import journal_path
+    with Volume(image) as v:
+        v.write_file("/a", b"first")
+        v.sync()
+    old_journal = open(journal_path(image), "rb").read()
+    with Volume(image) as v:
+        v.write_file("/b", b"second")
+        v.sync()
+    with open(journal_path(image), "wb") as f:
+        f.write(old_journal)
+    with pytest.raises(FormatError, match="lacks commits"):
+        Volume(image)

@@ -25,7 +25,7 @@ class Volume(Syscalls):
         self.image = os.fspath(image)
         dev = Device.open(self.image)
         try:
-            store = Store(self.image, dev.uuid, dev.group_size // dev.block_size, dev.flush)
+            store = Store(self.image, dev.uuid, dev.group_size // dev.block_size, dev)
         except Exception:
             dev.close()
             raise
@@ -58,7 +58,7 @@ class Volume(Syscalls):
         try:
             Store.create(image, dev.uuid, {"uuid": dev.uuid.hex(), "block_size": block_size, "granule": granule,
                                            "group_size": group_size, "nblocks": dev.nblocks})
-            store = Store(image, dev.uuid, group_size // block_size, dev.flush)
+            store = Store(image, dev.uuid, group_size // block_size, dev)
             fs = FileSystem.format(dev, store)
             store.commit()
             fs.close()

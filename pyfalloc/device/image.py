@@ -18,6 +18,7 @@ MAGIC = b"PYFALLOC"
 VERSION = 1
 # magic, version, uuid, block size, granule, group size, block count
 _SUPER = struct.Struct("<8sI16sIQQQ")
+_COMMIT, _COMMIT_AT = struct.Struct("<Q"), 256     # inside block 0 even with 512-byte blocks
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
@@ -162,6 +163,14 @@ class Device:
 
     def flush(self):
         self.file.sync()
+
+    # the number of the last metadata commit, beside the superblock in block 0: written
+    # after that commit is in the journal, so a journal that holds less lost commits
+    def note_commit(self, seq):
+        self.file.pwrite(_COMMIT.pack(seq), _COMMIT_AT)
+
+    def noted_commit(self):
+        return _COMMIT.unpack(self.file.pread(_COMMIT.size, _COMMIT_AT))[0]
 
     def host_allocated_bytes(self):
         return os.fstat(self.fd).st_blocks * 512

@@ -4,9 +4,11 @@ since it.
     IMAGE.meta          checkpoint: header + all rows (marshal), replaced by rename
     IMAGE.meta-journal  header naming the checkpoint it follows, then commit blocks
 
-A commit block is [magic, payload length, CRC-32, epoch] + payload, the payload being the
-change records of one commit. Recovery replays blocks in order and stops at the first that
-is torn or belongs to another checkpoint: a commit is all there or not at all.
+A commit block is [magic, payload length, CRC-32, epoch, sequence] + payload, the payload
+being the change records of one commit. Recovery replays blocks in order and stops at the
+first that is torn or belongs to another checkpoint: a commit is all there or not at all.
+Commits are numbered; the checkpoint names the last one it holds, and the image's superblock
+the last one made (device/image.py), so a journal that lost commits is noticed.
 """
 import marshal
 import os
@@ -18,13 +20,13 @@ from pyfalloc.device import hostio
 
 CKPT_MAGIC = b"PYFAMETA"
 JRNL_MAGIC = b"PYFAJRNL"
-FORMAT = 3
-# magic, format, uuid, epoch, nonce, payload length, payload CRC-32
-_CKPT = struct.Struct("<8sI16sQQQI")
+FORMAT = 4
+# magic, format, uuid, epoch, nonce, last commit held, payload length, payload CRC-32
+_CKPT = struct.Struct("<8sI16sQQQQI")
 # magic, format, uuid, epoch, nonce
 _JHEAD = struct.Struct("<8sI16sQQ")
 JOURNAL_START = 4096
-_BLOCK = struct.Struct("<IIIQ")
+_BLOCK = struct.Struct("<IIIQQ")
 BLOCK_MAGIC = 0x4A424C4B
 
 
@@ -60,11 +62,11 @@ def unframe(blob):
 
 
 class Checkpoint:
-    def __init__(self, uuid, epoch, nonce, records):
-        self.uuid, self.epoch, self.nonce, self.records = uuid, epoch, nonce, records
+    def __init__(self, uuid, epoch, nonce, seq, records):
+        self.uuid, self.epoch, self.nonce, self.seq, self.records = uuid, epoch, nonce, seq, records
 
 
-def write_checkpoint(image, uuid, epoch, records):
+def write_checkpoint(image, uuid, epoch, records, seq=0):
     """Write a new checkpoint durably (temp file, sync, rename), then start its journal."""
     nonce = int.from_bytes(os.urandom(8), "little")
     body = marshal.dumps(records)
@@ -72,7 +74,7 @@ def write_checkpoint(image, uuid, epoch, records):
     tmp = path + ".new"
     f = hostio.HostFile(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        f.pwritev([_CKPT.pack(CKPT_MAGIC, FORMAT, uuid, epoch, nonce, len(body), zlib.crc32(body)), body], 0)
+        f.pwritev([_CKPT.pack(CKPT_MAGIC, FORMAT, uuid, epoch, nonce, seq, len(body), zlib.crc32(body)), body], 0)
         f.sync()
     finally:
         f.close()
@@ -100,7 +102,7 @@ def read_checkpoint(image):
         raise FormatError(f"metadata {path} is missing (refusing to re-create it)") from None
     if len(blob) < _CKPT.size:
         raise FormatError(f"metadata {path} is truncated")
-    magic, fmt, uuid, epoch, nonce, n, crc = _CKPT.unpack_from(blob)
+    magic, fmt, uuid, epoch, nonce, seq, n, crc = _CKPT.unpack_from(blob)
     if magic != CKPT_MAGIC:
         raise FormatError(f"{path} is not pyfalloc metadata")
     if fmt != FORMAT:
@@ -112,35 +114,38 @@ def read_checkpoint(image):
         records = marshal.loads(body)
     except (EOFError, ValueError, TypeError) as e:
         raise FormatError(f"metadata {path} is corrupt: {e}") from None
-    return Checkpoint(uuid, epoch, nonce, records)
+    return Checkpoint(uuid, epoch, nonce, seq, records)
 
 
 def read_journal(image, ckpt):
-    """The changes committed after ckpt, and the length of the journal's valid part. A
-    journal that follows another checkpoint (a crash between the two) holds nothing."""
+    """The changes committed after ckpt, the length of the journal's valid part (None: it
+    follows another checkpoint, after a crash between the two, and holds nothing) and the
+    number of the last commit found."""
     try:
         with open(journal_path(image), "rb") as f:
             blob = f.read()
     except FileNotFoundError:
-        return [], None
+        return [], None, ckpt.seq
     if len(blob) < _JHEAD.size:
-        return [], None
+        return [], None, ckpt.seq
     magic, fmt, uuid, epoch, nonce = _JHEAD.unpack_from(blob)
     if (magic, fmt, uuid, epoch, nonce) != (JRNL_MAGIC, FORMAT, ckpt.uuid, ckpt.epoch, ckpt.nonce):
-        return [], None
-    pos, changes = JOURNAL_START, []
+        return [], None, ckpt.seq
+    pos, changes, last = JOURNAL_START, [], ckpt.seq
     while pos + _BLOCK.size <= len(blob):
-        magic, n, crc, epoch = _BLOCK.unpack_from(blob, pos)
+        magic, n, crc, epoch, seq = _BLOCK.unpack_from(blob, pos)
         payload = memoryview(blob)[pos + _BLOCK.size:pos + _BLOCK.size + n]
-        if magic != BLOCK_MAGIC or epoch != ckpt.epoch or len(payload) != n or zlib.crc32(payload) != crc:
+        if (magic != BLOCK_MAGIC or epoch != ckpt.epoch or seq != last + 1 or len(payload) != n
+                or zlib.crc32(payload) != crc):
             break
         try:
             changes += unframe(payload)
         except (EOFError, ValueError, TypeError, struct.error):
             break
         pos += _BLOCK.size + n
-    return changes, pos
+        last = seq
+    return changes, pos, last
 
 
-def block(payload, epoch):
-    return _BLOCK.pack(BLOCK_MAGIC, len(payload), zlib.crc32(payload), epoch) + payload
+def block(payload, epoch, seq):
+    return _BLOCK.pack(BLOCK_MAGIC, len(payload), zlib.crc32(payload), epoch, seq) + payload

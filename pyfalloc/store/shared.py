@@ -16,7 +16,7 @@ import os
 import struct
 
 SHM_DIR = "/dev/shm"
-MAGIC = b"PYFASHM3"
+MAGIC = b"PYFASHM4"
 LOG_START = 4096
 CAPACITY = 1 << 30          # address space only: tmpfs stores what is written
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
@@ -25,7 +25,8 @@ _FLOCK = "@hhqqi4x"
 
 # header fields: name -> offset (all u64 but dirty_since, a double)
 _FIELDS = {"shm_epoch": 24, "tail": 32, "durable": 40, "ckpt_epoch": 48, "ckpt_nonce": 56,
-           "ckpt_tail": 64, "journal_len": 72, "released": 80, "dirty_since": 88, "next_move": 96}
+           "ckpt_tail": 64, "journal_len": 72, "released": 80, "dirty_since": 88, "next_move": 96,
+           "commit_seq": 104}
 
 
 def shm_path(image, uuid):

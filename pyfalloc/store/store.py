@@ -33,11 +33,12 @@ CHECKPOINT_MIN = 8 << 20            # journal bytes before a checkpoint is worth
 
 
 class Store:
-    def __init__(self, image, uuid, group_blocks, flush_data, readonly=False):
+    def __init__(self, image, uuid, group_blocks, device):
         self.image = os.fspath(image)
         self.uuid = uuid
         self.group_blocks = group_blocks
-        self.flush_data = flush_data
+        self.device = device            # flush() the data; note_commit(n) and noted_commit()
+        self.flush_data = device.flush
         self.on_release = None          # callable(pending items): returns blocks to the free map
         self.t = None
         self._rlock = threading.RLock()
@@ -96,7 +97,11 @@ class Store:
         if ckpt.uuid != self.uuid:
             raise FormatError(f"metadata {journal.meta_path(self.image)} belongs to another image "
                               f"(UUID {ckpt.uuid.hex()})")
-        changes, end = journal.read_journal(self.image, ckpt)
+        changes, end, last = journal.read_journal(self.image, ckpt)
+        noted = self.device.noted_commit()
+        if noted > last:
+            raise FormatError(f"metadata journal {journal.journal_path(self.image)} lacks commits "
+                              f"{last + 1}..{noted} that the image says were made (lost or replaced)")
         t = Tables(self.group_blocks)
         t.apply(ckpt.records)
         for change in changes:
@@ -104,10 +109,11 @@ class Store:
         epoch, nonce = ckpt.epoch, ckpt.nonce
         if changes or end is None:
             epoch += 1
-            nonce = journal.write_checkpoint(self.image, self.uuid, epoch, t.dump())
+            nonce = journal.write_checkpoint(self.image, self.uuid, epoch, t.dump(), last)
         log = self.log
         log.initialize()
-        for name, value in (("ckpt_epoch", epoch), ("ckpt_nonce", nonce), ("journal_len", journal.JOURNAL_START)):
+        for name, value in (("ckpt_epoch", epoch), ("ckpt_nonce", nonce), ("journal_len", journal.JOURNAL_START),
+                            ("commit_seq", last)):
             log.put(name, value)
 
     def _load(self):
@@ -245,7 +251,8 @@ class Store:
         self.flush_data()                           # data before the metadata exposing it
         payload = bytes(log.read(durable, tail))
         jlen = log.get("journal_len")
-        blob = journal.block(payload, log.get("ckpt_epoch"))
+        seq = log.get("commit_seq") + 1
+        blob = journal.block(payload, log.get("ckpt_epoch"), seq)
         f = HostFile(journal.journal_path(self.image))
         try:
             f.pwrite(blob, jlen)
@@ -254,6 +261,8 @@ class Store:
             f.close()
         log.put("journal_len", jlen + len(blob))
         log.put("durable", tail)
+        log.put("commit_seq", seq)
+        self.device.note_commit(seq)        # reaches the disk with the next flush of the image
 
     def _release(self, items):
         log = self.log
@@ -276,7 +285,7 @@ class Store:
         the journal starts again after it."""
         log = self.log
         epoch = log.get("ckpt_epoch") + 1
-        nonce = journal.write_checkpoint(self.image, self.uuid, epoch, self.t.dump())
+        nonce = journal.write_checkpoint(self.image, self.uuid, epoch, self.t.dump(), log.get("commit_seq"))
         tail = log.get("tail")
         log.put("ckpt_epoch", epoch)
         log.put("ckpt_nonce", nonce)
