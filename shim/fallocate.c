@@ -1,6 +1,6 @@
-/* The fallocate family: fallocate(64), posix_fallocate(64), fallocate2, syscall() for
- * SYS_fallocate, 486 and 487, the i386 compat entry of the RFC and the portable struct form.
- * Argument checks are the syscall layer's (pyfalloc/syscalls.py), except where a host
+/* The fallocate family: fallocate(64), posix_fallocate(64), fallocate2 (syscall() sends
+ * SYS_fallocate, 486 and 487 here: syscall.c), the i386 compat entry of the RFC and the
+ * portable struct form. Argument checks are the syscall layer's (pyfalloc/syscalls/), except where a host
  * file's kernel has to be imitated without entering Python. */
 #define PYFALLOC_NO_INLINE
 #include "interpose.h"
@@ -11,7 +11,6 @@
 
 REAL(int, fallocate, int, int, off_t, off_t)
 REAL(int, posix_fallocate, int, off_t, off_t)
-REAL(long, syscall, long, ...)
 
 int fallocate2(int fd, int mode, off_t offset, off_t len, uint64_t physical)
 {
@@ -79,20 +78,3 @@ int fallocate3(int fd, const struct fallocate_how *how, size_t size)
     return fallocate2(fd, (int)f[0], (off_t)f[1], (off_t)f[2], (uint64_t)f[3]);
 }
 
-long syscall(long nr, ...)
-{
-    va_list ap;
-    va_start(ap, nr);
-    long a[6];
-    for (int i = 0; i < 6; i++)
-        a[i] = va_arg(ap, long);
-    va_end(ap);
-    if (nr == SYS_fallocate)
-        return fallocate((int)a[0], (int)a[1], (off_t)a[2], (off_t)a[3]);
-    if (nr == SYS_fallocate2)
-        return fallocate2((int)a[0], (int)a[1], (off_t)a[2], (off_t)a[3], (uint64_t)a[4]);
-    if (nr == SYS_fallocate3)
-        return fallocate3((int)a[0], (const struct fallocate_how *)a[1], (size_t)a[2]);
-    load_syscall();
-    return real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-}

@@ -228,3 +228,31 @@ FILE *freopen64(const char *path, const char *mode, FILE *stream)
     load_freopen64();
     return real_freopen64(alias(path), mode, stream);
 }
+
+/* dprintf and vdprintf write through glibc's internal write: formatted here, written by the
+ * interposed write */
+REAL(int, vdprintf, int, const char *, va_list)
+
+int vdprintf(int fd, const char *fmt, va_list ap)
+{
+    if (!is_virt(fd)) {
+        load_vdprintf();
+        return real_vdprintf(fd, fmt, ap);
+    }
+    char *text;
+    int n = vasprintf(&text, fmt, ap);
+    if (n < 0)
+        return -1;
+    ssize_t w = write(fd, text, (size_t)n);
+    free(text);
+    return w < 0 ? -1 : (int)w;
+}
+
+int dprintf(int fd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vdprintf(fd, fmt, ap);
+    va_end(ap);
+    return r;
+}

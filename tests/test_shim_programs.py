@@ -209,3 +209,39 @@ def test_eight_threads_open_write_read_close_at_once(image, host_dir, tmp_path):
     host, img = both(image, host_dir, [exe, "{}"])
     assert host.stdout == "errors 0\n"
     assert img.returncode == 0 and img.stdout == "errors 0\n", img.stderr[-2000:]
+
+
+def test_system_calls_by_number_through_libc_reach_the_image(image, host_dir):
+    """syscall(SYS_openat, ...) and friends, as fsstress and stress-ng make some calls: the
+    same answers as ext4, and nothing created on the host."""
+    script = os.path.join(ROOT, "tests", "progs", "raw_syscalls.py")
+    host, img = both(image, host_dir, [sys.executable, script, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+    assert "left: [b'd']" in img.stdout
+
+
+DPRINTF = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/dp", argv[1]);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    dprintf(fd, "%s %d\n", "answer", 42);
+    char buf[32] = {0};
+    pread(fd, buf, sizeof buf - 1, 0);
+    fputs(buf, stdout);
+    return 0;
+}
+"""
+
+
+def test_dprintf_writes_into_the_image_file(image, host_dir, tmp_path):
+    src, exe = tmp_path / "dp.c", str(tmp_path / "dp")
+    src.write_text(DPRINTF)
+    subprocess.run(["cc", "-o", exe, str(src)], check=True)
+    host, img = both(image, host_dir, [exe, "{}"])
+    assert host.stdout == "answer 42\n" and img.stdout == host.stdout, img.stderr
