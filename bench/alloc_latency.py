@@ -32,6 +32,7 @@ def fragment(vol, nfree):
     with vol.fs.meta.tx():                      # one transaction for the set-up, not timed
         for i in range(nfree):
             vol.fallocate(fd, uapi.FALLOC_FL_PUNCH_HOLE | uapi.FALLOC_FL_KEEP_SIZE, 2 * i * BS, BS)
+    vol.sync()                                  # punched blocks are free once the punch is durable
     vol.close(fd)
     return [(2 * i + 1) * BS for i in range(nfree)]     # physical byte offsets of the holes
 

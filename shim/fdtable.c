@@ -7,6 +7,7 @@
  * position, O_APPEND, FD_CLOEXEC) and the advisory locks (see make_shadow). A process that
  * inherits one across exec finds its inode from the shadow's name. */
 #include "interpose.h"
+#include <limits.h>
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
@@ -120,6 +121,20 @@ int alias_dir(int dirfd, const char *path)
     return nesc && escape_of(path) ? AT_FDCWD : dirfd;
 }
 
+/* A path of PATH_MAX bytes or more on the image: an image path with a name longer than the
+ * image allows, so whichever call takes it answers ENAMETOOLONG, as Linux does for the path
+ * (never a path cut short, which could name another file). */
+static const char *too_long(void)
+{
+    static char name[4200];
+    if (!name[0]) {
+        int n = snprintf(name, sizeof name, "%s/", prefix);
+        memset(name + n, 'x', 300);
+        name[n + 300] = 0;
+    }
+    return name;
+}
+
 /* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
 const char *image_path(int dirfd, const char *path)
 {
@@ -133,11 +148,15 @@ const char *image_path(int dirfd, const char *path)
     if (path[0] == '/') {
         if (!on_image(path))
             return NULL;            /* the fast path of every host call: one compare */
+        if (strlen(path) >= PATH_MAX)
+            return too_long();
         snprintf(joined, sizeof joined, "%s", path);
     } else {
         const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : NULL) : is_virt(dirfd) ? virt_path(dirfd) : NULL;
         if (!base)
             return NULL;
+        if (strlen(path) >= PATH_MAX || strlen(base) + 1 + strlen(path) >= sizeof joined)
+            return too_long();
         snprintf(joined, sizeof joined, "%s/%s", base, path);
     }
     normalize(joined);

@@ -129,6 +129,56 @@ int rename(const char *from, const char *to)
     return real_rename(alias(from), alias(to));
 }
 
+/* mknod: a regular file is created as open would; FIFOs and device nodes the image stores
+ * neither, so it refuses them as it refuses links, in do_mknodat's order (the type, then
+ * the path's own errors, EEXIST, then the filesystem's EPERM) */
+REAL(int, mknodat, int, const char *, mode_t, dev_t)
+
+static int image_mknod(const char *image, mode_t mode)
+{
+    char ip[4096];                      /* image_path's buffer is reused by the calls below */
+    snprintf(ip, sizeof ip, "%s", image);
+    switch (mode & S_IFMT) {
+    case 0:
+    case S_IFREG: {
+        int fd = open(ip, O_WRONLY | O_CREAT | O_EXCL, mode & 07777);
+        return fd < 0 ? -1 : close(fd);
+    }
+    case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+        break;
+    case S_IFDIR:
+        return failed(EPERM);
+    default:
+        return failed(EINVAL);
+    }
+    struct stat st;
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", ip);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *(slash == parent ? slash + 1 : slash) = 0;
+    if (image_stat(-1, parent, &st) < 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode))
+        return failed(ENOTDIR);
+    if (image_stat(-1, ip, &st) == 0)
+        return failed(EEXIST);
+    return failed(EPERM);
+}
+
+int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
+{
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return image_mknod(ip, mode);
+    load_mknodat();
+    return real_mknodat(alias_dir(dirfd, path), alias(path), mode, dev);
+}
+
+int mknod(const char *path, mode_t mode, dev_t dev) { return mknodat(AT_FDCWD, path, mode, dev); }
+int mkfifoat(int dirfd, const char *path, mode_t mode) { return mknodat(dirfd, path, S_IFIFO | (mode & 07777), 0); }
+int mkfifo(const char *path, mode_t mode) { return mkfifoat(AT_FDCWD, path, mode); }
+
 /* the image has neither hard nor symbolic links: what Linux answers on such a filesystem */
 static int no_links(const char *a, const char *b)
 {
@@ -194,6 +244,19 @@ ssize_t readlink(const char *path, char *buf, size_t size)
 }
 
 /* ---- the working directory, while it is a directory of the image ------------------------------- */
+
+/* While the working directory is on the image, the process's real one is a directory that
+ * no longer exists: a call that still bypasses the shim with a relative name (an inline
+ * system call, a static helper) gets ENOENT instead of creating a host file. */
+static void leave_real_cwd(void)
+{
+    char tmp[] = "/tmp/pyfalloc-cwd-XXXXXX";
+    load_chdir();
+    load_rmdir();
+    if (mkdtemp(tmp) && real_chdir(tmp) == 0)
+        real_rmdir(tmp);
+}
+
 static int enter(const char *ip, int fd)
 {
     struct stat st;
@@ -203,6 +266,8 @@ static int enter(const char *ip, int fd)
         return failed(ENOTDIR);
     if (strlen(ip) >= sizeof vcwd)
         return failed(ENAMETOOLONG);
+    if (!vcwd[0])
+        leave_real_cwd();
     memmove(vcwd, ip, strlen(ip) + 1);
     return 0;
 }
@@ -213,7 +278,7 @@ int chdir(const char *path)
     if (ip)
         return enter(ip, -1);
     load_chdir();
-    int r = real_chdir(path);
+    int r = real_chdir(alias(path));
     if (r == 0)
         vcwd[0] = 0;
     return r;

@@ -245,3 +245,51 @@ def test_dprintf_writes_into_the_image_file(image, host_dir, tmp_path):
     subprocess.run(["cc", "-o", exe, str(src)], check=True)
     host, img = both(image, host_dir, [exe, "{}"])
     assert host.stdout == "answer 42\n" and img.stdout == host.stdout, img.stderr
+
+
+def _compile(tmp_path, name):
+    exe = str(tmp_path / name)
+    cc = subprocess.run(["cc", "-Wall", "-o", exe, os.path.join(ROOT, "tests", "progs", name + ".c")],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    return exe
+
+
+def test_realpath_scandir_glob_nftw_and_ftw_walk_the_image_as_ext4(image, host_dir, tmp_path):
+    """glibc runs these from inside itself; on the image the shim runs them with the
+    interposed calls. Lines are compared sorted: readdir order is the filesystem's own."""
+    host, img = both(image, host_dir, [_compile(tmp_path, "walk"), "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "scandir 3: a.txt b.dat sub" in img.stdout and "glob 0: /w/a.txt" in img.stdout
+    assert sorted(img.stdout.splitlines()) == sorted(host.stdout.splitlines())
+
+
+def test_mknod_and_long_paths_answer_as_ext4(image, host_dir):
+    script = os.path.join(ROOT, "tests", "progs", "nodes_names.py")
+    host, img = both(image, host_dir, [sys.executable, script, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+    assert "open a path over PATH_MAX: ENAMETOOLONG" in img.stdout
+
+
+def test_fifos_and_device_nodes_are_refused_on_the_image_not_made_on_the_host(image, tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    r = under_shim(image, [sys.executable, "-c", "import os\n"
+                           "for f in (lambda: os.mkfifo('/pyfalloc/fifo'), lambda: os.mknod('/pyfalloc/null', 0o20666, 0x103)):\n"
+                           "    try: f(); print('made')\n"
+                           "    except OSError as e: print(e.errno)"], cwd=cwd)
+    assert r.stdout.split() == ["1", "1"], r.stderr         # EPERM, as links are refused
+    assert os.listdir(cwd) == []
+
+
+def test_a_call_that_bypasses_libc_cannot_create_a_host_file_from_an_image_cwd(image, tmp_path):
+    """While the working directory is on the image, the real one no longer exists: an inline
+    system call with a relative name gets ENOENT."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    exe = _compile(tmp_path, "inline_syscall")
+    r = under_shim(image, ["bash", "-c", f"mkdir -p /pyfalloc/d && {exe} /pyfalloc/d"], cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["inline openat: ENOENT", "getcwd: /pyfalloc/d"]
+    assert os.listdir(cwd) == []

@@ -1,7 +1,8 @@
 """Open files across processes, as the kernel's inode reference counts: a process that has
 an inode open holds a shared lock on one byte of the shared log file (at HANDLE_BASE + ino,
 through a description of its own). An unlinked inode is freed when nobody holds that byte;
-a process that dies lets go of its bytes at once, so nothing needs reaping.
+a process that dies lets go of its bytes at once, and the next opener frees the orphans
+nobody holds (fs.reap).
 """
 import fcntl
 import os

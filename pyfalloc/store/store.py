@@ -107,7 +107,14 @@ class Store:
         for change in changes:
             t.apply(change)
         epoch, nonce = ckpt.epoch, ckpt.nonce
-        if changes or end is None:
+        try:
+            torn = end is not None and os.stat(journal.journal_path(self.image)).st_size != end
+        except FileNotFoundError:
+            torn = True
+        # a journal with commits, one of another checkpoint, or one with a torn block at its
+        # end is folded into a new checkpoint: the shared log then starts from a journal
+        # exactly as long as it says (_log_matches_disk compares the two)
+        if changes or end is None or torn:
             epoch += 1
             nonce = journal.write_checkpoint(self.image, self.uuid, epoch, t.dump(), last)
         log = self.log

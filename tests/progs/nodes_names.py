@@ -1,0 +1,31 @@
+"""mknod and mkfifo, paths of PATH_MAX bytes and more, and a relative create that bypasses
+libc from an image working directory: printed for comparison with a host directory.
+
+    python nodes_names.py DIR
+"""
+import ctypes
+import errno
+import os
+import stat
+import sys
+
+d = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def show(name, fn):
+    try:
+        print(f"{name}: {fn()!r}")
+    except OSError as e:
+        print(f"{name}: {errno.errorcode[e.errno]}")
+
+
+show("mknod regular", lambda: (os.mknod(d + "/reg", 0o640 | stat.S_IFREG), oct(os.stat(d + "/reg").st_mode)))
+show("mknod regular again", lambda: os.mknod(d + "/reg", 0o640 | stat.S_IFREG))
+show("mknod a directory", lambda: os.mknod(d + "/dir", 0o755 | stat.S_IFDIR))
+show("mknod in a missing directory", lambda: os.mkfifo(d + "/missing/fifo"))
+show("mkfifo over a file", lambda: os.mkfifo(d + "/reg"))
+long = d + "/" + "/".join(["n" * 200] * 21)           # over PATH_MAX, every name allowed
+show("open a path over PATH_MAX", lambda: os.open(long, os.O_RDWR | os.O_CREAT))
+show("stat a path over PATH_MAX", lambda: os.stat(long))
+show("a name over 255 bytes", lambda: os.open(d + "/" + "x" * 256, os.O_RDWR | os.O_CREAT))
