@@ -92,7 +92,9 @@ class Store:
 
     def _recover(self):
         """First opening since boot or a crash: the checkpoint plus the journal's complete
-        commits is the volume; it becomes a new checkpoint, and the log starts empty."""
+        commits is the volume. The commits go into the new shared log as frames already
+        durable, so opening writes nothing but a repair: a torn block at the journal's end
+        is cut off, a journal left from an earlier checkpoint is started again."""
         ckpt = journal.read_checkpoint(self.image)
         if ckpt.uuid != self.uuid:
             raise FormatError(f"metadata {journal.meta_path(self.image)} belongs to another image "
@@ -102,25 +104,22 @@ class Store:
         if noted > last:
             raise FormatError(f"metadata journal {journal.journal_path(self.image)} lacks commits "
                               f"{last + 1}..{noted} that the image says were made (lost or replaced)")
-        t = Tables(self.group_blocks)
-        t.apply(ckpt.records)
-        for change in changes:
-            t.apply(change)
-        epoch, nonce = ckpt.epoch, ckpt.nonce
-        try:
-            torn = end is not None and os.stat(journal.journal_path(self.image)).st_size != end
-        except FileNotFoundError:
-            torn = True
-        # a journal with commits, one of another checkpoint, or one with a torn block at its
-        # end is folded into a new checkpoint: the shared log then starts from a journal
-        # exactly as long as it says (_log_matches_disk compares the two)
-        if changes or end is None or torn:
-            epoch += 1
-            nonce = journal.write_checkpoint(self.image, self.uuid, epoch, t.dump(), last)
+        if end is None:
+            journal.reset_journal(self.image, self.uuid, ckpt.epoch, ckpt.nonce)
+            end = journal.JOURNAL_START
+        elif os.stat(journal.journal_path(self.image)).st_size != end:
+            f = HostFile(journal.journal_path(self.image))
+            try:
+                f.truncate(end)
+                f.sync()
+            finally:
+                f.close()
         log = self.log
         log.initialize()
-        for name, value in (("ckpt_epoch", epoch), ("ckpt_nonce", nonce), ("journal_len", journal.JOURNAL_START),
-                            ("commit_seq", last)):
+        log.append(b"".join(frame(change) for change in changes))
+        tail = log.get("tail")
+        for name, value in (("ckpt_epoch", ckpt.epoch), ("ckpt_nonce", ckpt.nonce), ("journal_len", end),
+                            ("commit_seq", last), ("durable", tail)):
             log.put(name, value)
 
     def _load(self):
@@ -209,16 +208,16 @@ class Store:
             return mid
 
     # ---- durability --------------------------------------------------------------------------
-    def commit(self):
-        """Make every change so far durable, data included (fsync, sync, syncfs): an
-        overwrite changes no metadata, and its bytes must reach the disk all the same."""
+    def commit(self, data=True):
+        """Make every change so far durable (fsync, sync, syncfs), and with data the bytes
+        written too: an overwrite changes no metadata, and an fsync must flush it all the same."""
         with self._rlock:
             if self._depth:
                 raise RuntimeError("commit inside a change")
             self.log.lock(fcntl.F_WRLCK)
             try:
                 self._catch_up()
-                if self.log.get("durable") == self.log.get("tail"):
+                if data and self.log.get("durable") == self.log.get("tail"):
                     self.flush_data()
                 self._commit_locked()
             finally:
@@ -228,7 +227,7 @@ class Store:
         """At close: what this process changed becomes durable, as a kernel's would within
         its commit interval."""
         if self._mine:
-            self.commit()
+            self.commit(data=False)
 
     def _commit_locked(self):
         log = self.log
@@ -318,7 +317,7 @@ class Store:
         forget_fork(self)
         try:
             if self.log.last_user():
-                self.commit()
+                self.commit(data=False)
                 self.log.remove()
                 shutil.rmtree(self.log.path + ".d", ignore_errors=True)
         finally:
