@@ -186,7 +186,7 @@ long long done(long long r)
 {
     if (!python_started && r != 0) {
         python_started = 1;
-        if (getenv("PYFALLOC_PYTHONHOME"))
+        if (env("PYFALLOC_PYTHONHOME"))
             unsetenv("PYTHONHOME");
         for (int i = 0; signals_saved && i < 3; i++)
             sigaction(kept_signals[i], &program_sig[i], NULL);
@@ -207,6 +207,7 @@ long long done(long long r)
 
 void set_virt(int fd, const char *path, int acc)
 {
+    forget_extent(fd);
     virt[fd] = 1;
     vacc[fd] = (unsigned char)(acc & O_ACCMODE);
     free(vpath[fd]);
@@ -221,6 +222,7 @@ int failed_errno(int e)
 
 void clear_virt(int fd)
 {
+    forget_extent(fd);
     virt[fd] = 0;
     free(vpath[fd]);
     vpath[fd] = NULL;
@@ -265,16 +267,53 @@ int keep_high(int fd)
 
 /* ---- shadows ------------------------------------------------------------------------------------ */
 /* The shadow of an open image file is an open of one empty file per inode in the volume's
- * runtime directory (PYFALLOC_SHADOWS, set by the Python half when it opens the volume), with
+ * runtime directory (created by the Python half when it opens the volume), with
  * the program's access mode and flags. So the kernel keeps, per open file description, the
  * position, O_APPEND, FD_CLOEXEC and the locks: flock, POSIX and OFD locks taken on image
  * files conflict between processes exactly as on a kernel filesystem, and release as Linux
  * specifies for each kind. */
+/* The process's environment as the kernel handed it over: a program may define its own
+ * getenv (bash does, over its variable table, which is empty while constructors run). */
+extern char **environ;
+const char *env(const char *name)
+{
+    size_t n = strlen(name);
+    for (char **e = environ; e && *e; e++)
+        if (!strncmp(*e, name, n) && (*e)[n] == '=')
+            return *e + n + 1;
+    return NULL;
+}
+
+/* The volume's runtime directory, /dev/shm/pyfalloc-UUID-DEV-INO.d as pyfalloc/store/shared.py
+ * names it: from the image itself (its UUID in the superblock, its device and inode), so a
+ * process started by any exec — a shell passes on only the environment it knows — finds it. */
 static const char *shadow_dir(void)
 {
-    const char *d = getenv("PYFALLOC_SHADOWS");
-    return d && *d == '/' ? d : NULL;
+    static char dir[256];
+    static int tried;
+    if (dir[0] || tried)
+        return dir[0] ? dir : NULL;
+    tried = 1;
+    const char *image = env("PYFALLOC_IMAGE");
+    unsigned char uuid[16];
+    struct stat st;
+    int fd = image ? k_open(image, O_RDONLY | O_CLOEXEC, 0) : -1;
+    if (fd < 0)
+        return NULL;
+    /* superblock: magic (8 bytes), version (4), UUID (16) */
+    ssize_t got = pread(fd, uuid, sizeof uuid, 12);
+    int ok = got == (ssize_t)sizeof uuid && fstat(fd, &st) == 0;
+    k_close(fd);
+    if (!ok)
+        return NULL;
+    int n = snprintf(dir, sizeof dir, "/dev/shm/pyfalloc-");
+    for (int i = 0; i < 16; i++)
+        n += snprintf(dir + n, sizeof dir - n, "%02x", uuid[i]);
+    snprintf(dir + n, sizeof dir - n, "-%lx-%lx.d", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
+    return dir;
 }
+
+const char *runtime_dir(void) { return shadow_dir(); }
 
 /* put the shadow of inode ino, opened with flags, on descriptor number fd */
 static int make_shadow(int fd, long long ino, int flags)
@@ -440,7 +479,7 @@ static void after_fork_child(void) { after_fork("PyOS_AfterFork_Child"); }
 
 __attribute__((constructor)) static void shim_init(void)
 {
-    const char *m = getenv("PYFALLOC_MOUNT");
+    const char *m = env("PYFALLOC_MOUNT");
     if (m && *m == '/' && strlen(m) < sizeof prefix) {
         strcpy(prefix, m);
         prefix_len = strlen(prefix);
@@ -449,11 +488,11 @@ __attribute__((constructor)) static void shim_init(void)
     }
     /* the embedded interpreter finds its standard library through PYTHONHOME; it is put
      * back after Python starts, so children that are other Pythons do not inherit it */
-    const char *home = getenv("PYFALLOC_PYTHONHOME");
-    if (home && !getenv("PYTHONHOME"))
+    const char *home = env("PYFALLOC_PYTHONHOME");
+    if (home && !env("PYTHONHOME"))
         setenv("PYTHONHOME", home, 0);
     /* an image working directory handed over by exec (see exec.c) */
-    const char *cwd = getenv("PYFALLOC_CWD");
+    const char *cwd = env("PYFALLOC_CWD");
     if (cwd && on_image(cwd) && strlen(cwd) < sizeof vcwd)
         strcpy(vcwd, cwd);
     unsetenv("PYFALLOC_CWD");

@@ -159,7 +159,7 @@ static ssize_t image_read(int fd, void *buf, size_t n)
     off_t pos = k_lseek(fd, 0, SEEK_CUR);
     if (pos < 0)
         return -1;
-    long long r = PY(pyf_read(fd, buf, (long long)n, pos));
+    long long r = image_pread(fd, buf, n, pos);
     if (r > 0)
         k_lseek(fd, pos + r, SEEK_SET);
     return r;
@@ -206,7 +206,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
     if (is_virt(fd))
-        return PY(pyf_read(fd, buf, (long long)n, off));
+        return image_pread(fd, buf, n, off);
     load_pread();
     return real_pread(fd, buf, n, off);
 }
@@ -242,7 +242,7 @@ static ssize_t each_iov(int fd, const struct iovec *iov, int n, off_t off, int w
         off_t at = off < 0 ? -1 : off + total;
         ssize_t r = writing ? image_write_how(fd, iov[i].iov_base, iov[i].iov_len, at, how)
                     : at < 0 ? image_read(fd, iov[i].iov_base, iov[i].iov_len)
-                             : PY(pyf_read(fd, iov[i].iov_base, (long long)iov[i].iov_len, at));
+                             : image_pread(fd, iov[i].iov_base, iov[i].iov_len, at);
         if (r < 0)
             return total ? total : -1;
         total += r;
@@ -372,7 +372,7 @@ static void *map_image(void *addr, size_t len, int prot, int flags, int fd, off_
     void *m = real_mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | keep, -1, 0);
     if (m == MAP_FAILED)
         return m;
-    long long r = PY(pyf_read(fd, m, (long long)len, off));
+    long long r = image_pread(fd, m, len, off);
     if (r < 0 || mprotect(m, len, prot) < 0) {
         int e = errno;
         munmap(m, len);

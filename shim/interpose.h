@@ -50,6 +50,8 @@ HIDDEN int alias_dir(int dirfd, const char *path);
 HIDDEN int open_image(const char *path, int flags, mode_t mode);
 HIDDEN void set_virt(int fd, const char *path, int acc);
 HIDDEN const char *virt_path(int fd);
+HIDDEN const char *env(const char *name);      /* getenv from environ itself */
+HIDDEN const char *runtime_dir(void);   /* the volume's, in /dev/shm (NULL: no image) */
 HIDDEN int failed_errno(int e);      /* errno = e, -1 */
 HIDDEN void clear_virt(int fd);
 HIDDEN int own_fd(int fd);
@@ -62,6 +64,10 @@ HIDDEN int k_close(int fd);
 HIDDEN off_t k_lseek(int fd, off_t off, int whence);
 HIDDEN int k_fcntl(int fd, int cmd, long arg);
 HIDDEN int k_dup3(int fd, int newfd, int flags);
+
+/* ---- fastread.c: reads of written blocks without entering Python ---------------------------- */
+HIDDEN ssize_t image_pread(int fd, void *buf, size_t n, off_t off);
+HIDDEN void forget_extent(int fd);
 
 /* ---- files.c ---------------------------------------------------------------------------------- */
 HIDDEN int image_stat(int fd, const char *path, struct stat *st);

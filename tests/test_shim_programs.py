@@ -293,3 +293,42 @@ def test_a_call_that_bypasses_libc_cannot_create_a_host_file_from_an_image_cwd(i
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["inline openat: ENOENT", "getcwd: /pyfalloc/d"]
     assert os.listdir(cwd) == []
+
+
+READER = """
+import os, sys
+fd = os.open("/pyfalloc/r", os.O_RDONLY)
+first = os.pread(fd, 4096, 0)             # inside the first extent: served in C from now on
+print("read", len(first), flush=True)
+sys.stdin.readline()                       # meanwhile the file moves and its old blocks are reused
+again = os.pread(fd, 4096, 0)
+print("same" if again == first else "DIFFERENT", flush=True)
+"""
+
+
+def test_reads_served_in_c_follow_a_move_and_the_reuse_of_the_old_blocks(image):
+    """A reader's cached extent must not outlive the mapping: after the file is relocated and
+    its old blocks are freed, released and written by another file, the reader still reads
+    the file's own bytes."""
+    from pyfalloc import Volume
+    from pyfalloc.tools.relocate import relocate
+    data = os.urandom(1 << 20)
+    with Volume(image) as vol:
+        vol.write_file("/r", data)
+        old = vol.fiemap_path("/r")[0].physical
+    reader = subprocess.Popen([sys.executable, "-c", READER], env=environment(image), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == "read 4096"
+    with Volume(image) as vol:
+        fd = vol.open("/r", os.O_RDWR)
+        relocate(vol, fd, 0, None, 200 << 20)
+        vol.close(fd)
+        vol.sync()                                         # the old blocks become free
+        fd = vol.open("/other", os.O_RDWR | os.O_CREAT)
+        vol.fallocate2(fd, 0, 0, 1 << 20, physical=old)    # ... and someone else's
+        vol.pwrite(fd, b"\xee" * (1 << 20), 0)
+        vol.close(fd)
+    reader.stdin.write("\n")
+    reader.stdin.flush()
+    assert reader.stdout.readline().strip() == "same"
+    assert reader.wait(timeout=30) == 0

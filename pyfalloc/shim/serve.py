@@ -42,9 +42,7 @@ def volume():
     if not image:
         raise FsError(errno.ENODEV, "PYFALLOC_IMAGE is not set")
     vol = Volume(image)
-    shadow_dir = vol.fs.meta.runtime_dir()
-    os.environ["PYFALLOC_SHADOWS"] = shadow_dir         # read by the C half, inherited by children
-    vol.adopt(shadows(shadow_dir))
+    vol.adopt(shadows(vol.fs.meta.runtime_dir()))      # the C half names it the same way
     _vol = vol
     return _vol
 
@@ -116,6 +114,16 @@ def bind(ffi):
     @ffi.def_extern()
     def pyf_read(fd, buf, n, off):
         return _call(lambda: volume().pread_into(fd, memoryview(ffi.buffer(buf, n)), off))
+
+    @ffi.def_extern()
+    def pyf_extent(fd, off, out):
+        def extent():
+            found = volume().extent_at(fd, off)
+            if found is None:
+                return 0
+            out[0:9] = found
+            return 1
+        return _call(extent)
 
     @ffi.def_extern()
     def pyf_write(fd, buf, n, off, end):

@@ -156,6 +156,10 @@ class Store:
             finally:
                 self.log.unlock()
 
+    def snapshot(self):
+        """(epoch, position) of the shared log that this process's tables reflect."""
+        return self._epoch, self._pos
+
     def _catch_up(self):
         epoch, tail = self.log.position()
         if epoch != self._epoch:

@@ -215,6 +215,25 @@ class Syscalls:
             raise FsError(errno.EINVAL, "negative offset")
         return self.fs.read_into(of.ino, offset, view)
 
+    def extent_at(self, fd, offset):
+        """For reads outside Python (the shim's): the extent of a readable regular file that
+        holds offset, with the file's size and the shared log's position the answer reflects
+        — (epoch, tail, released, size, lblk, len, pblk, unwritten, block size) — or None. It
+        holds until the log moves."""
+        of = self._file(fd)
+        if not of.readable or of.is_dir or offset < 0:
+            return None
+        store = self.fs.meta
+        released = store.released()             # before catching up: a later release shows
+        store.fresh()
+        epoch, tail = store.snapshot()
+        size = self.fs.t.inodes[of.ino][3]
+        found = self.fs.extmap.overlapping(of.ino, offset // self.fs.bs, offset // self.fs.bs + 1)
+        if not found:
+            return None
+        e = found[0]
+        return (epoch, tail, released, size, e.lblk, e.len, e.pblk, e.unwritten, self.fs.bs)
+
     def read(self, fd, length):
         with self._lock:
             of = self._file(fd)
