@@ -48,9 +48,12 @@ def volume():
 
 
 def at_exit():
-    """The process ends: what it changed becomes durable."""
+    """The process ends: what it changed becomes durable, and the last user of the volume
+    leaves nothing in memory."""
     if _vol is not None:
-        _vol.fs.meta.commit_if_mine()
+        store = _vol.fs.meta
+        if not store.leave():
+            store.commit_if_mine()
 
 
 atexit.register(at_exit)        # a Python program finalizes before the shim's destructor

@@ -29,7 +29,9 @@ from pyfalloc.store.shared import CAPACITY, SharedLog, shm_path
 from pyfalloc.store.tables import Tables
 
 COMMIT_INTERVAL = 5.0               # jbd2's default commit interval
-CHECKPOINT_MIN = 8 << 20            # journal bytes before a checkpoint is worth writing
+CHECKPOINT_MIN = 256 << 10          # journal bytes before a checkpoint is worth writing: a new
+                                    # process replays what came after the last one
+FOLD_ON_CLOSE = 64 << 10            # journal bytes the last user folds into a checkpoint
 
 
 class Store:
@@ -310,20 +312,40 @@ class Store:
         else:
             log.put("ckpt_tail", tail)
 
+    def _fold_journal(self):
+        """The last user leaves a short journal: the next opener then loads one checkpoint
+        instead of replaying every commit since the last one."""
+        log = self.log
+        if log.get("journal_len") - journal.JOURNAL_START > FOLD_ON_CLOSE:
+            log.lock(fcntl.F_WRLCK)
+            try:
+                self._catch_up()
+                self._checkpoint_locked()
+            finally:
+                log.unlock()
+
     def _after_fork(self):
         self.log.reopen_lock()
         self._rlock = threading.RLock()
         self._mine = False
 
+    def leave(self):
+        """The last user of the volume commits, folds the journal and removes the shared log
+        and the runtime directory: the disk then holds everything, nothing is left in memory.
+        Returns whether this was the last user."""
+        if not self.log.last_user():
+            return False
+        self.commit(data=False)
+        self._fold_journal()
+        self.log.remove()
+        shutil.rmtree(self.log.path + ".d", ignore_errors=True)
+        return True
+
     def close(self):
-        """Leave the volume. The last user commits and removes the shared log: the disk
-        then holds everything, and nothing is left in memory."""
+        """Leave the volume (see leave) and let go of the shared log."""
         forget_fork(self)
         try:
-            if self.log.last_user():
-                self.commit(data=False)
-                self.log.remove()
-                shutil.rmtree(self.log.path + ".d", ignore_errors=True)
+            self.leave()
         finally:
             self.log.close()
 
