@@ -17,8 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pyfalloc.store import volume_files
 from pyfalloc import Volume, uapi  # noqa: E402
+from pyfalloc.store import volume_files
 
 BS = 4096
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -15,8 +15,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pyfalloc.store import volume_files
 from pyfalloc import Volume  # noqa: E402
+from pyfalloc.store import volume_files
 from pyfalloc.tools import age  # noqa: E402
 from pyfalloc.tools.compact import Compactor, cheapest_costs, snapshot  # noqa: E402
 

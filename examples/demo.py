@@ -14,9 +14,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pyfalloc import FsError, Volume  # noqa: E402
 from pyfalloc.cli import mapview  # noqa: E402
+from pyfalloc.shim.run import environment  # noqa: E402
 from pyfalloc.tools import age  # noqa: E402
 from pyfalloc.tools.compact import Compactor  # noqa: E402
-from pyfalloc.shim.run import environment  # noqa: E402
 from pyfalloc.units import format_size  # noqa: E402
 
 OUT = os.environ.get("PYFALLOC_DEMO_DIR", "out")

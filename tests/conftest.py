@@ -1,5 +1,6 @@
 import ctypes
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,3 +66,12 @@ def run_py(code, *args, prefix=(), env=None, **kw):
     full_env.update(env or {})
     return subprocess.run([*prefix, sys.executable, "-c", code, *map(str, args)], env=full_env,
                           capture_output=True, text=True, **kw)
+
+
+@pytest.fixture
+def host_dir(ext4_dir, tmp_path):
+    """A directory of its own on the host ext4, the oracle for a test's run on the image."""
+    d = os.path.join(ext4_dir, tmp_path.name)
+    os.makedirs(d)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -14,8 +14,8 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pyfalloc import FsError, Volume            # noqa: E402
-from pyfalloc.tools.relocate import relocate         # noqa: E402
+from pyfalloc import FsError, Volume  # noqa: E402
+from pyfalloc.tools.relocate import relocate  # noqa: E402
 
 B = 4096
 START_BLOCKS = 24

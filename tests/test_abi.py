@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, strategies as hs
+from conftest import ROOT
+from hypothesis import given
+from hypothesis import strategies as hs
 
 import pyfalloc
-from conftest import ROOT
 from pyfalloc import Volume, abi, uapi
 from pyfalloc.shim.run import environment
 

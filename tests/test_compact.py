@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
-from pyfalloc.store import volume_files
+
 from pyfalloc import Volume
+from pyfalloc.store import volume_files
 from pyfalloc.tools import age
 from pyfalloc.tools.compact import Compactor, lower_bound, snapshot
 

@@ -5,9 +5,9 @@ files were given."""
 import os
 import random
 
+import crashstates
 import pytest
 
-import crashstates
 from pyfalloc import FsError, uapi
 from pyfalloc.tools.compact import Compactor
 from pyfalloc.tools.relocate import relocate

@@ -4,10 +4,10 @@ import os
 import shutil
 
 import pytest
+from conftest import run_py
 
 from pyfalloc import NO_HINT, Volume, uapi
 from pyfalloc.errors import FsError
-from conftest import run_py
 
 BS = 4096
 

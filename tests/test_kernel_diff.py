@@ -12,7 +12,8 @@ import ctypes
 import errno
 import os
 
-from hypothesis import HealthCheck, event, given, settings, strategies as hs
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as hs
 
 from pyfalloc import Volume, uapi
 

@@ -12,7 +12,8 @@ import os
 import subprocess
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings, strategies as hs
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as hs
 
 from pyfalloc import FsError, Volume, uapi
 

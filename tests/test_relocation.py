@@ -11,9 +11,9 @@ import subprocess
 import sys
 import time
 
+import movers
 import pytest
 
-import movers
 from pyfalloc import Volume
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -5,8 +5,8 @@ import re
 import subprocess
 
 import pytest
-
 from conftest import ROOT
+
 from pyfalloc.shim.run import library
 
 TABLE = os.path.join(ROOT, "shim", "calls.tsv")

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 from pyfalloc import Volume, uapi
-from conftest import ROOT
 from pyfalloc.shim.run import environment
 
 pytestmark = pytest.mark.skipif(not shutil.which("filefrag") or not shutil.which("fallocate"),

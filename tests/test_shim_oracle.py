@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from pyfalloc import Volume
 from pyfalloc.shim.run import environment
 
@@ -45,14 +45,6 @@ def image_tree(image):
         walk("/")
         assert vol.fsck() == []
         return out
-
-
-@pytest.fixture
-def host_dir(ext4_dir, tmp_path):
-    d = os.path.join(ext4_dir, tmp_path.name)
-    os.makedirs(d)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_descriptor_semantics_match_the_kernel(image, host_dir, tmp_path):

@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+from test_shim_oracle import under_shim
+
 from pyfalloc.shim.run import environment
-from test_shim_oracle import host_dir, under_shim  # noqa: F401  (fixture)
 
 SQL = """create table t(a integer primary key, b text);
 insert into t(b) values ('one'), ('two'), ('three');

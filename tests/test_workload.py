@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+import workload
 
 from pyfalloc import Volume
-import workload
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

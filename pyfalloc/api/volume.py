@@ -8,14 +8,13 @@
 import errno
 import os
 
-from pyfalloc.syscalls import ioctl as _ioctl
-
-from pyfalloc.fs import spacemap
 from pyfalloc.device.image import Device, check_geometry
 from pyfalloc.errors import FormatError, FsError
+from pyfalloc.fs import spacemap
 from pyfalloc.fs.filesystem import FileSystem
 from pyfalloc.fs.fsck import fsck
 from pyfalloc.store import Store, meta_path
+from pyfalloc.syscalls import ioctl as _ioctl
 from pyfalloc.syscalls.calls import Syscalls
 from pyfalloc.units import parse_size
 

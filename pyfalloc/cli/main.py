@@ -7,17 +7,15 @@ import stat as st
 import sys
 import time
 
-from pyfalloc.tools import age
-
-from pyfalloc.cli import mapview
-
 from pyfalloc import uapi
-from pyfalloc.tools.compact import STRATEGIES, Compactor
-from pyfalloc.cli.progress import progress
-from pyfalloc.tools.relocate import relocate
-from pyfalloc.errors import FsError, errno_name
-from pyfalloc.units import format_size, parse_size
 from pyfalloc.api.volume import Volume
+from pyfalloc.cli import mapview
+from pyfalloc.cli.progress import progress
+from pyfalloc.errors import FsError, errno_name
+from pyfalloc.tools import age
+from pyfalloc.tools.compact import STRATEGIES, Compactor
+from pyfalloc.tools.relocate import relocate
+from pyfalloc.units import format_size, parse_size
 
 
 def _size(text):

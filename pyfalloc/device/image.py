@@ -9,9 +9,9 @@ import errno
 import os
 import struct
 
-from pyfalloc.errors import FormatError, FsError
 from pyfalloc.device import hostio
 from pyfalloc.device.hostio import HostFile
+from pyfalloc.errors import FormatError, FsError
 from pyfalloc.units import format_size, is_pow2
 
 MAGIC = b"PYFALLOC"

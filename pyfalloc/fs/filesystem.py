@@ -12,10 +12,10 @@ import stat as st
 import time
 from collections import namedtuple
 
+from pyfalloc.alloc.freespace import FreeSpace
 from pyfalloc.alloc.policy import Allocator
 from pyfalloc.errors import FsError
 from pyfalloc.fs.extents import ExtentMap
-from pyfalloc.alloc.freespace import FreeSpace
 from pyfalloc.fs.locks import InodeLocks
 from pyfalloc.store import Handles
 from pyfalloc.units import ceil_div
@@ -122,15 +122,13 @@ class FileSystem:
     def resolve(self, path):
         ino = ROOT_INO
         stack = []
-        self.meta.fresh()
-        t = self.meta.t
         for part in self.split(path):
             if not st.S_ISDIR(self.inode(ino).mode):
                 raise FsError(errno.ENOTDIR, str(path))
             if part == "..":
                 ino = stack.pop() if stack else ROOT_INO
                 continue
-            child = t.dirs.get(ino, {}).get(part)
+            child = self.meta.t.dirs.get(ino, {}).get(part)
             if child is None:
                 raise FsError(errno.ENOENT, str(path))
             stack.append(ino)

@@ -11,9 +11,9 @@ import fcntl
 import os
 import threading
 
-from pyfalloc.syscalls import abi
-from pyfalloc.errors import FsError
 from pyfalloc.api.volume import Volume
+from pyfalloc.errors import FsError
+from pyfalloc.syscalls import abi
 
 _vol = None
 def shadows(directory):

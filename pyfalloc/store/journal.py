@@ -15,8 +15,8 @@ import os
 import struct
 import zlib
 
-from pyfalloc.errors import FormatError
 from pyfalloc.device import hostio
+from pyfalloc.errors import FormatError
 
 CKPT_MAGIC = b"PYFAMETA"
 JRNL_MAGIC = b"PYFAJRNL"

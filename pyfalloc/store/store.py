@@ -20,10 +20,10 @@ import shutil
 import threading
 import time
 
+from pyfalloc.device.hostio import HostFile
 from pyfalloc.errors import FormatError
 from pyfalloc.store import journal
 from pyfalloc.store.forks import at_fork_in_child, forget_fork
-from pyfalloc.device.hostio import HostFile
 from pyfalloc.store.journal import frame, unframe
 from pyfalloc.store.shared import CAPACITY, SharedLog, shm_path
 from pyfalloc.store.tables import Tables

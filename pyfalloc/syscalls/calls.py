@@ -9,17 +9,23 @@ import stat as st
 import threading
 from collections import namedtuple
 
-from pyfalloc.syscalls import abi
-
-from pyfalloc.fs import move
-
 from pyfalloc import uapi
-from pyfalloc.syscalls.caps import CAP_FOWNER, capable
 from pyfalloc.errors import FsError
+from pyfalloc.fs import move
 from pyfalloc.fs.filesystem import ROOT_INO
-from pyfalloc.uapi import (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
-                   FALLOC_FL_MODE_MASK, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_UNSHARE_RANGE,
-                   FALLOC_FL_WRITE_ZEROES, FALLOC_FL_ZERO_RANGE, NO_HINT)
+from pyfalloc.syscalls import abi
+from pyfalloc.syscalls.caps import CAP_FOWNER, capable
+from pyfalloc.uapi import (
+    FALLOC_FL_COLLAPSE_RANGE,
+    FALLOC_FL_INSERT_RANGE,
+    FALLOC_FL_KEEP_SIZE,
+    FALLOC_FL_MODE_MASK,
+    FALLOC_FL_PUNCH_HOLE,
+    FALLOC_FL_UNSHARE_RANGE,
+    FALLOC_FL_WRITE_ZEROES,
+    FALLOC_FL_ZERO_RANGE,
+    NO_HINT,
+)
 from pyfalloc.units import ceil_div
 
 LOFF_MAX = (1 << 63) - 1

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from sortedcontainers import SortedList
 
 from pyfalloc import uapi
+from pyfalloc.cli.progress import progress
 from pyfalloc.errors import FsError
 from pyfalloc.fs.move import PAGE_SIZE
-from pyfalloc.cli.progress import progress
 from pyfalloc.tools.relocate import relocate
 from pyfalloc.units import ceil_div, round_up
 
