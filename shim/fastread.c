@@ -1,9 +1,9 @@
 /* Reads of written blocks without entering Python. The Python half hands out, per
  * descriptor, the extent that holds an offset together with the file's size and the shared
- * log's position its answer reflects (pyf_extent). While the log has not moved — no process
- * changed any metadata since — that answer still holds, and a read inside the extent and
- * the file goes straight to the image. A read that overlapped a release of freed blocks
- * (the log's `released` counter moved) is done again the slow way. */
+ * log's position its answer reflects (pyf_extent). Under the file's data lock, shared (the
+ * byte pyfalloc/fs/locks.py names, so no write or move is half done), while the log has not
+ * moved — no process changed any metadata since — that answer still holds, and a read
+ * inside the extent and the file goes straight to the image. */
 #include "interpose.h"
 #include <pthread.h>
 #include <sys/mman.h>
@@ -11,7 +11,9 @@
 /* the shared log's header (pyfalloc/store/shared.py): byte offsets of the u64 fields */
 enum { SHM_EPOCH = 24, SHM_TAIL = 32, SHM_RELEASED = 80 };
 /* what pyf_extent answers, in this order */
-enum { X_EPOCH, X_TAIL, X_RELEASED, X_SIZE, X_LBLK, X_LEN, X_PBLK, X_UNWRITTEN, X_BS, X_COUNT };
+enum { X_EPOCH, X_TAIL, X_RELEASED, X_SIZE, X_LBLK, X_LEN, X_PBLK, X_UNWRITTEN, X_BS, X_INO, X_COUNT };
+/* the data lock's byte of an inode (pyfalloc/fs/locks.py: DATA_BASE + ino) */
+#define DATA_BASE ((1LL << 62) + (1LL << 40))
 
 struct cached {
     long long x[X_COUNT];
@@ -26,6 +28,12 @@ static int unusable;                /* no image or log to read: always the slow 
 REAL(ssize_t, pread, int, void *, size_t, off_t)
 
 static unsigned long long field(int at) { return *(const volatile unsigned long long *)(header + at); }
+
+static int data_lock(long long ino, short kind)
+{
+    struct flock l = {.l_type = kind, .l_whence = SEEK_SET, .l_start = DATA_BASE + ino, .l_len = 1};
+    return k_fcntl(image_fd, F_OFD_SETLKW, (long)&l);
+}
 
 /* the image and the log's header, opened once (kept in the shim's own descriptor range) */
 static int ready(void)
@@ -78,22 +86,28 @@ static ssize_t try_fast(int fd, void *buf, size_t n, off_t off)
     pthread_mutex_lock(&cache_lock);
     c = cache[fd];
     pthread_mutex_unlock(&cache_lock);
-    if (!c.valid || field(SHM_EPOCH) != (unsigned long long)c.x[X_EPOCH]
-        || field(SHM_TAIL) != (unsigned long long)c.x[X_TAIL]
-        || field(SHM_RELEASED) != (unsigned long long)c.x[X_RELEASED])
+    if (!c.valid || data_lock(c.x[X_INO], F_RDLCK) < 0)
         return -2;
+    ssize_t r = -2;
     long long size = c.x[X_SIZE], bs = c.x[X_BS];
-    if (off >= size)
-        return 0;
+    long long start = c.x[X_LBLK] * bs, end = (c.x[X_LBLK] + c.x[X_LEN]) * bs;
+    if (field(SHM_EPOCH) != (unsigned long long)c.x[X_EPOCH] || field(SHM_TAIL) != (unsigned long long)c.x[X_TAIL]
+        || field(SHM_RELEASED) != (unsigned long long)c.x[X_RELEASED])
+        goto out;                   /* the log moved: the answer may be stale */
+    if (off >= size) {
+        r = 0;
+        goto out;
+    }
     if ((long long)n > size - off)
         n = (size_t)(size - off);
-    long long start = c.x[X_LBLK] * bs, end = (c.x[X_LBLK] + c.x[X_LEN]) * bs;
     if (c.x[X_UNWRITTEN] || off < start || off + (long long)n > end)
-        return -2;
+        goto out;
     load_pread();
-    ssize_t r = real_pread(image_fd, buf, n, c.x[X_PBLK] * bs + (off - start));
-    if (r != (ssize_t)n || field(SHM_RELEASED) != (unsigned long long)c.x[X_RELEASED])
-        return -2;                  /* short, or the blocks may have changed owner meanwhile */
+    r = real_pread(image_fd, buf, n, c.x[X_PBLK] * bs + (off - start));
+    if (r != (ssize_t)n)
+        r = -2;
+out:
+    data_lock(c.x[X_INO], F_UNLCK);
     return r;
 }
 

@@ -310,15 +310,9 @@ class FileSystem:
 
     def read_into(self, ino, offset, view):
         """Read into a writable buffer; returns the bytes read (short at EOF). Holes and
-        unwritten blocks read as zeros. No lock: blocks that leave this file stay pending
-        until a commit releases them, and a read that overlapped a release looks again."""
-        store = self.meta
-        while True:
-            released = store.released()
-            store.fresh()
-            n = self._read_mapped(ino, offset, view)
-            if store.released() == released:
-                return n
+        unwritten blocks read as zeros. Under the data lock, shared: no write is half done."""
+        with self.locks.shared(ino):
+            return self._read_mapped(ino, offset, view)
 
     def _read_mapped(self, ino, offset, view):
         bs = self.bs

@@ -1,15 +1,15 @@
-"""Per-inode locks that exclude across processes and threads: the inode lock (ext4's
-i_rwsem), taken by everything that changes a file and by a move for its whole length, so
-writers wait for a move to finish.
+"""Per-inode locks that exclude across processes and threads, in two levels as ext4 has:
 
-Readers take no lock. A mapping changes in one published change, and each process applies
-a change whole, so a reader's lookup never sees half of one; blocks that leave a file stay
-pending until a commit, and a read that overlapped a release looks again (fs.read_into).
+- the inode lock (ext4's i_rwsem): taken by everything that changes a file, and by a
+  move for its whole length, so writers wait for a move to finish;
+- the data lock: shared by readers, exclusive while a file's bytes or mapping change, so a
+  read never sees half a write (POSIX's atomicity of read against write) nor a half-switched
+  range. The shim's reads in C take it too (shim/fastread.c), on the same byte.
 
-Open-file-description locks (F_OFD_SETLKW) on one byte per inode, far past the end of the
-image file, so they never touch data; a threading lock orders the threads of one process,
-which share the description. Inodes are locked in ascending order, so two movers never
-deadlock.
+Open-file-description locks (F_OFD_SETLKW) on one byte per inode and level, far past the
+end of the image file, so they never touch data; a threading lock orders the threads of one
+process, which share the description. Inode locks are always taken before data locks and
+inodes in ascending order, so two movers never deadlock.
 """
 import fcntl
 import os
@@ -19,6 +19,7 @@ import threading
 from pyfalloc.store.forks import at_fork_in_child, forget_fork
 
 _INODE_BASE = 1 << 62
+DATA_BASE = _INODE_BASE + (1 << 40)         # shim/fastread.c names the same byte
 _MOVE_BASE = _INODE_BASE + (1 << 41)
 F_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
 F_OFD_SETLKW = getattr(fcntl, "F_OFD_SETLKW", 38)
@@ -49,10 +50,21 @@ class InodeLocks:
         return _Held(self, plan)
 
     def exclusive(self, *inos):
-        """Change files (or move them): their inode locks."""
+        """Change files: their inode locks, then their data locks."""
+        inos = sorted(set(inos))
+        return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in inos]
+                          + [(DATA_BASE + i, fcntl.F_WRLCK) for i in inos])
+
+    def shared(self, *inos):
+        """Read files' bytes."""
+        return self._hold([(DATA_BASE + i, fcntl.F_RDLCK) for i in sorted(set(inos))])
+
+    def inode(self, *inos):
+        """Hold off writers (a move holds this throughout, and the data locks per step)."""
         return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in sorted(set(inos))])
 
-    inode = exclusive
+    def data(self, *inos):
+        return self._hold([(DATA_BASE + i, fcntl.F_WRLCK) for i in sorted(set(inos))])
 
     def move(self, mid):
         """Held by a relocation while it runs: its row outlives a dead mover only until the

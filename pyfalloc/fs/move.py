@@ -2,7 +2,7 @@
 file's data (copied into the donor's blocks). The donor ends up owning the file's old
 blocks, unwritten, so it can never show the file's old data.
 
-Each step of at most STEP_BYTES:
+Each step of at most STEP_BYTES, under both inodes' data locks:
   1. donor blocks that are about to receive data and are readable become unwritten, and
      that is made durable, so a crash never shows the file's data through the donor;
   2. the data is copied into the donor's blocks;
@@ -11,7 +11,7 @@ The file therefore maps either its old blocks or fully copied new ones at every 
 and every block keeps exactly one owner. The copy needs no flush of its own: the change
 of step 3 reaches the journal only in a commit, which flushes the image first, and the
 old blocks stay pending until then. A move holds both inode locks from start to end, so
-writers wait for it, as they do in ext4; readers never wait.
+writers wait for it, as they do in ext4; readers wait only for a step.
 """
 import errno
 import os
@@ -49,7 +49,8 @@ def move_extent(fs, orig, donor, orig_start, donor_start, length):
                     if o >= o_end:
                         break
                 n = min(ext.lblk + ext.len, o_end, o + step) - o
-                moved += _swap(fs, mid, orig, donor, o, d, n, ext.pblk + (o - ext.lblk), ext.unwritten)
+                with fs.locks.data(orig, donor):
+                    moved += _swap(fs, mid, orig, donor, o, d, n, ext.pblk + (o - ext.lblk), ext.unwritten)
                 o += n
                 d += n
         except FsError as e:

@@ -224,8 +224,8 @@ class Syscalls:
     def extent_at(self, fd, offset):
         """For reads outside Python (the shim's): the extent of a readable regular file that
         holds offset, with the file's size and the shared log's position the answer reflects
-        — (epoch, tail, released, size, lblk, len, pblk, unwritten, block size) — or None. It
-        holds until the log moves."""
+        — (epoch, tail, released, size, lblk, len, pblk, unwritten, block size, inode) — or
+        None. It holds until the log moves."""
         of = self._file(fd)
         if not of.readable or of.is_dir or offset < 0:
             return None
@@ -238,7 +238,7 @@ class Syscalls:
         if not found:
             return None
         e = found[0]
-        return (epoch, tail, released, size, e.lblk, e.len, e.pblk, e.unwritten, self.fs.bs)
+        return (epoch, tail, released, size, e.lblk, e.len, e.pblk, e.unwritten, self.fs.bs, of.ino)
 
     def read(self, fd, length):
         with self._lock:
