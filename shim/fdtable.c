@@ -135,6 +135,40 @@ static const char *too_long(void)
     return name;
 }
 
+/* Descriptors of the host directory that holds the mount prefix ("/" for /pyfalloc): a
+ * program that walks a path one component at a time from there (openat of "/" with O_PATH,
+ * then fstatat and openat of each name, as rsync does against symbolic-link races) must
+ * find the image under it. */
+static unsigned char above[MAX_FDS];
+static char prefix_parent[4096] = "/";
+
+static void note_above(int fd, const char *path)
+{
+    if (fd < 0 || fd >= MAX_FDS || in_py)
+        return;
+    char p[4096];
+    above[fd] = 0;
+    if (path && path[0] == '/' && strlen(path) < sizeof p) {
+        memcpy(p, path, strlen(path) + 1);
+        normalize(p);
+        above[fd] = !strcmp(p, prefix_parent);
+    }
+}
+
+void opened_host(int fd, int dirfd, const char *path)
+{
+    if (fd >= 0 && fd < MAX_FDS && (path[0] == '/' || dirfd == AT_FDCWD))
+        note_above(fd, path);
+    else if (fd >= 0 && fd < MAX_FDS)
+        above[fd] = 0;
+}
+
+void copied_fd(int oldfd, int newfd)
+{
+    if (newfd >= 0 && newfd < MAX_FDS)
+        above[newfd] = oldfd >= 0 && oldfd < MAX_FDS && above[oldfd];
+}
+
 /* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
 const char *image_path(int dirfd, const char *path)
 {
@@ -152,7 +186,9 @@ const char *image_path(int dirfd, const char *path)
             return too_long();
         snprintf(joined, sizeof joined, "%s", path);
     } else {
-        const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : NULL) : is_virt(dirfd) ? virt_path(dirfd) : NULL;
+        const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : NULL)
+                           : is_virt(dirfd) ? virt_path(dirfd)
+                           : dirfd >= 0 && dirfd < MAX_FDS && above[dirfd] ? prefix_parent : NULL;
         if (!base)
             return NULL;
         if (strlen(path) >= PATH_MAX || strlen(base) + 1 + strlen(path) >= sizeof joined)
@@ -486,6 +522,10 @@ __attribute__((constructor)) static void shim_init(void)
         while (prefix_len > 1 && prefix[prefix_len - 1] == '/')
             prefix[--prefix_len] = 0;
     }
+    memcpy(prefix_parent, prefix, prefix_len + 1);
+    char *slash = strrchr(prefix_parent, '/');
+    if (slash)
+        slash[slash == prefix_parent] = 0;
     /* the embedded interpreter finds its standard library through PYTHONHOME; it is put
      * back after Python starts, so children that are other Pythons do not inherit it */
     const char *home = env("PYFALLOC_PYTHONHOME");

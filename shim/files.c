@@ -57,7 +57,9 @@ int open(const char *path, int flags, ...)
     if (ip)
         return open_image(ip, flags, mode);
     load_open();
-    return keep_high(real_open(alias(path), flags, mode));
+    int fd = keep_high(real_open(alias(path), flags, mode));
+    opened_host(fd, AT_FDCWD, alias(path));
+    return fd;
 }
 
 int open64(const char *path, int flags, ...)
@@ -79,7 +81,9 @@ int openat(int dirfd, const char *path, int flags, ...)
     if (ip)
         return open_image(ip, flags, mode);
     load_openat();
-    return keep_high(real_openat(alias_dir(dirfd, path), alias(path), flags, mode));
+    int fd = keep_high(real_openat(alias_dir(dirfd, path), alias(path), flags, mode));
+    opened_host(fd, alias_dir(dirfd, path), alias(path));
+    return fd;
 }
 
 int openat64(int dirfd, const char *path, int flags, ...)
@@ -119,6 +123,7 @@ int close(int fd)
     int was = is_virt(fd);
     if (was)
         drop_virt(fd);
+    copied_fd(-1, fd);
     int r = real_close(fd);
     if (was && fd <= 2)
         std_rebind(fd);
@@ -603,6 +608,7 @@ static int dup_shadow(int oldfd, int newfd)
 {
     if (newfd < 0)
         return -1;
+    copied_fd(oldfd, newfd);
     if (newfd >= MAX_FDS) {
         k_close(newfd);
         return failed(EMFILE);

@@ -50,6 +50,9 @@ HIDDEN int alias_dir(int dirfd, const char *path);
 HIDDEN int open_image(const char *path, int flags, mode_t mode);
 HIDDEN void set_virt(int fd, const char *path, int acc);
 HIDDEN const char *virt_path(int fd);
+/* host descriptors of the directory holding the prefix (see fdtable.c) */
+HIDDEN void opened_host(int fd, int dirfd, const char *path);
+HIDDEN void copied_fd(int oldfd, int newfd);
 HIDDEN const char *env(const char *name);      /* getenv from environ itself */
 HIDDEN const char *runtime_dir(void);   /* the volume's, in /dev/shm (NULL: no image) */
 HIDDEN int failed_errno(int e);      /* errno = e, -1 */

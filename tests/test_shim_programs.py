@@ -332,3 +332,32 @@ def test_reads_served_in_c_follow_a_move_and_the_reuse_of_the_old_blocks(image):
     reader.stdin.flush()
     assert reader.stdout.readline().strip() == "same"
     assert reader.wait(timeout=30) == 0
+
+
+STEPWISE = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+int main(void)
+{
+    int root = openat(AT_FDCWD, "/", O_RDONLY | O_CLOEXEC | O_PATH | O_DIRECTORY);
+    struct stat st;
+    int s = fstatat(root, "pyfalloc", &st, AT_SYMLINK_NOFOLLOW);
+    int dir = openat(root, "pyfalloc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    int sub = openat(dir, "step", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    int f = openat(sub, "f", O_WRONLY | O_CREAT | O_NOFOLLOW, 0644);
+    printf("%d %d %d %d %d\n", s, S_ISDIR(st.st_mode), dir >= 0, sub >= 0, f >= 0);
+    return 0;
+}
+"""
+
+
+def test_a_walk_from_the_host_root_one_name_at_a_time_reaches_the_image(image, tmp_path):
+    """openat of "/" and then of each name (as symlink-safe walkers do) finds the image
+    under the directory that holds the mount prefix."""
+    src, exe = tmp_path / "step.c", str(tmp_path / "step")
+    src.write_text(STEPWISE)
+    subprocess.run(["cc", "-o", exe, str(src)], check=True)
+    r = under_shim(image, ["bash", "-c", f"mkdir /pyfalloc/step && {exe} && ls /pyfalloc/step"])
+    assert r.stdout.splitlines() == ["0 1 1 1 1", "f"], r.stderr
