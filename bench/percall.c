@@ -13,20 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timing.h"
+
 #define BS 4096
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(1);
-}
 
 static char *at(const char *dir, const char *name)
 {

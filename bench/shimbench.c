@@ -17,20 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timing.h"
+
 #define MIB (1 << 20)
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(1);
-}
 
 int main(int argc, char **argv)
 {
