@@ -107,6 +107,11 @@ class FreeSpace:
                 end = np_ + nn
         put("f", start, end - start)
 
+    def release_durable(self):
+        """Out of space inside a change: commit, so the frees pending on it become free
+        (ext4 retries an allocation after a journal commit). Returns the blocks released."""
+        return self.s.release_durable_frees()
+
     def is_pending(self, pblk):
         pending = self.s.t.pending
         i = pending.bisect_right(pblk) - 1

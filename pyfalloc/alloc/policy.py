@@ -97,7 +97,7 @@ class Allocator:
             self.free.take(found[0], n)
             return found[0], n
         found = self._largest()
-        if found is None and (self.free.discard_all_windows() or self.free.s.release_durable_frees()):
+        if found is None and (self.free.discard_all_windows() or self.free.release_durable()):
             return self._carve(ino, lblk, n, goal)
         if found is None:
             raise FsError(errno.ENOSPC, "no free blocks")
@@ -153,7 +153,7 @@ class Allocator:
             window = self.free.window_containing(pblk)
             if window is not None:
                 self.free.discard_window(window)
-            elif not (self.free.is_pending(pblk) and self.free.s.release_durable_frees()):
+            elif not (self.free.is_pending(pblk) and self.free.release_durable()):
                 break
         raise FsError(errno.ENOSPC, f"physical block {pblk} is in use")
 
