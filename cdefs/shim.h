@@ -8,7 +8,8 @@ long long pyf_close(int fd);
 /* the file position lives in the shadow descriptor: C passes it in and moves it after */
 long long pyf_read(int fd, char *buf, long long n, long long off);
 /* the extent of fd holding off, for reads in C (shim/fastread.c): out = epoch, tail, released,
- * size, lblk, len, pblk, unwritten, block size, inode; 1 when an extent holds off, else 0 */
+ * size, lblk, len, pblk, unwritten, block size, inode, mtime (a double's bits), flags;
+ * 1 when an extent holds off, else 0 */
 long long pyf_extent(int fd, long long off, long long *out);
 /* off < 0: append (O_APPEND) at the end, atomically; *end receives where the write ended */
 long long pyf_write(int fd, const char *buf, long long n, long long off, long long *end);

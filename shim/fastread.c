@@ -1,4 +1,4 @@
-/* Reads of written blocks without entering Python. The Python half hands out, per
+/* Reads of written blocks, and overwrites that change no metadata, without entering Python. The Python half hands out, per
  * descriptor, the extent that holds an offset together with the file's size and the shared
  * log's position its answer reflects (pyf_extent). Under the file's data lock, shared (the
  * byte pyfalloc/fs/locks.py names, so no write or move is half done), while the log has not
@@ -7,12 +7,15 @@
 #include "interpose.h"
 #include <pthread.h>
 #include <sys/mman.h>
+#include <time.h>
 
 /* the shared log's header (pyfalloc/store/shared.py): byte offsets of the u64 fields */
 enum { SHM_EPOCH = 24, SHM_TAIL = 32, SHM_RELEASED = 80 };
 /* what pyf_extent answers, in this order */
-enum { X_EPOCH, X_TAIL, X_RELEASED, X_SIZE, X_LBLK, X_LEN, X_PBLK, X_UNWRITTEN, X_BS, X_INO, X_COUNT };
-/* the data lock's byte of an inode (pyfalloc/fs/locks.py: DATA_BASE + ino) */
+enum { X_EPOCH, X_TAIL, X_RELEASED, X_SIZE, X_LBLK, X_LEN, X_PBLK, X_UNWRITTEN, X_BS, X_INO, X_MTIME, X_FLAGS,
+       X_COUNT };
+/* the lock bytes of an inode (pyfalloc/fs/locks.py: INODE_BASE + ino, DATA_BASE + ino) */
+#define INODE_BASE (1LL << 62)
 #define DATA_BASE ((1LL << 62) + (1LL << 40))
 
 struct cached {
@@ -26,13 +29,44 @@ static int image_fd = -1;
 static int unusable;                /* no image or log to read: always the slow way */
 
 REAL(ssize_t, pread, int, void *, size_t, off_t)
+REAL(ssize_t, pwrite, int, const void *, size_t, off_t)
 
 static unsigned long long field(int at) { return *(const volatile unsigned long long *)(header + at); }
 
-static int data_lock(long long ino, short kind)
+static int lock_byte(long long byte, short kind)
 {
-    struct flock l = {.l_type = kind, .l_whence = SEEK_SET, .l_start = DATA_BASE + ino, .l_len = 1};
+    struct flock l = {.l_type = kind, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
     return k_fcntl(image_fd, F_OFD_SETLKW, (long)&l);
+}
+
+static int data_lock(long long ino, short kind) { return lock_byte(DATA_BASE + ino, kind); }
+
+/* the cached answer still holds: no process changed any metadata since it was given */
+static int still_holds(const struct cached *c)
+{
+    return field(SHM_EPOCH) == (unsigned long long)c->x[X_EPOCH] && field(SHM_TAIL) == (unsigned long long)c->x[X_TAIL]
+           && field(SHM_RELEASED) == (unsigned long long)c->x[X_RELEASED];
+}
+
+static struct cached cached_of(int fd)
+{
+    struct cached c;
+    pthread_mutex_lock(&cache_lock);
+    c = cache[fd];
+    pthread_mutex_unlock(&cache_lock);
+    return c;
+}
+
+static int fill(int fd, off_t off)
+{
+    long long x[X_COUNT];
+    if (PY(pyf_extent(fd, off, x)) <= 0)     /* 1: an extent holds off */
+        return 0;
+    pthread_mutex_lock(&cache_lock);
+    memcpy(cache[fd].x, x, sizeof x);
+    cache[fd].valid = 1;
+    pthread_mutex_unlock(&cache_lock);
+    return 1;
 }
 
 /* the image and the log's header, opened once (kept in the shim's own descriptor range) */
@@ -52,7 +86,7 @@ static int ready(void)
     snprintf(log, sizeof log, "%.*s", (int)(n - 2), shadows);
     in_py++;                        /* so the descriptors go high, where the program cannot reach */
     int lf = keep_high(k_open(log, O_RDONLY | O_CLOEXEC, 0));
-    int img = keep_high(k_open(image, O_RDONLY | O_CLOEXEC, 0));
+    int img = keep_high(k_open(image, O_RDWR | O_CLOEXEC, 0));
     in_py--;
     void *m = lf >= 0 ? mmap(NULL, 4096, PROT_READ, MAP_SHARED, lf, 0) : MAP_FAILED;
     if (lf >= 0) {
@@ -82,17 +116,13 @@ void forget_extent(int fd)
  * the end), or -2 when the slow way must answer */
 static ssize_t try_fast(int fd, void *buf, size_t n, off_t off)
 {
-    struct cached c;
-    pthread_mutex_lock(&cache_lock);
-    c = cache[fd];
-    pthread_mutex_unlock(&cache_lock);
+    struct cached c = cached_of(fd);
     if (!c.valid || data_lock(c.x[X_INO], F_RDLCK) < 0)
         return -2;
     ssize_t r = -2;
     long long size = c.x[X_SIZE], bs = c.x[X_BS];
     long long start = c.x[X_LBLK] * bs, end = (c.x[X_LBLK] + c.x[X_LEN]) * bs;
-    if (field(SHM_EPOCH) != (unsigned long long)c.x[X_EPOCH] || field(SHM_TAIL) != (unsigned long long)c.x[X_TAIL]
-        || field(SHM_RELEASED) != (unsigned long long)c.x[X_RELEASED])
+    if (!still_holds(&c))
         goto out;                   /* the log moved: the answer may be stale */
     if (off >= size) {
         r = 0;
@@ -113,19 +143,57 @@ out:
 
 ssize_t image_pread(int fd, void *buf, size_t n, off_t off)
 {
-    if (n && off >= 0 && fd < MAX_FDS && ready()) {
+    if (n && off >= 0 && fd < MAX_FDS && vacc[fd] != O_WRONLY && ready()) {
         ssize_t r = try_fast(fd, buf, n, off);
         if (r >= 0)
             return r;
-        long long x[X_COUNT];
-        if (PY(pyf_extent(fd, off, x)) > 0) {       /* 1: an extent holds off */
-            pthread_mutex_lock(&cache_lock);
-            memcpy(cache[fd].x, x, sizeof x);
-            cache[fd].valid = 1;
-            pthread_mutex_unlock(&cache_lock);
-            if ((r = try_fast(fd, buf, n, off)) >= 0)
-                return r;
-        }
+        if (fill(fd, off) && (r = try_fast(fd, buf, n, off)) >= 0)
+            return r;
     }
     return PY(pyf_read(fd, buf, (long long)n, off));
+}
+
+/* An overwrite inside the file and one written extent, within the clock tick of the file's
+ * mtime (the kernel moves times only when the coarse clock did): nothing in the metadata
+ * changes, so it goes straight to the image, under the inode and data locks as Python's
+ * writes take them. -2 when the slow way must write. */
+static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off)
+{
+    struct cached c = cached_of(fd);
+    if (!c.valid || c.x[X_FLAGS] || c.x[X_UNWRITTEN])
+        return -2;
+    long long bs = c.x[X_BS], start = c.x[X_LBLK] * bs, end = (c.x[X_LBLK] + c.x[X_LEN]) * bs;
+    if (off < start || off + (long long)n > end || off + (long long)n > c.x[X_SIZE])
+        return -2;
+    struct timespec now;
+    double mtime;
+    memcpy(&mtime, &c.x[X_MTIME], sizeof mtime);
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    if ((double)now.tv_sec + now.tv_nsec * 1e-9 != mtime)       /* computed as Python does */
+        return -2;
+    long long ino = c.x[X_INO];
+    if (lock_byte(INODE_BASE + ino, F_WRLCK) < 0)
+        return -2;
+    ssize_t r = -2;
+    if (data_lock(ino, F_WRLCK) == 0) {
+        if (still_holds(&c)) {
+            load_pwrite();
+            r = real_pwrite(image_fd, buf, n, c.x[X_PBLK] * bs + (off - start));
+            if (r != (ssize_t)n)
+                r = -2;
+        }
+        data_lock(ino, F_UNLCK);
+    }
+    lock_byte(INODE_BASE + ino, F_UNLCK);
+    return r;
+}
+
+ssize_t image_pwrite_fast(int fd, const void *buf, size_t n, off_t off)
+{
+    if (!n || off < 0 || fd >= MAX_FDS || vacc[fd] == O_RDONLY || !ready())
+        return -2;
+    ssize_t r = try_fast_write(fd, buf, n, off);
+    if (r == -2 && fill(fd, off))
+        r = try_fast_write(fd, buf, n, off);
+    return r;
 }

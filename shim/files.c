@@ -180,6 +180,14 @@ static ssize_t image_write_how(int fd, const void *buf, size_t n, off_t off, int
     int append = how == APPEND || (how == AS_OPENED && (k_fcntl(fd, F_GETFL, 0) & O_APPEND));
     if (at_position && !append && (off = k_lseek(fd, 0, SEEK_CUR)) < 0)
         return -1;
+    if (!append) {
+        ssize_t fast = image_pwrite_fast(fd, buf, n, off);
+        if (fast >= 0) {
+            if (at_position)
+                k_lseek(fd, off + fast, SEEK_SET);
+            return fast;
+        }
+    }
     long long end = 0;
     long long r = PY(pyf_write(fd, buf, (long long)n, append ? -1 : off, &end));
     if (r >= 0 && at_position)

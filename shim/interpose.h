@@ -70,6 +70,8 @@ HIDDEN int k_dup3(int fd, int newfd, int flags);
 
 /* ---- fastread.c: reads of written blocks without entering Python ---------------------------- */
 HIDDEN ssize_t image_pread(int fd, void *buf, size_t n, off_t off);
+/* an overwrite that changes no metadata, in C; -2 when Python must write */
+HIDDEN ssize_t image_pwrite_fast(int fd, const void *buf, size_t n, off_t off);
 HIDDEN void forget_extent(int fd);
 
 /* ---- files.c ---------------------------------------------------------------------------------- */

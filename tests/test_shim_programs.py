@@ -361,3 +361,38 @@ def test_a_walk_from_the_host_root_one_name_at_a_time_reaches_the_image(image, t
     subprocess.run(["cc", "-o", exe, str(src)], check=True)
     r = under_shim(image, ["bash", "-c", f"mkdir /pyfalloc/step && {exe} && ls /pyfalloc/step"])
     assert r.stdout.splitlines() == ["0 1 1 1 1", "f"], r.stderr
+
+
+OVERWRITER = """
+import os, sys, time
+fd = os.open("/pyfalloc/w", os.O_RDWR)
+print("ready", flush=True)
+i, stop = 0, time.time() + 2.0
+while time.time() < stop:                  # overwrites, most of them written in C
+    i += 1
+    os.pwrite(fd, bytes([i % 251 + 1]) * 4096, 0)
+print(i % 251 + 1, flush=True)
+"""
+
+
+def test_overwrites_written_in_c_follow_moves(image):
+    """Overwrites must land in the file's current blocks while another process moves it:
+    a writer's cached extent goes stale at each move (even within one clock tick)."""
+    from pyfalloc import Volume
+    from pyfalloc.tools.relocate import relocate
+    with Volume(image) as vol:
+        vol.write_file("/w", b"x" * (64 << 10))
+    writer = subprocess.Popen([sys.executable, "-c", OVERWRITER], env=environment(image), stdout=subprocess.PIPE,
+                              text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    moves = 0
+    with Volume(image) as vol:
+        fd = vol.open("/w", os.O_RDWR)
+        while writer.poll() is None and moves < 400:
+            relocate(vol, fd, 0, None, (100 + 10 * (moves % 2)) << 20)
+            moves += 1
+        vol.close(fd)
+    last = int(writer.stdout.readline())
+    assert writer.wait(timeout=30) == 0 and moves >= 10
+    with Volume(image) as vol:
+        assert vol.read_file("/w")[:4096] == bytes([last]) * 4096

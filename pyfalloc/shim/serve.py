@@ -124,7 +124,7 @@ def bind(ffi):
             found = volume().extent_at(fd, off)
             if found is None:
                 return 0
-            out[0:10] = found
+            out[0:12] = found
             return 1
         return _call(extent)
 

@@ -6,6 +6,7 @@ import errno
 import fcntl
 import os
 import stat as st
+import struct
 import threading
 from collections import namedtuple
 
@@ -222,23 +223,26 @@ class Syscalls:
         return self.fs.read_into(of.ino, offset, view)
 
     def extent_at(self, fd, offset):
-        """For reads outside Python (the shim's): the extent of a readable regular file that
-        holds offset, with the file's size and the shared log's position the answer reflects
-        — (epoch, tail, released, size, lblk, len, pblk, unwritten, block size, inode) — or
-        None. It holds until the log moves."""
+        """For reads and overwrites outside Python (the shim's): the extent of a regular file
+        that holds offset, with the file's size and the shared log's position the answer
+        reflects — (epoch, tail, released, size, lblk, len, pblk, unwritten, block size,
+        inode, mtime as the bits of a double, inode flags) — or None. It holds until the log
+        moves."""
         of = self._file(fd)
-        if not of.readable or of.is_dir or offset < 0:
+        if of.is_dir or offset < 0:
             return None
         store = self.fs.meta
         released = store.released()             # before catching up: a later release shows
         store.fresh()
         epoch, tail = store.snapshot()
-        size = self.fs.t.inodes[of.ino][3]
+        inode = self.fs.inode(of.ino)
         found = self.fs.extmap.overlapping(of.ino, offset // self.fs.bs, offset // self.fs.bs + 1)
         if not found:
             return None
         e = found[0]
-        return (epoch, tail, released, size, e.lblk, e.len, e.pblk, e.unwritten, self.fs.bs, of.ino)
+        mtime_bits = struct.unpack("<q", struct.pack("<d", inode.mtime))[0]
+        return (epoch, tail, released, inode.size, e.lblk, e.len, e.pblk, e.unwritten, self.fs.bs, of.ino,
+                mtime_bits, inode.flags)
 
     def read(self, fd, length):
         with self._lock:
