@@ -360,6 +360,11 @@ static int make_shadow(int fd, long long ino, int flags)
         return failed_errno(EIO);
     snprintf(name, sizeof name, "%s/%lld", dir, ino);
     int acc = flags & O_PATH ? O_PATH : flags & O_ACCMODE;
+    if (acc == O_PATH) {            /* O_PATH ignores O_CREAT: the inode's file is made first */
+        int made = k_open(name, O_CREAT | O_RDONLY | O_CLOEXEC, 0666);
+        if (made >= 0)
+            k_close(made);
+    }
     int s = k_open(name, O_CREAT | O_CLOEXEC | acc | (flags & (O_APPEND | O_NONBLOCK)), 0666);
     if (s < 0)
         return -1;

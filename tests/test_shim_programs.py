@@ -4,8 +4,10 @@ sqlite3 module, linked with the libsqlite3 the shim must not share), advisory lo
 processes (flock, POSIX, OFD, flock(1)), and pwritev2/preadv2 with RWF flags."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ROOT
@@ -396,3 +398,41 @@ def test_overwrites_written_in_c_follow_moves(image):
     assert writer.wait(timeout=30) == 0 and moves >= 10
     with Volume(image) as vol:
         assert vol.read_file("/w")[:4096] == bytes([last]) * 4096
+
+
+ARCHIVES = """set -e
+src=$(mktemp -d)
+seq 1 20000 > "$src/a"; mkdir "$src/sub"; printf 'hello\\n' > "$src/sub/b"
+cd {}
+rsync -a "$src/" rs/                        # rsync walks the destination one name at a time
+rsync -a --delete "$src/" rs/
+diff -r "$src" rs && echo rsync same
+back=$(mktemp -d); rsync -a rs/ "$back/" && diff -r "$src" "$back" && echo rsync back same
+(cd "$src" && zip -qr - .) > z.zip
+mkdir un && cd un && unzip -q ../z.zip && diff -r "$src" . && echo zip same && cd ..
+seq 100000 | sort -rn -T . -S 64K | head -1
+rm -rf "$src" "$back"
+"""
+
+
+@pytest.mark.skipif(not all(shutil.which(p) for p in ("rsync", "zip", "unzip")),
+                    reason="rsync, zip and unzip are needed (apt rsync zip unzip)")
+def test_rsync_zip_and_sort_with_temporary_files_work_as_on_ext4(image, host_dir):
+    host, img = both(image, host_dir, ["bash", "-c", ARCHIVES])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout == "rsync same\nrsync back same\nzip same\n100000\n"
+
+
+def test_ctrl_c_stops_tail_f_of_an_image_file_as_on_ext4(image, host_dir):
+    """SIGINT ends tail -f as it would on ext4: the program keeps its own disposition across
+    the embedded interpreter's start (which would install Python's handler)."""
+    outcomes = []
+    for target in (host_dir, "/pyfalloc"):
+        env = environment(image) if target == "/pyfalloc" else None
+        p = subprocess.Popen(["bash", "-c", f"seq 10 > {target}/t && exec tail -f {target}/t"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert p.stdout.readline() == "1\n"
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        outcomes.append(p.wait(timeout=30))
+    assert outcomes == [-signal.SIGINT, -signal.SIGINT]
