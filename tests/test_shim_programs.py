@@ -436,3 +436,31 @@ def test_ctrl_c_stops_tail_f_of_an_image_file_as_on_ext4(image, host_dir):
         p.send_signal(signal.SIGINT)
         outcomes.append(p.wait(timeout=30))
     assert outcomes == [-signal.SIGINT, -signal.SIGINT]
+
+
+STRESSORS = ["rename", "utime", "open", "dir", "dentry", "fallocate", "fiemap", "lockf", "flock", "readahead",
+             "seek", "hdd"]
+
+
+@pytest.mark.skipif(not shutil.which("stress-ng"), reason="stress-ng is not installed (apt stress-ng)")
+def test_stress_ng_file_stressors_pass_on_the_image_and_leave_the_host_alone(image, tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    failed = []
+    for name in STRESSORS:
+        extra = ["--verify"] if name == "hdd" else []
+        r = under_shim(image, ["stress-ng", "--temp-path", "/pyfalloc", f"--{name}", "1", "-t", "2", *extra],
+                       cwd=cwd)
+        if r.returncode != 0 or "successful run completed" not in r.stdout + r.stderr:
+            failed.append((name, (r.stdout + r.stderr).strip().splitlines()[-3:]))
+    assert failed == []
+    assert os.listdir(cwd) == []
+
+
+@pytest.mark.skipif(not shutil.which("fio"), reason="fio is not installed (apt fio)")
+def test_fio_random_writes_verify_on_the_image(image, host_dir):
+    job = ["fio", "--name=v", "--directory={}", "--size=8M", "--bs=4k", "--rw=randwrite", "--ioengine=psync",
+           "--verify=crc32c", "--do_verify=1", "--numjobs=2", "--group_reporting"]
+    host, img = both(image, host_dir, job)
+    assert host.returncode == 0 and img.returncode == 0, img.stderr[-2000:]
+    assert "err= 0" in img.stdout and "verify" not in img.stderr

@@ -230,11 +230,11 @@ class FileSystem:
                 self._fix_dir_counts(ino, src_parent, dst_parent)
                 self._fix_dir_counts(target, dst_parent, src_parent)
                 return
+            if target is not None and noreplace:        # even onto itself, as Linux checks first
+                raise FsError(errno.EEXIST, dst_name)
             if target == ino:
                 return
             if target is not None:
-                if noreplace:
-                    raise FsError(errno.EEXIST, dst_name)
                 tnode = self.inode(target)
                 if st.S_ISDIR(tnode.mode):
                     if not st.S_ISDIR(inode.mode):
