@@ -464,3 +464,28 @@ def test_fio_random_writes_verify_on_the_image(image, host_dir):
     host, img = both(image, host_dir, job)
     assert host.returncode == 0 and img.returncode == 0, img.stderr[-2000:]
     assert "err= 0" in img.stdout and "verify" not in img.stderr
+
+
+CMAKE_PROJECT = {"CMakeLists.txt": "cmake_minimum_required(VERSION 3.10)\nproject(tiny C)\nadd_executable(tiny main.c)\n",
+                 "main.c": '#include <stdio.h>\nint main(void) { puts("tiny ok"); return 0; }\n'}
+
+
+@pytest.mark.skipif(not shutil.which("cmake"), reason="cmake is not installed (apt cmake)")
+def test_cmake_configures_and_builds_a_project_kept_on_the_image(image, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, text in CMAKE_PROJECT.items():
+        (src / name).write_text(text)
+    out = tmp_path / "tiny"
+    r = under_shim(image, ["bash", "-c", f"cp -r {src} /pyfalloc/src && cmake -S /pyfalloc/src -B /pyfalloc/build "
+                                         f">/dev/null && cmake --build /pyfalloc/build && cp /pyfalloc/build/tiny {out}"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    os.chmod(out, 0o755)                    # a program stored on the image runs from a host copy
+    assert subprocess.run([str(out)], capture_output=True, text=True).stdout == "tiny ok\n"
+
+
+@pytest.mark.skipif(not shutil.which("dbench"), reason="dbench is not installed (apt dbench)")
+def test_dbench_runs_its_workload_on_the_image(image):
+    r = under_shim(image, ["dbench", "-D", "/pyfalloc", "-t", "3", "2"])
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    assert "Throughput" in r.stdout and "ERROR" not in r.stdout.upper().replace("ERRORS", "")
