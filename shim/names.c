@@ -429,6 +429,53 @@ int utime(const char *path, const struct utimbuf *u)
     return real_utime(alias(path), u);
 }
 
+/* lutimes, futimes and futimesat: glibc calls utimensat from inside itself; the image has no
+ * symbolic links, so lutimes is utimes there */
+REAL(int, lutimes, const char *, const struct timeval *)
+REAL(int, futimesat, int, const char *, const struct timeval *)
+
+static void to_timespecs(const struct timeval tv[2], struct timespec t[2])
+{
+    for (int i = 0; i < 2; i++) {
+        t[i].tv_sec = tv[i].tv_sec;
+        t[i].tv_nsec = tv[i].tv_usec * 1000;
+    }
+}
+
+int lutimes(const char *path, const struct timeval tv[2])
+{
+    if (HERE(path))
+        return utimes(path, tv);
+    load_lutimes();
+    return real_lutimes(alias(path), tv);
+}
+
+REAL(int, futimes, int, const struct timeval *)
+
+int futimes(int fd, const struct timeval tv[2])
+{
+    struct timespec t[2];
+    if (tv)
+        to_timespecs(tv, t);
+    if (is_virt(fd))
+        return futimens(fd, tv ? t : NULL);
+    load_futimes();
+    return real_futimes(fd, tv);
+}
+
+int futimesat(int dirfd, const char *path, const struct timeval tv[2])
+{
+    struct timespec t[2];
+    if (tv)
+        to_timespecs(tv, t);
+    if (!path && is_virt(dirfd))
+        return futimens(dirfd, tv ? t : NULL);
+    if (path && image_path(dirfd, path))
+        return utimensat(dirfd, path, tv ? t : NULL, 0);
+    load_futimesat();
+    return path ? real_futimesat(alias_dir(dirfd, path), alias(path), tv) : real_futimesat(dirfd, path, tv);
+}
+
 static int set_owner_mode(int fd, const char *ip, long long mode, long long uid, long long gid)
 {
     long long a[A_N] = {mode, uid, gid, -1, -1};
