@@ -60,6 +60,21 @@ int unlink(const char *path)
     return real_unlink(alias(path));
 }
 
+/* remove(3): glibc calls unlink, then rmdir on EISDIR, from inside itself */
+REAL(int, remove, const char *)
+int remove(const char *path)
+{
+    const char *ip = HERE(path);
+    if (!ip) {
+        load_remove();
+        return real_remove(alias(path));
+    }
+    char own[4096];                     /* image_path's buffer is reused by the calls below */
+    snprintf(own, sizeof own, "%s", ip);
+    int r = unlink(own);
+    return r < 0 && errno == EISDIR ? rmdir(own) : r;
+}
+
 int unlinkat(int dirfd, const char *path, int flags)
 {
     const char *ip = image_path(dirfd, path);
