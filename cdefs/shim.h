@@ -38,3 +38,5 @@ long long pyf_listdir(int fd, char *buf, long long size);
 long long pyf_statfs(long long *out);
 /* the path inside the image of the file open as fd (a directory adopted across exec) */
 long long pyf_path(int fd, char *buf, long long size);
+/* a shadow of inode ino received as fd (SCM_RIGHTS): an image file of this process */
+long long pyf_adopt(int fd, long long ino, int flags);

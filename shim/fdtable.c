@@ -441,6 +441,18 @@ int open_image(const char *path, int flags, mode_t mode)
     return fd;
 }
 
+/* a descriptor received from another process (SCM_RIGHTS) that is a shadow becomes an image
+ * file of this one, as an inherited one does */
+void adopt_received(int fd)
+{
+    long long ino = fd >= 0 && fd < MAX_FDS && !virt[fd] ? shadow_ino(fd) : -1;
+    if (ino < 0)
+        return;
+    int flags = k_fcntl(fd, F_GETFL, 0);
+    if (PY(pyf_adopt(fd, ino, flags)) >= 0)
+        set_virt(fd, NULL, flags);
+}
+
 /* after exec: the shadows this process inherited become its image files again (their paths,
  * needed only for *at calls relative to a directory, are asked of Python when needed) */
 static void adopt_shadows(void)

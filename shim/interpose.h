@@ -53,6 +53,7 @@ HIDDEN const char *virt_path(int fd);
 /* host descriptors of the directory holding the prefix (see fdtable.c) */
 HIDDEN void opened_host(int fd, int dirfd, const char *path);
 HIDDEN void copied_fd(int oldfd, int newfd);
+HIDDEN void adopt_received(int fd);   /* a shadow received over a UNIX socket */
 HIDDEN const char *env(const char *name);      /* getenv from environ itself */
 HIDDEN const char *runtime_dir(void);   /* the volume's, in /dev/shm (NULL: no image) */
 HIDDEN int failed_errno(int e);      /* errno = e, -1 */

@@ -503,3 +503,10 @@ def test_lutimes_futimes_and_futimesat_set_times_as_on_ext4(image, host_dir):
     host, img = both(image, host_dir, [sys.executable, script, "{}"])
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert img.stdout == host.stdout
+
+
+def test_a_descriptor_passed_over_a_unix_socket_reads_its_image_file(image, host_dir):
+    script = os.path.join(ROOT, "tests", "progs", "pass_fd.py")
+    host, img = both(image, host_dir, [sys.executable, script, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout == "through the socket\nthe socket\n"

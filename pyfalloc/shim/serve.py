@@ -219,6 +219,10 @@ def bind(ffi):
         return _call(path)
 
     @ffi.def_extern()
+    def pyf_adopt(fd, ino, flags):
+        return _call(lambda: volume().adopt({fd: (ino, flags)}))
+
+    @ffi.def_extern()
     def pyf_statfs(out):
         def statfs():
             f = volume().statfs()
