@@ -154,6 +154,18 @@ class FileSystem:
         key = self.meta.t.parent.get(ino)
         return key[0] if key else ino
 
+    def path_of(self, ino):
+        """The path of ino, from the entries that name it up to the root."""
+        self.meta.fresh()
+        parts = []
+        while ino != ROOT_INO:
+            key = self.meta.t.parent.get(ino)
+            if key is None:
+                raise FsError(errno.ENOENT, f"inode {ino} has no name")
+            parts.append(key[1])
+            ino = key[0]
+        return "/" + "/".join(reversed(parts))
+
     def readdir(self, ino):
         if not st.S_ISDIR(self.inode(ino).mode):
             raise FsError(errno.ENOTDIR, f"inode {ino}")

@@ -13,16 +13,14 @@ inodes in ascending order, so two movers never deadlock.
 """
 import fcntl
 import os
-import struct
 import threading
 
 from pyfalloc.store.forks import at_fork_in_child, forget_fork
+from pyfalloc.store.shared import ofd_conflict, ofd_lock
 
 _INODE_BASE = 1 << 62
 DATA_BASE = _INODE_BASE + (1 << 40)         # shim/fastread.c names the same byte
 _MOVE_BASE = _INODE_BASE + (1 << 41)
-F_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
-F_OFD_SETLKW = getattr(fcntl, "F_OFD_SETLKW", 38)
 
 
 class InodeLocks:
@@ -42,8 +40,7 @@ class InodeLocks:
         self._local = threading.RLock()
 
     def _fcntl(self, byte, kind):
-        # struct flock: l_type, l_whence, l_start, l_len, l_pid (must be 0 for OFD locks)
-        fcntl.fcntl(self.fd, F_OFD_SETLKW, struct.pack("@hhqqi4x", kind, os.SEEK_SET, byte, 1, 0))
+        ofd_lock(self.fd, kind, byte)
 
     def _hold(self, plan):
         """plan: (byte, lock type) pairs, in the order they must be taken."""
@@ -72,9 +69,7 @@ class InodeLocks:
         return self._hold([(_MOVE_BASE + mid, fcntl.F_WRLCK)])
 
     def move_alive(self, mid):
-        out = fcntl.fcntl(self.fd, F_OFD_GETLK, struct.pack("@hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET,
-                                                            _MOVE_BASE + mid, 1, 0))
-        return struct.unpack("@hhqqi4x", out)[0] != fcntl.F_UNLCK
+        return ofd_conflict(self.fd, fcntl.F_WRLCK, _MOVE_BASE + mid)
 
     def close(self):
         forget_fork(self)

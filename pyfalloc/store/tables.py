@@ -40,7 +40,9 @@ class Tables:
         self.stale_tail = {}
         self.next_ino = 1
         self._set = {"s": self._s, "i": self._i, "d": self._d, "e": self._e, "f": self._f,
-                     "w": self._w, "p": self._p, "m": self._m, "z": self._z}
+                     "w": self._w, "p": lambda k, v: self._plain(self.pending, k, v),
+                     "m": lambda k, v: self._plain(self.moves, k, v),
+                     "z": lambda k, v: self._plain(self.stale_tail, k, v)}
 
     def set(self, table, key, value):
         """Apply one change; returns the value it replaced (None: there was none)."""
@@ -135,22 +137,12 @@ class Tables:
             mine[pblk if ino == 0 else value[2]] = pblk
         return old
 
-    def _p(self, pblk, n):
-        old = self.pending.pop(pblk, None)
-        if n is not None:
-            self.pending[pblk] = n
-        return old
-
-    def _m(self, mid, value):
-        old = self.moves.pop(mid, None)
+    @staticmethod
+    def _plain(table, key, value):
+        """A table with no index of its own (pending, moves, stale tails)."""
+        old = table.pop(key, None)
         if value is not None:
-            self.moves[mid] = value
-        return old
-
-    def _z(self, ino, value):
-        old = self.stale_tail.pop(ino, None)
-        if value is not None:
-            self.stale_tail[ino] = value
+            table[key] = value
         return old
 
     # ---- whole tables, for checkpoints --------------------------------------------------------------

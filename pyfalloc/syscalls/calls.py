@@ -13,7 +13,6 @@ from collections import namedtuple
 from pyfalloc import uapi
 from pyfalloc.errors import FsError
 from pyfalloc.fs import move
-from pyfalloc.fs.filesystem import ROOT_INO
 from pyfalloc.syscalls import abi
 from pyfalloc.syscalls.caps import CAP_FOWNER, capable
 from pyfalloc.uapi import (
@@ -172,15 +171,7 @@ class Syscalls:
 
     def path_of(self, fd):
         """The path inside the volume of the file open as fd (its name at this moment)."""
-        ino, parts = self._file(fd).ino, []
-        self.fs.meta.fresh()
-        while ino != ROOT_INO:
-            key = self.fs.t.parent.get(ino)
-            if key is None:
-                raise FsError(errno.ENOENT, f"inode {ino} has no name")
-            parts.append(key[1])
-            ino = key[0]
-        return "/" + "/".join(reversed(parts))
+        return self.fs.path_of(self._file(fd).ino)
 
     def close(self, fd):
         with self._lock:
@@ -428,11 +419,10 @@ class Syscalls:
             raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
         self.fs.set_flags(inode.ino, flags & keep)
 
-    def unread(self, fd, pos=None):
+    def unread(self, fd):
         """FIONREAD on a regular file: the bytes from the position to the end."""
         of = self._file(fd)
-        pos = of.pos if pos is None else pos
-        return max(0, self.fs.inode(of.ino).size - pos)
+        return max(0, self.fs.inode(of.ino).size - of.pos)
 
     def chattr(self, path, flags):
         """FS_IOC_SETFLAGS for the two flags the fallocate checks read (append-only, immutable)."""
