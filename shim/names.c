@@ -369,16 +369,14 @@ int eaccess(const char *path, int mode)
 }
 
 /* ---- attributes -------------------------------------------------------------------------------- */
-/* pyf_setattr's slots: mode, uid, gid, atime and mtime in ns; -1 leaves one alone */
+/* pyf_setattr's slots: mode, uid, gid, atime and mtime in ns; -1 leaves one alone, -2 is
+ * the current time (UTIME_NOW, which any writer of the file may set) */
 enum { A_MODE, A_UID, A_GID, A_ATIME, A_MTIME, A_N };
 
 static long long stamp(const struct timespec *t, int i)
 {
-    if (!t || t[i].tv_nsec == UTIME_NOW) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        return now.tv_sec * 1000000000LL + now.tv_nsec;
-    }
+    if (!t || t[i].tv_nsec == UTIME_NOW)
+        return -2;
     if (t[i].tv_nsec == UTIME_OMIT)
         return -1;
     return t[i].tv_sec * 1000000000LL + t[i].tv_nsec;

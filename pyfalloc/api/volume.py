@@ -13,18 +13,31 @@ from pyfalloc.errors import FormatError, FsError
 from pyfalloc.fs import spacemap
 from pyfalloc.fs.filesystem import FileSystem
 from pyfalloc.fs.fsck import fsck
-from pyfalloc.store import Store, meta_path
+from pyfalloc.store import Store, journal_path, meta_path
 from pyfalloc.syscalls import ioctl as _ioctl
 from pyfalloc.syscalls.calls import Syscalls
 from pyfalloc.units import parse_size
 
 
+def _writable(image):
+    """Whether this user may change the volume: its three files and their directory (a new
+    checkpoint is a rename) writable, on a mount that is not read-only."""
+    files = (image, meta_path(image), journal_path(image), os.path.dirname(os.path.abspath(image)))
+    return all(os.access(p, os.W_OK) for p in files if os.path.exists(p) or p == files[-1])
+
+
 class Volume(Syscalls):
-    def __init__(self, image, policy=None):
+    def __init__(self, image, policy=None, readonly=None):
+        """readonly: None opens read-only when this user may not write the volume (or it is
+        on a read-only mount); True always; False insists on writing."""
         self.image = os.fspath(image)
-        dev = Device.open(self.image)
+        if not os.path.exists(self.image):
+            raise FsError(errno.ENOENT, f"image {self.image} does not exist")
+        if readonly is None:
+            readonly = not _writable(self.image)
+        dev = Device.open(self.image, readonly)
         try:
-            store = Store(self.image, dev.uuid, dev.group_size // dev.block_size, dev)
+            store = Store(self.image, dev.uuid, dev.group_size // dev.block_size, dev, readonly)
         except Exception:
             dev.close()
             raise
@@ -52,7 +65,7 @@ class Volume(Syscalls):
         granule, group_size = parse_size(granule), parse_size(group_size)
         check_geometry(size, block_size, granule, group_size)
         if not force and (os.path.exists(image) and os.path.getsize(image) or os.path.exists(meta_path(image))):
-            raise FsError(errno.EEXIST, f"{image} exists (use force to overwrite)")
+            raise FsError(errno.EEXIST, f"{image} exists (-F overwrites it; force=True from Python)")
         dev = Device.create(image, size, block_size, granule, group_size)
         try:
             Store.create(image, dev.uuid, {"uuid": dev.uuid.hex(), "block_size": block_size, "granule": granule,

@@ -1,28 +1,72 @@
 """The `pyfalloc` command: image first, in the spirit of mtools and debugfs."""
 import argparse
+import contextlib
 import errno
 import json
 import os
+import re
 import stat as st
 import sys
 import time
+from importlib import metadata
 
 from pyfalloc import uapi
 from pyfalloc.api.volume import Volume
-from pyfalloc.cli import mapview
+from pyfalloc.cli import copy, mapview
 from pyfalloc.cli.progress import progress
 from pyfalloc.errors import FsError, errno_name
+from pyfalloc.fs import paths
 from pyfalloc.tools import age
 from pyfalloc.tools.compact import STRATEGIES, Compactor
 from pyfalloc.tools.relocate import relocate
 from pyfalloc.units import format_size, parse_size
 
 
+LOFF_MAX = (1 << 63) - 1
+
+
 def _size(text):
     try:
-        return parse_size(text)
+        value = parse_size(text)
     except FsError as e:
         raise argparse.ArgumentTypeError(e.detail) from None
+    if value > LOFF_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is past the largest offset (2^63 - 1)")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 1]")
+    return value
+
+
+def _count(text):
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def _physical(text):
+    return "auto" if text == "auto" else _size(text)
 
 
 def _json(obj):
@@ -39,6 +83,8 @@ def _type(mode):
 
 # ---- commands --------------------------------------------------------------------------------
 def cmd_mkfs(a):
+    if a.size <= 0:
+        raise FsError(errno.EINVAL, "--size must be positive")
     with Volume.mkfs(a.image, a.size, a.block_size, a.granule, a.group_size, force=a.force) as v:
         print(f"{a.image}: {format_size(v.size)} in {v.fs.nblocks} blocks of {v.block_size}, "
               f"granule {format_size(v.granule)}, {v.fs.ngroups} groups of {format_size(a.group_size)}")
@@ -61,7 +107,7 @@ def cmd_ls(a):
             return _json([{"path": p, "type": _type(x.st_mode), "size": x.st_size, "ino": x.st_ino,
                            "blocks": x.st_blocks} for p, x in entries])
         for p, x in entries:
-            name = p if a.recursive or not st.S_ISDIR(s.st_mode) else os.path.basename(p)
+            name = paths.printable(p if a.recursive or not st.S_ISDIR(s.st_mode) else os.path.basename(p))
             if a.long:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(x.st_mtime))
                 print(f"{st.filemode(x.st_mode)} {x.st_nlink:3d} {x.st_uid:5d} {x.st_gid:5d} "
@@ -97,20 +143,23 @@ def _remove(v, path, recursive):
 
 
 def cmd_rm(a):
+    p = paths.parse(a.path)
+    if p.kind in (paths.DOT, paths.DOTDOT):             # as rm(1), before touching anything
+        raise FsError(errno.EINVAL, f"refusing to remove '.' or '..' directory: skipping {paths.printable(a.path)}")
     with Volume(a.image) as v:
-        if not v.fs.split(a.path):         # as rm's --preserve-root: nothing is removed
+        if p.kind == paths.ROOT or v.fs.resolve(a.path) == v.fs.resolve("/"):   # --preserve-root
             raise FsError(errno.EBUSY, "refusing to remove the root directory")
         _remove(v, a.path, a.recursive)
 
 
 def cmd_put(a):
-    src = sys.stdin.buffer if a.local == "-" else open(a.local, "rb")
-    with src, Volume(a.image) as v:
-        fd = v.open(a.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        pos = 0
-        while chunk := src.read(1 << 20):
-            pos += v.pwrite(fd, chunk, pos)
-        v.close(fd)
+    with Volume(a.image) as v:
+        copy.put(v, a.local, a.path, a.recursive, a.preserve)
+
+
+def cmd_get(a):
+    with Volume(a.image) as v:
+        copy.get(v, a.path, a.local, a.recursive, a.preserve)
 
 
 def cmd_cat(a):
@@ -191,10 +240,26 @@ def _extents_json(ext):
             for e in ext]
 
 
+def _nearest_free(v, fd, offset, length):
+    """The free range nearest the range's present place that holds it whole."""
+    ext = [e for e in v.fiemap(fd) if e.logical + e.length > offset]
+    need = (length if length is not None else v.fstat(fd).st_size - offset)
+    need = -(-max(need, 0) // v.block_size) * v.block_size
+    if not ext or need <= 0:
+        raise FsError(errno.EINVAL, "nothing mapped to move in that range")
+    here = ext[0].physical + max(0, offset - ext[0].logical)
+    fits = [p for p, n in v.free_extents() if n >= need]
+    if not fits:
+        raise FsError(errno.ENOSPC, f"no free range of {format_size(need)} on the device")
+    return min(fits, key=lambda p: abs(p - here))
+
+
 def cmd_move(a):
     with Volume(a.image) as v:
         fd = v.open(a.path, os.O_RDWR)
         try:
+            if a.physical == "auto":
+                a.physical = _nearest_free(v, fd, a.offset, a.length)
             t0 = time.monotonic()
             moved = relocate(v, fd, a.offset, a.length, a.physical)
             seconds = time.monotonic() - t0
@@ -286,7 +351,7 @@ def _owner_name(rec):
 def cmd_fsmap(a):
     with Volume(a.image) as v:
         if a.free:
-            runs = v.free_extents()
+            runs = [(p, n) for p, n in v.free_extents() if n >= a.min]
             if a.json:
                 return _json({"free": [{"physical": p, "length": n} for p, n in runs]})
             for p, n in runs:
@@ -339,102 +404,144 @@ def cmd_fsck(a):
 
 
 # ---- parser -----------------------------------------------------------------------------------
+class _UsageError(Exception):
+    def __init__(self, cmd, message):
+        super().__init__(message)
+        self.cmd = cmd
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports in the tool's format, and takes "-1G" as a value (to refuse
+    it by name) rather than as an unknown option."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._negative_number_matcher = re.compile(r"^-\d")
+
+    def error(self, message):
+        cmd = self.prog.split()[1] if len(self.prog.split()) > 1 else ""
+        raise _UsageError(cmd, f"{message} (see {self.prog} --help)")
+
+
+def _version():
+    try:
+        return metadata.version("pyfalloc")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="pyfalloc", description="fallocate2 prototype on an image file")
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    p = _Parser(prog="pyfalloc", description="A filesystem in a sparse image file whose allocator honours "
+                "fallocate2's physical placement hint, and the tools built on it.")
+    p.add_argument("--version", action="version", version=f"pyfalloc {_version()}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=_Parser)
+    json_help = "print the result as JSON (sizes in bytes)"
 
     def cmd(name, func, help_):
-        c = sub.add_parser(name, help=help_)
-        c.add_argument("image", metavar="IMAGE")
+        c = sub.add_parser(name, help=help_, description=help_)
+        c.add_argument("image", metavar="IMAGE", help="the image file (its metadata is IMAGE.meta beside it)")
         c.set_defaults(func=func)
         return c
 
     c = cmd("mkfs", cmd_mkfs, "create a sparse image with an empty filesystem")
-    c.add_argument("--size", type=_size, required=True)
-    c.add_argument("--block-size", type=_size, default=4096)
-    c.add_argument("--granule", type=_size, default=1 << 20, help="discard granule of the device")
-    c.add_argument("--group-size", type=_size, default=128 << 20)
+    c.add_argument("--size", type=_size, required=True, help="device size (K/M/G/T suffixes)")
+    c.add_argument("--block-size", type=_size, default=4096, help="filesystem block size (default 4K)")
+    c.add_argument("--granule", type=_size, default=1 << 20,
+                   help="discard granule of the device under the image (default 1M)")
+    c.add_argument("--group-size", type=_size, default=128 << 20, help="block group size (default 128M)")
     c.add_argument("-F", "--force", action="store_true", help="overwrite an existing image")
     c = cmd("ls", cmd_ls, "list a directory")
-    c.add_argument("path", nargs="?", default="/")
-    c.add_argument("-l", dest="long", action="store_true")
-    c.add_argument("-R", dest="recursive", action="store_true")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("path", nargs="?", default="/", help="directory or file in the image (default /)")
+    c.add_argument("-l", dest="long", action="store_true", help="long listing: mode, links, owner, size, time")
+    c.add_argument("-R", dest="recursive", action="store_true", help="list subdirectories too")
+    c.add_argument("--json", action="store_true", help=json_help)
     c = cmd("mkdir", cmd_mkdir, "make a directory")
-    c.add_argument("path")
-    c.add_argument("-p", "--parents", action="store_true")
+    c.add_argument("path", help="directory to make")
+    c.add_argument("-p", "--parents", action="store_true", help="make parents as needed; no error if it exists")
     c = cmd("rm", cmd_rm, "remove a file (or a tree with -r)")
-    c.add_argument("path")
-    c.add_argument("-r", "--recursive", action="store_true")
-    c = cmd("put", cmd_put, "copy a host file (or - for stdin) into the image")
-    c.add_argument("local")
-    c.add_argument("path")
+    c.add_argument("path", help="file or directory to remove")
+    c.add_argument("-r", "--recursive", action="store_true", help="remove a directory and what it holds")
+    c = cmd("put", cmd_put, "copy a host file or tree (or - for stdin) into the image, as cp(1)")
+    c.add_argument("local", help="host file, directory (with -r) or - for stdin")
+    c.add_argument("path", help="image path; an existing directory receives LOCAL under its own name")
+    c.add_argument("-r", "--recursive", action="store_true", help="copy directories recursively")
+    c.add_argument("-p", "--preserve", action="store_true", help="keep mode and times (and owner, for root)")
+    c = cmd("get", cmd_get, "copy a file or tree of the image to the host (or - for stdout), as cp(1)")
+    c.add_argument("path", help="image file, or directory with -r")
+    c.add_argument("local", help="host path; an existing directory receives PATH under its own name")
+    c.add_argument("-r", "--recursive", action="store_true", help="copy directories recursively")
+    c.add_argument("-p", "--preserve", action="store_true", help="keep mode and times (and owner, for root)")
     c = cmd("cat", cmd_cat, "write a file of the image to stdout")
-    c.add_argument("path")
+    c.add_argument("path", help="file in the image")
     c = cmd("stat", cmd_stat, "show an inode")
-    c.add_argument("path")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("path", help="file or directory in the image")
+    c.add_argument("--json", action="store_true", help=json_help)
     c = cmd("fallocate", cmd_fallocate, "fallocate(2) / fallocate2 on a file, flags as util-linux fallocate(1)")
-    c.add_argument("path")
-    c.add_argument("-l", "--length", type=_size, required=True)
-    c.add_argument("-o", "--offset", type=_size, default=0)
+    c.add_argument("path", help="file in the image (created if missing)")
+    c.add_argument("-l", "--length", type=_size, required=True, help="length of the range in bytes")
+    c.add_argument("-o", "--offset", type=_size, default=0, help="file offset of the range (default 0)")
     c.add_argument("--physical", type=_size, help="fallocate2 placement: byte offset on the device")
-    c.add_argument("-n", "--keep-size", action="store_true")
-    c.add_argument("-p", "--punch-hole", action="store_true", help="implies --keep-size")
-    c.add_argument("-z", "--zero-range", action="store_true")
-    c.add_argument("-c", "--collapse-range", action="store_true")
-    c.add_argument("-i", "--insert-range", action="store_true")
-    c.add_argument("-w", "--write-zeroes", action="store_true")
-    c.add_argument("--unshare-range", action="store_true")
+    c.add_argument("-n", "--keep-size", action="store_true", help="do not change the file size")
+    c.add_argument("-p", "--punch-hole", action="store_true", help="deallocate the range (implies --keep-size)")
+    c.add_argument("-z", "--zero-range", action="store_true", help="make the range read as zeros, allocated")
+    c.add_argument("-c", "--collapse-range", action="store_true", help="remove the range, shifting the rest down")
+    c.add_argument("-i", "--insert-range", action="store_true", help="insert a hole, shifting the rest up")
+    c.add_argument("-w", "--write-zeroes", action="store_true", help="write zeros into the range (written blocks)")
+    c.add_argument("--unshare-range", action="store_true", help="unshare shared blocks (none are shared here)")
     c.add_argument("-x", "--posix", action="store_true", help="posix_fallocate(3)")
     c = cmd("fiemap", cmd_fiemap, "show a file's extents (as filefrag -v)")
-    c.add_argument("path")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("path", help="file in the image")
+    c.add_argument("--json", action="store_true", help=json_help)
     c = cmd("move", cmd_move, "relocate a file's range to a physical place (donor + MOVE_EXT)")
-    c.add_argument("path")
-    c.add_argument("--physical", type=_size, required=True, help="device byte offset the range moves to")
+    c.add_argument("path", help="file in the image")
+    c.add_argument("--physical", type=_physical, required=True,
+                   help="device byte offset the range moves to, or auto: the free range nearest its "
+                        "present place that holds it")
     c.add_argument("-o", "--offset", type=_size, default=0, help="file offset (block aligned)")
     c.add_argument("-l", "--length", type=_size, default=None, help="bytes to move (default: to the end)")
     c.add_argument("--trim", action="store_true", help="then discard the granules the move freed")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help=json_help)
     c = cmd("age", cmd_age, "age the filesystem: create and delete files from a published size profile")
-    c.add_argument("--seed", type=int, default=1)
-    c.add_argument("--profile", choices=("agrawal", "impressions"), default="agrawal")
-    c.add_argument("--fill", type=float, default=0.8, help="fraction of the device kept full (default 0.8)")
-    c.add_argument("--churn", type=int, default=4, help="rounds of deleting a quarter and refilling")
+    c.add_argument("--seed", type=_count, default=1, help="random seed (default 1)")
+    c.add_argument("--profile", choices=("agrawal", "impressions"), default="agrawal",
+                   help="file size distribution (default agrawal)")
+    c.add_argument("--fill", type=_fraction, default=0.8, help="fraction of the device kept full (default 0.8)")
+    c.add_argument("--churn", type=_count, default=4, help="rounds of deleting a quarter and refilling (default 4)")
     c.add_argument("--replay-log", metavar="FILE", help="replay this op log instead of generating one")
     c.add_argument("--write-log", metavar="FILE", help="write the op log (replayable on any directory)")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help=json_help)
     c = cmd("defrag", cmd_defrag, "free whole discard granules by packing data into holes, then discard")
-    c.add_argument("--strategy", choices=STRATEGIES, default="exact")
+    c.add_argument("--strategy", choices=STRATEGIES, default="exact",
+                   help="exact: the fewest bytes for the most granules; donor and keepsize: simpler plans")
     c.add_argument("--dry-run", action="store_true", help="plan and report, move nothing")
     c.add_argument("--budget", type=_size, default=None, help="move at most this many bytes")
-    c.add_argument("--min-age", type=float, default=0.0, metavar="SECONDS",
+    c.add_argument("--min-age", type=_seconds, default=0.0, metavar="SECONDS",
                    help="leave files modified within this many seconds")
     c.add_argument("--png", metavar="FILE", help="granule occupancy before and after")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help=json_help)
     c = cmd("run", cmd_run, "run a program with the image under --mount (LD_PRELOAD shim): "
                             "pyfalloc run IMAGE [--mount PREFIX] -- COMMAND [ARGS...]")
     c.usage = "pyfalloc run IMAGE [--mount PREFIX] -- COMMAND [ARGS...]"
     c.description = ("COMMAND runs with libpyfalloc preloaded: paths under PREFIX are files of IMAGE, for it "
                      "and for every program it starts; fallocate(2), syscall 486 (fallocate2), FIEMAP, "
                      "GETFSMAP and EXT4_IOC_MOVE_EXT on them reach the image's allocator.")
-    c.add_argument("--mount", default="/pyfalloc", metavar="PREFIX", help="path prefix the image appears under "
-                   "(default /pyfalloc)")
+    c.add_argument("--mount", default="/pyfalloc", metavar="PREFIX", help="path prefix the image appears "
+                   "under, made absolute (default /pyfalloc)")
     c.set_defaults(command=[])          # main() hands it everything after "--"
     c = cmd("fsmap", cmd_fsmap, "show who owns the physical space (GETFSMAP)")
     c.add_argument("--free", action="store_true", help="free extents only")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--min", type=_size, default=0, metavar="LEN", help="with --free: only extents of LEN or more")
+    c.add_argument("--json", action="store_true", help=json_help)
     c = cmd("map", cmd_map, "discard-granule occupancy")
-    c.add_argument("--png", metavar="FILE")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--png", metavar="FILE", help="write the map as a PNG picture")
+    c.add_argument("--json", action="store_true", help=json_help)
     c = cmd("trim", cmd_trim, "discard wholly free granules (as fstrim)")
     c.add_argument("-m", "--minimum", type=_size, default=0, help="minimum free extent length")
-    c.add_argument("-o", "--offset", type=_size, default=0)
-    c.add_argument("-l", "--length", type=_size, default=None)
-    c.add_argument("--json", action="store_true")
+    c.add_argument("-o", "--offset", type=_size, default=0, help="device offset to start at")
+    c.add_argument("-l", "--length", type=_size, default=None, help="bytes of the device to look at")
+    c.add_argument("--json", action="store_true", help=json_help)
     c = cmd("fsck", cmd_fsck, "check every invariant; exit 1 when not clean")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help=json_help)
     return p
 
 
@@ -445,23 +552,48 @@ def main(argv=None):
         # argparse mangles "--" inside a subcommand; the program's own options follow it
         cut = argv.index("--")
         argv, command = argv[:cut], argv[cut + 1:]
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        return fail(e.cmd, errno.EINVAL, str(e))
     if args.cmd == "run":
         args.command = command
+        args.mount = os.path.abspath(args.mount)       # the shim matches absolute paths
     try:
         return args.func(args) or 0
     except BrokenPipeError:                 # `pyfalloc cat ... | head` is not an error
+        _quiet_stdout()
         return 0
     except FsError as e:
-        print(f"pyfalloc: {args.cmd}: {e.strerror} ({errno_name(e.errno)})", file=sys.stderr)
-        if e.detail:
-            print(f"pyfalloc: {args.cmd}: {e.detail}", file=sys.stderr)
-        return 1
+        return fail(args.cmd, e.errno, e.detail)
     except OSError as e:
-        name = f" ({errno_name(e.errno)})" if e.errno else ""
-        where = f": {e.filename}" if e.filename else ""
-        print(f"pyfalloc: {args.cmd}: {e.strerror or e}{name}{where}", file=sys.stderr)
-        return 1
+        where = e.filename if e.filename else ""
+        return fail(args.cmd, e.errno or errno.EIO, f"{where}: {e.strerror}" if where else "")
+    except KeyboardInterrupt:
+        return fail(args.cmd, errno.EINTR, "interrupted: the changes made before stay, the one under way "
+                                            "was undone; the volume is consistent")
+    except (MemoryError, RecursionError) as e:
+        return fail(args.cmd, errno.ENOMEM, type(e).__name__)
+    except Exception as e:                  # a bug: said plainly, the traceback only on request
+        if os.environ.get("PYFALLOC_DEBUG"):
+            raise
+        return fail(args.cmd, errno.EIO, f"internal error {type(e).__name__}: {e} (PYFALLOC_DEBUG=1 shows where)")
+
+
+def fail(cmd, code, detail=""):
+    """The one error format: `pyfalloc: CMD: strerror (ERRNO)`, a second line saying why; exit 1."""
+    lead = f"pyfalloc: {cmd}: " if cmd else "pyfalloc: "
+    print(f"{lead}{os.strerror(code)} ({errno_name(code)})", file=sys.stderr)
+    if detail:
+        print(f"{lead}{paths.printable(detail) if isinstance(detail, str) else detail}".replace("\\ ", " "),
+              file=sys.stderr)
+    return 1
+
+
+def _quiet_stdout():
+    """The reader went away: let interpreter shutdown not flush into the closed pipe."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

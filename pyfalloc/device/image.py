@@ -93,11 +93,13 @@ class Device:
         return dev
 
     @classmethod
-    def open(cls, path):
+    def open(cls, path, readonly=False):
         try:
-            f = HostFile(path, os.O_RDWR)
+            f = HostFile(path, os.O_RDONLY if readonly else os.O_RDWR)
         except FileNotFoundError:
-            raise FormatError(f"image {path} does not exist") from None
+            raise FsError(errno.ENOENT, f"image {path} does not exist") from None
+        except IsADirectoryError:
+            raise FsError(errno.EISDIR, f"image {path} is a directory") from None
         head = f.pread(_SUPER.size, 0)
         if len(head) < _SUPER.size or head[:8] != MAGIC:
             f.close()

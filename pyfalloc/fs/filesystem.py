@@ -15,6 +15,7 @@ from collections import namedtuple
 from pyfalloc.alloc.freespace import FreeSpace
 from pyfalloc.alloc.policy import Allocator
 from pyfalloc.errors import FsError
+from pyfalloc.fs import paths, perms
 from pyfalloc.fs.extents import ExtentMap
 from pyfalloc.fs.locks import InodeLocks
 from pyfalloc.store import Handles
@@ -23,7 +24,6 @@ from pyfalloc.units import ceil_div
 ROOT_INO = 2
 FIRST_INO = 12                  # as ext4: 2 is the root, 11 lost+found, user inodes follow
 EXT_MAX_BLOCKS = (1 << 32) - 1  # ext4's last logical block + 1
-NAME_MAX = 255
 Inode = namedtuple("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
 _FIELD = {name: i - 1 for i, name in enumerate(Inode._fields) if i}
 
@@ -49,12 +49,20 @@ class FileSystem:
         self.free = FreeSpace(store, self.group_blocks, self.nblocks)
         self.extmap = ExtentMap(store)
         self.alloc = Allocator(self.free, self.extmap, self.bs, policy)
-        self.locks = InodeLocks(device.path, after_acquire=store.fresh)
+        self.locks = InodeLocks(device.path, after_acquire=store.fresh, readonly=store.readonly)
         self.handles = Handles(store.log.path)
 
     @property
     def t(self):
         return self.meta.t
+
+    @property
+    def readonly(self):
+        return self.meta.readonly
+
+    def check_writable(self):
+        if self.meta.readonly:
+            raise FsError(errno.EROFS, "the volume is open read-only")
 
     def close(self):
         self.handles.close()
@@ -111,40 +119,43 @@ class FileSystem:
             self._set(ino, flags=flags, ctime=clock())
 
     # ---- names ---------------------------------------------------------------------------
-    @staticmethod
-    def split(path):
-        parts = [p for p in str(path).split("/") if p and p != "."]
-        for p in parts:
-            if len(p.encode()) > NAME_MAX:
-                raise FsError(errno.ENAMETOOLONG, p)
-        return parts
+    def _step(self, ino, part, cred):
+        """One component of a walk: ino must be a directory the caller may search."""
+        inode = self.inode(ino)
+        if not st.S_ISDIR(inode.mode):
+            raise FsError(errno.ENOTDIR, f"{paths.printable(part)}: a component is not a directory")
+        perms.check(cred, inode, perms.MAY_EXEC, "search")
+        if part == ".":
+            return ino
+        if part == "..":
+            return self.parent_of(ino)
+        child = self.meta.t.dirs.get(ino, {}).get(part)
+        if child is None:
+            raise FsError(errno.ENOENT, paths.printable(part))
+        return child
 
-    def resolve(self, path):
+    def walk_parent(self, path, cred=None):
+        """(parent, parsed path): every component but the last looked up, and the parent
+        searchable (cred None: no permission checks)."""
+        p = paths.parse(path)
         ino = ROOT_INO
-        stack = []
-        for part in self.split(path):
-            if not st.S_ISDIR(self.inode(ino).mode):
-                raise FsError(errno.ENOTDIR, str(path))
-            if part == "..":
-                ino = stack.pop() if stack else ROOT_INO
-                continue
-            child = self.meta.t.dirs.get(ino, {}).get(part)
-            if child is None:
-                raise FsError(errno.ENOENT, str(path))
-            stack.append(ino)
-            ino = child
-        return ino
+        for part in p.dirs:
+            ino = self._step(ino, part, cred)
+        if p.kind != paths.ROOT:
+            self._step(ino, ".", cred)
+        return ino, p
 
-    def resolve_parent(self, path):
-        parts = self.split(path)
-        if not parts:
-            raise FsError(errno.EEXIST if path else errno.ENOENT, str(path))
-        parent = self.resolve("/".join(parts[:-1]))
-        if not st.S_ISDIR(self.inode(parent).mode):
-            raise FsError(errno.ENOTDIR, str(path))
-        if parts[-1] == "..":
-            raise FsError(errno.EINVAL, str(path))
-        return parent, parts[-1]
+    def resolve(self, path, cred=None):
+        parent, p = self.walk_parent(path, cred)
+        if p.kind == paths.NORM:
+            ino = self.meta.t.dirs.get(parent, {}).get(p.last)
+            if ino is None:
+                raise FsError(errno.ENOENT, paths.printable(os.fsdecode(path)))
+        else:
+            ino = self.parent_of(parent) if p.kind == paths.DOTDOT else parent
+        if p.trailing and not st.S_ISDIR(self.inode(ino).mode):
+            raise FsError(errno.ENOTDIR, f"{paths.printable(os.fsdecode(path))}: not a directory")
+        return ino
 
     def entry(self, parent, name):
         return self.meta.t.dirs.get(parent, {}).get(name)
@@ -275,7 +286,7 @@ class FileSystem:
         self.handles.hold(ino)
 
     def drop_handle(self, ino):
-        if not self.handles.drop(ino):
+        if not self.handles.drop(ino) or self.readonly:
             return
         t = self.meta.t
         if t.win_of.get(ino) or ino in t.orphans:
@@ -306,7 +317,7 @@ class FileSystem:
         """Free the orphans nobody holds any more (their last holder died or crashed) and
         forget the moves of dead movers; returns how many orphans were freed."""
         t = self.meta.t
-        if not t.orphans and not t.moves:
+        if not t.orphans and not t.moves or self.readonly:
             return 0
         with self.meta.tx():
             freed = sum(1 for ino in sorted(t.orphans) if self.release_if_orphan(ino))

@@ -24,9 +24,10 @@ _MOVE_BASE = _INODE_BASE + (1 << 41)
 
 
 class InodeLocks:
-    def __init__(self, path, after_acquire=None):
+    def __init__(self, path, after_acquire=None, readonly=False):
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self.mode = os.O_RDONLY if readonly else os.O_RDWR     # a reader takes shared locks only
+        self.fd = os.open(path, self.mode | os.O_CLOEXEC)
         self._local = threading.RLock()
         # what a lock holder must see is what was published before it got the lock
         self.after_acquire = after_acquire or (lambda: None)
@@ -34,7 +35,7 @@ class InodeLocks:
 
     def _after_fork(self):
         """A description of its own: OFD locks of a shared one would not exclude the parent."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(self.path, self.mode | os.O_CLOEXEC)
         os.close(self.fd)
         self.fd = fd
         self._local = threading.RLock()

@@ -14,6 +14,7 @@ import threading
 from pyfalloc.api.volume import Volume
 from pyfalloc.errors import FsError
 from pyfalloc.syscalls import abi
+from pyfalloc.syscalls.calls import NOW
 
 _vol = None
 def shadows(directory):
@@ -106,7 +107,7 @@ def bind(ffi):
 
         def open_():
             v = volume()
-            v.open(ffi.string(path).decode(), flags, mode, fd=fd)
+            v.open(os.fsdecode(ffi.string(path)), flags, mode, fd=fd)
             ino[0] = v.files[fd].ino
         return _call(open_)
 
@@ -146,7 +147,7 @@ def bind(ffi):
     def pyf_stat(fd, path, out):
         def stat():
             v = volume()
-            s = v.fstat(fd) if fd >= 0 else v.stat(ffi.string(path).decode())
+            s = v.fstat(fd) if fd >= 0 else v.stat(os.fsdecode(ffi.string(path)))
             times = [s.st_atime, s.st_mtime, s.st_ctime]
             vals = [s.st_mode, s.st_ino, s.st_nlink, s.st_uid, s.st_gid, s.st_size, *(int(t) for t in times),
                     s.st_blksize, s.st_blocks, *(int((t - int(t)) * 1e9) for t in times), s.st_dev]
@@ -173,7 +174,7 @@ def bind(ffi):
     def pyf_ftruncate(fd, path, length):
         if fd >= 0:
             return _call(lambda: volume().ftruncate(fd, length))
-        return _call(lambda: volume().truncate(ffi.string(path).decode(), length))
+        return _call(lambda: volume().truncate(os.fsdecode(ffi.string(path)), length))
 
     @ffi.def_extern()
     def pyf_fsync(fd):
@@ -189,21 +190,21 @@ def bind(ffi):
 
     @ffi.def_extern()
     def pyf_unlink(path, rmdir):
-        p = ffi.string(path).decode()
+        p = os.fsdecode(ffi.string(path))
         return _call(lambda: volume().rmdir(p) if rmdir else volume().unlink(p))
 
     @ffi.def_extern()
     def pyf_mkdir(path, mode):
-        return _call(lambda: volume().mkdir(ffi.string(path).decode(), mode & ~umask()))
+        return _call(lambda: volume().mkdir(os.fsdecode(ffi.string(path)), mode & ~umask()))
 
     @ffi.def_extern()
     def pyf_rename(src, dst, flags):
-        return _call(lambda: volume().rename(ffi.string(src).decode(), ffi.string(dst).decode(), flags))
+        return _call(lambda: volume().rename(os.fsdecode(ffi.string(src)), os.fsdecode(ffi.string(dst)), flags))
 
     @ffi.def_extern()
     def pyf_listdir(fd, buf, size):
         def listdir():
-            blob = b"".join(b"%d %d %s\0" % (ino, dtype, name.encode()) for name, ino, dtype in volume().readdir_fd(fd))
+            blob = b"".join(b"%d %d %s\0" % (ino, dtype, os.fsencode(name)) for name, ino, dtype in volume().readdir_fd(fd))
             if len(blob) <= size:
                 ffi.memmove(buf, blob, len(blob))
             return len(blob)
@@ -212,7 +213,7 @@ def bind(ffi):
     @ffi.def_extern()
     def pyf_path(fd, buf, size):
         def path():
-            blob = volume().path_of(fd).encode()
+            blob = os.fsencode(volume().path_of(fd))
             if len(blob) >= size:
                 raise FsError(errno.ENAMETOOLONG, "path of an inherited descriptor")
             ffi.memmove(buf, blob + b"\0", len(blob) + 1)
@@ -237,8 +238,8 @@ def bind(ffi):
 
     @ffi.def_extern()
     def pyf_setattr(fd, path, attr):
-        mode, uid, gid, atime, mtime = (None if attr[i] < 0 else attr[i] for i in range(5))
+        mode, uid, gid, atime, mtime = (None if attr[i] == -1 else attr[i] for i in range(5))
+        atime, mtime = (t if t is None else NOW if t == -2 else t / 1e9 for t in (atime, mtime))
         return _call(lambda: volume().setattr(
-            fd=fd if fd >= 0 else None, path=None if fd >= 0 else ffi.string(path).decode(),
-            mode=mode, uid=uid, gid=gid, atime=None if atime is None else atime / 1e9,
-            mtime=None if mtime is None else mtime / 1e9))
+            fd=fd if fd >= 0 else None, path=None if fd >= 0 else os.fsdecode(ffi.string(path)),
+            mode=mode, uid=uid, gid=gid, atime=atime, mtime=mtime))

@@ -56,13 +56,24 @@ def ofd_conflict(fd, kind, start, length=1):
 
 
 class SharedLog:
-    def __init__(self, image, uuid):
-        self.path = shm_path(image, uuid)
+    def __init__(self, image, uuid, private=False):
+        """private: a log of this process alone, in memory (a read-only opening, which
+        sees the volume as its last commit left it)."""
         self.uuid = uuid
-        while True:
+        self.shared_path = shm_path(image, uuid)
+        if private:
+            self.fd = os.memfd_create("pyfalloc-readonly", os.MFD_CLOEXEC)
+            self.path = f"/proc/self/fd/{self.fd}"
+            ofd_lock(self.fd, fcntl.F_RDLCK, USERS)
+        else:
+            self.path = self.shared_path
+        while not private:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             ofd_lock(self.fd, fcntl.F_RDLCK, USERS)
             if os.fstat(self.fd).st_nlink:
+                # whoever may write the image may use its log (umask aside)
+                if os.fstat(self.fd).st_uid == os.geteuid():
+                    os.fchmod(self.fd, os.stat(image).st_mode & 0o666 | 0o600)
                 break
             os.close(self.fd)           # the last user removed it while this one waited
         if os.fstat(self.fd).st_size < LOG_START + CAPACITY:

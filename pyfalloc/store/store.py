@@ -14,6 +14,7 @@ A change is a list of (table, key, value) records applied under the exclusive lo
 shared log and published whole; a change that raises is undone before anyone sees it.
 """
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -21,7 +22,7 @@ import threading
 import time
 
 from pyfalloc.device.hostio import HostFile
-from pyfalloc.errors import FormatError
+from pyfalloc.errors import FormatError, FsError
 from pyfalloc.store import journal
 from pyfalloc.store.forks import at_fork_in_child, forget_fork
 from pyfalloc.store.journal import frame, unframe
@@ -35,8 +36,11 @@ FOLD_ON_CLOSE = 64 << 10            # journal bytes the last user folds into a c
 
 
 class Store:
-    def __init__(self, image, uuid, group_blocks, device):
+    def __init__(self, image, uuid, group_blocks, device, readonly=False):
+        """readonly: load what the disk holds into a log of this process alone and change
+        nothing (every change is EROFS)."""
         self.image = os.fspath(image)
+        self.readonly = readonly
         self.uuid = uuid
         self.group_blocks = group_blocks
         self.device = device            # flush() the data; note_commit(n) and noted_commit()
@@ -47,7 +51,7 @@ class Store:
         self._depth = 0
         self._redo = self._undo = None
         self._mine = False               # this process made changes not yet committed
-        self.log = SharedLog(self.image, uuid)
+        self.log = SharedLog(self.image, uuid, private=readonly)
         self.log.lock(fcntl.F_WRLCK)
         try:
             if not self._log_matches_disk():
@@ -67,7 +71,7 @@ class Store:
     def runtime_dir(self):
         """A directory for what lives only while the volume is in use (the shim's shadows),
         shared by every user and removed with the shared log."""
-        path = self.log.path + ".d"
+        path = self.log.shared_path + ".d"
         if not os.path.isdir(path):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(path)
@@ -106,7 +110,9 @@ class Store:
         if noted > last:
             raise FormatError(f"metadata journal {journal.journal_path(self.image)} lacks commits "
                               f"{last + 1}..{noted} that the image says were made (lost or replaced)")
-        if end is None:
+        if self.readonly:
+            end = journal.JOURNAL_START if end is None else end
+        elif end is None:
             journal.reset_journal(self.image, self.uuid, ckpt.epoch, ckpt.nonce)
             end = journal.JOURNAL_START
         elif os.stat(journal.journal_path(self.image)).st_size != end:
@@ -217,6 +223,8 @@ class Store:
     def commit(self, data=True):
         """Make every change so far durable (fsync, sync, syncfs), and with data the bytes
         written too: an overwrite changes no metadata, and an fsync must flush it all the same."""
+        if self.readonly:
+            return
         with self._rlock:
             if self._depth:
                 raise RuntimeError("commit inside a change")
@@ -333,7 +341,7 @@ class Store:
         """The last user of the volume commits, folds the journal and removes the shared log
         and the runtime directory: the disk then holds everything, nothing is left in memory.
         Returns whether this was the last user."""
-        if not self.log.last_user():
+        if self.readonly or not self.log.last_user():
             return False
         self.commit(data=False)
         self._fold_journal()
@@ -360,6 +368,8 @@ class _Change:
 
     def __enter__(self):
         s = self.s
+        if s.readonly:
+            raise FsError(errno.EROFS, "the volume is open read-only")
         s._rlock.acquire()
         self.outer = not s._depth
         if not self.outer:

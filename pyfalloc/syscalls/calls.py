@@ -12,9 +12,10 @@ from collections import namedtuple
 
 from pyfalloc import uapi
 from pyfalloc.errors import FsError
-from pyfalloc.fs import move
+from pyfalloc.fs import move, paths, perms
+from pyfalloc.fs.filesystem import clock
 from pyfalloc.syscalls import abi
-from pyfalloc.syscalls.caps import CAP_FOWNER, capable
+from pyfalloc.syscalls.caps import CAP_FOWNER, capable, current_cred
 from pyfalloc.uapi import (
     FALLOC_FL_COLLAPSE_RANGE,
     FALLOC_FL_INSERT_RANGE,
@@ -32,6 +33,17 @@ LOFF_MAX = (1 << 63) - 1
 Stat = namedtuple("Stat", "st_mode st_ino st_dev st_nlink st_uid st_gid st_size st_atime st_mtime "
                           "st_ctime st_blksize st_blocks st_flags")
 FiemapExtent = namedtuple("FiemapExtent", "logical physical length flags")
+NOW = object()              # a time argument of setattr: the current time, as UTIME_NOW
+
+# what each call answers when its path ends in the root, "." or "..", as fs/namei.c
+_MKDIR_REFUSED = {paths.ROOT: errno.EEXIST, paths.DOT: errno.EEXIST, paths.DOTDOT: errno.EEXIST}
+_RMDIR_REFUSED = {paths.ROOT: errno.EBUSY, paths.DOT: errno.EINVAL, paths.DOTDOT: errno.ENOTEMPTY}
+_UNLINK_REFUSED = {paths.ROOT: errno.EISDIR, paths.DOT: errno.EISDIR, paths.DOTDOT: errno.EISDIR}
+_RENAME_REFUSED = {paths.ROOT: errno.EBUSY, paths.DOT: errno.EBUSY, paths.DOTDOT: errno.EBUSY}
+
+
+def _shown(path):
+    return paths.printable(os.fsdecode(path))
 
 
 class OpenFile:
@@ -105,28 +117,46 @@ class Syscalls:
     def open(self, path, flags=os.O_RDONLY, mode=0o644, fd=None):
         """open(2). `fd` lets a front choose the number (the shim uses its shadow fd)."""
         fs = self.fs
+        cred = current_cred()
         with self._lock:
             acc = flags & os.O_ACCMODE
             if acc == 3:
                 raise FsError(errno.EINVAL, "bad access mode")
             if flags & os.O_TMPFILE == os.O_TMPFILE:
-                return self._open_tmpfile(path, flags, mode, fd)
-            parent, name = fs.resolve_parent(path) if fs.split(path) else (None, None)
-            ino = fs.resolve(path) if name is None else fs.entry(parent, name)
-            if ino is None:
-                if not flags & os.O_CREAT:
-                    raise FsError(errno.ENOENT, str(path))
-                if flags & os.O_DIRECTORY:
-                    raise FsError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
-                ino = fs.create(parent, name, st.S_IFREG | (mode & 0o7777))
-            elif flags & os.O_CREAT and flags & os.O_EXCL:
-                raise FsError(errno.EEXIST, str(path))
+                return self._open_tmpfile(path, flags, mode, fd, cred)
+            parent, p = fs.walk_parent(path, cred)
+            created = False
+            if p.kind != paths.NORM:
+                if flags & os.O_CREAT:
+                    raise FsError(errno.EISDIR, _shown(path))
+                ino = fs.resolve(path)
+            else:
+                if flags & os.O_CREAT and p.trailing:
+                    raise FsError(errno.EISDIR, f"{_shown(path)}: O_CREAT of a name ending in /")
+                ino = fs.entry(parent, p.last)
+                if ino is None:
+                    if not flags & os.O_CREAT:
+                        raise FsError(errno.ENOENT, _shown(path))
+                    if flags & os.O_DIRECTORY:
+                        raise FsError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
+                    ino = self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred)
+                    created = True
+                elif flags & os.O_CREAT and flags & os.O_EXCL:
+                    raise FsError(errno.EEXIST, _shown(path))
+                elif p.trailing and not st.S_ISDIR(fs.inode(ino).mode):
+                    raise FsError(errno.ENOTDIR, f"{_shown(path)}: not a directory")
             inode = fs.inode(ino)
             is_dir = st.S_ISDIR(inode.mode)
             if flags & os.O_DIRECTORY and not is_dir:
-                raise FsError(errno.ENOTDIR, str(path))
-            if is_dir and acc != os.O_RDONLY:
-                raise FsError(errno.EISDIR, str(path))
+                raise FsError(errno.ENOTDIR, _shown(path))
+            if is_dir and (acc != os.O_RDONLY or flags & os.O_CREAT):
+                raise FsError(errno.EISDIR, _shown(path))
+            if acc != os.O_RDONLY or flags & os.O_TRUNC:
+                fs.check_writable()
+            if not created:
+                want = (perms.MAY_READ if acc != os.O_WRONLY else 0) | \
+                       (perms.MAY_WRITE if acc != os.O_RDONLY or flags & os.O_TRUNC else 0)
+                perms.check(cred, inode, want, _shown(path))
             if acc != os.O_RDONLY or flags & os.O_TRUNC:
                 if inode.flags & uapi.FS_IMMUTABLE_FL:
                     raise FsError(errno.EPERM, "immutable file")
@@ -137,16 +167,32 @@ class Syscalls:
             fs.add_handle(ino)
             return self._install(fd, OpenFile(ino, flags, is_dir))
 
-    def _open_tmpfile(self, path, flags, mode, fd):
+    def _create(self, parent, name, mode, cred):
+        """A new inode in parent, which the caller may write: owned by the fsuid; the group
+        and, for a directory, the set-group-ID bit come from a set-group-ID parent."""
+        pinode = self.fs.inode(parent)
+        self.fs.check_writable()            # a read-only mount says EROFS before any EACCES
+        perms.check(cred, pinode, perms.MAY_WRITE | perms.MAY_EXEC, paths.printable(name or "O_TMPFILE"))
+        gid = cred.gid
+        if pinode.mode & st.S_ISGID:
+            gid = pinode.gid
+            if st.S_ISDIR(mode):
+                mode |= st.S_ISGID
+        elif mode & st.S_ISGID and not st.S_ISDIR(mode) and not perms.in_group(cred, gid) \
+                and not perms.capable(cred, perms.CAP_FSETID):
+            mode &= ~st.S_ISGID
+        return self.fs.create(parent, name, mode, cred.uid, gid)
+
+    def _open_tmpfile(self, path, flags, mode, fd, cred):
         """O_TMPFILE: an unnamed regular file in directory path, gone when its last handle closes."""
         fs = self.fs
         if flags & os.O_ACCMODE == os.O_RDONLY:
             raise FsError(errno.EINVAL, "O_TMPFILE needs O_WRONLY or O_RDWR")
-        parent = fs.resolve(path)
+        parent = fs.resolve(path, cred)
         if not st.S_ISDIR(fs.inode(parent).mode):
-            raise FsError(errno.ENOTDIR, str(path))
+            raise FsError(errno.ENOTDIR, _shown(path))
         with fs.meta.tx():
-            ino = fs.create(parent, None, st.S_IFREG | (mode & 0o7777))
+            ino = self._create(parent, None, st.S_IFREG | (mode & 0o7777), cred)
             fs.add_handle(ino)
         return self._install(fd, OpenFile(ino, flags & ~os.O_TMPFILE, False))
 
@@ -326,9 +372,16 @@ class Syscalls:
     def truncate(self, path, length):
         if length < 0:
             raise FsError(errno.EINVAL, "negative length")
-        self._truncate_ino(self.fs.resolve(path), length)
+        cred = current_cred()
+        ino = self.fs.resolve(path, cred)
+        inode = self.fs.inode(ino)
+        if not st.S_ISDIR(inode.mode):
+            self.fs.check_writable()
+            perms.check(cred, inode, perms.MAY_WRITE, _shown(path))
+        self._truncate_ino(ino, length)
 
     def _truncate_ino(self, ino, length):
+        self.fs.check_writable()
         inode = self.fs.inode(ino)
         if st.S_ISDIR(inode.mode):
             raise FsError(errno.EISDIR, "is a directory")
@@ -349,31 +402,68 @@ class Syscalls:
         return self._stat_ino(self._file(fd).ino)
 
     def stat(self, path):
-        return self._stat_ino(self.fs.resolve(path))
+        return self._stat_ino(self.fs.resolve(path, current_cred()))
 
     def setattr(self, fd=None, path=None, mode=None, uid=None, gid=None, atime=None, mtime=None):
-        """chmod, chown, utimensat by descriptor or path (stored, not enforced)."""
-        ino = self._file(fd).ino if fd is not None else self.fs.resolve(path)
+        """chmod, chown, utimensat by descriptor or path, with their permission rules. A time
+        of NOW is the current time, set as by UTIME_NOW (which any writer may do)."""
+        cred = current_cred()
+        ino = self._file(fd).ino if fd is not None else self.fs.resolve(path, cred)
+        inode = self.fs.inode(ino)
+        self.fs.check_writable()
+        if mode is not None:
+            mode = perms.chmod_mode(cred, inode, mode)
+        if uid is not None or gid is not None:
+            perms.chown_ok(cred, inode, uid, gid)
+            if mode is None:
+                mode = perms.chown_mode(inode) & 0o7777
+        if atime is not None or mtime is not None:
+            perms.utimes_ok(cred, inode, atime in (None, NOW) and mtime in (None, NOW))
+            now = clock()
+            atime = now if atime is NOW else atime
+            mtime = now if mtime is NOW else mtime
         self.fs.setattr(ino, mode, uid, gid, atime, mtime)
 
-    def _parent(self, path, root_errno):
-        """(parent, name) of a path; the root has none, and each call names its own errno."""
-        if not self.fs.split(path) and str(path).startswith("/"):
-            raise FsError(root_errno, "the root directory")
-        return self.fs.resolve_parent(path)
+    def _name(self, path, cred, refused):
+        """(parent, name, parsed) for a call that changes an entry of parent, which the
+        caller must be able to write; refused maps a last component that is not a name
+        (the root, "." or "..") to the errno this call gives it."""
+        parent, p = self.fs.walk_parent(path, cred)
+        if p.kind != paths.NORM:
+            raise FsError(refused[p.kind], f"{_shown(path)}: not a name")
+        self.fs.check_writable()
+        perms.check(cred, self.fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, _shown(path))
+        return parent, p.last, p
+
+    def _may_delete(self, cred, parent, name, path):
+        """The sticky-directory rule for the entry parent/name, when it exists."""
+        ino = self.fs.entry(parent, name)
+        if ino is not None:
+            perms.check_sticky(cred, self.fs.inode(parent), self.fs.inode(ino), _shown(path))
+        return ino
 
     def mkdir(self, path, mode=0o755):
-        parent, name = self._parent(path, errno.EEXIST)
+        cred = current_cred()
+        parent, name, _ = self._name(path, cred, _MKDIR_REFUSED)
         if self.fs.entry(parent, name) is not None:
-            raise FsError(errno.EEXIST, str(path))
-        self.fs.create(parent, name, st.S_IFDIR | (mode & 0o7777))
+            raise FsError(errno.EEXIST, _shown(path))
+        self._create(parent, name, st.S_IFDIR | (mode & 0o7777), cred)
 
     def rmdir(self, path):
-        parent, name = self._parent(path, errno.EBUSY)
+        cred = current_cred()
+        parent, name, _ = self._name(path, cred, _RMDIR_REFUSED)
+        self._may_delete(cred, parent, name, path)
         self.fs.unlink(parent, name, want_dir=True)
 
     def unlink(self, path):
-        parent, name = self._parent(path, errno.EISDIR)
+        cred = current_cred()
+        parent, name, p = self._name(path, cred, _UNLINK_REFUSED)
+        ino = self._may_delete(cred, parent, name, path)
+        if p.trailing:
+            if ino is None:
+                raise FsError(errno.ENOENT, _shown(path))
+            is_dir = st.S_ISDIR(self.fs.inode(ino).mode)
+            raise FsError(errno.EISDIR if is_dir else errno.ENOTDIR, _shown(path))
         self.fs.unlink(parent, name)
 
     def rename(self, src, dst, flags=0):
@@ -382,10 +472,22 @@ class Syscalls:
             raise FsError(errno.EINVAL, f"unknown rename flags {flags:#x}")
         if flags & (uapi.RENAME_NOREPLACE | uapi.RENAME_WHITEOUT) and flags & uapi.RENAME_EXCHANGE:
             raise FsError(errno.EINVAL, "RENAME_EXCHANGE with NOREPLACE or WHITEOUT")
-        sp, sn = self._parent(src, errno.EBUSY)
-        dp, dn = self._parent(dst, errno.EBUSY)
+        cred = current_cred()
+        sp, sn, sparsed = self._name(src, cred, _RENAME_REFUSED)
+        dp, dn, dparsed = self._name(dst, cred, _RENAME_REFUSED)
         if flags & uapi.RENAME_WHITEOUT:
             raise FsError(errno.EINVAL, "this filesystem has no whiteouts")
+        ino = self._may_delete(cred, sp, sn, src)
+        target = self._may_delete(cred, dp, dn, dst)
+        if ino is not None:
+            inode = self.fs.inode(ino)
+            is_dir = st.S_ISDIR(inode.mode)
+            exchanged_dir = target is not None and flags & uapi.RENAME_EXCHANGE \
+                and st.S_ISDIR(self.fs.inode(target).mode)
+            if (sparsed.trailing or dparsed.trailing) and not is_dir and not exchanged_dir:
+                raise FsError(errno.ENOTDIR, f"{_shown(src)}: not a directory")
+            if is_dir and sp != dp and target != ino:       # its ".." changes: it must be writable
+                perms.check(cred, inode, perms.MAY_WRITE, _shown(src))
         self.fs.rename(sp, sn, dp, dn, noreplace=bool(flags & uapi.RENAME_NOREPLACE),
                        exchange=bool(flags & uapi.RENAME_EXCHANGE))
 
@@ -402,7 +504,15 @@ class Syscalls:
         return out
 
     def listdir(self, path="/"):
-        return [name for name, _ in self.fs.readdir(self.fs.resolve(path))]
+        """The names in a directory (opendir's read permission checked), as os.listdir:
+        bytes names for a bytes path."""
+        cred = current_cred()
+        ino = self.fs.resolve(path, cred)
+        inode = self.fs.inode(ino)
+        if st.S_ISDIR(inode.mode):
+            perms.check(cred, inode, perms.MAY_READ, _shown(path))
+        names = [name for name, _ in self.fs.readdir(ino)]
+        return [os.fsencode(n) for n in names] if isinstance(path, bytes) else names
 
     def getflags(self, fd):
         """FS_IOC_GETFLAGS: the stored flags, and ext4's extent flag, which every file has."""
@@ -428,7 +538,7 @@ class Syscalls:
         """FS_IOC_SETFLAGS for the two flags the fallocate checks read (append-only, immutable)."""
         if not capable(9):                 # CAP_LINUX_IMMUTABLE
             raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
-        self.fs.set_flags(self.fs.resolve(path), flags & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL))
+        self.fs.set_flags(self.fs.resolve(path, current_cred()), flags & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL))
 
     def statfs(self):
         fs = self.fs

@@ -1,5 +1,9 @@
-"""The calling process's effective capabilities, read with capget(2)."""
+"""The calling process's credentials: effective capabilities (capget(2)), fsuid, fsgid
+and groups."""
 import ctypes
+import os
+
+from pyfalloc.fs.perms import Cred
 
 CAP_FOWNER = 3
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -28,3 +32,23 @@ def effective_caps():
 
 def capable(cap):
     return bool(effective_caps() >> cap & 1)
+
+
+_libc.setfsuid.restype = _libc.setfsgid.restype = ctypes.c_int
+
+
+_cached = (None, None)
+
+
+def current_cred():
+    """The caller's credentials as the kernel checks files with them: setfsuid(-1) and
+    setfsgid(-1) change nothing and return the fsuid and fsgid. Read again when the
+    effective ids change (a process dropping root changes them, and with them its
+    capabilities); capset alone, without a change of id, is not seen."""
+    global _cached
+    key = (os.getpid(), os.geteuid(), os.getegid())
+    if _cached[0] != key:
+        _cached = (key, Cred(_libc.setfsuid(ctypes.c_uint32(0xFFFFFFFF)) & 0xFFFFFFFF,
+                             _libc.setfsgid(ctypes.c_uint32(0xFFFFFFFF)) & 0xFFFFFFFF,
+                             frozenset(os.getgroups()), effective_caps()))
+    return _cached[1]

@@ -1,0 +1,76 @@
+"""Path names as the kernel's namei takes them, for every front (API, shim, CLI).
+
+A name is bytes on Linux; here it is a str decoded with the file system encoding's
+surrogateescape (os.fsdecode), so any byte string round-trips and os.fsencode gives it back.
+"""
+import errno
+import os
+from collections import namedtuple
+
+from pyfalloc.errors import FsError
+
+PATH_MAX = 4096             # with its NUL: a path of 4096 bytes is too long
+NAME_MAX = 255
+
+# the kinds of a path's last component, as namei's LAST_* types
+NORM, ROOT, DOT, DOTDOT = "norm", "root", "dot", "dotdot"
+
+Parsed = namedtuple("Parsed", "dirs last kind trailing")
+Parsed.__doc__ = """dirs: the components walked before the last (names, "." and ".." as
+written); last: the last component (None for the root); kind: NORM, ROOT, DOT or DOTDOT;
+trailing: whether the path ended in "/" (then the last component must be a directory)."""
+
+
+def encode(path):
+    """A path as the bytes the kernel would see, with getname's checks."""
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        raw = bytes(path)
+    else:
+        raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise FsError(errno.EINVAL, "a path cannot hold a NUL byte")
+    if not raw:
+        raise FsError(errno.ENOENT, "empty path")
+    if len(raw) >= PATH_MAX:
+        raise FsError(errno.ENAMETOOLONG, f"path of {len(raw)} bytes (the limit is {PATH_MAX - 1})")
+    return raw
+
+
+def parse(path):
+    raw = encode(path)
+    comps = [c for c in raw.split(b"/") if c]
+    for c in comps:
+        if len(c) > NAME_MAX:
+            raise FsError(errno.ENAMETOOLONG, f"a name of {len(c)} bytes (the limit is {NAME_MAX})")
+    if not comps:
+        return Parsed([], None, ROOT, False)
+    names = [os.fsdecode(c) for c in comps]
+    last = names[-1]
+    kind = DOT if last == "." else DOTDOT if last == ".." else NORM
+    return Parsed(names[:-1], last, kind, raw.endswith(b"/"))
+
+
+def name_bytes(name):
+    return os.fsencode(name)
+
+
+_C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f",
+              "\r": "\\r", " ": "\\ "}
+
+
+def printable(name):
+    """A name for a terminal: bytes that are not printable UTF-8 as octal escapes and a
+    backslash doubled, as `ls -b` writes them."""
+    out = []
+    for c in name:
+        if 0xDC80 <= ord(c) <= 0xDCFF:                  # a byte that was not UTF-8
+            out.append(f"\\{ord(c) - 0xDC00:03o}")
+        elif c == "\\":
+            out.append("\\\\")
+        elif c in _C_ESCAPES:
+            out.append(_C_ESCAPES[c])
+        elif not c.isprintable():
+            out.extend(f"\\{b:03o}" for b in c.encode())
+        else:
+            out.append(c)
+    return "".join(out)
