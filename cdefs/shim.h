@@ -27,6 +27,7 @@ long long pyf_exit(void);
 long long pyf_ioctl(int fd, unsigned long request, char *arg, long long size);
 long long pyf_unlink(const char *path, int rmdir);
 long long pyf_mkdir(const char *path, int mode);
+long long pyf_access(const char *path, int mode, int flags);
 long long pyf_rename(const char *from, const char *to, unsigned int flags);
 long long pyf_dup(int oldfd, int newfd);
 /* attr: mode, uid, gid, atime ns, mtime ns; -1 leaves one as it is (fd < 0: by path) */

@@ -336,10 +336,8 @@ char *getcwd(char *buf, size_t size)
 int faccessat(int dirfd, const char *path, int mode, int flags)
 {
     const char *ip = image_path(dirfd, path);
-    if (ip) {
-        struct stat st;             /* existence; permission bits are stored, not enforced */
-        return image_stat(-1, ip, &st);
-    }
+    if (ip)
+        return (int)PY(pyf_access(inner(ip), mode, flags));
     load_faccessat();
     return real_faccessat(alias_dir(dirfd, path), alias(path), mode, flags);
 }

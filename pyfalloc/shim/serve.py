@@ -198,6 +198,10 @@ def bind(ffi):
         return _call(lambda: volume().mkdir(os.fsdecode(ffi.string(path)), mode & ~umask()))
 
     @ffi.def_extern()
+    def pyf_access(path, mode, flags):
+        return _call(lambda: volume().access(os.fsdecode(ffi.string(path)), mode, bool(flags & 0x200)))
+
+    @ffi.def_extern()
     def pyf_rename(src, dst, flags):
         return _call(lambda: volume().rename(os.fsdecode(ffi.string(src)), os.fsdecode(ffi.string(dst)), flags))
 

@@ -15,7 +15,7 @@ from pyfalloc.errors import FsError
 from pyfalloc.fs import move, paths, perms
 from pyfalloc.fs.filesystem import clock
 from pyfalloc.syscalls import abi
-from pyfalloc.syscalls.caps import CAP_FOWNER, capable, current_cred
+from pyfalloc.syscalls.caps import CAP_FOWNER, capable, current_cred, real_caps
 from pyfalloc.uapi import (
     FALLOC_FL_COLLAPSE_RANGE,
     FALLOC_FL_INSERT_RANGE,
@@ -423,6 +423,23 @@ class Syscalls:
             atime = now if atime is NOW else atime
             mtime = now if mtime is NOW else mtime
         self.fs.setattr(ino, mode, uid, gid, atime, mtime)
+
+    def access(self, path, mode=os.F_OK, effective=False):
+        """faccessat(2): with the real ids (and, for a real root, the permitted capabilities)
+        unless effective (AT_EACCESS)."""
+        if mode & ~(os.R_OK | os.W_OK | os.X_OK):
+            raise FsError(errno.EINVAL, f"access mode {mode:#o}")
+        cred = current_cred()
+        if not effective:
+            cred = perms.Cred(os.getuid(), os.getgid(), cred.groups, real_caps() if os.getuid() == 0 else 0)
+        inode = self.fs.inode(self.fs.resolve(path, cred))
+        if mode & os.W_OK:
+            self.fs.check_writable()
+        if mode & os.W_OK and inode.flags & uapi.FS_IMMUTABLE_FL:
+            raise FsError(errno.EPERM, "immutable file")
+        want = (perms.MAY_READ if mode & os.R_OK else 0) | (perms.MAY_WRITE if mode & os.W_OK else 0) | \
+               (perms.MAY_EXEC if mode & os.X_OK else 0)
+        perms.check(cred, inode, want, _shown(path))
 
     def _name(self, path, cred, refused):
         """(parent, name, parsed) for a call that changes an entry of parent, which the

@@ -30,6 +30,15 @@ def effective_caps():
     return data[0].effective | (data[1].effective << 32)
 
 
+def real_caps():
+    """The permitted set: what access(2) grants a real root (the kernel's override)."""
+    header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_Data * 2)()
+    if _libc.syscall(_SYS_capget, ctypes.byref(header), ctypes.byref(data)) != 0:
+        return 0
+    return data[0].permitted | (data[1].permitted << 32)
+
+
 def capable(cap):
     return bool(effective_caps() >> cap & 1)
 
