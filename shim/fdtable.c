@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 unsigned char virt[MAX_FDS];
 char *vpath[MAX_FDS];
@@ -142,6 +143,22 @@ static const char *too_long(void)
 static unsigned char above[MAX_FDS];
 static char prefix_parent[4096] = "/";
 
+/* A host working directory that holds the prefix ("/" under the default /pyfalloc, or the
+ * directory of a relative --mount): relative names are joined to it, so "mnt/f" reaches
+ * the image as "/abs/mnt/f" does. */
+static char host_cwd[4096];
+static int host_cwd_above;
+
+void note_host_cwd(void)
+{
+    host_cwd_above = 0;
+    long n = syscall(SYS_getcwd, host_cwd, sizeof host_cwd);
+    if (n <= 0 || host_cwd[0] != '/')
+        return;
+    size_t len = strlen(host_cwd);
+    host_cwd_above = len == 1 || (len < prefix_len && !strncmp(prefix, host_cwd, len) && prefix[len] == '/');
+}
+
 static void note_above(int fd, const char *path)
 {
     if (fd < 0 || fd >= MAX_FDS || in_py)
@@ -186,7 +203,7 @@ const char *image_path(int dirfd, const char *path)
             return too_long();
         snprintf(joined, sizeof joined, "%s", path);
     } else {
-        const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : NULL)
+        const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : host_cwd_above ? host_cwd : NULL)
                            : is_virt(dirfd) ? virt_path(dirfd)
                            : dirfd >= 0 && dirfd < MAX_FDS && above[dirfd] ? prefix_parent : NULL;
         if (!base)
@@ -198,6 +215,8 @@ const char *image_path(int dirfd, const char *path)
     normalize(joined);
     if (on_image(joined))
         return joined;
+    if (path[0] != '/' && dirfd == AT_FDCWD && !vcwd[0])
+        return NULL;                /* a host name: the kernel resolves it as given */
     note_escape(path, joined);
     return NULL;
 }
@@ -553,6 +572,7 @@ __attribute__((constructor)) static void shim_init(void)
     if (cwd && on_image(cwd) && strlen(cwd) < sizeof vcwd)
         strcpy(vcwd, cwd);
     unsetenv("PYFALLOC_CWD");
+    note_host_cwd();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         long top = rl.rlim_cur < 4096 ? (long)rl.rlim_cur : 4096;

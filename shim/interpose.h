@@ -42,6 +42,7 @@ HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread 
 #define PY(call) done(({ before_python(); in_py++; long long r_ = (call); in_py--; r_; }))
 HIDDEN void before_python(void);
 HIDDEN const char *image_path(int dirfd, const char *path);
+HIDDEN void note_host_cwd(void);       /* after the host working directory changed */
 HIDDEN const char *inner(const char *path);
 /* the host path (and AT_FDCWD) to use for a path that left the image by ".." */
 HIDDEN const char *alias(const char *path);

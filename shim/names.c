@@ -294,8 +294,10 @@ int chdir(const char *path)
         return enter(ip, -1);
     load_chdir();
     int r = real_chdir(alias(path));
-    if (r == 0)
+    if (r == 0) {
         vcwd[0] = 0;
+        note_host_cwd();
+    }
     return r;
 }
 
@@ -305,8 +307,10 @@ int fchdir(int fd)
         return enter(vpath[fd], fd);
     load_fchdir();
     int r = real_fchdir(fd);
-    if (r == 0)
+    if (r == 0) {
         vcwd[0] = 0;
+        note_host_cwd();
+    }
     return r;
 }
 

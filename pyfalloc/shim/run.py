@@ -11,8 +11,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def library():
-    """The built shim (make builds it into build/); built here when missing."""
-    path = os.environ.get("PYFALLOC_SHIM") or os.path.join(ROOT, "build", "libpyfalloc.so")
+    """The built shim: PYFALLOC_SHIM, else the one `pip install` put beside this module,
+    else the checkout's build/ (make builds it there), built there when missing."""
+    installed = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libpyfalloc.so")
+    path = os.environ.get("PYFALLOC_SHIM") or (installed if os.path.exists(installed) else
+                                               os.path.join(ROOT, "build", "libpyfalloc.so"))
     if not os.path.exists(path):
         sys.path.insert(0, os.path.join(ROOT, "shim"))
         try:

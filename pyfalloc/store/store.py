@@ -52,13 +52,19 @@ class Store:
         self._redo = self._undo = None
         self._mine = False               # this process made changes not yet committed
         self.log = SharedLog(self.image, uuid, private=readonly)
-        self.log.lock(fcntl.F_WRLCK)
         try:
-            if not self._log_matches_disk():
-                self._recover()
-            self._load()
-        finally:
-            self.log.unlock()
+            self.log.lock(fcntl.F_WRLCK)
+            try:
+                if not self._log_matches_disk():
+                    self._recover()
+                self._load()
+            finally:
+                self.log.unlock()
+        except BaseException:
+            if not readonly and self.log.last_user():     # a store refused leaves no log behind
+                self.log.remove()
+            self.log.close()
+            raise
         at_fork_in_child(self)
 
     @classmethod
