@@ -177,6 +177,8 @@ def test_a_full_host_disk_gives_enospc_and_loses_nothing(tmp_path):
         r = cli("put", img, "-", "/big", stdin=os.urandom(8 << 20))
         fails(r, "put", "ENOSPC")
         assert cli("fsck", img).returncode == 0
+        shim = cli("run", img, "--", "cat", "/pyfalloc/keep")          # the shim starts while full
+        assert shim.returncode == 0 and shim.stdout == b"kept", shim.stderr
         assert hashlib.sha256(cli("cat", img, "/keep").stdout).hexdigest() == digest
         os.unlink(mnt / "filler")
         assert cli("fsck", img).returncode == 0

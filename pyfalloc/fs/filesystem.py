@@ -31,6 +31,10 @@ _FIELD = {name: i - 1 for i, name in enumerate(Inode._fields) if i}
 _CLOCK_REALTIME_COARSE = 5          # <linux/time.h>; the time module does not name it
 
 
+def _shown(path):
+    return paths.printable(os.fsdecode(path))
+
+
 def clock():
     """File times come from the coarse clock, as the kernel's current_time()."""
     return time.clock_gettime(_CLOCK_REALTIME_COARSE)
@@ -119,19 +123,19 @@ class FileSystem:
             self._set(ino, flags=flags, ctime=clock())
 
     # ---- names ---------------------------------------------------------------------------
-    def _step(self, ino, part, cred):
+    def _step(self, ino, part, cred, path):
         """One component of a walk: ino must be a directory the caller may search."""
         inode = self.inode(ino)
         if not st.S_ISDIR(inode.mode):
-            raise FsError(errno.ENOTDIR, f"{paths.printable(part)}: a component is not a directory")
-        perms.check(cred, inode, perms.MAY_EXEC, "search")
+            raise FsError(errno.ENOTDIR, f"{_shown(path)}: a component before the last is not a directory")
+        perms.check(cred, inode, perms.MAY_EXEC, f"{_shown(path)}: search")
         if part == ".":
             return ino
         if part == "..":
             return self.parent_of(ino)
         child = self.meta.t.dirs.get(ino, {}).get(part)
         if child is None:
-            raise FsError(errno.ENOENT, paths.printable(part))
+            raise FsError(errno.ENOENT, _shown(path))
         return child
 
     def walk_parent(self, path, cred=None):
@@ -140,9 +144,9 @@ class FileSystem:
         p = paths.parse(path)
         ino = ROOT_INO
         for part in p.dirs:
-            ino = self._step(ino, part, cred)
+            ino = self._step(ino, part, cred, path)
         if p.kind != paths.ROOT:
-            self._step(ino, ".", cred)
+            self._step(ino, ".", cred, path)
         return ino, p
 
     def resolve(self, path, cred=None):
@@ -150,11 +154,11 @@ class FileSystem:
         if p.kind == paths.NORM:
             ino = self.meta.t.dirs.get(parent, {}).get(p.last)
             if ino is None:
-                raise FsError(errno.ENOENT, paths.printable(os.fsdecode(path)))
+                raise FsError(errno.ENOENT, _shown(path))
         else:
             ino = self.parent_of(parent) if p.kind == paths.DOTDOT else parent
         if p.trailing and not st.S_ISDIR(self.inode(ino).mode):
-            raise FsError(errno.ENOTDIR, f"{paths.printable(os.fsdecode(path))}: not a directory")
+            raise FsError(errno.ENOTDIR, f"{_shown(path)}: not a directory")
         return ino
 
     def entry(self, parent, name):

@@ -1,9 +1,11 @@
 """Who owns the physical space: GETFSMAP records, discard-granule occupancy, and trim."""
+import errno
 import heapq
 from array import array
 from collections import namedtuple
 
 from pyfalloc import uapi
+from pyfalloc.errors import FsError
 from pyfalloc.units import ceil_div, round_up
 
 FsmapRecord = namedtuple("FsmapRecord", "physical length owner offset flags")
@@ -116,6 +118,8 @@ def trim(fs, start=0, length=None, minlen=0):
     Returns trimmed granules and bytes, and what the host really released."""
     bs, g = fs.bs, fs.dev.granule
     dev_bytes = fs.nblocks * bs
+    if start >= dev_bytes or length is not None and length < bs:     # ext4_trim_fs's checks
+        raise FsError(errno.EINVAL, f"range {start}+{length} is past the device or shorter than a block")
     end = dev_bytes if length is None else min(dev_bytes, start + length)
     before = fs.dev.host_allocated_bytes()
     granules = 0
