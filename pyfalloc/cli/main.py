@@ -261,7 +261,9 @@ def cmd_move(a):
             if a.physical == "auto":
                 a.physical = _nearest_free(v, fd, a.offset, a.length)
             t0 = time.monotonic()
-            moved = relocate(v, fd, a.offset, a.length, a.physical)
+            span = (a.length if a.length is not None else v.fstat(fd).st_size - a.offset)
+            with progress(span, "move", not a.json and span >= 64 << 20) as advance:
+                moved = relocate(v, fd, a.offset, a.length, a.physical, advance)
             seconds = time.monotonic() - t0
             ext = v.fiemap(fd)
         finally:

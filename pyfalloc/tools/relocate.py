@@ -9,9 +9,13 @@ from pyfalloc.errors import FsError
 from pyfalloc.units import round_up
 
 
-def relocate(vol, fd, offset, length, physical):
+STEP = 64 << 20         # bytes per MOVE_EXT call: the progress a long move reports
+
+
+def relocate(vol, fd, offset, length, physical, advance=None):
     """Move bytes [offset, offset+length) of open file fd to start at device byte physical.
-    length None means to the end of the file. Returns bytes moved (holes are not moved)."""
+    length None means to the end of the file. Returns bytes moved (holes are not moved).
+    advance(n), when given, hears of each step's bytes."""
     bs = vol.block_size
     if offset % bs or physical % bs:
         raise FsError(errno.EINVAL, f"offset and physical must be multiples of the block size ({bs})")
@@ -26,7 +30,13 @@ def relocate(vol, fd, offset, length, physical):
     try:
         # the donor's logical range is the file's, so the two starts are trivially aligned
         vol.fallocate2(donor, 0, offset, length, physical)
-        return vol.move_extent(fd, donor, offset // bs, offset // bs, length // bs) * bs
+        moved = 0
+        for start in range(offset, offset + length, STEP):
+            n = min(STEP, offset + length - start)
+            moved += vol.move_extent(fd, donor, start // bs, start // bs, n // bs) * bs
+            if advance:
+                advance(n)
+        return moved
     finally:
         vol.close(donor)
 
