@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
+	# libnbd's Python binding comes from Debian (python3-libnbd), not from PyPI
+	if [ -f /usr/lib/python3/dist-packages/nbd.py ]; then \
+	  mkdir -p $(VENV)/debian-libnbd && \
+	  ln -sf /usr/lib/python3/dist-packages/nbd.py /usr/lib/python3/dist-packages/libnbdmod.*.so $(VENV)/debian-libnbd/ && \
+	  echo $(abspath $(VENV))/debian-libnbd > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-libnbd.pth; fi
 	touch $(STAMP)
 
 # the LD_PRELOAD shim (cffi embedding mode)

@@ -23,10 +23,11 @@ def build(outdir):
                    # the preloaded library finds libpython without LD_LIBRARY_PATH
                    extra_link_args=[f"-Wl,-rpath,{libdir}"] if libdir else [])
     ffi.embedding_init_code("""
-        import os, sys
+        import os, site, sys
         for p in reversed(os.environ.get("PYFALLOC_PYTHONPATH", "").split(os.pathsep)):
             if p and p not in sys.path:
                 sys.path.insert(0, p)
+                site.addsitedir(p)      # its .pth files too (the venv's link to python3-libnbd)
         from libpyfalloc import ffi
         from pyfalloc.shim import serve
         serve.bind(ffi)

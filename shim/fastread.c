@@ -78,7 +78,7 @@ static int ready(void)
         return 0;
     const char *image = env("PYFALLOC_IMAGE"), *shadows = runtime_dir();
     size_t n = shadows ? strlen(shadows) : 0;
-    if (!image || n < 3 || strcmp(shadows + n - 2, ".d")) {
+    if (!image || strstr(image, "://") || n < 3 || strcmp(shadows + n - 2, ".d")) {   /* an export: Python reads it */
         unusable = 1;
         return 0;
     }

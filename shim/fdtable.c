@@ -349,6 +349,11 @@ static const char *shadow_dir(void)
     if (dir[0] || tried)
         return dir[0] ? dir : NULL;
     tried = 1;
+    const char *given = env("PYFALLOC_RUNTIME");     /* an export: Python named it */
+    if (given && strlen(given) < sizeof dir) {
+        strcpy(dir, given);
+        return dir;
+    }
     const char *image = env("PYFALLOC_IMAGE");
     unsigned char uuid[16];
     struct stat st;

@@ -8,36 +8,52 @@
 import errno
 import os
 
-from pyfalloc.device.image import Device, check_geometry
+from pyfalloc.device.image import Device, check_geometry, is_device_uri
 from pyfalloc.errors import FormatError, FsError
 from pyfalloc.fs import spacemap
 from pyfalloc.fs.filesystem import FileSystem
 from pyfalloc.fs.fsck import fsck
-from pyfalloc.store import Store, journal_path, meta_path
+from pyfalloc.store import Store, meta_path
+from pyfalloc.store.journal import journal_of
 from pyfalloc.syscalls import ioctl as _ioctl
 from pyfalloc.syscalls.calls import Syscalls
 from pyfalloc.units import parse_size
 
 
-def _writable(image):
-    """Whether this user may change the volume: its three files and their directory (a new
-    checkpoint is a rename) writable, on a mount that is not read-only."""
-    files = (image, meta_path(image), journal_path(image), os.path.dirname(os.path.abspath(image)))
+def _writable(image, meta):
+    """Whether this user may change the volume: its files and the metadata's directory (a
+    new checkpoint is a rename) writable, on a mount that is not read-only."""
+    files = (meta, journal_of(meta), os.path.dirname(os.path.abspath(meta)))
+    if not is_device_uri(image):
+        files = (image,) + files
     return all(os.access(p, os.W_OK) for p in files if os.path.exists(p) or p == files[-1])
 
 
+def locate_meta(image, meta=None):
+    """The checkpoint's path: given, or IMAGE.meta beside an image file. An export's
+    metadata is a local file, so it must be named."""
+    if meta is not None:
+        return os.fspath(meta)
+    if is_device_uri(image):
+        raise FsError(errno.EINVAL, f"{image}: a network device needs --meta PATH (its metadata is a local file)")
+    return meta_path(image)
+
+
 class Volume(Syscalls):
-    def __init__(self, image, policy=None, readonly=None):
-        """readonly: None opens read-only when this user may not write the volume (or it is
-        on a read-only mount); True always; False insists on writing."""
+    def __init__(self, image, policy=None, readonly=None, meta=None):
+        """image: an image file or an NBD URI (nbd://HOST[:PORT]/EXPORT,
+        nbd+unix:///EXPORT?socket=PATH). meta: the metadata's path (default IMAGE.meta;
+        required for a URI). readonly: None opens read-only when this user may not write
+        the volume (or it is on a read-only mount); True always; False insists on writing."""
         self.image = os.fspath(image)
-        if not os.path.exists(self.image):
+        self.meta = locate_meta(self.image, meta)
+        if not is_device_uri(self.image) and not os.path.exists(self.image):
             raise FsError(errno.ENOENT, f"image {self.image} does not exist")
         if readonly is None:
-            readonly = not _writable(self.image)
+            readonly = not _writable(self.image, self.meta)
         dev = Device.open(self.image, readonly)
         try:
-            store = Store(self.image, dev.uuid, dev.group_size // dev.block_size, dev, readonly)
+            store = Store(self.meta, dev.uuid, dev.group_size // dev.block_size, dev, readonly)
         except Exception:
             dev.close()
             raise
@@ -59,24 +75,32 @@ class Volume(Syscalls):
             raise FormatError(f"metadata geometry {theirs} does not match the image {ours}")
 
     @classmethod
-    def mkfs(cls, image, size, block_size=4096, granule=1 << 20, group_size=128 << 20, force=False):
+    def mkfs(cls, image, size=None, block_size=4096, granule=None, group_size=128 << 20, force=False, meta=None):
+        """A new volume on an image file (size needed; granule default 1M) or an export
+        (size default: all of it; granule default: what the export reports)."""
         image = os.fspath(image)
-        size, block_size = parse_size(size), parse_size(block_size)
-        granule, group_size = parse_size(granule), parse_size(group_size)
-        check_geometry(size, block_size, granule, group_size)
-        if not force and (os.path.exists(image) and os.path.getsize(image) or os.path.exists(meta_path(image))):
-            raise FsError(errno.EEXIST, f"{image} exists (-F overwrites it; force=True from Python)")
+        meta = locate_meta(image, meta)
+        block_size, group_size = parse_size(block_size), parse_size(group_size)
+        size = None if size is None else parse_size(size)
+        granule = None if granule is None else parse_size(granule)
+        if not is_device_uri(image):
+            granule = 1 << 20 if granule is None else granule
+            check_geometry(size if size is not None else 16 * block_size, block_size, granule, group_size)
+            if not force and (os.path.exists(image) and os.path.getsize(image)):
+                raise FsError(errno.EEXIST, f"{image} exists (-F overwrites it; force=True from Python)")
+        if not force and os.path.exists(meta):
+            raise FsError(errno.EEXIST, f"{meta} exists (-F overwrites it; force=True from Python)")
         dev = Device.create(image, size, block_size, granule, group_size)
         try:
-            Store.create(image, dev.uuid, {"uuid": dev.uuid.hex(), "block_size": block_size, "granule": granule,
-                                           "group_size": group_size, "nblocks": dev.nblocks})
-            store = Store(image, dev.uuid, group_size // block_size, dev)
+            Store.create(meta, dev.uuid, {"uuid": dev.uuid.hex(), "block_size": block_size, "granule": dev.granule,
+                                          "group_size": group_size, "nblocks": dev.nblocks}, dev.identity())
+            store = Store(meta, dev.uuid, group_size // block_size, dev)
             fs = FileSystem.format(dev, store)
             store.commit()
             fs.close()
         finally:
             dev.close()
-        return cls(image)
+        return cls(image, meta=meta)
 
     # ---- geometry ----------------------------------------------------------------------------
     @property

@@ -83,11 +83,12 @@ def _type(mode):
 
 # ---- commands --------------------------------------------------------------------------------
 def cmd_mkfs(a):
-    if a.size <= 0:
+    if a.size is not None and a.size <= 0:
         raise FsError(errno.EINVAL, "--size must be positive")
-    with Volume.mkfs(a.image, a.size, a.block_size, a.granule, a.group_size, force=a.force) as v:
+    with Volume.mkfs(a.image, a.size, a.block_size, a.granule, a.group_size, force=a.force, meta=a.meta) as v:
         print(f"{a.image}: {format_size(v.size)} in {v.fs.nblocks} blocks of {v.block_size}, "
-              f"granule {format_size(v.granule)}, {v.fs.ngroups} groups of {format_size(a.group_size)}")
+              f"granule {format_size(v.granule)}, {v.fs.ngroups} groups of {format_size(a.group_size)}; "
+              f"metadata {v.meta}")
 
 
 def _walk(v, path, recursive):
@@ -100,7 +101,7 @@ def _walk(v, path, recursive):
 
 
 def cmd_ls(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         s = v.stat(a.path)
         entries = list(_walk(v, a.path, a.recursive)) if st.S_ISDIR(s.st_mode) else [(a.path, s)]
         if a.json:
@@ -117,7 +118,7 @@ def cmd_ls(a):
 
 
 def cmd_mkdir(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         if a.parents:
             path = ""
             for part in v.fs.split(a.path):
@@ -146,24 +147,24 @@ def cmd_rm(a):
     p = paths.parse(a.path)
     if p.kind in (paths.DOT, paths.DOTDOT):             # as rm(1), before touching anything
         raise FsError(errno.EINVAL, f"refusing to remove '.' or '..' directory: skipping {paths.printable(a.path)}")
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         if p.kind == paths.ROOT or v.fs.resolve(a.path) == v.fs.resolve("/"):   # --preserve-root
             raise FsError(errno.EBUSY, "refusing to remove the root directory")
         _remove(v, a.path, a.recursive)
 
 
 def cmd_put(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         copy.put(v, a.local, a.path, a.recursive, a.preserve)
 
 
 def cmd_get(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         copy.get(v, a.path, a.local, a.recursive, a.preserve)
 
 
 def cmd_cat(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         fd = v.open(a.path)
         pos = 0
         while chunk := v.pread(fd, 1 << 20, pos):
@@ -174,7 +175,7 @@ def cmd_cat(a):
 
 
 def cmd_stat(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         s = v.stat(a.path)
         info = {"path": a.path, "type": _type(s.st_mode), "ino": s.st_ino, "mode": oct(st.S_IMODE(s.st_mode)),
                 "size": s.st_size, "blocks": s.st_blocks, "blksize": s.st_blksize, "nlink": s.st_nlink,
@@ -201,7 +202,7 @@ def cmd_fallocate(a):
         mode |= uapi.FALLOC_FL_KEEP_SIZE
     if a.posix and (a.keep_size or a.physical is not None):
         raise FsError(errno.EINVAL, "--posix takes no other mode and no --physical")
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         fd = v.open(a.path, os.O_RDWR | os.O_CREAT)
         try:
             if a.posix:
@@ -219,7 +220,7 @@ def _flag_names(flags):
 
 
 def cmd_fiemap(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         ext = v.fiemap_path(a.path)
         if a.json:
             return _json({"extents": _extents_json(ext)})
@@ -255,7 +256,7 @@ def _nearest_free(v, fd, offset, length):
 
 
 def cmd_move(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         fd = v.open(a.path, os.O_RDWR)
         try:
             if a.physical == "auto":
@@ -282,7 +283,7 @@ def cmd_move(a):
 
 
 def cmd_age(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         if a.replay_log:
             ops = age.read_log(a.replay_log)
         else:
@@ -308,7 +309,7 @@ def cmd_age(a):
 
 
 def cmd_defrag(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         c = Compactor(v, a.strategy, budget=a.budget, min_age=a.min_age, progress=not a.json)
         r = c.run(dry_run=a.dry_run)
         before, after = r.pop("_used_before"), r.pop("_used_after")
@@ -339,8 +340,21 @@ def cmd_defrag(a):
 
 def cmd_run(a):
     from pyfalloc.shim.run import run
-    Volume(a.image).umount()            # refuse a bad image here, with the usual message
-    run(a.image, a.command, a.mount)
+    Volume(a.image, meta=a.meta).umount()            # refuse a bad image here, with the usual message
+    run(a.image, a.command, a.mount, a.meta)
+
+
+def cmd_unlock(a):
+    """Break a claim another host left on a shared device (that host must be gone)."""
+    from pyfalloc.device.image import Device
+    dev = Device.open(a.image)
+    try:
+        owner = dev.owner()
+        if owner is not None:
+            dev.release()
+        print(f"{a.image}: " + (f"claim of host {owner} broken" if owner else "no host holds it"))
+    finally:
+        dev.close()
 
 
 def _owner_name(rec):
@@ -351,7 +365,7 @@ def _owner_name(rec):
 
 
 def cmd_fsmap(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         if a.free:
             runs = [(p, n) for p, n in v.free_extents() if n >= a.min]
             if a.json:
@@ -371,7 +385,7 @@ def cmd_fsmap(a):
 
 
 def cmd_map(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         summary = v.granules()
         if a.png:
             mapview.png(a.png, [summary], [a.image])
@@ -385,7 +399,7 @@ def cmd_map(a):
 
 
 def cmd_trim(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         r = v.trim(a.offset, a.length, a.minimum)
         if a.json:
             return _json(r)
@@ -394,7 +408,7 @@ def cmd_trim(a):
 
 
 def cmd_fsck(a):
-    with Volume(a.image) as v:
+    with Volume(a.image, meta=a.meta) as v:
         problems = v.fsck()
     if a.json:
         _json({"clean": not problems, "problems": problems})
@@ -441,15 +455,19 @@ def build_parser():
 
     def cmd(name, func, help_):
         c = sub.add_parser(name, help=help_, description=help_)
-        c.add_argument("image", metavar="IMAGE", help="the image file (its metadata is IMAGE.meta beside it)")
+        c.add_argument("image", metavar="IMAGE", help="the image file, or an NBD export: nbd://HOST[:PORT]/EXPORT "
+                       "or nbd+unix:///EXPORT?socket=PATH")
+        c.add_argument("--meta", metavar="PATH", help="the metadata file (default IMAGE.meta beside an image "
+                       "file; required for an NBD export)")
         c.set_defaults(func=func)
         return c
 
     c = cmd("mkfs", cmd_mkfs, "create a sparse image with an empty filesystem")
-    c.add_argument("--size", type=_size, required=True, help="device size (K/M/G/T suffixes)")
+    c.add_argument("--size", type=_size, help="device size (K/M/G/T suffixes); for an export, default all of it")
     c.add_argument("--block-size", type=_size, default=4096, help="filesystem block size (default 4K)")
-    c.add_argument("--granule", type=_size, default=1 << 20,
-                   help="discard granule of the device under the image (default 1M)")
+    c.add_argument("--granule", type=_size, default=None,
+                   help="discard granule of the device (default: 1M for an image file; for an export, its "
+                        "preferred block size or allocation unit, e.g. the qcow2 cluster)")
     c.add_argument("--group-size", type=_size, default=128 << 20, help="block group size (default 128M)")
     c.add_argument("-F", "--force", action="store_true", help="overwrite an existing image")
     c = cmd("ls", cmd_ls, "list a directory")
@@ -542,6 +560,7 @@ def build_parser():
     c.add_argument("-o", "--offset", type=_size, default=0, help="device offset to start at")
     c.add_argument("-l", "--length", type=_size, default=None, help="bytes of the device to look at")
     c.add_argument("--json", action="store_true", help=json_help)
+    c = cmd("unlock", cmd_unlock, "break the claim a gone host left on a shared device")
     c = cmd("fsck", cmd_fsck, "check every invariant; exit 1 when not clean")
     c.add_argument("--json", action="store_true", help=json_help)
     return p

@@ -25,6 +25,13 @@ class HostFile:
     def size(self):
         return os.fstat(self.fd).st_size
 
+    def identity(self):
+        s = os.fstat(self.fd)
+        return f"{s.st_dev:x}-{s.st_ino:x}"
+
+    def allocated_bytes(self):
+        return os.fstat(self.fd).st_blocks * 512
+
     def pread(self, length, pos):
         return os.pread(self.fd, length, pos)
 

@@ -1,8 +1,10 @@
-"""The block device: a sparse image file read and written at physical byte offsets.
+"""The block device: a sparse image file, or an NBD export (nbd.py), read and written at
+physical byte offsets.
 
 Block 0 holds the superblock (geometry and the UUID that binds the image to its
-metadata). Discard punches holes in the image so that the host really gets the space
-back, which is what a thin-provisioned device does with a discarded granule.
+metadata). Discard punches holes in an image file, so that the host really gets the space
+back, and is NBD_CMD_TRIM on an export: what a thin-provisioned device does with a
+discarded granule.
 """
 import ctypes
 import errno
@@ -11,6 +13,7 @@ import struct
 
 from pyfalloc.device import hostio
 from pyfalloc.device.hostio import HostFile
+from pyfalloc.device.nbd import NbdFile, is_nbd_uri
 from pyfalloc.errors import FormatError, FsError
 from pyfalloc.units import format_size, is_pow2
 
@@ -19,6 +22,9 @@ VERSION = 1
 # magic, version, uuid, block size, granule, group size, block count
 _SUPER = struct.Struct("<8sI16sIQQQ")
 _COMMIT, _COMMIT_AT = struct.Struct("<Q"), 256     # inside block 0 even with 512-byte blocks
+# who writes the volume: magic, 64 bytes of host name, boot id, cleared by the last user
+_OWNER, _OWNER_AT = struct.Struct("<8s64s16s"), 320
+OWNER_MAGIC = b"PYFAOWNR"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
@@ -61,8 +67,31 @@ def _host_punch(fd, pos, length):
     return False
 
 
+def is_device_uri(location):
+    return is_nbd_uri(location)
+
+
+def _backend(location, flags):
+    if is_nbd_uri(location):
+        return NbdFile(location, readonly=flags & os.O_ACCMODE == os.O_RDONLY)
+    return HostFile(location, flags)
+
+
+def _host_id():
+    """(host name, boot id): a host and a boot of it; a lock left by a crash of this host
+    is this host's to take again."""
+    name = os.uname().nodename.encode()[:64]
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = bytes.fromhex(f.read().strip().replace("-", ""))
+    except (OSError, ValueError):
+        boot = bytes(16)
+    return name, boot
+
+
 class Device:
-    """The image through hostio.HostFile, whose recorder sees every write and flush."""
+    """The image through hostio.HostFile (whose recorder sees every write and flush), or an
+    export through nbd.NbdFile."""
 
     def __init__(self, path, file, block_size, granule, group_size, nblocks, uuid):
         self.path = path
@@ -81,21 +110,93 @@ class Device:
     def size(self):
         return self.nblocks * self.block_size
 
+    @property
+    def local(self):
+        """Whether the device is a host file (the shim's C paths read it directly)."""
+        return self.file.fd is not None
+
+    def identity(self):
+        """What tells this device from every other on the machine (file: its device and
+        inode; export: its URI)."""
+        return self.file.identity()
+
+    def access_mode(self):
+        return os.fstat(self.file.fd).st_mode if self.local else 0o600
+
     @classmethod
-    def create(cls, path, size, block_size=4096, granule=1 << 20, group_size=128 << 20):
-        check_geometry(size, block_size, granule, group_size)
-        f = HostFile(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        f.truncate(size)
-        dev = cls(path, f, block_size, granule, group_size, size // block_size, _uuid4())
-        header = _SUPER.pack(MAGIC, VERSION, dev.uuid, block_size, granule, group_size, dev.nblocks)
-        f.pwrite(header.ljust(block_size, b"\0"), 0)
-        f.sync()
+    def create(cls, path, size=None, block_size=4096, granule=None, group_size=128 << 20):
+        """A new device: an image file of size bytes, or an export (size: at most the
+        export's, default all of it; the whole export is discarded first, as mkfs.ext4
+        does). granule None: the export's allocation unit, 1 MiB for a file."""
+        if is_device_uri(path):
+            f = _backend(path, os.O_RDWR)
+            size = f.size() // block_size * block_size if size is None else size
+            if size > f.size():
+                f.close()
+                raise FsError(errno.ENOSPC, f"{path} holds {f.size()} bytes, less than --size {size}")
+        else:
+            if size is None:
+                raise FsError(errno.EINVAL, "an image file needs --size")
+            f = None
+        granule_probe = granule is None
+        check_geometry(size, block_size, granule or block_size, group_size)
+        if f is None:
+            f = HostFile(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            f.truncate(size)
+        else:
+            f.discard(0, f.size())
+        dev = cls(path, f, block_size, granule or 1 << 20, group_size, size // block_size, _uuid4())
+        dev._write_super()
+        if granule_probe and not dev.local:
+            dev.granule = dev._probe_granule()
+            dev._write_super()
         return dev
+
+    def _write_super(self):
+        header = _SUPER.pack(MAGIC, VERSION, self.uuid, self.block_size, self.granule, self.group_size,
+                             self.nblocks)
+        self.file.pwrite(header.ljust(self.block_size, b"\0"), 0)
+        self.file.sync()
+
+    def _probe_granule(self):
+        """The device's discard granule: the export's preferred block size, or the unit it
+        allocated for the superblock (a qcow2 cluster) when block status tells, whichever is
+        larger; a power of two within the group size."""
+        unit = max(self.block_size, self.file.preferred_block_size())
+        seen = self.file.allocation_unit(self.group_size)
+        if seen and seen < self.size:
+            unit = max(unit, seen)
+        g = self.block_size
+        while g * 2 <= min(unit, self.group_size):
+            g *= 2
+        return g
+
+    # ---- the volume's writer, across hosts ------------------------------------------------------
+    def claim(self, force=False):
+        """Take the volume for this host: refused (EBUSY) while another host holds it. The
+        claim sits in block 0, so every host that reaches the device sees it; it is
+        released by the last user of this host (release), or broken with force."""
+        magic, name, boot = _OWNER.unpack(self.file.pread(_OWNER.size, _OWNER_AT))
+        me = _host_id()
+        if magic == OWNER_MAGIC and name.rstrip(b"\0") != me[0] and not force:
+            raise FsError(errno.EBUSY, f"{self.path} is in use by host {name.rstrip(bytes(1)).decode(errors='replace')}"
+                                       " (if that host is gone for good: pyfalloc unlock)")
+        if (magic, name.rstrip(b"\0"), boot) != (OWNER_MAGIC, me[0], me[1]):
+            self.file.pwrite(_OWNER.pack(OWNER_MAGIC, *me), _OWNER_AT)
+            self.file.sync()
+
+    def release(self):
+        self.file.pwrite(bytes(_OWNER.size), _OWNER_AT)
+        self.file.sync()
+
+    def owner(self):
+        magic, name, _ = _OWNER.unpack(self.file.pread(_OWNER.size, _OWNER_AT))
+        return name.rstrip(b"\0").decode(errors="replace") if magic == OWNER_MAGIC else None
 
     @classmethod
     def open(cls, path, readonly=False):
         try:
-            f = HostFile(path, os.O_RDONLY if readonly else os.O_RDWR)
+            f = _backend(path, os.O_RDONLY if readonly else os.O_RDWR)
         except FileNotFoundError:
             raise FsError(errno.ENOENT, f"image {path} does not exist") from None
         except IsADirectoryError:
@@ -139,7 +240,7 @@ class Device:
     def copy(self, src, dst, length):
         """Copy bytes between two places of the image, in the kernel where it can (a
         recorder sees the bytes written)."""
-        if hostio.recorder is not None:
+        if hostio.recorder is not None or not self.local:
             self.pwrite(self.pread(length, src), dst)
             return
         fd = self.fd
@@ -161,7 +262,10 @@ class Device:
 
     def discard(self, pos, length):
         assert pos % self.granule == 0 and length % self.granule == 0 or pos + length == self.size
-        self.zero(pos, length)
+        if self.local:
+            self.zero(pos, length)
+        else:
+            self.file.discard(pos, length)
 
     def flush(self):
         self.file.sync()
@@ -175,4 +279,5 @@ class Device:
         return _COMMIT.unpack(self.file.pread(_COMMIT.size, _COMMIT_AT))[0]
 
     def host_allocated_bytes(self):
-        return os.fstat(self.fd).st_blocks * 512
+        """What the device holds: the image's host blocks, or what the export reports."""
+        return self.file.allocated_bytes()

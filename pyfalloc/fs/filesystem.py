@@ -53,7 +53,10 @@ class FileSystem:
         self.free = FreeSpace(store, self.group_blocks, self.nblocks)
         self.extmap = ExtentMap(store)
         self.alloc = Allocator(self.free, self.extmap, self.bs, policy)
-        self.locks = InodeLocks(device.path, after_acquire=store.fresh, readonly=store.readonly)
+        # OFD locks: on the image file (the shim's C paths take the same bytes), else on the
+        # shared log, which every process of this host using the volume has open
+        self.locks = InodeLocks(device.path if device.local else store.log.path, after_acquire=store.fresh,
+                                readonly=store.readonly)
         self.handles = Handles(store.log.path)
 
     @property

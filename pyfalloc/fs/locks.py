@@ -15,7 +15,7 @@ import fcntl
 import os
 import threading
 
-from pyfalloc.store.forks import at_fork_in_child, forget_fork
+from pyfalloc.forks import at_fork_in_child, forget_fork
 from pyfalloc.store.shared import ofd_conflict, ofd_lock
 
 _INODE_BASE = 1 << 62

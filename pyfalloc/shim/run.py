@@ -5,6 +5,7 @@ import signal
 import sys
 import sysconfig
 
+from pyfalloc.device.image import is_device_uri
 from pyfalloc.errors import FsError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the checkout
@@ -26,19 +27,28 @@ def library():
     return os.path.abspath(path)
 
 
-def environment(image, mount="/pyfalloc", base=None):
+def environment(image, mount="/pyfalloc", base=None, meta=None):
     env = dict(os.environ if base is None else base)
+    if meta is not None:
+        env["PYFALLOC_META"] = os.path.abspath(meta)
+    if is_device_uri(image):
+        # the C half cannot read an export's superblock to name the runtime directory
+        from pyfalloc.api.volume import Volume
+        with Volume(image, meta=meta, readonly=True) as v:
+            env["PYFALLOC_RUNTIME"] = v.fs.meta.runtime_dir()
+    else:
+        image = os.path.abspath(image)
     preload = [library()] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
-    env.update({"LD_PRELOAD": ":".join(preload), "PYFALLOC_IMAGE": os.path.abspath(image),
+    env.update({"LD_PRELOAD": ":".join(preload), "PYFALLOC_IMAGE": image,
                 "PYFALLOC_MOUNT": mount, "PYFALLOC_PYTHONHOME": sys.base_prefix,
                 "PYFALLOC_PYTHONPATH": os.pathsep.join([ROOT, sysconfig.get_paths()["purelib"]])})
     return env
 
 
-def run(image, command, mount="/pyfalloc"):
+def run(image, command, mount="/pyfalloc", meta=None):
     if not command:
         raise FsError(22, "no command given (pyfalloc run IMAGE -- COMMAND ...)")
-    env = environment(image, mount)
+    env = environment(image, mount, meta=meta)
     # Python ignores SIGPIPE and SIGXFSZ, and exec keeps what is ignored: `cmd | head`
     # must end cmd as it would outside pyfalloc
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):

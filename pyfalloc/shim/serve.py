@@ -42,7 +42,7 @@ def volume():
     image = os.environ.get("PYFALLOC_IMAGE")
     if not image:
         raise FsError(errno.ENODEV, "PYFALLOC_IMAGE is not set")
-    vol = Volume(image)
+    vol = Volume(image, meta=os.environ.get("PYFALLOC_META"))
     vol.adopt(shadows(vol.fs.meta.runtime_dir()))      # the C half names it the same way
     _vol = vol
     return _vol

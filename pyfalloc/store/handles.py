@@ -7,7 +7,7 @@ nobody holds (fs.reap).
 import fcntl
 import os
 
-from pyfalloc.store.forks import at_fork_in_child, forget_fork
+from pyfalloc.forks import at_fork_in_child, forget_fork
 from pyfalloc.store.shared import ofd_conflict, ofd_lock
 
 HANDLE_BASE = 1 << 40

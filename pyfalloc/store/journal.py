@@ -35,13 +35,19 @@ def meta_path(image):
 
 
 def journal_path(image):
-    return os.fspath(image) + ".meta-journal"
+    return journal_of(meta_path(image))
 
 
-def volume_files(image):
+def journal_of(meta):
+    """The journal beside a checkpoint (IMAGE.meta, or the --meta PATH given)."""
+    return os.fspath(meta) + "-journal"
+
+
+def volume_files(image, meta=None):
     """The host files that together are a volume: copy all of them (after the last user
     has left, or after a sync) to copy the volume."""
-    return [os.fspath(image), meta_path(image), journal_path(image)]
+    meta = meta_path(image) if meta is None else os.fspath(meta)
+    return [os.fspath(image), meta, journal_of(meta)]
 
 
 def frame(records):
@@ -66,11 +72,11 @@ class Checkpoint:
         self.uuid, self.epoch, self.nonce, self.seq, self.records = uuid, epoch, nonce, seq, records
 
 
-def write_checkpoint(image, uuid, epoch, records, seq=0):
+def write_checkpoint(meta, uuid, epoch, records, seq=0):
     """Write a new checkpoint durably (temp file, sync, rename), then start its journal."""
     nonce = int.from_bytes(os.urandom(8), "little")
     body = marshal.dumps(records)
-    path = meta_path(image)
+    path = os.fspath(meta)
     tmp = path + ".new"
     f = hostio.HostFile(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -79,12 +85,12 @@ def write_checkpoint(image, uuid, epoch, records, seq=0):
     finally:
         f.close()
     hostio.replace(tmp, path)
-    reset_journal(image, uuid, epoch, nonce)
+    reset_journal(meta, uuid, epoch, nonce)
     return nonce
 
 
-def reset_journal(image, uuid, epoch, nonce):
-    f = hostio.HostFile(journal_path(image), os.O_RDWR | os.O_CREAT, 0o644)
+def reset_journal(meta, uuid, epoch, nonce):
+    f = hostio.HostFile(journal_of(meta), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         f.truncate(0)
         f.pwrite(_JHEAD.pack(JRNL_MAGIC, FORMAT, uuid, epoch, nonce).ljust(JOURNAL_START, b"\0"), 0)
@@ -93,8 +99,8 @@ def reset_journal(image, uuid, epoch, nonce):
         f.close()
 
 
-def read_checkpoint(image):
-    path = meta_path(image)
+def read_checkpoint(meta):
+    path = os.fspath(meta)
     try:
         with open(path, "rb") as f:
             blob = f.read()
@@ -117,12 +123,12 @@ def read_checkpoint(image):
     return Checkpoint(uuid, epoch, nonce, seq, records)
 
 
-def read_journal(image, ckpt):
+def read_journal(meta, ckpt):
     """The changes committed after ckpt, the length of the journal's valid part (None: it
     follows another checkpoint, after a crash between the two, and holds nothing) and the
     number of the last commit found."""
     try:
-        with open(journal_path(image), "rb") as f:
+        with open(journal_of(meta), "rb") as f:
             blob = f.read()
     except FileNotFoundError:
         return [], None, ckpt.seq

@@ -29,10 +29,10 @@ _FIELDS = {"shm_epoch": 24, "tail": 32, "durable": 40, "ckpt_epoch": 48, "ckpt_n
            "commit_seq": 104}
 
 
-def shm_path(image, uuid):
-    """One log per volume and host file: a copy of the image is another volume here."""
-    s = os.stat(image)
-    return os.path.join(SHM_DIR, f"pyfalloc-{uuid.hex()}-{s.st_dev:x}-{s.st_ino:x}")
+def shm_path(identity, uuid):
+    """One log per volume and device (identity: the device's, see Device.identity): a copy
+    of an image is another volume here."""
+    return os.path.join(SHM_DIR, f"pyfalloc-{uuid.hex()}-{identity}")
 
 
 def ofd_lock(fd, kind, start, length=1, wait=True):
@@ -56,11 +56,11 @@ def ofd_conflict(fd, kind, start, length=1):
 
 
 class SharedLog:
-    def __init__(self, image, uuid, private=False):
+    def __init__(self, identity, uuid, private=False, mode=0o600):
         """private: a log of this process alone, in memory (a read-only opening, which
         sees the volume as its last commit left it)."""
         self.uuid = uuid
-        self.shared_path = shm_path(image, uuid)
+        self.shared_path = shm_path(identity, uuid)
         if private:
             self.fd = os.memfd_create("pyfalloc-readonly", os.MFD_CLOEXEC)
             self.path = f"/proc/self/fd/{self.fd}"
@@ -73,7 +73,7 @@ class SharedLog:
             if os.fstat(self.fd).st_nlink:
                 # whoever may write the image may use its log (umask aside)
                 if os.fstat(self.fd).st_uid == os.geteuid():
-                    os.fchmod(self.fd, os.stat(image).st_mode & 0o666 | 0o600)
+                    os.fchmod(self.fd, mode & 0o666 | 0o600)
                 break
             os.close(self.fd)           # the last user removed it while this one waited
         if os.fstat(self.fd).st_size < LOG_START + CAPACITY:

@@ -24,7 +24,7 @@ import time
 from pyfalloc.device.hostio import HostFile
 from pyfalloc.errors import FormatError, FsError
 from pyfalloc.store import journal
-from pyfalloc.store.forks import at_fork_in_child, forget_fork
+from pyfalloc.forks import at_fork_in_child, forget_fork
 from pyfalloc.store.journal import frame, unframe
 from pyfalloc.store.shared import CAPACITY, SharedLog, shm_path
 from pyfalloc.store.tables import Tables
@@ -36,10 +36,11 @@ FOLD_ON_CLOSE = 64 << 10            # journal bytes the last user folds into a c
 
 
 class Store:
-    def __init__(self, image, uuid, group_blocks, device, readonly=False):
-        """readonly: load what the disk holds into a log of this process alone and change
-        nothing (every change is EROFS)."""
-        self.image = os.fspath(image)
+    def __init__(self, meta, uuid, group_blocks, device, readonly=False):
+        """meta: the checkpoint's path (the journal is beside it). readonly: load what the
+        disk holds into a log of this process alone and change nothing (every change is
+        EROFS)."""
+        self.meta = os.fspath(meta)
         self.readonly = readonly
         self.uuid = uuid
         self.group_blocks = group_blocks
@@ -51,7 +52,7 @@ class Store:
         self._depth = 0
         self._redo = self._undo = None
         self._mine = False               # this process made changes not yet committed
-        self.log = SharedLog(self.image, uuid, private=readonly)
+        self.log = SharedLog(device.identity(), uuid, private=readonly, mode=device.access_mode())
         try:
             self.log.lock(fcntl.F_WRLCK)
             try:
@@ -68,11 +69,11 @@ class Store:
         at_fork_in_child(self)
 
     @classmethod
-    def create(cls, image, uuid, settings):
+    def create(cls, meta, uuid, settings, identity):
         """A new volume's metadata: a checkpoint holding only its settings."""
-        journal.write_checkpoint(image, uuid, 1, [("s", k, v) for k, v in sorted(settings.items())])
+        journal.write_checkpoint(meta, uuid, 1, [("s", k, v) for k, v in sorted(settings.items())])
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(shm_path(image, uuid))        # a log left by an earlier volume of this file
+            os.unlink(shm_path(identity, uuid))     # a log left by an earlier volume of this device
 
     def runtime_dir(self):
         """A directory for what lives only while the volume is in use (the shim's shadows),
@@ -96,8 +97,8 @@ class Store:
         if not log.initialized():
             return False
         try:
-            ckpt = journal.read_checkpoint(self.image)
-            jlen = os.stat(journal.journal_path(self.image)).st_size
+            ckpt = journal.read_checkpoint(self.meta)
+            jlen = os.stat(journal.journal_of(self.meta)).st_size
         except (FormatError, OSError):
             return False
         return (log.get("ckpt_epoch"), log.get("ckpt_nonce"), log.get("journal_len")) == (ckpt.epoch, ckpt.nonce, jlen)
@@ -107,27 +108,29 @@ class Store:
         commits is the volume. The commits go into the new shared log as frames already
         durable, so opening writes nothing but a repair: a torn block at the journal's end
         is cut off, a journal left from an earlier checkpoint is started again."""
-        ckpt = journal.read_checkpoint(self.image)
+        ckpt = journal.read_checkpoint(self.meta)
         if ckpt.uuid != self.uuid:
-            raise FormatError(f"metadata {journal.meta_path(self.image)} belongs to another image "
+            raise FormatError(f"metadata {self.meta} belongs to another image "
                               f"(UUID {ckpt.uuid.hex()})")
-        changes, end, last = journal.read_journal(self.image, ckpt)
+        changes, end, last = journal.read_journal(self.meta, ckpt)
         noted = self.device.noted_commit()
         if noted > last:
-            raise FormatError(f"metadata journal {journal.journal_path(self.image)} lacks commits "
+            raise FormatError(f"metadata journal {journal.journal_of(self.meta)} lacks commits "
                               f"{last + 1}..{noted} that the image says were made (lost or replaced)")
         if self.readonly:
             end = journal.JOURNAL_START if end is None else end
         elif end is None:
-            journal.reset_journal(self.image, self.uuid, ckpt.epoch, ckpt.nonce)
+            journal.reset_journal(self.meta, self.uuid, ckpt.epoch, ckpt.nonce)
             end = journal.JOURNAL_START
-        elif os.stat(journal.journal_path(self.image)).st_size != end:
-            f = HostFile(journal.journal_path(self.image))
+        elif os.stat(journal.journal_of(self.meta)).st_size != end:
+            f = HostFile(journal.journal_of(self.meta))
             try:
                 f.truncate(end)
                 f.sync()
             finally:
                 f.close()
+        if not self.readonly and not self.device.local:
+            self.device.claim()             # one host writes a shared device
         log = self.log
         log.initialize()
         log.append(b"".join(frame(change) for change in changes))
@@ -139,9 +142,9 @@ class Store:
     def _load(self):
         """This process's tables: the checkpoint, then the log since it."""
         log = self.log
-        ckpt = journal.read_checkpoint(self.image)
+        ckpt = journal.read_checkpoint(self.meta)
         if ckpt.uuid != self.uuid:
-            raise FormatError(f"metadata {journal.meta_path(self.image)} belongs to another image")
+            raise FormatError(f"metadata {self.meta} belongs to another image")
         t = Tables(self.group_blocks)
         t.apply(ckpt.records)
         self.t = t
@@ -264,7 +267,7 @@ class Store:
             if redo:
                 log.append(frame(redo))
                 self._pos = log.get("tail")
-        if log.get("journal_len") > max(CHECKPOINT_MIN, os.stat(journal.meta_path(self.image)).st_size * 2) \
+        if log.get("journal_len") > max(CHECKPOINT_MIN, os.stat(self.meta).st_size * 2) \
                 or log.get("tail") > CAPACITY // 2:
             self._checkpoint_locked()
 
@@ -279,7 +282,7 @@ class Store:
         jlen = log.get("journal_len")
         seq = log.get("commit_seq") + 1
         blob = journal.block(payload, log.get("ckpt_epoch"), seq)
-        f = HostFile(journal.journal_path(self.image))
+        f = HostFile(journal.journal_of(self.meta))
         try:
             f.pwrite(blob, jlen)
             f.sync()
@@ -311,7 +314,7 @@ class Store:
         the journal starts again after it."""
         log = self.log
         epoch = log.get("ckpt_epoch") + 1
-        nonce = journal.write_checkpoint(self.image, self.uuid, epoch, self.t.dump(), log.get("commit_seq"))
+        nonce = journal.write_checkpoint(self.meta, self.uuid, epoch, self.t.dump(), log.get("commit_seq"))
         tail = log.get("tail")
         log.put("ckpt_epoch", epoch)
         log.put("ckpt_nonce", nonce)
@@ -351,6 +354,8 @@ class Store:
             return False
         self.commit(data=False)
         self._fold_journal()
+        if not self.device.local:
+            self.device.release()
         self.log.remove()
         shutil.rmtree(self.log.path + ".d", ignore_errors=True)
         return True

@@ -1,0 +1,192 @@
+"""A device served over NBD (qemu-nbd, nbdkit, ...), through libnbd's Python binding:
+reads, writes, flush, trim and write-zeroes are the protocol's own commands.
+
+The interface is hostio.HostFile's, so the image layer does not care where its blocks are.
+"""
+import errno
+import hashlib
+
+from pyfalloc.errors import FsError
+from pyfalloc.forks import at_fork_in_child, forget_fork
+
+ALLOCATION = "base:allocation"
+
+
+def is_nbd_uri(location):
+    return isinstance(location, str) and location.startswith(("nbd://", "nbd+unix://", "nbds://", "nbds+unix://"))
+
+
+def _binding():
+    try:
+        import nbd
+    except ImportError:
+        raise FsError(errno.EPROTONOSUPPORT, "an NBD device needs libnbd's Python binding "
+                                             "(Debian: apt-get install python3-libnbd)") from None
+    return nbd
+
+
+def _os_error(e, what):
+    code = getattr(e, "errno", None) or errno.EIO
+    return FsError(code, f"NBD {what}: {getattr(e, 'string', e)}")
+
+
+class NbdFile:
+    """One connection to an export; a forked child opens its own."""
+
+    fd = None                       # no host descriptor: the C fast paths stay off
+
+    def __init__(self, uri, readonly=False):
+        self.path = uri
+        self.readonly = readonly
+        self._connect()
+        at_fork_in_child(self)
+
+    def _connect(self):
+        nbd = _binding()
+        self.nbd = nbd
+        h = nbd.NBD()
+        try:
+            h.add_meta_context(ALLOCATION)
+            h.connect_uri(self.path)
+        except nbd.Error as e:
+            raise _os_error(e, f"connecting to {self.path}") from None
+        if not self.readonly and h.is_read_only():
+            h.shutdown()
+            raise FsError(errno.EROFS, f"{self.path} is exported read-only")
+        self.h = h
+
+    def _after_fork(self):
+        self._connect()             # the parent's socket carries the parent's requests
+
+    # ---- what the export offers ------------------------------------------------------------------
+    def size(self):
+        return self.h.get_size()
+
+    def identity(self):
+        return "nbd-" + hashlib.sha256(self.path.encode()).hexdigest()[:16]
+
+    def preferred_block_size(self):
+        try:
+            return max(512, self.h.get_block_size(self.nbd.SIZE_PREFERRED))
+        except self.nbd.Error:
+            return 4096
+
+    def allocation_unit(self, limit):
+        """The bytes the export allocated for the first write at offset 0 (a qcow2 cluster,
+        a sparse file's block): the length of the first allocated run, when the device is
+        otherwise empty. None when block status is not offered."""
+        if not self.h.can_meta_context(ALLOCATION):
+            return None
+        runs = self.allocation_runs(0, min(limit, self.size()))
+        if not runs or runs[0][0] != 0:
+            return None
+        return runs[0][1]
+
+    def allocation_runs(self, start, length):
+        """(offset, length) of the allocated runs in [start, start+length), by block status."""
+        runs = []
+        pos, end = start, start + length
+        while pos < end:
+            seen = []
+
+            def note(context, offset, entries, err):
+                if context == ALLOCATION:
+                    seen.append((offset, entries))
+                return 0
+            try:
+                self.h.block_status(min(end - pos, 1 << 30), pos, note)
+            except self.nbd.Error as e:
+                raise _os_error(e, "block status") from None
+            if not seen:
+                break
+            offset, entries = seen[0]
+            for i in range(0, len(entries), 2):
+                n, flags = entries[i], entries[i + 1]
+                if not flags & self.nbd.STATE_HOLE:
+                    if runs and runs[-1][0] + runs[-1][1] == offset:
+                        runs[-1] = (runs[-1][0], runs[-1][1] + n)
+                    else:
+                        runs.append((offset, n))
+                offset += n
+            if offset <= pos:
+                break
+            pos = offset
+        return [(p, min(n, end - p)) for p, n in runs if p < end]
+
+    def allocated_bytes(self):
+        """What the export says it holds (base:allocation), or 0 when it cannot say."""
+        if not self.h.can_meta_context(ALLOCATION):
+            return 0
+        return sum(n for _, n in self.allocation_runs(0, self.size()))
+
+    # ---- I/O --------------------------------------------------------------------------------------
+    def pread(self, length, pos):
+        length = max(0, min(length, self.size() - pos))
+        if not length:
+            return b""
+        try:
+            return self.h.pread(length, pos)
+        except self.nbd.Error as e:
+            raise _os_error(e, f"read at {pos}") from None
+
+    def preadinto(self, view, pos):
+        if pos + len(view) > self.size():
+            raise FsError(errno.EIO, f"short read at {pos} on {self.path}")
+        view[:] = self.pread(len(view), pos)
+
+    def pwritev(self, parts, pos):
+        self.pwrite(b"".join(bytes(p) for p in parts if len(p)), pos)
+
+    def pwrite(self, data, pos):
+        if not len(data):
+            return
+        try:
+            self.h.pwrite(bytes(data), pos)
+        except self.nbd.Error as e:
+            raise _os_error(e, f"write at {pos}") from None
+
+    def punch(self, pos, length, _host_punch=None):
+        """Make the range read as zeros, letting the export deallocate it (WRITE_ZEROES
+        without NO_HOLE), or write zeros where it offers no such command."""
+        try:
+            if self.h.can_zero():
+                self.h.zero(length, pos)
+                return
+        except self.nbd.Error as e:
+            raise _os_error(e, f"write zeroes at {pos}") from None
+        zeros = bytes(min(length, 1 << 20))
+        end = pos + length
+        while pos < end:
+            self.pwrite(zeros[:end - pos], pos)
+            pos += min(len(zeros), end - pos)
+
+    def discard(self, pos, length):
+        """NBD_CMD_TRIM: the export may forget the range (the filesystem never reads free
+        blocks); write-zeroes where trim is not offered."""
+        try:
+            if self.h.can_trim():
+                self.h.trim(length, pos)
+                return
+        except self.nbd.Error as e:
+            raise _os_error(e, f"trim at {pos}") from None
+        self.punch(pos, length)
+
+    def truncate(self, size):
+        if size != self.size():
+            raise FsError(errno.EINVAL, f"an NBD export has the size its server gives ({self.size()} bytes)")
+
+    def sync(self):
+        try:
+            if self.h.can_flush():
+                self.h.flush()
+        except self.nbd.Error as e:
+            raise _os_error(e, "flush") from None
+
+    def close(self):
+        forget_fork(self)
+        if self.h is not None:
+            try:
+                self.h.shutdown()
+            except self.nbd.Error:
+                pass
+            self.h = None
