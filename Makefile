@@ -48,6 +48,7 @@ bench: $(STAMP) $(SHIM)
 	$(PY) bench/compact.py
 	$(PY) bench/shim_io.py
 	$(PY) bench/metadata.py
+	$(PY) bench/thin.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

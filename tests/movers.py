@@ -73,9 +73,9 @@ def apply(vol, fd, op):
 def tables_as_left(image):
     """The metadata as the killed processes left it, before an opener frees anything."""
     from pyfalloc.device.image import Device
-    from pyfalloc.store import Store
+    from pyfalloc.store import Store, meta_path
     dev = Device.open(image)
-    store = Store(image, dev.uuid, dev.group_size // dev.block_size, dev)
+    store = Store(meta_path(image), dev.uuid, dev.group_size // dev.block_size, dev)
     tables = store.t
     store.close()
     dev.close()

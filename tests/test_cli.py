@@ -120,8 +120,9 @@ def test_map_png(img, tmp_path):
 def test_fsck_exit_status_on_damage(img):
     from pyfalloc.store import Tables, journal
     cli("fallocate", img, "/p", "-l", "64K")
-    ckpt = journal.read_checkpoint(img)
-    changes, _, last = journal.read_journal(img, ckpt)
+    meta = journal.meta_path(img)
+    ckpt = journal.read_checkpoint(meta)
+    changes, _, last = journal.read_journal(meta, ckpt)
     settings = {key: value for table, key, value in ckpt.records if table == "s"}
     tables = Tables(settings["group_size"] // settings["block_size"])
     tables.apply(ckpt.records)
@@ -131,7 +132,7 @@ def test_fsck_exit_status_on_damage(img):
     first_free = min(r for r in records if r[0] == "f")
     records = [r for r in records if r != first_free]                   # lose free blocks
     records.append(("e", (99, 0), (1, 5, 0)))                           # orphaned extent
-    journal.write_checkpoint(img, ckpt.uuid, ckpt.epoch + 1, records, last)
+    journal.write_checkpoint(meta, ckpt.uuid, ckpt.epoch + 1, records, last)
     out = cli("fsck", img, check=False)
     assert out.returncode == 1
     text = out.stdout.decode()

@@ -47,7 +47,7 @@ def test_image_without_superblock_is_refused(tmp_path):
 def test_the_last_user_leaves_everything_on_disk_and_nothing_in_memory(image):
     with Volume(image) as v:
         v.write_file("/hello", b"hi")
-        log = shm_path(image, v.fs.dev.uuid)
+        log = shm_path(v.fs.dev.identity(), v.fs.dev.uuid)
         assert os.path.exists(log)                      # shared while the volume is in use
     assert not os.path.exists(log)
     with Volume(image) as v:                            # rebuilt from checkpoint + journal

@@ -4,7 +4,6 @@ reads, writes, flush, trim and write-zeroes are the protocol's own commands.
 The interface is hostio.HostFile's, so the image layer does not care where its blocks are.
 """
 import errno
-import hashlib
 
 from pyfalloc.errors import FsError
 from pyfalloc.forks import at_fork_in_child, forget_fork
@@ -63,6 +62,9 @@ class NbdFile:
         return self.h.get_size()
 
     def identity(self):
+        # imported here: a process whose first image call comes at exit (stdio flushed by
+        # exit handlers) cannot load OpenSSL then, and image files never need it
+        import hashlib
         return "nbd-" + hashlib.sha256(self.path.encode()).hexdigest()[:16]
 
     def preferred_block_size(self):
