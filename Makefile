@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all demo test crashtest bench clean shim examples
+.PHONY: all demo test crashtest bench clean shim examples ceph-up ceph-down
 
 all: $(STAMP) shim examples
 
@@ -12,11 +12,13 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
-	# libnbd's Python binding comes from Debian (python3-libnbd), not from PyPI
-	if [ -f /usr/lib/python3/dist-packages/nbd.py ]; then \
-	  mkdir -p $(VENV)/debian-libnbd && \
-	  ln -sf /usr/lib/python3/dist-packages/nbd.py /usr/lib/python3/dist-packages/libnbdmod.*.so $(VENV)/debian-libnbd/ && \
-	  echo $(abspath $(VENV))/debian-libnbd > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-libnbd.pth; fi
+	# the device clients' Python bindings come from Debian (python3-libnbd, python3-rbd,
+	# python3-rados), not from PyPI: their modules are linked into the venv
+	mkdir -p $(VENV)/debian-bindings
+	for m in nbd.py libnbdmod.*.so rados.*.so rbd.*.so; do \
+	  for f in /usr/lib/python3/dist-packages/$$m; do [ -e "$$f" ] && ln -sf "$$f" $(VENV)/debian-bindings/; done; \
+	done; true
+	echo $(abspath $(VENV))/debian-bindings > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-bindings.pth
 	touch $(STAMP)
 
 # the LD_PRELOAD shim (cffi embedding mode)
@@ -49,6 +51,14 @@ bench: $(STAMP) $(SHIM)
 	$(PY) bench/shim_io.py
 	$(PY) bench/metadata.py
 	$(PY) bench/thin.py
+
+# a throwaway single-host Ceph cluster (one mon, one mgr, one OSD on a file) under $(CEPH_DIR);
+# export CEPH_CONF=$(CEPH_DIR)/ceph.conf to use it. make test starts its own.
+CEPH_DIR ?= $(abspath out/ceph)
+ceph-up:
+	tests/ceph/up.sh $(CEPH_DIR)
+ceph-down:
+	tests/ceph/down.sh $(CEPH_DIR)
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

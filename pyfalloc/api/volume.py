@@ -41,8 +41,8 @@ def locate_meta(image, meta=None):
 
 class Volume(Syscalls):
     def __init__(self, image, policy=None, readonly=None, meta=None):
-        """image: an image file or an NBD URI (nbd://HOST[:PORT]/EXPORT,
-        nbd+unix:///EXPORT?socket=PATH). meta: the metadata's path (default IMAGE.meta;
+        """image: an image file, an NBD URI (nbd://HOST[:PORT]/EXPORT,
+        nbd+unix:///EXPORT?socket=PATH) or an RBD spec (rbd:POOL/IMAGE). meta: the metadata's path (default IMAGE.meta;
         required for a URI). readonly: None opens read-only when this user may not write
         the volume (or it is on a read-only mount); True always; False insists on writing."""
         self.image = os.fspath(image)

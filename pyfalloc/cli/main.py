@@ -347,12 +347,10 @@ def cmd_run(a):
 def cmd_unlock(a):
     """Break a claim another host left on a shared device (that host must be gone)."""
     from pyfalloc.device.image import Device
-    dev = Device.open(a.image)
+    dev = Device.open(a.image, readonly=True)
     try:
-        owner = dev.owner()
-        if owner is not None:
-            dev.release()
-        print(f"{a.image}: " + (f"claim of host {owner} broken" if owner else "no host holds it"))
+        hosts = dev.break_claims()
+        print(f"{a.image}: " + (f"claim of host {', '.join(hosts)} broken" if hosts else "no host holds it"))
     finally:
         dev.close()
 
@@ -455,10 +453,13 @@ def build_parser():
 
     def cmd(name, func, help_):
         c = sub.add_parser(name, help=help_, description=help_)
-        c.add_argument("image", metavar="IMAGE", help="the image file, or an NBD export: nbd://HOST[:PORT]/EXPORT "
-                       "or nbd+unix:///EXPORT?socket=PATH")
+        c.add_argument("image", metavar="IMAGE", help="the image file, an NBD export (nbd://HOST[:PORT]/EXPORT, "
+                       "nbd+unix:///EXPORT?socket=PATH) or a Ceph RBD image (rbd:POOL/IMAGE[:conf=PATH][:id=NAME])")
+        c.add_argument("--ceph-conf", metavar="PATH", help="for rbd: the cluster's ceph.conf (default: CEPH_CONF, "
+                       "then /etc/ceph/ceph.conf)")
+        c.add_argument("--id", metavar="NAME", help="for rbd: the Ceph client id (default: admin)")
         c.add_argument("--meta", metavar="PATH", help="the metadata file (default IMAGE.meta beside an image "
-                       "file; required for an NBD export)")
+                       "file; required for an NBD export or an RBD image)")
         c.set_defaults(func=func)
         return c
 
@@ -577,6 +578,11 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
     except _UsageError as e:
         return fail(e.cmd, errno.EINVAL, str(e))
+    # the Ceph options travel as the environment, to the shim's programs too
+    if getattr(args, "ceph_conf", None):
+        os.environ["CEPH_CONF"] = os.path.abspath(args.ceph_conf)
+    if getattr(args, "id", None):
+        os.environ["PYFALLOC_CEPH_ID"] = args.id
     if args.cmd == "run":
         args.command = command
         args.mount = os.path.abspath(args.mount)       # the shim matches absolute paths

@@ -14,6 +14,7 @@ import struct
 from pyfalloc.device import hostio
 from pyfalloc.device.hostio import HostFile
 from pyfalloc.device.nbd import NbdFile, is_nbd_uri
+from pyfalloc.device.rbd import RbdFile, is_rbd_spec
 from pyfalloc.errors import FormatError, FsError
 from pyfalloc.units import format_size, is_pow2
 
@@ -68,16 +69,20 @@ def _host_punch(fd, pos, length):
 
 
 def is_device_uri(location):
-    return is_nbd_uri(location)
+    """An NBD URI or an RBD spec rather than an image file."""
+    return is_nbd_uri(location) or is_rbd_spec(location)
 
 
 def _backend(location, flags):
+    readonly = flags & os.O_ACCMODE == os.O_RDONLY
     if is_nbd_uri(location):
-        return NbdFile(location, readonly=flags & os.O_ACCMODE == os.O_RDONLY)
+        return NbdFile(location, readonly)
+    if is_rbd_spec(location):
+        return RbdFile(location, readonly)
     return HostFile(location, flags)
 
 
-def _host_id():
+def host_id():
     """(host name, boot id): a host and a boot of it; a lock left by a crash of this host
     is this host's to take again."""
     name = os.uname().nodename.encode()[:64]
@@ -159,13 +164,10 @@ class Device:
         self.file.sync()
 
     def _probe_granule(self):
-        """The device's discard granule: the export's preferred block size, or the unit it
-        allocated for the superblock (a qcow2 cluster) when block status tells, whichever is
-        larger; a power of two within the group size."""
-        unit = max(self.block_size, self.file.preferred_block_size())
-        seen = self.file.allocation_unit(self.group_size)
-        if seen and seen < self.size:
-            unit = max(unit, seen)
+        """The device's discard granule, as its backend tells it (an NBD export's block
+        size or allocation unit, an RBD image's object size): a power of two within the
+        group size."""
+        unit = max(self.block_size, self.file.granule_hint(self.group_size))
         g = self.block_size
         while g * 2 <= min(unit, self.group_size):
             g *= 2
@@ -177,7 +179,7 @@ class Device:
         claim sits in block 0, so every host that reaches the device sees it; it is
         released by the last user of this host (release), or broken with force."""
         magic, name, boot = _OWNER.unpack(self.file.pread(_OWNER.size, _OWNER_AT))
-        me = _host_id()
+        me = host_id()
         if magic == OWNER_MAGIC and name.rstrip(b"\0") != me[0] and not force:
             raise FsError(errno.EBUSY, f"{self.path} is in use by host {name.rstrip(bytes(1)).decode(errors='replace')}"
                                        " (if that host is gone for good: pyfalloc unlock)")
@@ -188,6 +190,13 @@ class Device:
     def release(self):
         self.file.pwrite(bytes(_OWNER.size), _OWNER_AT)
         self.file.sync()
+
+    def break_claims(self):
+        """pyfalloc unlock: the hosts whose claims (or RBD locks) were broken."""
+        owner = self.owner()
+        if owner is not None:
+            self.release()
+        return [owner] if owner else []
 
     def owner(self):
         magic, name, _ = _OWNER.unpack(self.file.pread(_OWNER.size, _OWNER_AT))

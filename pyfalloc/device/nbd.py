@@ -73,6 +73,13 @@ class NbdFile:
         except self.nbd.Error:
             return 4096
 
+    def granule_hint(self, limit):
+        """The preferred block size, or the unit allocated for the superblock's write
+        (a qcow2 cluster, since qemu-nbd advertises no larger block size), if larger."""
+        seen = self.allocation_unit(limit)
+        unit = self.preferred_block_size()
+        return max(unit, seen) if seen and seen < self.size() else unit
+
     def allocation_unit(self, limit):
         """The bytes the export allocated for the first write at offset 0 (a qcow2 cluster,
         a sparse file's block): the length of the first allocated run, when the device is
