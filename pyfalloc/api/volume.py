@@ -90,6 +90,13 @@ class Volume(Syscalls):
                 raise FsError(errno.EEXIST, f"{image} exists (-F overwrites it; force=True from Python)")
         if not force and os.path.exists(meta):
             raise FsError(errno.EEXIST, f"{meta} exists (-F overwrites it; force=True from Python)")
+        if not force and is_device_uri(image):
+            try:
+                Device.open(image, readonly=True).close()
+            except FormatError:
+                pass                            # no volume there yet
+            else:
+                raise FsError(errno.EEXIST, f"{image} holds a pyfalloc volume (-F overwrites it)")
         dev = Device.create(image, size, block_size, granule, group_size)
         try:
             Store.create(meta, dev.uuid, {"uuid": dev.uuid.hex(), "block_size": block_size, "granule": dev.granule,
