@@ -126,30 +126,32 @@ class FileSystem:
             self._set(ino, flags=flags, ctime=clock())
 
     # ---- names ---------------------------------------------------------------------------
-    def _step(self, ino, part, cred, path):
-        """One component of a walk: ino must be a directory the caller may search."""
-        inode = self.inode(ino)
-        if not st.S_ISDIR(inode.mode):
-            raise FsError(errno.ENOTDIR, f"{_shown(path)}: a component before the last is not a directory")
-        perms.check(cred, inode, perms.MAY_EXEC, f"{_shown(path)}: search")
-        if part == ".":
-            return ino
-        if part == "..":
-            return self.parent_of(ino)
-        child = self.meta.t.dirs.get(ino, {}).get(part)
-        if child is None:
-            raise FsError(errno.ENOENT, _shown(path))
-        return child
-
     def walk_parent(self, path, cred=None):
-        """(parent, parsed path): every component but the last looked up, and the parent
-        searchable (cred None: no permission checks)."""
+        """(parent, parsed path): every component but the last looked up, each directory on
+        the way searchable, the parent too (cred None: no permission checks)."""
         p = paths.parse(path)
+        self.meta.fresh()
+        t = self.meta.t
+        inodes, dirs = t.inodes, t.dirs
         ino = ROOT_INO
-        for part in p.dirs:
-            ino = self._step(ino, part, cred, path)
-        if p.kind != paths.ROOT:
-            self._step(ino, ".", cred, path)
+        steps = p.dirs if p.kind == paths.ROOT else p.dirs + ["."]
+        for part in steps:
+            v = inodes.get(ino)
+            if v is None:
+                raise FsError(errno.ENOENT, _shown(path))
+            if not st.S_ISDIR(v[0]):
+                raise FsError(errno.ENOTDIR, f"{_shown(path)}: a component before the last is not a directory")
+            if cred is not None and not perms.searchable(cred, v[0], v[1], v[2]):
+                raise FsError(errno.EACCES, f"{_shown(path)}: search permission denied")
+            if part == ".":
+                continue
+            if part == "..":
+                ino = self.parent_of(ino)
+                continue
+            child = dirs.get(ino, {}).get(part)
+            if child is None:
+                raise FsError(errno.ENOENT, _shown(path))
+            ino = child
         return ino, p
 
     def resolve(self, path, cred=None):

@@ -37,21 +37,28 @@ def encode(path):
 
 
 def parse(path):
-    raw = encode(path)
-    comps = [c for c in raw.split(b"/") if c]
+    if type(path) is str and path.isascii():        # the common case: bytes are characters
+        if not path:
+            raise FsError(errno.ENOENT, "empty path")
+        if "\0" in path:
+            raise FsError(errno.EINVAL, "a path cannot hold a NUL byte")
+        if len(path) >= PATH_MAX:
+            raise FsError(errno.ENAMETOOLONG, f"path of {len(path)} bytes (the limit is {PATH_MAX - 1})")
+        comps = [c for c in path.split("/") if c]
+        trailing = path[-1] == "/"
+    else:
+        raw = encode(path)
+        comps = [c for c in raw.split(b"/") if c]
+        trailing = raw.endswith(b"/")
     for c in comps:
         if len(c) > NAME_MAX:
             raise FsError(errno.ENAMETOOLONG, f"a name of {len(c)} bytes (the limit is {NAME_MAX})")
-    if not comps:
+    names = comps if not comps or type(comps[0]) is str else [os.fsdecode(c) for c in comps]
+    if not names:
         return Parsed([], None, ROOT, False)
-    names = [os.fsdecode(c) for c in comps]
     last = names[-1]
     kind = DOT if last == "." else DOTDOT if last == ".." else NORM
-    return Parsed(names[:-1], last, kind, raw.endswith(b"/"))
-
-
-def name_bytes(name):
-    return os.fsencode(name)
+    return Parsed(names[:-1], last, kind, trailing)
 
 
 _C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f",

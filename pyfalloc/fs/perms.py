@@ -41,6 +41,14 @@ def allowed(cred, inode, mask):
     return (not mask & MAY_EXEC or bool(mode & 0o111)) and capable(cred, CAP_DAC_OVERRIDE)
 
 
+def searchable(cred, mode, uid, gid):
+    """A directory's search (x) permission, from its raw mode and owners: the walk's test."""
+    if cred.caps >> CAP_DAC_READ_SEARCH & 1 or cred.caps >> CAP_DAC_OVERRIDE & 1:
+        return True
+    bits = mode >> 6 if cred.uid == uid else mode >> 3 if in_group(cred, gid) else mode
+    return bool(bits & 1)
+
+
 def check(cred, inode, mask, what=""):
     """EACCES unless cred may read/write/search inode as mask asks (None: no checks)."""
     if cred is not None and not allowed(cred, inode, mask):

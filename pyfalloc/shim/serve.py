@@ -9,6 +9,7 @@ import atexit
 import errno
 import fcntl
 import os
+import sys
 import threading
 
 from pyfalloc.api.volume import Volume
@@ -17,6 +18,8 @@ from pyfalloc.syscalls import abi
 from pyfalloc.syscalls.calls import NOW
 
 _vol = None
+# os.fsencode's encoding, without its cost per name (a directory listing encodes thousands)
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 def shadows(directory):
     """The image files this process holds, from their shadow descriptors (opens of
     DIRECTORY/INO made by shim/fdtable.c): fd -> (ino, flags)."""
@@ -208,7 +211,8 @@ def bind(ffi):
     @ffi.def_extern()
     def pyf_listdir(fd, buf, size):
         def listdir():
-            blob = b"".join(b"%d %d %s\0" % (ino, dtype, os.fsencode(name)) for name, ino, dtype in volume().readdir_fd(fd))
+            blob = b"".join(b"%d %d %s\0" % (ino, dtype, name.encode(_FS_ENCODING, _FS_ERRORS))
+                            for name, ino, dtype in volume().readdir_fd(fd))
             if len(blob) <= size:
                 ffi.memmove(buf, blob, len(blob))
             return len(blob)
