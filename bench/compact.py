@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pyfalloc import Volume  # noqa: E402
 from pyfalloc.store import volume_files
 from pyfalloc.tools import age  # noqa: E402
-from pyfalloc.tools.compact import Compactor, cheapest_costs, snapshot  # noqa: E402
+from pyfalloc.tools.compact import Compactor, cheapest_costs, lower_bound, plan_exact, snapshot, walk  # noqa: E402
 
 MiB = 1 << 20
 
@@ -93,6 +93,25 @@ def kernel_row(work, ops, size, granule):
     return {"freed": after - before, "moved": moved, "seconds": seconds}, None
 
 
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def dd_seconds(work, nbytes):
+    """What copying nbytes costs on this disk: dd of a file of that size, fdatasync'd."""
+    src, dst = os.path.join(work, "dd.src"), os.path.join(work, "dd.dst")
+    with open(src, "wb") as f:
+        f.write(os.urandom(nbytes))
+        os.fsync(f.fileno())
+    t = time.monotonic()
+    subprocess.run(["dd", f"if={src}", f"of={dst}", "bs=1M", "conv=fdatasync", "status=none"], check=True)
+    seconds = time.monotonic() - t
+    os.unlink(src)
+    os.unlink(dst)
+    return seconds
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="1G")
@@ -100,6 +119,8 @@ def main():
     ap.add_argument("--fill", type=float, default=0.8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--churn", type=int, default=4)
+    ap.add_argument("--strategies", default="exact,donor,keepsize", help="comma-separated")
+    ap.add_argument("--no-kernel", action="store_true", help="skip the ext4 + e4defrag row (slow at 16G)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("PYFALLOC_BENCH_DIR")) as work:
         base = os.path.join(work, "aged.img")
@@ -110,17 +131,30 @@ def main():
             print(f"aged {args.size} at fill {args.fill}: {len(ops)} ops in {time.monotonic() - t:.1f} s; "
                   f"granules {vol.granules()['free']} free, {vol.granules()['partial']} partly used")
             size, granule = vol.size, vol.granule
-            prefix = cheapest_costs(snapshot(vol))
+            nfiles = len(walk(vol))
+            rss0 = rss_bytes()
+            t = time.monotonic()
+            snap = snapshot(vol)
+            plan_exact(snap, lower_bound(snap)["k_max"])
+            plan_s, plan_rss = time.monotonic() - t, rss_bytes() - rss0
+            prefix = cheapest_costs(snap)
+            del snap
+        print(f"planning (GETFSMAP, the tree walk, the plan): {plan_s:.2f} s for {nfiles} files, "
+              f"{plan_s / max(1, nfiles) * 1e6:.1f} us and {plan_rss / max(1, nfiles):.0f} bytes of resident "
+              f"memory per file")
         rows = {}
-        for strategy in ("exact", "donor", "keepsize"):
+        for strategy in args.strategies.split(","):
             with Volume(copy_image(base, os.path.join(work, f"{strategy}.img"))) as vol:
                 rows[strategy] = Compactor(vol, strategy).run()
-        d_freed = rows["donor"]["granules_freed"]
+        moved = rows[next(iter(rows))]["bytes_moved"]
+        dd_s = dd_seconds(work, moved)
+        print(f"dd conv=fdatasync of the {moved / MiB:.1f} MiB {next(iter(rows))} moved, same disk: {dd_s:.2f} s")
+        d_freed = rows["donor"]["granules_freed"] if "donor" in rows else 0
         if 0 < d_freed < len(prefix):
             # exact with a budget of B_k for donor's k: what it moves to free as many granules
             with Volume(copy_image(base, os.path.join(work, "same.img"))) as vol:
                 rows["exact, budget B_k(donor)"] = Compactor(vol, "exact", budget=prefix[d_freed]).run()
-        kernel, why = kernel_row(work, ops, size, granule)
+        kernel, why = (None, "--no-kernel") if args.no_kernel else kernel_row(work, ops, size, granule)
 
     def ratio(r):
         k = r["granules_freed"]
@@ -131,15 +165,16 @@ def main():
     print(f"{'bound (k_max, B_k)':26s} {b['k_max']:>15d} {b['bytes_for_k_max'] / MiB:>10.1f} {'1.00':>10s} {'':>8s}")
     for name, r in rows.items():
         print(f"{name:26s} {r['granules_freed']:>15d} {r['bytes_moved'] / MiB:>10.1f} {ratio(r):>10s} "
-              f"{r['seconds']:>8.1f}")
+              f"{r['seconds']:>8.1f}  ({r['seconds'] / max(dd_s, 1e-9):.1f}x dd)")
     if kernel:
         print(f"{'ext4 + e4defrag + fstrim':26s} {kernel['freed']:>15d} {kernel['moved'] / MiB:>10.1f} "
               f"{'-':>10s} {kernel['seconds']:>8.1f}")
     else:
         print(f"ext4 row skipped: {why}")
-    e, dn = rows["exact"], rows["donor"]
+    e, dn = rows["exact"], rows.get("donor")
     print(f"\nexact frees {e['granules_freed'] / max(1, b['k_max']):.0%} of k_max, moved/B_k {ratio(e)}")
-    print(f"keepsize could not place: {rows['keepsize']['unplaced_bytes']}")
+    if "keepsize" in rows:
+        print(f"keepsize could not place: {rows['keepsize']['unplaced_bytes']}")
     same = rows.get("exact, budget B_k(donor)")
     if same and same["bytes_moved"] and same["granules_freed"] >= d_freed:
         print(f"for {d_freed} granules donor moved {dn['bytes_moved'] / same['bytes_moved']:.1f}x the bytes of exact")

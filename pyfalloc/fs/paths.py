@@ -68,6 +68,8 @@ _C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "
 def printable(name):
     """A name for a terminal: bytes that are not printable UTF-8 as octal escapes and a
     backslash doubled, as `ls -b` writes them."""
+    if name.isascii() and name.isprintable() and "\\" not in name and " " not in name:
+        return name                 # nothing to escape (the common case, checked in C)
     out = []
     for c in name:
         if 0xDC80 <= ord(c) <= 0xDCFF:                  # a byte that was not UTF-8

@@ -11,7 +11,6 @@ acts only through fallocate2, EXT4_IOC_MOVE_EXT and FITRIM. Three strategies:
 """
 import errno
 import os
-import stat as st
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from pyfalloc.tools.relocate import relocate
 from pyfalloc.units import ceil_div, round_up
 
 STRATEGIES = ("exact", "donor", "keepsize")
+DT_DIR, DT_REG = 4, 8           # <dirent.h>
 
 
 @dataclass
@@ -69,35 +69,35 @@ def fsmap_all(vol, chunk=4096):
 
 
 def walk(vol, top="/"):
-    """ino -> path for every regular file, by walking the tree (as e4defrag's nftw does)."""
+    """ino -> path for every regular file, by walking the tree with the file types readdir
+    gives (as e4defrag's nftw does, without a stat per file)."""
     paths, stack = {}, [top]
     while stack:
         d = stack.pop()
-        for name in vol.listdir(d):
-            p = d.rstrip("/") + "/" + name
-            s = vol.stat(p)
-            if st.S_ISDIR(s.st_mode):
-                stack.append(p)
-            elif st.S_ISREG(s.st_mode):
-                paths[s.st_ino] = (p, s)
+        fd = vol.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            entries = vol.readdir_fd(fd)
+        finally:
+            vol.close(fd)
+        base = d.rstrip("/") + "/"
+        for name, ino, dtype in entries:
+            if dtype == DT_DIR and name not in (".", ".."):
+                stack.append(base + name)
+            elif dtype == DT_REG:
+                paths[ino] = base + name
     return paths
 
 
 def snapshot(vol, min_age=0.0, now=None):
+    """Who owns every granule (GETFSMAP, in physical order), with the files named by one
+    walk of the tree; only the owners of partly used granules — the ones a plan can empty —
+    are asked whether they are open (fuser's view) or, with min_age, recently changed."""
     G, bs = vol.granule, vol.block_size
     size = vol.size
     granules = [Granule(i, min(G, size - i * G)) for i in range(ceil_div(size, G))]
     files = walk(vol)
     now = time.time() if now is None else now
     skipped = {"open": 0, "recent": 0, "unnamed": 0}
-    movable = {}
-    for ino, (path, s) in files.items():
-        if vol.in_use(path):
-            skipped["open"] += 1
-        elif now - s.st_mtime < min_age:
-            skipped["recent"] += 1
-        else:
-            movable[ino] = path
     unnamed = set()
     for r in fsmap_all(vol):
         start, end = r.physical, r.physical + r.length
@@ -112,15 +112,35 @@ def snapshot(vol, min_age=0.0, now=None):
                     g.pinned = True
             else:
                 g.live += piece
-                if r.owner in movable:
+                if r.owner in files:
                     g.pieces.append((r.owner, r.offset + (start - r.physical), start, piece))
                 else:
                     g.pinned = True
-                    if r.owner not in files:
-                        unnamed.add(r.owner)
+                    unnamed.add(r.owner)
             start += piece
+    movable, checked = {}, {}
+    for g in granules:
+        if g.pinned or not g.pieces or g.live >= g.size:
+            continue
+        for ino, *_ in g.pieces:
+            if ino not in checked:
+                checked[ino] = _why_kept(vol, files[ino], min_age, now)
+                if checked[ino]:
+                    skipped[checked[ino]] += 1
+                else:
+                    movable[ino] = files[ino]
+            if checked[ino]:
+                g.pinned = True
     skipped["unnamed"] = len(unnamed)
     return Snapshot(G, bs, granules, movable, skipped)
+
+
+def _why_kept(vol, path, min_age, now):
+    if vol.in_use(path):
+        return "open"
+    if min_age and now - vol.stat(path).st_mtime < min_age:
+        return "recent"
+    return None
 
 
 def lower_bound(snap):
