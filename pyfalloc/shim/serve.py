@@ -154,8 +154,7 @@ def bind(ffi):
             times = [s.st_atime, s.st_mtime, s.st_ctime]
             vals = [s.st_mode, s.st_ino, s.st_nlink, s.st_uid, s.st_gid, s.st_size, *(int(t) for t in times),
                     s.st_blksize, s.st_blocks, *(int((t - int(t)) * 1e9) for t in times), s.st_dev]
-            for i, x in enumerate(vals):
-                out[i] = x
+            out[0:len(vals)] = vals             # one cffi call, not one per field
         return _call(stat)
 
     @ffi.def_extern()
