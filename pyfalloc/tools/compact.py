@@ -42,8 +42,9 @@ class Snapshot:
     granule: int
     block: int
     granules: list
-    paths: dict          # ino -> path
+    paths: dict          # ino -> path, every named regular file
     skipped: dict        # why files were left alone -> count
+    kept: dict = field(default_factory=dict)    # ino -> why it must not change (None: it may)
 
     @property
     def wholly_free(self):
@@ -118,7 +119,7 @@ def snapshot(vol, min_age=0.0, now=None):
                     g.pinned = True
                     unnamed.add(r.owner)
             start += piece
-    movable, checked = {}, {}
+    checked = {}
     for g in granules:
         if g.pinned or not g.pieces or g.live >= g.size:
             continue
@@ -127,12 +128,10 @@ def snapshot(vol, min_age=0.0, now=None):
                 checked[ino] = _why_kept(vol, files[ino], min_age, now)
                 if checked[ino]:
                     skipped[checked[ino]] += 1
-                else:
-                    movable[ino] = files[ino]
             if checked[ino]:
                 g.pinned = True
     skipped["unnamed"] = len(unnamed)
-    return Snapshot(G, bs, granules, movable, skipped)
+    return Snapshot(G, bs, granules, files, skipped, checked)
 
 
 def _why_kept(vol, path, min_age, now):
@@ -383,6 +382,11 @@ class Compactor:
                 owner = tails.get(target)
                 if owner is None or owner == ino:
                     self._note_unplaced("no file ends where the hole starts", length)
+                    continue
+                if owner not in snap.kept:      # the neighbour grows for a moment: it must be idle too
+                    snap.kept[owner] = _why_kept(self.vol, snap.paths[owner], self.min_age, time.time())
+                if snap.kept[owner]:
+                    self._note_unplaced(f"the file before the hole is {snap.kept[owner]}", length)
                     continue
                 if not self._keepsize_move(snap, ino, logical, length, target, owner):
                     continue
