@@ -156,3 +156,10 @@ def test_an_export_without_meta_is_refused_by_name():
     with pytest.raises(FsError) as e:
         Volume("nbd+unix:///vol?socket=/nonexistent.sock")
     assert e.value.errno == 22 and "--meta" in e.value.detail
+
+
+@needs_libnbd
+def test_an_unreachable_export_is_named_with_the_errno_libnbd_gives(tmp_path):
+    with pytest.raises(FsError) as e:
+        Volume(f"nbd+unix:///vol?socket={tmp_path}/none.sock", meta=str(tmp_path / "m.meta"))
+    assert e.value.errno == 2 and "none.sock" in e.value.detail      # ENOENT, not a traceback

@@ -26,6 +26,8 @@ def _binding():
 
 def _os_error(e, what):
     code = getattr(e, "errno", None) or errno.EIO
+    if isinstance(code, str):                   # libnbd names it ("ECONNREFUSED")
+        code = getattr(errno, code, errno.EIO)
     return FsError(code, f"NBD {what}: {getattr(e, 'string', e)}")
 
 
