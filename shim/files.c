@@ -438,7 +438,25 @@ enum { ST_MODE, ST_INO, ST_NLINK, ST_UID, ST_GID, ST_SIZE, ST_ATIME, ST_MTIME, S
 int image_stat(int fd, const char *path, struct stat *st)
 {
     long long v[ST_N];
-    if (PY(pyf_stat(fd, inner(path), v)) < 0)
+    if (fd < 0) {
+        const char *ip = inner(path);
+        unsigned long long pos[2];
+        int hit = stat_lookup(ip, v, ST_N);
+        if (hit < 0)
+            return -1;
+        if (!hit) {
+            int known = stat_position(pos);
+            if (PY(pyf_stat(fd, ip, v)) < 0) {
+                int e = errno;
+                if (known && (e == ENOENT || e == ENOTDIR || e == EACCES || e == ENAMETOOLONG))
+                    stat_remember(ip, pos, v, ST_N, e);
+                errno = e;
+                return -1;
+            }
+            if (known)
+                stat_remember(ip, pos, v, ST_N, 0);
+        }
+    } else if (PY(pyf_stat(fd, inner(path), v)) < 0)
         return -1;
     memset(st, 0, sizeof *st);
     st->st_mode = (mode_t)v[ST_MODE];

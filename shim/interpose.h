@@ -43,6 +43,10 @@ HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread 
 HIDDEN void before_python(void);
 HIDDEN const char *image_path(int dirfd, const char *path);
 HIDDEN void note_host_cwd(void);       /* after the host working directory changed */
+/* stat answers by path while the shared log has not moved (fastread.c) */
+HIDDEN int stat_position(unsigned long long pos[2]);
+HIDDEN int stat_lookup(const char *ip, long long *v, int n);
+HIDDEN void stat_remember(const char *ip, const unsigned long long pos[2], const long long *v, int n, int err);
 HIDDEN const char *inner(const char *path);
 /* the host path (and AT_FDCWD) to use for a path that left the image by ".." */
 HIDDEN const char *alias(const char *path);

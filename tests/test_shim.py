@@ -189,3 +189,31 @@ def test_python_forks_maps_and_old_stat_abi_under_the_shim(image):
     r = sh(image, sys.executable, "-c", PY_FORK)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n") == ["18", "ENODEV", "0 18", "parent child again", ""]
+
+
+STAT_AFTER_OTHERS = r"""
+import os, subprocess, sys
+p, q = "/pyfalloc/s", "/pyfalloc/later"
+open(p, "wb").write(b"12345")
+seen = [os.stat(p).st_size, os.stat(p).st_size]
+try:
+    os.stat(q)
+except FileNotFoundError:
+    seen.append("absent")
+try:
+    os.stat(q)
+except FileNotFoundError:
+    seen.append("absent")
+# another process changes both; this one's answers must follow
+subprocess.run(["sh", "-c", "printf 1234567890 > /pyfalloc/s; : > /pyfalloc/later"], check=True)
+seen += [os.stat(p).st_size, os.path.exists(q)]
+print(seen)
+"""
+
+
+def test_repeated_stats_follow_changes_made_by_other_processes(image):
+    """stat answers are kept while nothing changes; a change by another process shows at once."""
+    r = subprocess.run([sys.executable, "-c", STAT_AFTER_OTHERS], env=environment(image), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[5, 5, 'absent', 'absent', 10, True]"
