@@ -27,23 +27,34 @@ static struct image_dir *ours(DIR *d)
     return NULL;
 }
 
+/* the listing in one call when it fits a first guess (Python builds it each time it is
+ * asked), else a second with the size the first reported */
 static int load_entries(struct image_dir *d)
 {
-    long long need = PY(pyf_listdir(d->fd, NULL, 0));
-    if (need < 0)
-        return -1;
-    free(d->data);
-    d->data = malloc((size_t)need + 1);
-    if (!d->data) {
-        errno = ENOMEM;
-        return -1;
+    size_t size = 64 << 10;
+    for (;;) {
+        char *buf = malloc(size + 1);
+        if (!buf) {
+            errno = ENOMEM;
+            return -1;
+        }
+        long long got = PY(pyf_listdir(d->fd, buf, (long long)size));
+        if (got < 0) {
+            int e = errno;
+            free(buf);
+            errno = e;
+            return -1;
+        }
+        if ((size_t)got <= size) {
+            free(d->data);
+            d->data = buf;
+            d->next = buf;
+            d->end = buf + got;
+            return 0;
+        }
+        free(buf);
+        size = (size_t)got;         /* the directory grew meanwhile: ask again */
     }
-    long long got = PY(pyf_listdir(d->fd, d->data, need));
-    if (got < 0)
-        return -1;
-    d->next = d->data;
-    d->end = d->data + got;
-    return 0;
 }
 
 static DIR *image_fdopendir(int fd)
