@@ -109,6 +109,16 @@ class Volume(Syscalls):
             dev.close()
         return cls(image, meta=meta)
 
+    @staticmethod
+    def unlock(image):
+        """Break the claim a host left on a shared device without opening the volume (which
+        the claim refuses): the hosts whose claims were broken. Only for a host known gone."""
+        dev = Device.open(os.fspath(image), readonly=True)
+        try:
+            return dev.break_claims()
+        finally:
+            dev.close()
+
     # ---- geometry ----------------------------------------------------------------------------
     @property
     def block_size(self):

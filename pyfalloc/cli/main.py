@@ -35,34 +35,22 @@ def _size(text):
     return value
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 1]")
-    return value
+def _number(parse, ok, what):
+    """An argparse type: parse(text), refused unless ok(value), named as what it must be."""
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    return convert
 
 
-def _count(text):
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
-
-
-def _seconds(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
-    return value
+_fraction = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+_count = _number(lambda t: int(t, 0), lambda v: v >= 0, "an integer, 0 or more")
+_seconds = _number(float, lambda v: 0 <= v < float("inf"), "a number of seconds, 0 or more")
 
 
 def _physical(text):
@@ -346,13 +334,8 @@ def cmd_run(a):
 
 def cmd_unlock(a):
     """Break a claim another host left on a shared device (that host must be gone)."""
-    from pyfalloc.device.image import Device
-    dev = Device.open(a.image, readonly=True)
-    try:
-        hosts = dev.break_claims()
-        print(f"{a.image}: " + (f"claim of host {', '.join(hosts)} broken" if hosts else "no host holds it"))
-    finally:
-        dev.close()
+    hosts = Volume.unlock(a.image)
+    print(f"{a.image}: " + (f"claim of host {', '.join(hosts)} broken" if hosts else "no host holds it"))
 
 
 def _owner_name(rec):

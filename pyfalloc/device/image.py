@@ -174,33 +174,39 @@ class Device:
         return g
 
     # ---- the volume's writer, across hosts ------------------------------------------------------
-    def claim(self, force=False):
-        """Take the volume for this host: refused (EBUSY) while another host holds it. The
-        claim sits in block 0, so every host that reaches the device sees it; it is
-        released by the last user of this host (release), or broken with force."""
+    def _claimant(self):
+        """(host name, boot id) of the claim in block 0, or None."""
         magic, name, boot = _OWNER.unpack(self.file.pread(_OWNER.size, _OWNER_AT))
-        me = host_id()
-        if magic == OWNER_MAGIC and name.rstrip(b"\0") != me[0] and not force:
-            raise FsError(errno.EBUSY, f"{self.path} is in use by host {name.rstrip(bytes(1)).decode(errors='replace')}"
+        return (name.rstrip(b"\0"), boot) if magic == OWNER_MAGIC else None
+
+    def claim(self):
+        """Take a shared device for this host: refused (EBUSY) while another host holds it.
+        The claim sits in block 0, so every host that reaches the device sees it; the last
+        user of this host releases it (release), `pyfalloc unlock` breaks it. An image file
+        is this host's alone: nothing to claim."""
+        if self.local:
+            return
+        holder, me = self._claimant(), host_id()
+        if holder and holder[0] != me[0]:
+            raise FsError(errno.EBUSY, f"{self.path} is in use by host {holder[0].decode(errors='replace')}"
                                        " (if that host is gone for good: pyfalloc unlock)")
-        if (magic, name.rstrip(b"\0"), boot) != (OWNER_MAGIC, me[0], me[1]):
+        if holder != me:
             self.file.pwrite(_OWNER.pack(OWNER_MAGIC, *me), _OWNER_AT)
             self.file.sync()
 
     def release(self):
-        self.file.pwrite(bytes(_OWNER.size), _OWNER_AT)
-        self.file.sync()
+        if not self.local:
+            self.file.pwrite(bytes(_OWNER.size), _OWNER_AT)
+            self.file.sync()
 
     def break_claims(self):
-        """pyfalloc unlock: the hosts whose claims (or RBD locks) were broken."""
-        owner = self.owner()
-        if owner is not None:
-            self.release()
-        return [owner] if owner else []
-
-    def owner(self):
-        magic, name, _ = _OWNER.unpack(self.file.pread(_OWNER.size, _OWNER_AT))
-        return name.rstrip(b"\0").decode(errors="replace") if magic == OWNER_MAGIC else None
+        """pyfalloc unlock: the hosts whose claims were broken."""
+        holder = self._claimant()
+        if holder is None:
+            return []
+        self.file.pwrite(bytes(_OWNER.size), _OWNER_AT)
+        self.file.sync()
+        return [holder[0].decode(errors="replace")]
 
     @classmethod
     def open(cls, path, readonly=False):

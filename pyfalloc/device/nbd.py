@@ -131,14 +131,15 @@ class NbdFile:
         return sum(n for _, n in self.allocation_runs(0, self.size()))
 
     # ---- I/O --------------------------------------------------------------------------------------
+    def _io(self, what, fn, *args):
+        try:
+            return fn(*args)
+        except self.nbd.Error as e:
+            raise _os_error(e, what) from None
+
     def pread(self, length, pos):
         length = max(0, min(length, self.size() - pos))
-        if not length:
-            return b""
-        try:
-            return self.h.pread(length, pos)
-        except self.nbd.Error as e:
-            raise _os_error(e, f"read at {pos}") from None
+        return self._io(f"read at {pos}", self.h.pread, length, pos) if length else b""
 
     def preadinto(self, view, pos):
         if pos + len(view) > self.size():
@@ -149,22 +150,15 @@ class NbdFile:
         self.pwrite(b"".join(bytes(p) for p in parts if len(p)), pos)
 
     def pwrite(self, data, pos):
-        if not len(data):
-            return
-        try:
-            self.h.pwrite(bytes(data), pos)
-        except self.nbd.Error as e:
-            raise _os_error(e, f"write at {pos}") from None
+        if len(data):
+            self._io(f"write at {pos}", self.h.pwrite, bytes(data), pos)
 
     def punch(self, pos, length, _host_punch=None):
         """Make the range read as zeros, letting the export deallocate it (WRITE_ZEROES
         without NO_HOLE), or write zeros where it offers no such command."""
-        try:
-            if self.h.can_zero():
-                self.h.zero(length, pos)
-                return
-        except self.nbd.Error as e:
-            raise _os_error(e, f"write zeroes at {pos}") from None
+        if self.h.can_zero():
+            self._io(f"write zeroes at {pos}", self.h.zero, length, pos)
+            return
         zeros = bytes(min(length, 1 << 20))
         end = pos + length
         while pos < end:
@@ -174,24 +168,18 @@ class NbdFile:
     def discard(self, pos, length):
         """NBD_CMD_TRIM: the export may forget the range (the filesystem never reads free
         blocks); write-zeroes where trim is not offered."""
-        try:
-            if self.h.can_trim():
-                self.h.trim(length, pos)
-                return
-        except self.nbd.Error as e:
-            raise _os_error(e, f"trim at {pos}") from None
-        self.punch(pos, length)
+        if self.h.can_trim():
+            self._io(f"trim at {pos}", self.h.trim, length, pos)
+        else:
+            self.punch(pos, length)
 
     def truncate(self, size):
         if size != self.size():
             raise FsError(errno.EINVAL, f"an NBD export has the size its server gives ({self.size()} bytes)")
 
     def sync(self):
-        try:
-            if self.h.can_flush():
-                self.h.flush()
-        except self.nbd.Error as e:
-            raise _os_error(e, "flush") from None
+        if self.h.can_flush():
+            self._io("flush", self.h.flush)
 
     def close(self):
         forget_fork(self)

@@ -129,7 +129,7 @@ class Store:
                 f.sync()
             finally:
                 f.close()
-        if not self.readonly and not self.device.local:
+        if not self.readonly:
             self.device.claim()             # one host writes a shared device
         log = self.log
         log.initialize()
@@ -354,8 +354,7 @@ class Store:
             return False
         self.commit(data=False)
         self._fold_journal()
-        if not self.device.local:
-            self.device.release()
+        self.device.release()
         self.log.remove()
         shutil.rmtree(self.log.path + ".d", ignore_errors=True)
         return True

@@ -15,7 +15,8 @@ from pyfalloc.errors import FsError
 from pyfalloc.fs import move, paths, perms
 from pyfalloc.fs.filesystem import clock
 from pyfalloc.syscalls import abi
-from pyfalloc.syscalls.caps import CAP_FOWNER, capable, current_cred, real_caps
+from pyfalloc.fs.perms import CAP_FOWNER, CAP_LINUX_IMMUTABLE
+from pyfalloc.syscalls.caps import capable, current_cred, real_caps
 from pyfalloc.uapi import (
     FALLOC_FL_COLLAPSE_RANGE,
     FALLOC_FL_INSERT_RANGE,
@@ -139,6 +140,7 @@ class Syscalls:
                         raise FsError(errno.ENOENT, _shown(path))
                     if flags & os.O_DIRECTORY:
                         raise FsError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
+                    self._may_change(parent, cred, path)
                     ino = self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred)
                     created = True
                 elif flags & os.O_CREAT and flags & os.O_EXCL:
@@ -167,12 +169,16 @@ class Syscalls:
             fs.add_handle(ino)
             return self._install(fd, OpenFile(ino, flags, is_dir))
 
+    def _may_change(self, parent, cred, path):
+        """The caller may add or remove entries of directory parent: a writable volume (a
+        read-only mount says EROFS before any EACCES), write and search permission."""
+        self.fs.check_writable()
+        perms.check(cred, self.fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, _shown(path))
+
     def _create(self, parent, name, mode, cred):
-        """A new inode in parent, which the caller may write: owned by the fsuid; the group
+        """A new inode in parent (which _may_change allowed): owned by the fsuid; the group
         and, for a directory, the set-group-ID bit come from a set-group-ID parent."""
         pinode = self.fs.inode(parent)
-        self.fs.check_writable()            # a read-only mount says EROFS before any EACCES
-        perms.check(cred, pinode, perms.MAY_WRITE | perms.MAY_EXEC, paths.printable(name or "O_TMPFILE"))
         gid = cred.gid
         if pinode.mode & st.S_ISGID:
             gid = pinode.gid
@@ -191,6 +197,7 @@ class Syscalls:
         parent = fs.resolve(path, cred)
         if not st.S_ISDIR(fs.inode(parent).mode):
             raise FsError(errno.ENOTDIR, _shown(path))
+        self._may_change(parent, cred, path)
         with fs.meta.tx():
             ino = self._create(parent, None, st.S_IFREG | (mode & 0o7777), cred)
             fs.add_handle(ino)
@@ -448,8 +455,7 @@ class Syscalls:
         parent, p = self.fs.walk_parent(path, cred)
         if p.kind != paths.NORM:
             raise FsError(refused[p.kind], f"{_shown(path)}: not a name")
-        self.fs.check_writable()
-        perms.check(cred, self.fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, _shown(path))
+        self._may_change(parent, cred, path)
         return parent, p.last, p
 
     def _may_delete(self, cred, parent, name, path):
@@ -542,7 +548,7 @@ class Syscalls:
         keep = uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL
         if flags & ~(keep | uapi.FS_EXTENT_FL):
             raise FsError(errno.EOPNOTSUPP, f"inode flags {flags & ~(keep | uapi.FS_EXTENT_FL):#x}")
-        if (flags ^ inode.flags) & keep and not capable(9):      # CAP_LINUX_IMMUTABLE
+        if (flags ^ inode.flags) & keep and not capable(CAP_LINUX_IMMUTABLE):
             raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
         self.fs.set_flags(inode.ino, flags & keep)
 
@@ -553,7 +559,7 @@ class Syscalls:
 
     def chattr(self, path, flags):
         """FS_IOC_SETFLAGS for the two flags the fallocate checks read (append-only, immutable)."""
-        if not capable(9):                 # CAP_LINUX_IMMUTABLE
+        if not capable(CAP_LINUX_IMMUTABLE):
             raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
         self.fs.set_flags(self.fs.resolve(path, current_cred()), flags & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL))
 

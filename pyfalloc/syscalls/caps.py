@@ -5,7 +5,6 @@ import os
 
 from pyfalloc.fs.perms import Cred
 
-CAP_FOWNER = 3
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _SYS_capget = 125
 
@@ -22,21 +21,22 @@ class _Data(ctypes.Structure):
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def effective_caps():
+def _capget():
+    """(effective, permitted) capability sets of this process; none when capget fails."""
     header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_Data * 2)()
     if _libc.syscall(_SYS_capget, ctypes.byref(header), ctypes.byref(data)) != 0:
-        return 0
-    return data[0].effective | (data[1].effective << 32)
+        return 0, 0
+    return data[0].effective | (data[1].effective << 32), data[0].permitted | (data[1].permitted << 32)
+
+
+def effective_caps():
+    return _capget()[0]
 
 
 def real_caps():
     """The permitted set: what access(2) grants a real root (the kernel's override)."""
-    header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_Data * 2)()
-    if _libc.syscall(_SYS_capget, ctypes.byref(header), ctypes.byref(data)) != 0:
-        return 0
-    return data[0].permitted | (data[1].permitted << 32)
+    return _capget()[1]
 
 
 def capable(cap):
