@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: all demo test crashtest bench clean shim examples ceph-up ceph-down
+.PHONY: all demo test crashtest bench clean shim examples ceph-up ceph-down bytecode
 
-all: $(STAMP) shim examples
+all: $(STAMP) shim examples bytecode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ shim: $(SHIM)
 $(SHIM): $(STAMP) $(wildcard shim/*.c shim/*.h) shim/build.py cdefs/shim.h cdefs/fallocate2.h
 	$(PY) shim/build.py build
 
+# Every process the shim starts imports the package: with PYTHONDONTWRITEBYTECODE set (or a
+# read-only checkout) nothing caches the compiled modules, and each start would compile them
+# again (tens of ms). compileall skips what is up to date.
+bytecode: $(STAMP)
+	$(PY) -m compileall -q pyfalloc
+
 # the example C programs: syscall 486 + FIEMAP, the compat entry and the i386 registers
 EXAMPLES := build/place build/compat
 examples: $(EXAMPLES)
@@ -34,17 +40,17 @@ build/%: examples/%.c cdefs/fallocate2.h
 	@mkdir -p build
 	$(CC) -Wall -Wextra -O2 -I cdefs -o $@ $< -ldl
 
-demo: $(STAMP) $(SHIM)
+demo: $(STAMP) $(SHIM) bytecode
 	$(PY) examples/demo.py
 
-test: $(STAMP) $(SHIM)
+test: $(STAMP) $(SHIM) bytecode
 	$(VENV)/bin/pytest -q -rs
 
 # 10^4 power-cut states over 20 recorded workloads (make test checks 300 over 2)
-crashtest: $(STAMP)
+crashtest: $(STAMP) bytecode
 	PYFALLOC_CRASH_STATES=10000 PYFALLOC_CRASH_SEEDS=20 $(VENV)/bin/pytest -q tests/test_crash_states.py -k durability
 
-bench: $(STAMP) $(SHIM)
+bench: $(STAMP) $(SHIM) bytecode
 	$(PY) bench/alloc_latency.py
 	$(PY) bench/move_throughput.py
 	$(PY) bench/compact.py

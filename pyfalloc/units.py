@@ -1,17 +1,16 @@
 """Sizes with binary suffixes, as util-linux and mkfs accept them (4K, 1M, 2G, 1T, 512KiB)."""
 import errno
-import re
 
 from pyfalloc.errors import FsError
 
 _SUFFIX = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40, "P": 50, "E": 60}
-_PATTERN = re.compile(r"^\s*(\d+)\s*([KMGTPE]?)(?:I?B)?\s*$", re.IGNORECASE)
 
 
 def parse_size(text):
     if isinstance(text, int):
         return text
-    m = _PATTERN.match(str(text))
+    import re       # here, not at the top: a process the shim starts never parses a size
+    m = re.match(r"^\s*(\d+)\s*([KMGTPE]?)(?:I?B)?\s*$", str(text), re.IGNORECASE)
     if not m:
         raise FsError(errno.EINVAL, f"invalid size {text!r} (use a number with an optional K/M/G/T suffix)")
     return int(m.group(1)) << _SUFFIX[m.group(2).upper()]

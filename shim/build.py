@@ -23,11 +23,18 @@ def build(outdir):
                    # the preloaded library finds libpython without LD_LIBRARY_PATH
                    extra_link_args=[f"-Wl,-rpath,{libdir}"] if libdir else [])
     ffi.embedding_init_code("""
-        import os, site, sys
-        for p in reversed(os.environ.get("PYFALLOC_PYTHONPATH", "").split(os.pathsep)):
-            if p and p not in sys.path:
-                sys.path.insert(0, p)
-                site.addsitedir(p)      # its .pth files too (the venv's link to python3-libnbd)
+        import os, sys
+        # The interpreter started without its site step, with the package's directories on
+        # its path; of their .pth files only the directory lines count (the link to
+        # python3-libnbd): the code lines (an editable install's finder) serve nothing here.
+        for p in os.environ.get("PYFALLOC_PYTHONPATH", "").split(os.pathsep):
+            for pth in sorted(n for n in (os.listdir(p) if os.path.isdir(p) else ()) if n.endswith(".pth")):
+                with open(os.path.join(p, pth)) as f:
+                    for line in f:
+                        line = line.strip()
+                        if line and not line.startswith(("#", "import")) and line not in sys.path \
+                                and os.path.isdir(line):
+                            sys.path.append(line)
         from libpyfalloc import ffi
         from pyfalloc.shim import serve
         serve.bind(ffi)

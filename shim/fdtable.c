@@ -226,6 +226,8 @@ const char *image_path(int dirfd, const char *path)
 static const int kept_signals[] = {SIGINT, SIGPIPE, SIGXFSZ};
 static struct sigaction program_sig[3];
 static int signals_saved;
+static char *program_pythonpath;
+static int pythonpath_swapped;
 
 void before_python(void)
 {
@@ -234,6 +236,22 @@ void before_python(void)
     for (int i = 0; i < 3; i++)
         sigaction(kept_signals[i], NULL, &program_sig[i]);
     signals_saved = 1;
+    /* An interpreter we start ourselves skips the site step (python -S): it would run every
+     * .pth of the base installation, which costs tens of ms and serves nothing here; the
+     * init code adds the package's own directories. A program that already runs Python
+     * keeps its own. */
+    int (*alive)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+    int *no_site = (int *)dlsym(RTLD_DEFAULT, "Py_NoSiteFlag");
+    const char *ours = env("PYFALLOC_PYTHONPATH");
+    if (!alive || !no_site || alive() || !ours)
+        return;
+    *no_site = 1;
+    /* the directories of the package and its dependencies, for this start only: the
+     * program's own PYTHONPATH is put back in done() */
+    const char *theirs = env("PYTHONPATH");
+    program_pythonpath = theirs ? strdup(theirs) : NULL;
+    pythonpath_swapped = 1;
+    setenv("PYTHONPATH", ours, 1);
 }
 
 /* map a Python answer (result + 1, -errno, or 0 = Python did not start) to libc's way */
@@ -243,6 +261,14 @@ long long done(long long r)
         python_started = 1;
         if (env("PYFALLOC_PYTHONHOME"))
             unsetenv("PYTHONHOME");
+        if (pythonpath_swapped) {
+            if (program_pythonpath)
+                setenv("PYTHONPATH", program_pythonpath, 1);
+            else
+                unsetenv("PYTHONPATH");
+            free(program_pythonpath);
+            pythonpath_swapped = 0;
+        }
         for (int i = 0; signals_saved && i < 3; i++)
             sigaction(kept_signals[i], &program_sig[i], NULL);
     }

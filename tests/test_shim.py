@@ -111,6 +111,20 @@ def test_a_python_that_cannot_start_is_reported(image):
     assert "Function not implemented" in r.stderr
 
 
+@pytest.mark.parametrize("theirs", ["/the/programs/own", None])
+def test_the_programs_pythonpath_is_its_own_after_the_embedded_start(image, theirs):
+    """The embedded interpreter starts with the package's directories as PYTHONPATH; the
+    program and what it starts see their own value (or none) afterwards."""
+    env = environment(image)
+    env.pop("PYTHONPATH", None)
+    if theirs:
+        env["PYTHONPATH"] = theirs
+    script = 'test -e /pyfalloc/nothing; echo "[${PYTHONPATH-unset}]"; sh -c \'echo "[${PYTHONPATH-unset}]"\''
+    r = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [f"[{theirs or 'unset'}]"] * 2
+
+
 def test_ls_mkdir_mv_find_and_rm_walk_the_image(image, tmp_path):
     r = sh(image, "sh", "-c", "umask 022 && mkdir /pyfalloc/d && echo x > /pyfalloc/d/f && "
                               "mv /pyfalloc/d/f /pyfalloc/d/g && ls -l /pyfalloc/d && ls -R /pyfalloc")

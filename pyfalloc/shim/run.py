@@ -41,8 +41,19 @@ def environment(image, mount="/pyfalloc", base=None, meta=None):
     preload = [library()] + [p for p in env.get("LD_PRELOAD", "").split(":") if p]
     env.update({"LD_PRELOAD": ":".join(preload), "PYFALLOC_IMAGE": image,
                 "PYFALLOC_MOUNT": mount, "PYFALLOC_PYTHONHOME": sys.base_prefix,
-                "PYFALLOC_PYTHONPATH": os.pathsep.join([ROOT, sysconfig.get_paths()["purelib"]])})
+                "PYFALLOC_PYTHONPATH": os.pathsep.join(python_path())})
     return env
+
+
+def python_path():
+    """Where the embedded interpreter finds pyfalloc and what it imports: it starts without
+    the site step (the shim asks for that: the base installation's .pth files cost tens of
+    ms), so the directories that hold the package and its dependencies are named here."""
+    import _cffi_backend
+    import sortedcontainers
+    dirs = [ROOT, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+            os.path.dirname(_cffi_backend.__file__), os.path.dirname(os.path.dirname(sortedcontainers.__file__))]
+    return list(dict.fromkeys(dirs))
 
 
 def run(image, command, mount="/pyfalloc", meta=None):

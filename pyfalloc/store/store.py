@@ -17,7 +17,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import threading
 import time
 
@@ -356,6 +355,7 @@ class Store:
         self._fold_journal()
         self.device.release()
         self.log.remove()
+        import shutil      # only when the last user leaves
         shutil.rmtree(self.log.path + ".d", ignore_errors=True)
         return True
 
