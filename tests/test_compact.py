@@ -51,6 +51,69 @@ def test_rfc_example_moves_4k_not_1m(tmp_path):
     vol.umount()
 
 
+HOLDER = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from pyfalloc import Volume
+vol = Volume(sys.argv[1])
+fds = [vol.open(p, os.O_RDONLY) for p in sys.argv[2:]]
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_file_open_in_another_process_stays_where_it_is(tmp_path):
+    """The RFC example, with the 4 KiB file held open elsewhere: fuser's rule keeps it in
+    place, so its granule is no candidate; the next cheapest (1020K) goes into its hole."""
+    image = tmp_path / "held.img"
+    vol = Volume.mkfs(image, "4M", granule="1M", group_size="1M")
+    vol.mkdir("/d")
+    place(vol, "/d/filler", 4 * K, 1020 * K, 1)
+    place(vol, "/d/big", M, 1020 * K, 2)
+    place(vol, "/d/small", 2 * M, 4 * K, 3)
+    vol.sync()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(root=ROOT), str(image), "/d/small"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        small = vol.stat("/d/small").st_ino
+        assert small in vol.open_inodes()
+        r = Compactor(vol, "exact").run()
+        assert r["skipped_files"]["open"] == 1
+        assert vol.fiemap_path("/d/small")[0].physical == 2 * M
+        assert r["bytes_moved"] == 1020 * K and r["granules_freed"] == 1
+        assert vol.fiemap_path("/d/big")[0].physical == 2 * M + 4 * K
+    finally:
+        holder.kill()
+        holder.wait()
+    vol.umount()
+
+
+def test_open_inodes_lists_what_every_process_holds(tmp_path):
+    """The one-pass listing names exactly the inodes that the per-inode check finds held,
+    here and in another process, over scattered inode numbers."""
+    image = tmp_path / "o.img"
+    vol = Volume.mkfs(image, "16M")
+    names = [f"/f{i}" for i in range(60)]
+    for p in names:
+        vol.close(vol.open(p, os.O_RDWR | os.O_CREAT))
+    vol.sync()
+    mine = [vol.open(p, os.O_RDONLY) for p in names[::7]]
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(root=ROOT), str(image), *names[3::5]],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        want = {vol.stat(p).st_ino for p in names[::7] + names[3::5]}
+        assert vol.open_inodes() == want
+        assert want == {vol.stat(p).st_ino for p in names if vol.in_use(p)}
+    finally:
+        holder.kill()
+        holder.wait()
+    for fd in mine:
+        vol.close(fd)
+    vol.umount()
+
+
 def test_bound_counts_what_the_holes_can_absorb(tmp_path):
     """Three granules at 1/4, 1/2 and 3/4: the holes of the kept ones absorb at most one
     (1/4 into the 3/4 granule's hole); freeing one moves at least 256K."""

@@ -156,6 +156,12 @@ class Volume(Syscalls):
         """Whether any process (this one included) holds the file open, as fuser(1) tells."""
         return self.fs.in_use(self.fs.resolve(path))
 
+    def open_inodes(self):
+        """The inode numbers that any process holds open, in one pass (what fuser and lsof
+        gather from /proc)."""
+        self.fs.meta.fresh()
+        return self.fs.open_inodes()
+
     def fsck(self):
         self.fs.reap()
         return fsck(self.fs)

@@ -309,6 +309,10 @@ class FileSystem:
         """Whether any process holds ino open."""
         return self.handles.in_use(ino, self.meta.log.fd)
 
+    def open_inodes(self):
+        """Every inode some process holds open."""
+        return self.handles.held(self.meta.log.fd, self.meta.t.next_ino)
+
     def release_if_orphan(self, ino):
         """Free an unlinked inode once no process holds it."""
         v = self.meta.t.inodes.get(ino)

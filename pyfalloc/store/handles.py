@@ -8,7 +8,7 @@ import fcntl
 import os
 
 from pyfalloc.forks import at_fork_in_child, forget_fork
-from pyfalloc.store.shared import ofd_conflict, ofd_lock
+from pyfalloc.store.shared import ofd_conflict, ofd_holders, ofd_lock
 
 HANDLE_BASE = 1 << 40
 
@@ -40,6 +40,14 @@ class Handles:
         """Whether any process (this one included) holds ino; probe_fd is a description that
         holds no handle locks."""
         return ino in self.count or ofd_conflict(probe_fd, fcntl.F_WRLCK, HANDLE_BASE + ino)
+
+    def held(self, probe_fd, limit):
+        """Every inode below limit that some process holds, in one pass over the locks (as
+        fuser or lsof read /proc once instead of asking per file)."""
+        out = set(self.count)
+        for a, b in ofd_holders(probe_fd, fcntl.F_WRLCK, HANDLE_BASE, limit):
+            out.update(range(a - HANDLE_BASE, b - HANDLE_BASE))
+        return out
 
     def _after_fork(self):
         """The child's handles on a description of its own, or the parent's closes would

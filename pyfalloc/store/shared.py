@@ -55,6 +55,25 @@ def ofd_conflict(fd, kind, start, length=1):
     return struct.unpack(_FLOCK, out)[0] != fcntl.F_UNLCK
 
 
+def ofd_holders(fd, kind, start, length):
+    """[start, end) of every range in [start, start+length) that another description holds
+    in a way that blocks `kind`: GETLK names one conflicting lock, not necessarily the lowest,
+    so both sides of each answer are asked again (as many questions as ranges, times a log)."""
+    out, todo = [], [(start, start + length)]
+    while todo:
+        lo, hi = todo.pop()
+        if lo >= hi:
+            continue
+        r = struct.unpack(_FLOCK, fcntl.fcntl(fd, F_OFD_GETLK, struct.pack(_FLOCK, kind, os.SEEK_SET, lo, hi - lo, 0)))
+        if r[0] == fcntl.F_UNLCK:
+            continue
+        a = max(lo, r[2])
+        b = hi if r[3] == 0 else min(hi, r[2] + r[3])
+        out.append((a, b))
+        todo += [(lo, a), (b, hi)]
+    return out
+
+
 class SharedLog:
     def __init__(self, identity, uuid, private=False, mode=0o600):
         """private: a log of this process alone, in memory (a read-only opening, which

@@ -91,14 +91,34 @@ def walk(vol, top="/"):
 
 def snapshot(vol, min_age=0.0, now=None):
     """Who owns every granule (GETFSMAP, in physical order), with the files named by one
-    walk of the tree; only the owners of partly used granules — the ones a plan can empty —
-    are asked whether they are open (fuser's view) or, with min_age, recently changed."""
+    walk of the tree; files open anywhere (fuser's view, gathered once) and, with min_age,
+    owners of partly used granules changed recently are left alone."""
     G, bs = vol.granule, vol.block_size
-    size = vol.size
-    granules = [Granule(i, min(G, size - i * G)) for i in range(ceil_div(size, G))]
     files = walk(vol)
+    granules, unnamed = occupancy(vol, files)
     now = time.time() if now is None else now
-    skipped = {"open": 0, "recent": 0, "unnamed": 0}
+    skipped = {"open": 0, "recent": 0, "unnamed": len(unnamed)}
+    busy = vol.open_inodes()
+    checked = {}
+    for g in granules:
+        if g.pinned or not g.pieces or g.live >= g.size:
+            continue
+        for ino, *_ in g.pieces:
+            if ino not in checked:
+                checked[ino] = _why_kept(vol, ino, files[ino], busy, min_age, now)
+                if checked[ino]:
+                    skipped[checked[ino]] += 1
+            if checked[ino]:
+                g.pinned = True
+    return Snapshot(G, bs, granules, files, skipped, checked)
+
+
+def occupancy(vol, files=None):
+    """Granules with their live bytes and holes from GETFSMAP, and the owners not in files.
+    With files (ino -> path), the pieces of those files; blocks of anything else (metadata,
+    preallocation windows, files with no name) pin their granule."""
+    G, size = vol.granule, vol.size
+    granules = [Granule(i, min(G, size - i * G)) for i in range(ceil_div(size, G))]
     unnamed = set()
     for r in fsmap_all(vol):
         start, end = r.physical, r.physical + r.length
@@ -108,34 +128,24 @@ def snapshot(vol, min_age=0.0, now=None):
             if r.flags & uapi.FMR_OF_SPECIAL_OWNER:
                 if r.owner == uapi.FMR_OWN_FREE:
                     g.holes.append((start, piece))
-                else:                       # superblock, preallocation windows: not ours to move
+                else:
                     g.live += piece
                     g.pinned = True
             else:
                 g.live += piece
-                if r.owner in files:
+                if files is None:
+                    pass
+                elif r.owner in files:
                     g.pieces.append((r.owner, r.offset + (start - r.physical), start, piece))
                 else:
                     g.pinned = True
                     unnamed.add(r.owner)
             start += piece
-    checked = {}
-    for g in granules:
-        if g.pinned or not g.pieces or g.live >= g.size:
-            continue
-        for ino, *_ in g.pieces:
-            if ino not in checked:
-                checked[ino] = _why_kept(vol, files[ino], min_age, now)
-                if checked[ino]:
-                    skipped[checked[ino]] += 1
-            if checked[ino]:
-                g.pinned = True
-    skipped["unnamed"] = len(unnamed)
-    return Snapshot(G, bs, granules, files, skipped, checked)
+    return granules, unnamed
 
 
-def _why_kept(vol, path, min_age, now):
-    if vol.in_use(path):
+def _why_kept(vol, ino, path, busy, min_age, now):
+    if ino in busy:
         return "open"
     if min_age and now - vol.stat(path).st_mtime < min_age:
         return "recent"
@@ -214,6 +224,19 @@ class HolePool:
         return out
 
 
+def _runs(layout):
+    """Split [(ino, logical, length, donor offset, target)], in target order, into runs that
+    are contiguous both in the donor and on the device: one fallocate2 places a run."""
+    run = []
+    for piece in layout:
+        if run and not (run[-1][3] + run[-1][2] == piece[3] and run[-1][4] + run[-1][2] == piece[4]):
+            yield run
+            run = []
+        run.append(piece)
+    if run:
+        yield run
+
+
 def plan_exact(snap, k, budget=None):
     """The k cheapest granules that the holes of the others can absorb (k as in the bound,
     cut by the budget) are the victims; their pieces go, largest first, into the smallest
@@ -273,9 +296,8 @@ class Compactor:
             with progress(len(plan), f"defrag ({self.strategy})", self.show_progress) as self._advance:
                 getattr(self, "_run_" + self.strategy)(snap, plan)
             trimmed = vol.trim()
-            after_snap = snapshot(vol)
-            after = [g.live for g in after_snap.granules]
-            free_after = after_snap.wholly_free
+            after = [g.live for g in occupancy(vol)[0]]
+            free_after = after.count(0)
         else:
             trimmed = {"released_bytes": 0}
             after, free_after = before, snap.wholly_free
@@ -289,16 +311,80 @@ class Compactor:
         result["_used_before"], result["_used_after"] = before, after
         return result
 
-    # ---- exact: a donor fallocate2'd into the hole, then MOVE_EXT ----------------------------------
+    # ---- exact: one donor per granule, fallocate2'd into the holes, then MOVE_EXT ----------------------
     def _run_exact(self, snap, plan):
         self.victims = {g.index for g, _ in plan}
         for _, moves in plan:
-            for ino, logical, length, target in moves:
-                self._relocate(snap, ino, logical, length, target)
+            self._empty(snap, moves)
             self._advance()
 
+    def _empty(self, snap, moves):
+        """Move one granule's pieces with one donor: its ranges are fallocate2'd at the
+        targets (one call for pieces that follow each other in the donor and on the device),
+        then each file, opened once, gives its pieces by MOVE_EXT. The donor leaves with the
+        old blocks, freed when it closes. A piece whose target was taken meanwhile is
+        re-planned on its own."""
+        vol, bs = self.vol, snap.block
+        page = max(1, PAGE_SIZE // bs) * bs
+        layout, cursor = [], 0          # [ino, logical, length, donor offset, target]
+        for ino, logical, length, target in sorted(moves, key=lambda m: m[3]):
+            cursor += (logical - cursor) % page     # MOVE_EXT: the same offset within a page
+            layout.append((ino, logical, length, cursor, target))
+            cursor += length
+        donor = vol.open("/", os.O_RDWR | os.O_TMPFILE, 0o600)
+        retry = []
+        try:
+            placed = {}                 # ino -> [(logical, length, donor offset)]
+            for run in _runs(layout):
+                at, target = run[0][3], run[0][4]
+                end = run[-1][3] + run[-1][2]
+                try:
+                    vol.fallocate2(donor, 0, at, end - at, target)
+                    ok = run
+                except FsError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    ok = []
+                    for piece in run:       # part of the run was taken: place what still fits
+                        try:
+                            vol.fallocate2(donor, 0, piece[3], piece[2], piece[4])
+                            ok.append(piece)
+                        except FsError as e:
+                            if e.errno != errno.ENOSPC:
+                                raise
+                            retry.append(piece)
+                for ino, logical, length, at, _ in ok:
+                    placed.setdefault(ino, []).append((logical, length, at))
+            for ino, pieces in placed.items():
+                self._give(snap, ino, donor, pieces)
+        finally:
+            vol.close(donor)
+        for ino, logical, length, _, target in retry:
+            self._relocate(snap, ino, logical, length, target)
+
+    def _give(self, snap, ino, donor, pieces):
+        """MOVE_EXT each piece of one file into the donor's placed blocks."""
+        vol, bs = self.vol, snap.block
+        try:
+            fd = vol.open(snap.paths[ino], os.O_RDWR)
+        except FsError:
+            return                          # deleted or renamed meanwhile: nothing to move
+        try:
+            for logical, length, at in pieces:
+                try:
+                    n = vol.move_extent(fd, donor, logical // bs, at // bs, length // bs)
+                except FsError as e:
+                    if e.errno not in (errno.ENODATA, errno.EINVAL):
+                        raise
+                    n = e.moved_len         # the range shrank or went (a writer truncated it)
+                self.bytes_moved += n * bs
+                if n:
+                    self.files.add(ino)
+        finally:
+            vol.close(fd)
+
     def _relocate(self, snap, ino, logical, length, target):
-        """One planned move; when a writer changed the picture (the target was taken, the
+        """One move on its own; when a writer changed the picture (the target was taken, the
         range moved or shrank) re-plan it into the holes there are now."""
         vol = self.vol
         path = snap.paths[ino]
@@ -384,7 +470,8 @@ class Compactor:
                     self._note_unplaced("no file ends where the hole starts", length)
                     continue
                 if owner not in snap.kept:      # the neighbour grows for a moment: it must be idle too
-                    snap.kept[owner] = _why_kept(self.vol, snap.paths[owner], self.min_age, time.time())
+                    snap.kept[owner] = _why_kept(self.vol, owner, snap.paths[owner], self.vol.open_inodes(),
+                                                 self.min_age, time.time())
                 if snap.kept[owner]:
                     self._note_unplaced(f"the file before the hole is {snap.kept[owner]}", length)
                     continue
