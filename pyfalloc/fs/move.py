@@ -50,15 +50,17 @@ def move_extent(fs, orig, donor, orig_start, donor_start, length):
                         break
                 n = min(ext.lblk + ext.len, o_end, o + step) - o
                 with fs.locks.data(orig, donor):
-                    moved += _swap(fs, mid, orig, donor, o, d, n, ext.pblk + (o - ext.lblk), ext.unwritten)
+                    moved += _swap(fs, mid, orig, donor, o, d, n, ext.pblk + (o - ext.lblk), ext.unwritten,
+                                   last=o + n >= o_end)
                 o += n
                 d += n
         except FsError as e:
             e.moved_len = moved
             raise
         finally:
-            with fs.meta.tx() as s:
-                s.put("m", mid, None)
+            if mid in fs.meta.t.moves:      # the last step's change did not end it
+                with fs.meta.tx() as s:
+                    s.put("m", mid, None)
     return moved
 
 
@@ -91,9 +93,10 @@ def _check_arguments(fs, orig, donor, orig_start, donor_start, length):
     return length
 
 
-def _swap(fs, mid, orig, donor, o, d, n, opblk, unwritten):
+def _swap(fs, mid, orig, donor, o, d, n, opblk, unwritten, last):
     """Exchange orig [o, o+n) (one extent, at physical opblk) with whatever the donor maps
-    at [d, d+n); donor holes leave the file's blocks where they are. Returns blocks moved."""
+    at [d, d+n); donor holes leave the file's blocks where they are. The last step's change
+    also ends the move's row. Returns blocks moved."""
     bs = fs.bs
     pieces = [(lblk, m, e.pblk, e.unwritten) for lblk, m, e in fs.extmap.segments(donor, d, d + n) if e]
     if not pieces:
@@ -120,5 +123,5 @@ def _swap(fs, mid, orig, donor, o, d, n, opblk, unwritten):
             fs.extmap.insert(donor, lblk, m, opblk + lblk - d, True)
             count += m
         orig_, donor_, pid, moved = s.t.moves[mid]
-        s.put("m", mid, (orig_, donor_, pid, moved + count))
+        s.put("m", mid, None if last else (orig_, donor_, pid, moved + count))
     return count
