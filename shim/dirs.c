@@ -116,15 +116,20 @@ struct dirent64 *readdir64(DIR *dir)
     }
     if (d->next >= d->end)
         return NULL;            /* the end: errno untouched */
-    unsigned long long ino;
-    int type, used = 0;
-    sscanf(d->next, "%llu %d %n", &ino, &type, &used);
-    memset(&d->ent, 0, sizeof d->ent);
+    char *p;
+    unsigned long long ino = strtoull(d->next, &p, 10);
+    unsigned type = (unsigned)strtoul(p, &p, 10);
+    const char *name = p + 1;
+    size_t len = strlen(name);
+    if (len >= sizeof d->ent.d_name)
+        len = sizeof d->ent.d_name - 1;
     d->ent.d_ino = ino;
+    d->ent.d_off = 0;
     d->ent.d_type = (unsigned char)type;
     d->ent.d_reclen = sizeof d->ent;
-    snprintf(d->ent.d_name, sizeof d->ent.d_name, "%s", d->next + used);
-    d->next += strlen(d->next) + 1;
+    memcpy(d->ent.d_name, name, len);
+    d->ent.d_name[len] = 0;
+    d->next = (char *)name + strlen(name) + 1;
     d->ent.d_off = d->next - d->data;
     return &d->ent;
 }

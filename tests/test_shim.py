@@ -231,3 +231,28 @@ def test_repeated_stats_follow_changes_made_by_other_processes(image):
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[5, 5, 'absent', 'absent', 10, True]"
+
+
+LISTING_AFTER_OTHERS = r"""
+import os, subprocess
+d = "/pyfalloc/dir"
+os.mkdir(d)
+for i in range(3):
+    open(f"{d}/f{i}", "w").close()
+seen = [sorted(os.listdir(d)), sorted(os.listdir(d))]
+subprocess.run(["sh", "-c", f"rm {d}/f1; : > {d}/g; mv {d}/f0 {d}/h"], check=True)
+seen.append(sorted(os.listdir(d)))
+with os.scandir(d) as it:
+    seen.append(sorted((e.name, e.is_file(), e.inode() == os.stat(e.path).st_ino) for e in it))
+print(seen)
+"""
+
+
+def test_repeated_listings_follow_changes_made_by_other_processes(image):
+    """A listing is kept while nothing changes on the volume; entries another process adds,
+    removes or renames show in the next one, with their types and inode numbers."""
+    r = subprocess.run([sys.executable, "-c", LISTING_AFTER_OTHERS], env=environment(image),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str([["f0", "f1", "f2"]] * 2 + [["f2", "g", "h"]]
+                                   + [[("f2", True, True), ("g", True, True), ("h", True, True)]])

@@ -18,6 +18,10 @@ from pyfalloc.syscalls import abi
 from pyfalloc.syscalls.calls import NOW
 
 _vol = None
+# directory listings as the C half reads them, by inode: (dir_version, blob), the oldest
+# dropped first (a program that lists a directory again while nothing changed gets it as is)
+_listings = {}
+_LISTINGS_KEPT = 64
 # os.fsencode's encoding, without its cost per name (a directory listing encodes thousands)
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 def shadows(directory):
@@ -210,8 +214,17 @@ def bind(ffi):
     @ffi.def_extern()
     def pyf_listdir(fd, buf, size):
         def listdir():
-            blob = b"".join(b"%d %d %s\0" % (ino, dtype, name.encode(_FS_ENCODING, _FS_ERRORS))
-                            for name, ino, dtype in volume().readdir_fd(fd))
+            v = volume()
+            version = v.dir_version(fd)
+            kept = _listings.get(version[0])
+            if kept and kept[0] == version:
+                blob = kept[1]
+            else:
+                blob = b"".join(b"%d %d %s\0" % (ino, dtype, name.encode(_FS_ENCODING, _FS_ERRORS))
+                                for name, ino, dtype in v.readdir_fd(fd))
+                if len(_listings) >= _LISTINGS_KEPT:
+                    del _listings[next(iter(_listings))]
+                _listings[version[0]] = (version, blob)
             if len(blob) <= size:
                 ffi.memmove(buf, blob, len(blob))
             return len(blob)

@@ -526,6 +526,15 @@ class Syscalls:
             out.append((name, ino, st.S_IFMT(inodes[ino][0]) >> 12))   # d_type is the file type
         return out
 
+    def dir_version(self, fd):
+        """(inode, metadata position) of a directory descriptor: its listing is the same as
+        long as both are, since every change of an entry moves the shared log."""
+        of = self._file(fd)
+        if not of.is_dir:
+            raise FsError(errno.ENOTDIR, f"fd {fd} is not a directory")
+        self.fs.meta.fresh()
+        return of.ino, self.fs.meta.snapshot()
+
     def listdir(self, path="/"):
         """The names in a directory (opendir's read permission checked), as os.listdir:
         bytes names for a bytes path."""
