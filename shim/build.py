@@ -31,10 +31,10 @@ def build(outdir):
             for pth in sorted(n for n in (os.listdir(p) if os.path.isdir(p) else ()) if n.endswith(".pth")):
                 with open(os.path.join(p, pth)) as f:
                     for line in f:
-                        line = line.strip()
-                        if line and not line.startswith(("#", "import")) and line not in sys.path \
-                                and os.path.isdir(line):
-                            sys.path.append(line)
+                        d = os.path.join(p, line.strip())
+                        if line.strip() and not line.startswith(("#", "import ", "import\t")) \
+                                and d not in sys.path and os.path.isdir(d):
+                            sys.path.append(d)
         from libpyfalloc import ffi
         from pyfalloc.shim import serve
         serve.bind(ffi)

@@ -257,18 +257,18 @@ void before_python(void)
 /* map a Python answer (result + 1, -errno, or 0 = Python did not start) to libc's way */
 long long done(long long r)
 {
+    if (pythonpath_swapped) {       /* whether or not the start succeeded */
+        if (program_pythonpath)
+            setenv("PYTHONPATH", program_pythonpath, 1);
+        else
+            unsetenv("PYTHONPATH");
+        free(program_pythonpath);
+        pythonpath_swapped = 0;
+    }
     if (!python_started && r != 0) {
         python_started = 1;
         if (env("PYFALLOC_PYTHONHOME"))
             unsetenv("PYTHONHOME");
-        if (pythonpath_swapped) {
-            if (program_pythonpath)
-                setenv("PYTHONPATH", program_pythonpath, 1);
-            else
-                unsetenv("PYTHONPATH");
-            free(program_pythonpath);
-            pythonpath_swapped = 0;
-        }
         for (int i = 0; signals_saved && i < 3; i++)
             sigaction(kept_signals[i], &program_sig[i], NULL);
     }

@@ -27,34 +27,36 @@ def _sources(t):
 
 def getfsmap(fs, low=0, high=None, count=None):
     """Records overlapping bytes [low, high], in physical order; the first is cut to start at
-    low, so a query continues with low = last.physical + last.length."""
+    low, so a query continues with low = last.physical + last.length. The tables are merged
+    lazily: a query of count records reads about count rows, not count from each table."""
     bs = fs.bs
     high = fs.nblocks * bs - 1 if high is None else high
     lo_blk, hi_blk = low // bs, high // bs
     fs.meta.fresh()
-    rows = []
+    streams = [_owned(table, read, lo_blk, hi_blk) for table, read in _sources(fs.meta.t)]
     if lo_blk == 0:
-        rows.append((0, 1, uapi.FMR_OWN_FS, 0, uapi.FMR_OF_SPECIAL_OWNER))   # the superblock
-    for table, read in _sources(fs.meta.t):
-        taken = 0       # count + 1 rows of each source are enough for the first count + 1 overall
-        for pblk in table.islice(max(table.bisect_right(lo_blk) - 1, 0)):
-            if pblk > hi_blk or count is not None and taken > count:
-                break
-            n, owner, lblk, flags = read(table[pblk])
-            if pblk + n > lo_blk:
-                rows.append((pblk, n, owner, lblk, flags))
-                taken += 1
-    rows.sort()
+        streams.append(iter([(0, 1, uapi.FMR_OWN_FS, 0, uapi.FMR_OF_SPECIAL_OWNER)]))   # the superblock
     out = []
-    for pblk, n, owner, lblk, flags in rows:
+    more = False
+    for pblk, n, owner, lblk, flags in heapq.merge(*streams):
+        if count is not None and len(out) == count:
+            more = True
+            break
         start = max(pblk, lo_blk)
-        if start <= hi_blk:
-            out.append(FsmapRecord(start * bs, (pblk + n - start) * bs, owner, (lblk + start - pblk) * bs, flags))
-    more = count is not None and len(out) > count
-    out = out[:count] if count is not None else out
+        out.append(FsmapRecord(start * bs, (pblk + n - start) * bs, owner, (lblk + start - pblk) * bs, flags))
     if out and not more:
         out[-1] = out[-1]._replace(flags=out[-1].flags | uapi.FMR_OF_LAST)
     return out
+
+
+def _owned(table, read, lo_blk, hi_blk):
+    """A table's rows overlapping blocks [lo_blk, hi_blk], as (pblk, len, owner, lblk, flags)."""
+    for pblk in table.islice(max(table.bisect_right(lo_blk) - 1, 0)):
+        if pblk > hi_blk:
+            return
+        n, owner, lblk, flags = read(table[pblk])
+        if pblk + n > lo_blk:
+            yield pblk, n, owner, lblk, flags
 
 
 def granule_usage(fs):

@@ -5,13 +5,15 @@ It sees the volume only as a tool sees a kernel filesystem: GETFSMAP for who own
 byte, the directory tree and stat for names and ages, FIEMAP to re-check a placement; it
 acts only through fallocate2, EXT4_IOC_MOVE_EXT and FITRIM. Three strategies:
 
-  exact     the proposal: a donor fallocate2'd exactly into a hole, then MOVE_EXT
+  exact     the proposal: per granule one donor, fallocate2'd exactly into the holes, then MOVE_EXT
   donor     one large donor fallocated without a hint, whole files moved into it
   keepsize  KEEP_SIZE blocks at the end of the file before a hole, used as the donor
 """
 import errno
 import os
 import time
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
@@ -27,14 +29,78 @@ STRATEGIES = ("exact", "donor", "keepsize")
 DT_DIR, DT_REG = 4, 8           # <dirent.h>
 
 
-@dataclass
 class Granule:
-    index: int
-    size: int
-    live: int = 0
-    pinned: bool = False
-    holes: list = field(default_factory=list)       # (physical, length)
-    pieces: list = field(default_factory=list)      # (ino, logical, physical, length)
+    """One discard granule: its live bytes, whether it must stay, and its holes and file
+    pieces kept flat in arrays (a few machine words each, not a tuple of ints each)."""
+    __slots__ = ("index", "size", "live", "pinned", "_holes", "_pieces")
+
+    def __init__(self, index, size):
+        self.index, self.size, self.live, self.pinned = index, size, 0, False
+        self._holes = self._pieces = None
+
+    def add_hole(self, physical, length):
+        if self._holes is None:
+            self._holes = array("q")
+        self._holes.extend((physical, length))
+
+    def add_piece(self, ino, logical, physical, length):
+        if self._pieces is None:
+            self._pieces = array("q")
+        self._pieces.extend((ino, logical, physical, length))
+
+    @property
+    def holes(self):
+        """[(physical, length)]"""
+        h = self._holes or ()
+        return list(zip(h[0::2], h[1::2]))
+
+    @property
+    def pieces(self):
+        """[(ino, logical, physical, length)]"""
+        p = self._pieces or ()
+        return list(zip(p[0::4], p[1::4], p[2::4], p[3::4]))
+
+    @property
+    def owners(self):
+        return self._pieces[0::4] if self._pieces else ()
+
+    @property
+    def free(self):
+        return sum(self._holes[1::2]) if self._holes else 0
+
+
+class PathIndex:
+    """ino -> path for every named regular file, in two arrays and one blob (a dict of str
+    would cost about five times as much per file)."""
+
+    def __init__(self, pairs):
+        inos, ends, blob = array("q"), array("q", [0]), bytearray()
+        for ino, path in pairs:
+            inos.append(ino)
+            blob += path.encode("utf-8", "surrogateescape")
+            ends.append(len(blob))
+        self._inos, self._ends, out = array("q"), array("q"), bytearray()
+        for i in sorted(range(len(inos)), key=inos.__getitem__):     # by ino, for bisect
+            self._inos.append(inos[i])
+            out += blob[ends[i]:ends[i + 1]]
+            self._ends.append(len(out))
+        self._blob = bytes(out)
+
+    def _find(self, ino):
+        i = bisect_left(self._inos, ino)
+        return i if i < len(self._inos) and self._inos[i] == ino else -1
+
+    def __contains__(self, ino):
+        return self._find(ino) >= 0
+
+    def __getitem__(self, ino):
+        i = self._find(ino)
+        if i < 0:
+            raise KeyError(ino)
+        return self._blob[self._ends[i - 1] if i else 0:self._ends[i]].decode("utf-8", "surrogateescape")
+
+    def __len__(self):
+        return len(self._inos)
 
 
 @dataclass
@@ -42,9 +108,9 @@ class Snapshot:
     granule: int
     block: int
     granules: list
-    paths: dict          # ino -> path, every named regular file
+    paths: PathIndex     # ino -> path, every named regular file
     skipped: dict        # why files were left alone -> count
-    kept: dict = field(default_factory=dict)    # ino -> why it must not change (None: it may)
+    kept: dict = field(default_factory=dict)    # ino -> why it must not change
 
     @property
     def wholly_free(self):
@@ -59,20 +125,24 @@ class Snapshot:
 
 
 def fsmap_all(vol, chunk=4096):
-    """Every GETFSMAP record, continuing from the last one as a tool does."""
-    low, out = 0, []
+    """Every GETFSMAP record, a chunk at a time, continuing from the last one as a tool does."""
+    low = 0
     while True:
         recs = vol.getfsmap(low=low, count=chunk)
-        out += recs
+        yield from recs
         if not recs or recs[-1].flags & uapi.FMR_OF_LAST:
-            return out
+            return
         low = recs[-1].physical + recs[-1].length
 
 
 def walk(vol, top="/"):
     """ino -> path for every regular file, by walking the tree with the file types readdir
     gives (as e4defrag's nftw does, without a stat per file)."""
-    paths, stack = {}, [top]
+    return PathIndex(_regular_files(vol, top))
+
+
+def _regular_files(vol, top):
+    stack = [top]
     while stack:
         d = stack.pop()
         fd = vol.open(d, os.O_RDONLY | os.O_DIRECTORY)
@@ -85,8 +155,7 @@ def walk(vol, top="/"):
             if dtype == DT_DIR and name not in (".", ".."):
                 stack.append(base + name)
             elif dtype == DT_REG:
-                paths[ino] = base + name
-    return paths
+                yield ino, base + name
 
 
 def snapshot(vol, min_age=0.0, now=None):
@@ -99,18 +168,18 @@ def snapshot(vol, min_age=0.0, now=None):
     now = time.time() if now is None else now
     skipped = {"open": 0, "recent": 0, "unnamed": len(unnamed)}
     busy = vol.open_inodes()
-    checked = {}
+    kept = {}
     for g in granules:
-        if g.pinned or not g.pieces or g.live >= g.size:
+        if g.pinned or not g.owners or g.live >= g.size:
             continue
-        for ino, *_ in g.pieces:
-            if ino not in checked:
-                checked[ino] = _why_kept(vol, ino, files[ino], busy, min_age, now)
-                if checked[ino]:
-                    skipped[checked[ino]] += 1
-            if checked[ino]:
+        for ino in g.owners:
+            why = kept.get(ino) or _why_kept(vol, ino, files, busy, min_age, now)
+            if why:
+                if ino not in kept:
+                    kept[ino] = why
+                    skipped[why] += 1
                 g.pinned = True
-    return Snapshot(G, bs, granules, files, skipped, checked)
+    return Snapshot(G, bs, granules, files, skipped, kept)
 
 
 def occupancy(vol, files=None):
@@ -127,27 +196,26 @@ def occupancy(vol, files=None):
             piece = min(end, (g.index + 1) * G) - start
             if r.flags & uapi.FMR_OF_SPECIAL_OWNER:
                 if r.owner == uapi.FMR_OWN_FREE:
-                    g.holes.append((start, piece))
+                    g.add_hole(start, piece)
                 else:
                     g.live += piece
                     g.pinned = True
             else:
                 g.live += piece
-                if files is None:
-                    pass
-                elif r.owner in files:
-                    g.pieces.append((r.owner, r.offset + (start - r.physical), start, piece))
-                else:
-                    g.pinned = True
-                    unnamed.add(r.owner)
+                if files is not None:
+                    if r.owner in files:
+                        g.add_piece(r.owner, r.offset + (start - r.physical), start, piece)
+                    else:
+                        g.pinned = True
+                        unnamed.add(r.owner)
             start += piece
     return granules, unnamed
 
 
-def _why_kept(vol, ino, path, busy, min_age, now):
+def _why_kept(vol, ino, paths, busy, min_age, now):
     if ino in busy:
         return "open"
-    if min_age and now - vol.stat(path).st_mtime < min_age:
+    if min_age and now - vol.stat(paths[ino]).st_mtime < min_age:
         return "recent"
     return None
 
@@ -157,10 +225,10 @@ def lower_bound(snap):
     as the holes of the granules kept can absorb their live bytes); freeing k granules
     moves at least the sum of the k smallest live counts."""
     cands = snap.candidates()
-    free_space = sum(sum(n for _, n in g.holes) for g in snap.partial())
+    free_space = sum(g.free for g in snap.partial())
     k_max, moved = 0, 0
     for g in cands:
-        own_holes = sum(n for _, n in g.holes)
+        own_holes = g.free
         if moved + g.live > free_space - own_holes:
             break
         moved += g.live
@@ -469,11 +537,11 @@ class Compactor:
                 if owner is None or owner == ino:
                     self._note_unplaced("no file ends where the hole starts", length)
                     continue
-                if owner not in snap.kept:      # the neighbour grows for a moment: it must be idle too
-                    snap.kept[owner] = _why_kept(self.vol, owner, snap.paths[owner], self.vol.open_inodes(),
-                                                 self.min_age, time.time())
-                if snap.kept[owner]:
-                    self._note_unplaced(f"the file before the hole is {snap.kept[owner]}", length)
+                # the neighbour grows for a moment: it must be idle too
+                why = snap.kept.get(owner) or _why_kept(self.vol, owner, snap.paths,
+                                                        self.vol.open_inodes(), self.min_age, time.time())
+                if why:
+                    self._note_unplaced(f"the file before the hole is {why}", length)
                     continue
                 if not self._keepsize_move(snap, ino, logical, length, target, owner):
                     continue
