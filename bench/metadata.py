@@ -5,7 +5,7 @@ mount and on the image, in interleaved rounds, best of each.
     python bench/metadata.py [--calls N] [--rounds R]
 
 Also the cost of a process's first image call (the embedded Python's start and the
-volume's opening): the whole-process time of one stat, through the shim minus natively.
+volume's opening), timed inside the process, and the whole process's time.
 Needs root for the loop mount.
 """
 import argparse
@@ -30,13 +30,15 @@ def percall(exe, directory, calls, env=None):
     return {name: float(us) for name, us in (line.split() for line in out.stdout.splitlines())}
 
 
-def wall(cmd, env=None, rounds=5):
+def start(exe, directory, env=None, rounds=5):
+    """Best of rounds: (the first call's seconds inside the process, the whole process's)."""
     best = None
     for _ in range(rounds):
         t = time.perf_counter()
-        subprocess.run(cmd, env=env, check=True)
-        d = time.perf_counter() - t
-        best = d if best is None else min(best, d)
+        out = subprocess.run([exe, directory, "start"], env=env, capture_output=True, text=True, check=True)
+        whole = time.perf_counter() - t
+        first = float(out.stdout.split()[1]) / 1e6
+        best = (first, whole) if best is None else (min(best[0], first), min(best[1], whole))
     return best
 
 
@@ -70,9 +72,9 @@ def main(argv=None):
                         subprocess.run(["mkdir", d], env=env, check=True)
                     for k, v in run(d).items():
                         best[k] = min(best.get(k, v), v)
-            wall([exe, "/pyfalloc", "start"], env, rounds=1)     # compiles the modules once
-            start_native = wall([exe, mnt, "start"])
-            start_shim = wall([exe, "/pyfalloc", "start"], env)
+            start(exe, "/pyfalloc", env, rounds=1)     # the volume's journal folded once
+            start_native = start(exe, mnt)
+            start_shim = start(exe, "/pyfalloc", env)
         finally:
             subprocess.run(["umount", mnt], check=False)
     print(f"{'call':24} {'ext4 us':>10} {'pyfalloc us':>12} {'ratio':>8} {'target':>7}")
@@ -80,8 +82,9 @@ def main(argv=None):
         ratio = pyf[k] / ext4[k]
         target = f"<= {TARGETS[k]}x" if k in TARGETS else ""
         print(f"{k:24} {ext4[k]:10.2f} {pyf[k]:12.2f} {ratio:7.1f}x {target:>7}")
-    print(f"first image call of a process: {(start_shim - start_native) * 1e3:.1f} ms "
-          f"(whole process {start_shim * 1e3:.1f} ms vs {start_native * 1e3:.1f} ms natively; target <= 20 ms)")
+    print(f"first image call of a process (the embedded Python's start, the volume's opening): "
+          f"{start_shim[0] * 1e3:.1f} ms against {start_native[0] * 1e3:.3f} ms natively (target <= 20 ms); "
+          f"whole process {start_shim[1] * 1e3:.1f} ms against {start_native[1] * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":
