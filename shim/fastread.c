@@ -1,19 +1,20 @@
-/* Reads of written blocks, and overwrites that change no metadata, without entering Python. The Python half hands out, per
- * descriptor, the extent that holds an offset together with the file's size and the shared
- * log's position its answer reflects (pyf_extent). Under the file's data lock, shared (the
- * byte pyfalloc/fs/locks.py names, so no write or move is half done), while the log has not
- * moved — no process changed any metadata since — that answer still holds, and a read
- * inside the extent and the file goes straight to the image. */
+/* Reads of written blocks, and overwrites that change no metadata, without entering Python.
+ * The Python half hands out, per descriptor, the extent that holds an offset together with
+ * the file's size and the inode's change counter its answer reflects (pyf_extent). Under
+ * the file's data lock, shared (the byte pyfalloc/fs/locks.py names, so no write or move is
+ * half done), while the counter has not moved — no process changed that inode since,
+ * whatever it did to others — that answer still holds, and a read inside the extent and the
+ * file goes straight to the image. */
 #include "interpose.h"
 #include <pthread.h>
 #include <sys/mman.h>
 #include <time.h>
 
-/* the shared log's header (pyfalloc/store/shared.py): byte offsets of the u64 fields */
-enum { SHM_EPOCH = 24, SHM_TAIL = 32, SHM_RELEASED = 80 };
+/* the shared log's header (pyfalloc/store/shared.py): byte offsets of the u64 fields, and
+ * the change counters by inode after it */
+enum { SHM_EPOCH = 24, SHM_TAIL = 32, SHM_GENS = 4096, GEN_SLOTS = 8192, SHM_MAPPED = SHM_GENS + 8 * GEN_SLOTS };
 /* what pyf_extent answers, in this order */
-enum { X_EPOCH, X_TAIL, X_RELEASED, X_SIZE, X_LBLK, X_LEN, X_PBLK, X_UNWRITTEN, X_BS, X_INO, X_MTIME, X_FLAGS,
-       X_COUNT };
+enum { X_EPOCH, X_GEN, X_SIZE, X_LBLK, X_LEN, X_PBLK, X_UNWRITTEN, X_BS, X_INO, X_MTIME, X_FLAGS, X_COUNT };
 /* the lock bytes of an inode (pyfalloc/fs/locks.py: INODE_BASE + ino, DATA_BASE + ino) */
 #define INODE_BASE (1LL << 62)
 #define DATA_BASE ((1LL << 62) + (1LL << 40))
@@ -41,11 +42,11 @@ static int lock_byte(long long byte, short kind)
 
 static int data_lock(long long ino, short kind) { return lock_byte(DATA_BASE + ino, kind); }
 
-/* the cached answer still holds: no process changed any metadata since it was given */
+/* the cached answer still holds: no process changed the inode since it was given */
 static int still_holds(const struct cached *c)
 {
-    return field(SHM_EPOCH) == (unsigned long long)c->x[X_EPOCH] && field(SHM_TAIL) == (unsigned long long)c->x[X_TAIL]
-           && field(SHM_RELEASED) == (unsigned long long)c->x[X_RELEASED];
+    return field(SHM_EPOCH) == (unsigned long long)c->x[X_EPOCH]
+           && field(SHM_GENS + 8 * (int)(c->x[X_INO] % GEN_SLOTS)) == (unsigned long long)c->x[X_GEN];
 }
 
 static struct cached cached_of(int fd)
@@ -88,7 +89,7 @@ static int ready(void)
     int lf = keep_high(k_open(log, O_RDONLY | O_CLOEXEC, 0));
     int img = keep_high(k_open(image, O_RDWR | O_CLOEXEC, 0));
     in_py--;
-    void *m = lf >= 0 ? mmap(NULL, 4096, PROT_READ, MAP_SHARED, lf, 0) : MAP_FAILED;
+    void *m = lf >= 0 ? mmap(NULL, SHM_MAPPED, PROT_READ, MAP_SHARED, lf, 0) : MAP_FAILED;
     if (lf >= 0) {
         forget_own(lf);
         k_close(lf);
@@ -123,7 +124,7 @@ static ssize_t try_fast(int fd, void *buf, size_t n, off_t off)
     long long size = c.x[X_SIZE], bs = c.x[X_BS];
     long long start = c.x[X_LBLK] * bs, end = (c.x[X_LBLK] + c.x[X_LEN]) * bs;
     if (!still_holds(&c))
-        goto out;                   /* the log moved: the answer may be stale */
+        goto out;                   /* the inode changed: the answer may be stale */
     if (off >= size) {
         r = 0;
         goto out;

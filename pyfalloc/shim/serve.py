@@ -132,7 +132,7 @@ def bind(ffi):
             found = volume().extent_at(fd, off)
             if found is None:
                 return 0
-            out[0:12] = found
+            out[0:11] = found
             return 1
         return _call(extent)
 

@@ -1,8 +1,10 @@
 """The shared log: changes every process of the machine sees at once, in order.
 
 A file in /dev/shm (memory, never written to disk) per volume, mapped by every process
-that has the volume open: a header, then the change frames since the volume was first
-opened after boot. A process keeps its own copy of the tables and applies the frames past
+that has the volume open: a header, a table of change counters by inode (moved after every
+change of an inode is published: what a process learnt of a file holds while its counter
+stays, whatever else changes), then the change frames since the volume was first opened
+after boot. A process keeps its own copy of the tables and applies the frames past
 its position before it reads. Nothing here survives a power cut, and nothing needs to:
 what must is in the journal (journal.py), written at commit.
 
@@ -16,8 +18,9 @@ import os
 import struct
 
 SHM_DIR = "/dev/shm"
-MAGIC = b"PYFASHM4"
-LOG_START = 4096
+MAGIC = b"PYFASHM5"
+GENS_AT, GEN_SLOTS = 4096, 8192     # a change counter per slot of inodes (ino % GEN_SLOTS)
+LOG_START = GENS_AT + 8 * GEN_SLOTS
 CAPACITY = 1 << 30          # address space only: tmpfs stores what is written
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 USERS = 1                   # lock byte shared by the users of the volume
@@ -25,7 +28,7 @@ _FLOCK = "@hhqqi4x"
 
 # header fields: name -> offset (all u64 but dirty_since, a double)
 _FIELDS = {"shm_epoch": 24, "tail": 32, "durable": 40, "ckpt_epoch": 48, "ckpt_nonce": 56,
-           "ckpt_tail": 64, "journal_len": 72, "released": 80, "dirty_since": 88, "next_move": 96,
+           "ckpt_tail": 64, "journal_len": 72, "dirty_since": 88, "next_move": 96,
            "commit_seq": 104}
 
 
@@ -133,6 +136,16 @@ class SharedLog:
     def position(self):
         """(shm_epoch, tail): where the log stands; one read of the mapping."""
         return struct.unpack_from("<QQ", self.mm, 24)
+
+    # ---- change counters by inode ---------------------------------------------------------------
+    def generation(self, ino):
+        return struct.unpack_from("<Q", self.mm, GENS_AT + 8 * (ino % GEN_SLOTS))[0]
+
+    def bump(self, inos):
+        """After the frames that change these inodes are published (under the write lock)."""
+        for ino in inos:
+            at = GENS_AT + 8 * (ino % GEN_SLOTS)
+            struct.pack_into("<Q", self.mm, at, struct.unpack_from("<Q", self.mm, at)[0] + 1)
 
     # ---- frames ------------------------------------------------------------------------------
     def read(self, start, end):

@@ -200,6 +200,9 @@ class Store:
         log = self.log
         log.append(frame(redo))
         self._pos = log.get("tail")
+        # then the counters of the inodes changed: one read before catching up, then equal
+        # later, proves no change of that inode was published in between
+        log.bump({key[0] if table == "e" else key for table, key, _ in redo if table in "eiz"})
         if dirty:
             self._mine = True
             since = log.get("dirty_since")
@@ -215,11 +218,6 @@ class Store:
 
     def durable(self):
         return self.log.get("durable")
-
-    def released(self):
-        """Counts the times freed blocks became reusable: a reader that looked blocks up
-        before and read them after checks it did not move."""
-        return self.log.get("released")
 
     def next_move_id(self):
         with self.tx(dirty=False):
@@ -259,7 +257,7 @@ class Store:
         if self.t.pending and self.on_release is not None:
             self._depth, self._redo, self._undo = 1, [], []
             try:
-                self._release(list(self.t.pending.items()))
+                self.on_release(list(self.t.pending.items()))
             finally:
                 self._depth = 0
             redo, self._redo, self._undo = self._redo, None, None
@@ -292,11 +290,6 @@ class Store:
         log.put("commit_seq", seq)
         self.device.note_commit(seq)        # reaches the disk with the next flush of the image
 
-    def _release(self, items):
-        log = self.log
-        log.put("released", log.get("released") + 1)
-        self.on_release(items)
-
     def release_durable_frees(self):
         """Inside a change that ran out of space: commit what is published, then free the
         blocks pending on it (not those this change freed). Returns the blocks released."""
@@ -305,7 +298,7 @@ class Store:
         if not items or self.on_release is None:
             return 0
         self._journal_published()
-        self._release(items)
+        self.on_release(items)
         return sum(n for _, n in items)
 
     def _checkpoint_locked(self):

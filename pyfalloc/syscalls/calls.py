@@ -268,24 +268,24 @@ class Syscalls:
 
     def extent_at(self, fd, offset):
         """For reads and overwrites outside Python (the shim's): the extent of a regular file
-        that holds offset, with the file's size and the shared log's position the answer
-        reflects — (epoch, tail, released, size, lblk, len, pblk, unwritten, block size,
-        inode, mtime as the bits of a double, inode flags) — or None. It holds until the log
-        moves."""
+        that holds offset, with the file's size and what the answer reflects — (log epoch,
+        the inode's change counter, size, lblk, len, pblk, unwritten, block size, inode, mtime
+        as the bits of a double, inode flags) — or None. It holds while the counter (and the
+        epoch) stay."""
         of = self._file(fd)
         if of.is_dir or offset < 0:
             return None
         store = self.fs.meta
-        released = store.released()             # before catching up: a later release shows
+        gen = store.log.generation(of.ino)      # before catching up: a later change shows
         store.fresh()
-        epoch, tail = store.snapshot()
+        epoch, _ = store.snapshot()
         inode = self.fs.inode(of.ino)
         found = self.fs.extmap.overlapping(of.ino, offset // self.fs.bs, offset // self.fs.bs + 1)
         if not found:
             return None
         e = found[0]
         mtime_bits = struct.unpack("<q", struct.pack("<d", inode.mtime))[0]
-        return (epoch, tail, released, inode.size, e.lblk, e.len, e.pblk, e.unwritten, self.fs.bs, of.ino,
+        return (epoch, gen, inode.size, e.lblk, e.len, e.pblk, e.unwritten, self.fs.bs, of.ino,
                 mtime_bits, inode.flags)
 
     def read(self, fd, length):
