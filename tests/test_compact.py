@@ -13,7 +13,7 @@ from conftest import ROOT
 from pyfalloc import Volume
 from pyfalloc.store import volume_files
 from pyfalloc.tools import age
-from pyfalloc.tools.compact import Compactor, lower_bound, snapshot
+from pyfalloc.tools.compact import Compactor, PathIndex, lower_bound, snapshot, walk
 
 K = 1024
 M = 1 << 20
@@ -111,6 +111,25 @@ def test_open_inodes_lists_what_every_process_holds(tmp_path):
         holder.wait()
     for fd in mine:
         vol.close(fd)
+    vol.umount()
+
+
+def test_the_walk_names_every_file_including_names_that_are_not_utf8(tmp_path):
+    """The compact name index gives back each path exactly as the tree has it (bytes that
+    are not UTF-8 included), and KeyError for an inode that has no name."""
+    vol = Volume.mkfs(tmp_path / "n.img", "16M")
+    paths = ["/a", "/d/b", "/d/e/caf\udce9", "/d/e/\u00e9t\u00e9"]
+    vol.mkdir("/d")
+    vol.mkdir("/d/e")
+    for p in paths:
+        vol.close(vol.open(p, os.O_RDWR | os.O_CREAT))
+    names = walk(vol)
+    assert len(names) == len(paths)
+    assert {names[vol.stat(p).st_ino] for p in paths} == set(paths)
+    assert vol.stat("/d").st_ino not in names
+    with pytest.raises(KeyError):
+        names[vol.stat("/d").st_ino]
+    assert len(PathIndex([])) == 0
     vol.umount()
 
 
