@@ -5,11 +5,19 @@ A recorder, when one is set, sees every event in the order the host received it:
 disk could hold after a power cut is the last synced state of each file plus any subset of
 the writes since (tests/crashstates.py builds those states).
 """
+import ctypes
 import errno
 import os
 
+from pyfalloc.errors import FsError
+
 recorder = None     # callable(event): ("write", path, pos, bytes) | ("punch", path, pos, len) |
                     # ("truncate", path, size) | ("sync", path) | ("rename", src, dst)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+_PUNCH = 0x02 | 0x01                # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 
 
 def _record(*event):
@@ -17,7 +25,19 @@ def _record(*event):
         recorder(event)
 
 
+def _host_punch(fd, pos, length, path):
+    """Deallocate on the host (punch a hole, keep the size); False where it cannot."""
+    if _libc.fallocate(fd, _PUNCH, pos, length) == 0:
+        return True
+    e = ctypes.get_errno()
+    if e not in (errno.EOPNOTSUPP, errno.ENOSYS):
+        raise FsError(e, f"punching a hole in {path}")
+    return False
+
+
 class HostFile:
+    shared = False                  # this host's file: no other host writes it
+
     def __init__(self, path, flags=os.O_RDWR, mode=0o644):
         self.path = os.fspath(path)
         self.fd = os.open(self.path, flags | os.O_CLOEXEC, mode)
@@ -31,6 +51,9 @@ class HostFile:
 
     def allocated_bytes(self):
         return os.fstat(self.fd).st_blocks * 512
+
+    def mode(self):
+        return os.fstat(self.fd).st_mode
 
     def pread(self, length, pos):
         return os.pread(self.fd, length, pos)
@@ -61,15 +84,33 @@ class HostFile:
     def pwrite(self, data, pos):
         self.pwritev([data], pos)
 
-    def punch(self, pos, length, punch):
-        """Make [pos, pos+length) read as zeros; punch(fd, pos, length) deallocates and
-        returns False where the host cannot, then zeros are written."""
+    def punch(self, pos, length):
+        """Make [pos, pos+length) read as zeros, giving the host its space back where it
+        can punch a hole, else writing zeros."""
         _record("punch", self.path, pos, length)
-        if not punch(self.fd, pos, length):
+        if not _host_punch(self.fd, pos, length, self.path):
             zeros = memoryview(bytes(min(length, 1 << 20)))
             end = pos + length
             while pos < end:
                 pos += os.pwrite(self.fd, zeros[:end - pos], pos)
+
+    discard = punch                 # a host file forgets a range by a hole
+
+    def copy(self, src, dst, length):
+        """Copy bytes between two places of the file, in the kernel where it can (with a
+        recorder, through pwrite, so that it sees the bytes written)."""
+        while length and recorder is None:
+            try:
+                n = os.copy_file_range(self.fd, self.fd, length, src, dst)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                n = 0
+            if n <= 0:
+                break
+            src, dst, length = src + n, dst + n, length - n
+        if length:
+            self.pwrite(self.pread(length, src), dst)
 
     def truncate(self, size):
         _record("truncate", self.path, size)

@@ -6,12 +6,10 @@ metadata). Discard punches holes in an image file, so that the host really gets 
 back, and is NBD_CMD_TRIM on an export: what a thin-provisioned device does with a
 discarded granule.
 """
-import ctypes
 import errno
 import os
 import struct
 
-from pyfalloc.device import hostio
 from pyfalloc.device.hostio import HostFile
 from pyfalloc.device.nbd import NbdFile, is_nbd_uri
 from pyfalloc.device.rbd import RbdFile, is_rbd_spec
@@ -27,9 +25,6 @@ _COMMIT, _COMMIT_AT = struct.Struct("<Q"), 256     # inside block 0 even with 51
 _OWNER, _OWNER_AT = struct.Struct("<8s64s16s"), 320
 OWNER_MAGIC = b"PYFAOWNR"
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-_HOST_PUNCH = 0x02 | 0x01          # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE on the host
 
 
 def check_geometry(size, block_size, granule, group_size):
@@ -56,16 +51,6 @@ def _uuid4():
     b[6] = b[6] & 0x0F | 0x40
     b[8] = b[8] & 0x3F | 0x80
     return bytes(b)
-
-
-def _host_punch(fd, pos, length):
-    """Deallocate on the host (punch a hole, keep the size); False where it cannot."""
-    if _libc.fallocate(fd, _HOST_PUNCH, pos, length) == 0:
-        return True
-    e = ctypes.get_errno()
-    if e not in (errno.EOPNOTSUPP, errno.ENOSYS):
-        raise FsError(e, "zeroing the image")
-    return False
 
 
 def is_device_uri(location):
@@ -118,7 +103,7 @@ class Device:
     @property
     def local(self):
         """Whether the device is a host file (the shim's C paths read it directly)."""
-        return self.file.fd is not None
+        return not self.file.shared
 
     def identity(self):
         """What tells this device from every other on the machine (file: its device and
@@ -126,7 +111,7 @@ class Device:
         return self.file.identity()
 
     def access_mode(self):
-        return os.fstat(self.file.fd).st_mode if self.local else 0o600
+        return self.file.mode()
 
     @classmethod
     def create(cls, path, size=None, block_size=4096, granule=None, group_size=128 << 20):
@@ -152,7 +137,7 @@ class Device:
             f.discard(0, f.size())
         dev = cls(path, f, block_size, granule or 1 << 20, group_size, size // block_size, _uuid4())
         dev._write_super()
-        if granule_probe and not dev.local:
+        if granule_probe and dev.file.shared:
             dev.granule = dev._probe_granule()
             dev._write_super()
         return dev
@@ -184,7 +169,7 @@ class Device:
         The claim sits in block 0, so every host that reaches the device sees it; the last
         user of this host releases it (release), `pyfalloc unlock` breaks it. An image file
         is this host's alone: nothing to claim."""
-        if self.local:
+        if not self.file.shared:
             return
         holder, me = self._claimant(), host_id()
         if holder and holder[0] != me[0]:
@@ -195,7 +180,7 @@ class Device:
             self.file.sync()
 
     def release(self):
-        if not self.local:
+        if self.file.shared:
             self.file.pwrite(bytes(_OWNER.size), _OWNER_AT)
             self.file.sync()
 
@@ -253,34 +238,18 @@ class Device:
         self.file.pwrite(data, pos)
 
     def copy(self, src, dst, length):
-        """Copy bytes between two places of the image, in the kernel where it can (a
-        recorder sees the bytes written)."""
-        if hostio.recorder is not None or not self.local:
-            self.pwrite(self.pread(length, src), dst)
-            return
-        fd = self.fd
-        while length:
-            try:
-                n = os.copy_file_range(fd, fd, length, src, dst)
-            except OSError as e:
-                if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                    raise
-                n = 0
-            if n <= 0:
-                self.pwrite(self.pread(length, src), dst)
-                return
-            src, dst, length = src + n, dst + n, length - n
+        """Copy bytes between two places of the device (in the kernel for an image file)."""
+        self.file.copy(src, dst, length)
 
     def zero(self, pos, length):
-        """Make bytes read as zeros, releasing host space where it can (write-zeroes with unmap)."""
-        self.file.punch(pos, length, _host_punch)
+        """Make bytes read as zeros, releasing space where the device can (a hole in an
+        image file, write-zeroes on an export)."""
+        self.file.punch(pos, length)
 
     def discard(self, pos, length):
+        """Let the device forget whole granules (the filesystem never reads free blocks)."""
         assert pos % self.granule == 0 and length % self.granule == 0 or pos + length == self.size
-        if self.local:
-            self.zero(pos, length)
-        else:
-            self.file.discard(pos, length)
+        self.file.discard(pos, length)
 
     def flush(self):
         self.file.sync()

@@ -1,12 +1,14 @@
 """A device served over NBD (qemu-nbd, nbdkit, ...), through libnbd's Python binding:
 reads, writes, flush, trim and write-zeroes are the protocol's own commands.
 
-The interface is hostio.HostFile's, so the image layer does not care where its blocks are.
+The interface is hostio.HostFile's (through remote.RemoteFile), so the image layer does not
+care where its blocks are.
 """
 import errno
 
+from pyfalloc.device.remote import RemoteFile
 from pyfalloc.errors import FsError
-from pyfalloc.forks import at_fork_in_child, forget_fork
+from pyfalloc.forks import forget_fork
 
 ALLOCATION = "base:allocation"
 
@@ -31,20 +33,15 @@ def _os_error(e, what):
     return FsError(code, f"NBD {what}: {getattr(e, 'string', e)}")
 
 
-class NbdFile:
+class NbdFile(RemoteFile):
     """One connection to an export; a forked child opens its own."""
 
-    fd = None                       # no host descriptor: the C fast paths stay off
-
-    def __init__(self, uri, readonly=False):
-        self.path = uri
-        self.readonly = readonly
-        self._connect()
-        at_fork_in_child(self)
+    kind = "nbd"
 
     def _connect(self):
         nbd = _binding()
         self.nbd = nbd
+        self._errors = nbd.Error
         h = nbd.NBD()
         try:
             h.add_meta_context(ALLOCATION)
@@ -56,18 +53,12 @@ class NbdFile:
             raise FsError(errno.EROFS, f"{self.path} is exported read-only")
         self.h = h
 
-    def _after_fork(self):
-        self._connect()             # the parent's socket carries the parent's requests
-
     # ---- what the export offers ------------------------------------------------------------------
     def size(self):
         return self.h.get_size()
 
-    def identity(self):
-        # imported here: a process whose first image call comes at exit (stdio flushed by
-        # exit handlers) cannot load OpenSSL then, and image files never need it
-        import hashlib
-        return "nbd-" + hashlib.sha256(self.path.encode()).hexdigest()[:16]
+    def identity_key(self):
+        return self.path
 
     def preferred_block_size(self):
         try:
@@ -131,29 +122,16 @@ class NbdFile:
         return sum(n for _, n in self.allocation_runs(0, self.size()))
 
     # ---- I/O --------------------------------------------------------------------------------------
-    def _io(self, what, fn, *args):
-        try:
-            return fn(*args)
-        except self.nbd.Error as e:
-            raise _os_error(e, what) from None
+    def _error(self, e, what):
+        return _os_error(e, what)
 
-    def pread(self, length, pos):
-        length = max(0, min(length, self.size() - pos))
-        return self._io(f"read at {pos}", self.h.pread, length, pos) if length else b""
+    def _read(self, length, pos):
+        return self.h.pread(length, pos)
 
-    def preadinto(self, view, pos):
-        if pos + len(view) > self.size():
-            raise FsError(errno.EIO, f"short read at {pos} on {self.path}")
-        view[:] = self.pread(len(view), pos)
+    def _write(self, data, pos):
+        self.h.pwrite(data, pos)
 
-    def pwritev(self, parts, pos):
-        self.pwrite(b"".join(bytes(p) for p in parts if len(p)), pos)
-
-    def pwrite(self, data, pos):
-        if len(data):
-            self._io(f"write at {pos}", self.h.pwrite, bytes(data), pos)
-
-    def punch(self, pos, length, _host_punch=None):
+    def punch(self, pos, length):
         """Make the range read as zeros, letting the export deallocate it (WRITE_ZEROES
         without NO_HOLE), or write zeros where it offers no such command."""
         if self.h.can_zero():
@@ -172,10 +150,6 @@ class NbdFile:
             self._io(f"trim at {pos}", self.h.trim, length, pos)
         else:
             self.punch(pos, length)
-
-    def truncate(self, size):
-        if size != self.size():
-            raise FsError(errno.EINVAL, f"an NBD export has the size its server gives ({self.size()} bytes)")
 
     def sync(self):
         if self.h.can_flush():

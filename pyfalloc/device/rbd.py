@@ -12,8 +12,9 @@ write by write, which keeps two writers' requests apart but not two hosts' metad
 import errno
 import os
 
+from pyfalloc.device.remote import RemoteFile
 from pyfalloc.errors import FsError
-from pyfalloc.forks import at_fork_in_child, forget_fork
+from pyfalloc.forks import forget_fork
 
 
 def is_rbd_spec(location):
@@ -46,19 +47,17 @@ def _bindings():
     return rados, rbd
 
 
-class RbdFile:
-    fd = None                       # no host descriptor: the C fast paths stay off
+class RbdFile(RemoteFile):
+    kind = "rbd"
 
     def __init__(self, spec, readonly=False):
-        self.path = spec
-        self.readonly = readonly
         self.pool, self.name, self.options = parse_spec(spec)
-        self._connect()
-        at_fork_in_child(self)
+        super().__init__(spec, readonly)
 
     def _connect(self):
         rados, rbd = _bindings()
         self.rbd = rbd
+        self._errors = rbd.Error
         conf = self.options.get("conf") or os.environ.get("CEPH_CONF") or ""
         rid = self.options.get("id") or os.environ.get("PYFALLOC_CEPH_ID") or None
         try:
@@ -69,17 +68,12 @@ class RbdFile:
         except (rados.Error, rbd.Error) as e:
             raise FsError(getattr(e, "errno", None) or errno.EIO, f"{self.path}: {e}") from None
 
-    def _after_fork(self):
-        self._connect()             # librados handles do not survive fork
-
     # ---- what the image offers ---------------------------------------------------------------------
     def size(self):
         return self.img.size()
 
-    def identity(self):
-        import hashlib              # only here (see nbd.py)
-        key = f"{self.cluster.get_fsid()}/{self.pool}/{self.name}"
-        return "rbd-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    def identity_key(self):
+        return f"{self.cluster.get_fsid()}/{self.pool}/{self.name}"
 
     def granule_hint(self, limit):
         return self.img.stat()["obj_size"]
@@ -95,39 +89,21 @@ class RbdFile:
         return total[0]
 
     # ---- I/O ------------------------------------------------------------------------------------------
-    def _io(self, what, fn, *args):
-        try:
-            return fn(*args)
-        except self.rbd.Error as e:
-            raise FsError(getattr(e, "errno", None) or errno.EIO, f"RBD {what}: {e}") from None
+    def _error(self, e, what):
+        return FsError(getattr(e, "errno", None) or errno.EIO, f"RBD {what}: {e}")
 
-    def pread(self, length, pos):
-        length = max(0, min(length, self.size() - pos))
-        return self._io(f"read at {pos}", self.img.read, pos, length) if length else b""
+    def _read(self, length, pos):
+        return self.img.read(pos, length)
 
-    def preadinto(self, view, pos):
-        data = self.pread(len(view), pos)
-        if len(data) != len(view):
-            raise FsError(errno.EIO, f"short read at {pos} on {self.path}")
-        view[:] = data
+    def _write(self, data, pos):
+        self.img.write(data, pos)
 
-    def pwritev(self, parts, pos):
-        self.pwrite(b"".join(bytes(p) for p in parts if len(p)), pos)
-
-    def pwrite(self, data, pos):
-        if len(data):
-            self._io(f"write at {pos}", self.img.write, bytes(data), pos)
-
-    def punch(self, pos, length, _host_punch=None):
+    def punch(self, pos, length):
         """Zeros that need no space: a discarded range of an RBD image reads as zeros."""
         self._io(f"discard at {pos}", self.img.discard, pos, length)
 
     def discard(self, pos, length):
         self.punch(pos, length)
-
-    def truncate(self, size):
-        if size != self.size():
-            raise FsError(errno.EINVAL, f"an RBD device has its image's size ({self.size()} bytes)")
 
     def sync(self):
         self._io("flush", self.img.flush)
