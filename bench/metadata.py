@@ -18,6 +18,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import loopfs  # noqa: E402
 from pyfalloc import Volume  # noqa: E402
 from pyfalloc.shim.run import environment  # noqa: E402
 
@@ -50,13 +51,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="pyfalloc-bench-", dir=os.environ.get("TMPDIR", "/tmp")) as tmp:
         exe = os.path.join(tmp, "percall")
         subprocess.run(["cc", "-O2", "-o", exe, os.path.join(ROOT, "bench", "percall.c")], check=True)
-        loop_img, mnt = os.path.join(tmp, "ext4.img"), os.path.join(tmp, "mnt")
-        os.mkdir(mnt)
-        with open(loop_img, "wb") as f:
-            f.truncate(2 << 30)
-        subprocess.run(["mkfs.ext4", "-q", "-F", loop_img], check=True)
-        subprocess.run(["mount", "-o", "loop", loop_img, mnt], check=True)
-        try:
+        with loopfs.ext4(tmp, 2 << 30) as mnt:
             image = os.path.join(tmp, "disk.img")
             Volume.mkfs(image, "2G").umount()
             env = environment(image)
@@ -75,8 +70,6 @@ def main(argv=None):
             start(exe, "/pyfalloc", env, rounds=1)     # the volume's journal folded once
             start_native = start(exe, mnt)
             start_shim = start(exe, "/pyfalloc", env)
-        finally:
-            subprocess.run(["umount", mnt], check=False)
     print(f"{'call':24} {'ext4 us':>10} {'pyfalloc us':>12} {'ratio':>8} {'target':>7}")
     for k in ext4:
         ratio = pyf[k] / ext4[k]

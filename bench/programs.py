@@ -19,6 +19,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import loopfs  # noqa: E402
 from pyfalloc import Volume  # noqa: E402
 from pyfalloc.shim.run import environment  # noqa: E402
 
@@ -54,13 +55,7 @@ def main(argv=None):
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="pyfalloc-bench-", dir=os.environ.get("TMPDIR", "/tmp")) as tmp:
-        loop_img, mnt = os.path.join(tmp, "ext4.img"), os.path.join(tmp, "mnt")
-        os.mkdir(mnt)
-        with open(loop_img, "wb") as f:
-            f.truncate(4 << 30)
-        subprocess.run(["mkfs.ext4", "-q", "-F", loop_img], check=True)
-        subprocess.run(["mount", "-o", "loop", loop_img, mnt], check=True)
-        try:
+        with loopfs.ext4(tmp, 4 << 30) as mnt:
             image = os.path.join(tmp, "disk.img")
             Volume.mkfs(image, "4G").umount()
             env = environment(image)
@@ -71,8 +66,6 @@ def main(argv=None):
                 rows.append((name, "IOPS", *got))
             got = [dbench(os.path.join(top, "dbench"), 4, 2 * a.seconds, e) for top, e in places]
             rows.append(("dbench, 4 clients", "MB/s", *got))
-        finally:
-            subprocess.run(["umount", mnt], check=False)
     print(f"{'program':48} {'unit':>5} {'ext4':>10} {'pyfalloc':>10} {'ratio':>7}")
     for name, unit, native, shim in rows:
         print(f"{name:48} {unit:>5} {native:10.0f} {shim:10.0f} {shim / native:6.2f}x")

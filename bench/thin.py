@@ -16,7 +16,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 MiB = 1 << 20
+
+from pyfalloc.tools import qcow2  # noqa: E402
 
 
 def cli(*args):
@@ -24,12 +27,6 @@ def cli(*args):
     r = subprocess.run([sys.executable, "-m", "pyfalloc.cli.main", *args], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT), check=True)
     return r.stdout, time.monotonic() - t0
-
-
-def actual_size(disk):
-    info = subprocess.run(["qemu-img", "info", "-U", "--output=json", disk], capture_output=True, text=True,
-                          check=True)
-    return json.loads(info.stdout)["actual-size"]
 
 
 def story(uri, meta, stored):
@@ -81,17 +78,8 @@ def main():
     a = ap.parse_args()
     if a.rbd:
         return rbd_main(a.size)
-    with tempfile.TemporaryDirectory(prefix="pyfalloc-thin-") as d:
-        disk, sock, pid, meta = (os.path.join(d, n) for n in ("d.qcow2", "nbd.sock", "nbd.pid", "vol.meta"))
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=1M", disk, a.size], check=True)
-        subprocess.run(["qemu-nbd", "--discard=unmap", "-f", "qcow2", f"--socket={sock}", "-x", "vol",
-                        "--persistent", "--shared=0", "--fork", f"--pid-file={pid}", disk], check=True)
-        uri = f"nbd+unix:///vol?socket={sock}"
-        try:
-            figures = story(uri, meta, lambda: actual_size(disk))
-        finally:
-            with open(pid) as f:
-                os.kill(int(f.read()), 15)
+    with tempfile.TemporaryDirectory(prefix="pyfalloc-thin-") as d, qcow2.served(d, a.size) as (uri, disk):
+        figures = story(uri, os.path.join(d, "vol.meta"), lambda: qcow2.actual_size(disk))
     report(f"qcow2 {a.size}, 1 MiB clusters, over qemu-nbd (nbd+unix)", "qemu-img actual-size", *figures)
 
 if __name__ == "__main__":

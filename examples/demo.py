@@ -7,7 +7,6 @@ image is shown before and after. Last, unmodified util-linux and e2fsprogs tools
 the image through the LD_PRELOAD shim. Where qemu-utils and libnbd are installed, the same
 aged history is replayed on a qcow2 disk with 1 MiB clusters served by qemu-nbd, and
 qemu-img's own figure of what the disk holds is shown before and after the compactor."""
-import json
 import os
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from pyfalloc import FsError, Volume  # noqa: E402
 from pyfalloc.cli import mapview  # noqa: E402
 from pyfalloc.shim.run import environment  # noqa: E402
-from pyfalloc.tools import age  # noqa: E402
+from pyfalloc.tools import age, qcow2  # noqa: E402
 from pyfalloc.tools.compact import Compactor  # noqa: E402
 from pyfalloc.units import format_size  # noqa: E402
 
@@ -80,43 +79,27 @@ def unmodified_tools():
 
 def thin_device(ops):
     """The same history on a qcow2 over NBD: the store's own accounting is the proof."""
-    try:
-        import nbd  # noqa: F401
-    except ImportError:
-        nbd = None
-    if not (shutil.which("qemu-nbd") and shutil.which("qemu-img") and nbd):
+    if not qcow2.available():
         print("\n(thin device: qemu-utils or libnbd's Python binding (python3-libnbd) missing here)")
         return
-    def actual(disk):
-        out = subprocess.run(["qemu-img", "info", "-U", "--output=json", disk], capture_output=True, text=True,
-                             check=True).stdout
-        return json.loads(out)["actual-size"]
-    with tempfile.TemporaryDirectory(prefix="pyfalloc-demo-qcow2-") as d:
-        disk, sock, pid = (os.path.join(d, n) for n in ("disk.qcow2", "nbd.sock", "nbd.pid"))
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=1M", disk, "1G"], check=True)
-        subprocess.run(["qemu-nbd", "--discard=unmap", "-f", "qcow2", f"--socket={sock}", "-x", "vol",
-                        "--persistent", "--shared=0", "--fork", f"--pid-file={pid}", disk], check=True)
-        uri = f"nbd+unix:///vol?socket={sock}"
-        try:
-            t0 = time.monotonic()
-            with Volume.mkfs(uri, meta=os.path.join(d, "vol.meta")) as vol:
-                print(f"\n== thin device: mkfs on {uri}, a 1 GiB qcow2 with 1 MiB clusters: granule "
-                      f"{format_size(vol.granule)} (from the device); qemu-img actual-size {format_size(actual(disk))}")
-                age.apply_volume(vol, ops)
-                before = actual(disk)
-                print(f"the same aged history replayed over NBD in {time.monotonic() - t0:.1f} s: qemu-img actual-size "
-                      f"{before / (1 << 20):.0f} MiB (deleted files' clusters stay allocated)")
-                res = Compactor(vol, "exact").run()
-                after = actual(disk)
-                print(f"defrag --strategy exact: moved {format_size(res['bytes_moved'])} in {res['seconds']:.1f} s, "
-                      f"{res['granules_freed']} granules freed (bound {res['bound']['k_max']}), free granules "
-                      f"discarded with NBD_CMD_TRIM")
-                print(f"qemu-img actual-size: {before / (1 << 20):.0f} MiB -> {after / (1 << 20):.0f} MiB "
-                      f"({(before - after) / (1 << 20):.0f} MiB given back to the qcow2's host file); fsck "
-                      + ("clean" if not vol.fsck() else "NOT clean"))
-        finally:
-            with open(pid) as f:
-                os.kill(int(f.read()), 15)
+    with tempfile.TemporaryDirectory(prefix="pyfalloc-demo-qcow2-") as d, qcow2.served(d, "1G") as (uri, disk):
+        t0 = time.monotonic()
+        with Volume.mkfs(uri, meta=os.path.join(d, "vol.meta")) as vol:
+            print(f"\n== thin device: mkfs on {uri}, a 1 GiB qcow2 with 1 MiB clusters: granule "
+                  f"{format_size(vol.granule)} (from the device); qemu-img actual-size "
+                  f"{format_size(qcow2.actual_size(disk))}")
+            age.apply_volume(vol, ops)
+            before = qcow2.actual_size(disk)
+            print(f"the same aged history replayed over NBD in {time.monotonic() - t0:.1f} s: qemu-img actual-size "
+                  f"{before / (1 << 20):.0f} MiB (deleted files' clusters stay allocated)")
+            res = Compactor(vol, "exact").run()
+            after = qcow2.actual_size(disk)
+            print(f"defrag --strategy exact: moved {format_size(res['bytes_moved'])} in {res['seconds']:.1f} s, "
+                  f"{res['granules_freed']} granules freed (bound {res['bound']['k_max']}), free granules "
+                  f"discarded with NBD_CMD_TRIM")
+            print(f"qemu-img actual-size: {before / (1 << 20):.0f} MiB -> {after / (1 << 20):.0f} MiB "
+                  f"({(before - after) / (1 << 20):.0f} MiB given back to the qcow2's host file); fsck "
+                  + ("clean" if not vol.fsck() else "NOT clean"))
 
 
 def main():

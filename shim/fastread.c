@@ -79,7 +79,9 @@ static int ready(void)
         return 0;
     const char *image = env("PYFALLOC_IMAGE"), *shadows = runtime_dir();
     size_t n = shadows ? strlen(shadows) : 0;
-    if (!image || strstr(image, "://") || n < 3 || strcmp(shadows + n - 2, ".d")) {   /* an export: Python reads it */
+    /* an image file is named by its absolute path (pyfalloc run makes it so); a device
+     * URI or spec is not, and only Python reads those */
+    if (!image || image[0] != '/' || n < 3 || strcmp(shadows + n - 2, ".d")) {
         unusable = 1;
         return 0;
     }

@@ -15,6 +15,7 @@ import pytest
 
 from pyfalloc import Volume
 from pyfalloc.errors import FsError
+from pyfalloc.tools import qcow2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MiB = 1 << 20
@@ -77,24 +78,14 @@ def story(uri, meta, stored_bytes, granule_option=()):
 def qemu_nbd(tmp_path):
     if not (shutil.which("qemu-nbd") and shutil.which("qemu-img")):
         pytest.skip("qemu-nbd/qemu-img are not installed (apt qemu-utils)")
-    disk, sock, pid = tmp_path / "d.qcow2", tmp_path / "nbd.sock", tmp_path / "nbd.pid"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=1M", str(disk), "256M"], check=True)
-    subprocess.run(["qemu-nbd", "--discard=unmap", "-f", "qcow2", f"--socket={sock}", "-x", "vol", "--persistent",
-                    "--shared=0", "--fork", f"--pid-file={pid}", str(disk)], check=True)
-    _wait_for(pid)
-    yield f"nbd+unix:///vol?socket={sock}", disk
-    os.kill(int(pid.read_text()), 15)
+    with qcow2.served(str(tmp_path), "256M") as served:
+        yield served
 
 
 @needs_libnbd
 def test_qcow2_over_nbd_gives_back_the_clusters_defrag_frees(qemu_nbd, tmp_path):
     uri, disk = qemu_nbd
-
-    def actual_size():
-        info = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(disk)], capture_output=True,
-                              text=True, check=True)
-        return json.loads(info.stdout)["actual-size"]
-    freed, granule, before, after, mkfs_out = story(uri, str(tmp_path / "vol.meta"), actual_size)
+    freed, granule, before, after, mkfs_out = story(uri, str(tmp_path / "vol.meta"), lambda: qcow2.actual_size(disk))
     assert granule == MiB, f"mkfs took the granule from the device (the qcow2 cluster): {mkfs_out}"
     assert freed > 0
     assert before - after >= 0.9 * freed * granule, (before, after, freed)

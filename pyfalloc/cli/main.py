@@ -70,6 +70,11 @@ def _type(mode):
 
 
 # ---- commands --------------------------------------------------------------------------------
+def _volume(a):
+    """The volume a command names: IMAGE, with its --meta."""
+    return Volume(a.image, meta=a.meta)
+
+
 def cmd_mkfs(a):
     if a.size is not None and a.size <= 0:
         raise FsError(errno.EINVAL, "--size must be positive")
@@ -89,7 +94,7 @@ def _walk(v, path, recursive):
 
 
 def cmd_ls(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         s = v.stat(a.path)
         entries = list(_walk(v, a.path, a.recursive)) if st.S_ISDIR(s.st_mode) else [(a.path, s)]
         if a.json:
@@ -106,7 +111,7 @@ def cmd_ls(a):
 
 
 def cmd_mkdir(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         if a.parents:
             path = ""
             for part in v.fs.split(a.path):
@@ -135,24 +140,24 @@ def cmd_rm(a):
     p = paths.parse(a.path)
     if p.kind in (paths.DOT, paths.DOTDOT):             # as rm(1), before touching anything
         raise FsError(errno.EINVAL, f"refusing to remove '.' or '..' directory: skipping {paths.printable(a.path)}")
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         if p.kind == paths.ROOT or v.fs.resolve(a.path) == v.fs.resolve("/"):   # --preserve-root
             raise FsError(errno.EBUSY, "refusing to remove the root directory")
         _remove(v, a.path, a.recursive)
 
 
 def cmd_put(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         copy.put(v, a.local, a.path, a.recursive, a.preserve)
 
 
 def cmd_get(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         copy.get(v, a.path, a.local, a.recursive, a.preserve)
 
 
 def cmd_cat(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         fd = v.open(a.path)
         pos = 0
         while chunk := v.pread(fd, 1 << 20, pos):
@@ -163,7 +168,7 @@ def cmd_cat(a):
 
 
 def cmd_stat(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         s = v.stat(a.path)
         info = {"path": a.path, "type": _type(s.st_mode), "ino": s.st_ino, "mode": oct(st.S_IMODE(s.st_mode)),
                 "size": s.st_size, "blocks": s.st_blocks, "blksize": s.st_blksize, "nlink": s.st_nlink,
@@ -190,7 +195,7 @@ def cmd_fallocate(a):
         mode |= uapi.FALLOC_FL_KEEP_SIZE
     if a.posix and (a.keep_size or a.physical is not None):
         raise FsError(errno.EINVAL, "--posix takes no other mode and no --physical")
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         fd = v.open(a.path, os.O_RDWR | os.O_CREAT)
         try:
             if a.posix:
@@ -208,7 +213,7 @@ def _flag_names(flags):
 
 
 def cmd_fiemap(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         ext = v.fiemap_path(a.path)
         if a.json:
             return _json({"extents": _extents_json(ext)})
@@ -244,7 +249,7 @@ def _nearest_free(v, fd, offset, length):
 
 
 def cmd_move(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         fd = v.open(a.path, os.O_RDWR)
         try:
             if a.physical == "auto":
@@ -271,7 +276,7 @@ def cmd_move(a):
 
 
 def cmd_age(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         if a.replay_log:
             ops = age.read_log(a.replay_log)
         else:
@@ -297,7 +302,7 @@ def cmd_age(a):
 
 
 def cmd_defrag(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         c = Compactor(v, a.strategy, budget=a.budget, min_age=a.min_age, progress=not a.json)
         r = c.run(dry_run=a.dry_run)
         before, after = r.pop("_used_before"), r.pop("_used_after")
@@ -328,7 +333,7 @@ def cmd_defrag(a):
 
 def cmd_run(a):
     from pyfalloc.shim.run import run
-    Volume(a.image, meta=a.meta).umount()            # refuse a bad image here, with the usual message
+    _volume(a).umount()            # refuse a bad image here, with the usual message
     run(a.image, a.command, a.mount, a.meta)
 
 
@@ -346,7 +351,7 @@ def _owner_name(rec):
 
 
 def cmd_fsmap(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         if a.free:
             runs = [(p, n) for p, n in v.free_extents() if n >= a.min]
             if a.json:
@@ -366,7 +371,7 @@ def cmd_fsmap(a):
 
 
 def cmd_map(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         summary = v.granules()
         if a.png:
             mapview.png(a.png, [summary], [a.image])
@@ -380,7 +385,7 @@ def cmd_map(a):
 
 
 def cmd_trim(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         r = v.trim(a.offset, a.length, a.minimum)
         if a.json:
             return _json(r)
@@ -389,7 +394,7 @@ def cmd_trim(a):
 
 
 def cmd_fsck(a):
-    with Volume(a.image, meta=a.meta) as v:
+    with _volume(a) as v:
         problems = v.fsck()
     if a.json:
         _json({"clean": not problems, "problems": problems})

@@ -219,6 +219,11 @@ class Store:
     def durable(self):
         return self.log.get("durable")
 
+    def generation(self, ino):
+        """The inode's change counter in the shared log: read before fresh(), and the same
+        later, no change of that inode was published in between."""
+        return self.log.generation(ino)
+
     def next_move_id(self):
         with self.tx(dirty=False):
             mid = self.log.get("next_move") + 1

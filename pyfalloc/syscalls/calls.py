@@ -276,7 +276,7 @@ class Syscalls:
         if of.is_dir or offset < 0:
             return None
         store = self.fs.meta
-        gen = store.log.generation(of.ino)      # before catching up: a later change shows
+        gen = store.generation(of.ino)          # before catching up: a later change shows
         store.fresh()
         epoch, _ = store.snapshot()
         inode = self.fs.inode(of.ino)
