@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 # the LD_PRELOAD shim (cffi embedding mode)
 SHIM := build/libpyfalloc.so
 shim: $(SHIM)
-$(SHIM): $(STAMP) $(wildcard shim/*.c shim/*.h) shim/build.py cdefs/shim.h cdefs/fallocate2.h
+$(SHIM): $(STAMP) $(wildcard shim/*.c shim/*.h) shim/build.py cdefs/shim.h cdefs/shim_c.h cdefs/fallocate2.h
 	$(PY) shim/build.py build
 
 # Every process the shim starts imports the package: with PYTHONDONTWRITEBYTECODE set (or a

@@ -2,8 +2,11 @@
  * (pyfalloc/shim/serve.py). Every call returns a value >= 1 on success (the result + 1) or
  * -errno on failure: cffi answers 0 when Python could not start, and 0 must never look
  * like fd 0 or "0 bytes". */
-/* opens path as descriptor fd; *ino receives the inode (it names the shadow) */
-long long pyf_open(const char *path, int flags, int mode, int fd, long long *ino);
+/* opens path as descriptor fd (a new file's mode has the umask applied); out receives the inode (it names the shadow) and 1 when the
+ * inode's last close has nothing to do (no preallocation to drop, not unlinked) */
+long long pyf_open(const char *path, int flags, int mode, int fd, long long *out);
+/* the shim let go of its last hold on ino, which had work left for its last close */
+long long pyf_release(long long ino);
 long long pyf_close(int fd);
 /* the file position lives in the shadow descriptor: C passes it in and moves it after */
 long long pyf_read(int fd, char *buf, long long n, long long off);
@@ -26,7 +29,7 @@ long long pyf_fsync(int fd);                       /* fd < 0: sync, syncfs */
 long long pyf_exit(void);
 long long pyf_ioctl(int fd, unsigned long request, char *arg, long long size);
 long long pyf_unlink(const char *path, int rmdir);
-long long pyf_mkdir(const char *path, int mode);
+long long pyf_mkdir(const char *path, int mode);          /* umask applied */
 long long pyf_access(const char *path, int mode, int flags);
 long long pyf_rename(const char *from, const char *to, unsigned int flags);
 long long pyf_dup(int oldfd, int newfd);

@@ -17,8 +17,11 @@ def build(outdir):
     ffi = cffi.FFI()
     with open(os.path.join(ROOT, "cdefs", "shim.h")) as f:
         ffi.embedding_api(f.read())
+    with open(os.path.join(ROOT, "cdefs", "shim_c.h")) as f:
+        ffi.cdef(f.read())
     libdir = sysconfig.get_config_var("LIBDIR")
-    ffi.set_source("libpyfalloc", '#include "shim.h"', sources=sorted(glob.glob(os.path.join(HERE, "*.c"))),
+    ffi.set_source("libpyfalloc", '#include "shim.h"\n#include "shim_c.h"',
+                   sources=sorted(glob.glob(os.path.join(HERE, "*.c"))),
                    include_dirs=[os.path.join(ROOT, "cdefs"), HERE], libraries=["dl", "pthread"],
                    # the preloaded library finds libpython without LD_LIBRARY_PATH
                    extra_link_args=[f"-Wl,-rpath,{libdir}"] if libdir else [])
@@ -35,9 +38,9 @@ def build(outdir):
                         if line.strip() and not line.startswith(("#", "import ", "import\t")) \
                                 and d not in sys.path and os.path.isdir(d):
                             sys.path.append(d)
-        from libpyfalloc import ffi
+        from libpyfalloc import ffi, lib
         from pyfalloc.shim import serve
-        serve.bind(ffi)
+        serve.bind(ffi, lib)
     """)
     os.makedirs(outdir, exist_ok=True)
     return ffi.compile(tmpdir=outdir, target="libpyfalloc.so", verbose=False)

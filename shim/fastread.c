@@ -70,6 +70,21 @@ static int fill(int fd, off_t off)
     return 1;
 }
 
+/* a description of the shared log of its own, among the shim's descriptors */
+int open_log(void)
+{
+    const char *shadows = runtime_dir();
+    size_t n = shadows ? strlen(shadows) : 0;
+    if (n < 3 || strcmp(shadows + n - 2, ".d"))
+        return failed_errno(ENOENT);
+    char log[4200];
+    snprintf(log, sizeof log, "%.*s", (int)(n - 2), shadows);
+    in_py++;
+    int fd = keep_high(k_open(log, O_RDONLY | O_CLOEXEC, 0));
+    in_py--;
+    return fd;
+}
+
 /* the image and the log's header, opened once (kept in the shim's own descriptor range) */
 static int ready(void)
 {
@@ -85,10 +100,8 @@ static int ready(void)
         unusable = 1;
         return 0;
     }
-    char log[4200];
-    snprintf(log, sizeof log, "%.*s", (int)(n - 2), shadows);
-    in_py++;                        /* so the descriptors go high, where the program cannot reach */
-    int lf = keep_high(k_open(log, O_RDONLY | O_CLOEXEC, 0));
+    int lf = open_log();
+    in_py++;                        /* so the descriptor goes high, where the program cannot reach */
     int img = keep_high(k_open(image, O_RDWR | O_CLOEXEC, 0));
     in_py--;
     void *m = lf >= 0 ? mmap(NULL, SHM_MAPPED, PROT_READ, MAP_SHARED, lf, 0) : MAP_FAILED;
@@ -229,7 +242,7 @@ static unsigned slot_of(const char *ip)
     return h % STAT_SLOTS;
 }
 
-int stat_position(unsigned long long pos[2])
+int log_position(unsigned long long pos[2])
 {
     /* only once Python has opened the volume: before, the log may not exist yet, and a
      * failed ready() would turn the fast reads off for good */

@@ -41,9 +41,36 @@ off_t k_lseek(int fd, off_t off, int whence) { load_lseek(); return real_lseek(f
 int k_fcntl(int fd, int cmd, long arg) { load_fcntl(); return real_fcntl(fd, cmd, arg); }
 int k_dup3(int fd, int newfd, int flags) { load_dup3(); return real_dup3(fd, newfd, flags); }
 
+/* the process these tables belong to: a child of vfork (Python's subprocess, posix_spawn)
+ * runs in its parent's memory until it execs, and must neither enter the parent's Python
+ * nor change its tables; it sees shadows as the kernel's files, which they are */
+static pid_t owner;
+int own_process(void) { return getpid() == owner; }
+
+/* A program that is itself Python checks and opens its standard streams while its
+ * interpreter starts, and Python cannot be started inside that start: until it is ready,
+ * image descriptors are the kernel's shadows and image paths the host's. */
+static int program_python_starting(void)
+{
+    static int (*initialized)(void);
+    static void *(*interpreters)(void);
+    static int looked;
+    if (python_started)
+        return 0;
+    if (!looked) {
+        initialized = (int (*)(void))dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+        interpreters = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyInterpreterState_Head");
+        looked = 1;
+    }
+    return initialized && interpreters && !initialized() && interpreters();
+}
+
 /* The embedded Python sees the host only: its own start touches descriptors 0-2, which may
  * be image files, and must not re-enter itself. */
-int is_virt(int fd) { return !in_py && fd >= 0 && fd < MAX_FDS && virt[fd]; }
+int is_virt(int fd)
+{
+    return !in_py && fd >= 0 && fd < MAX_FDS && virt[fd] && own_process() && !program_python_starting();
+}
 
 static int on_image(const char *path)
 {
@@ -214,7 +241,7 @@ const char *image_path(int dirfd, const char *path)
     }
     normalize(joined);
     if (on_image(joined))
-        return joined;
+        return program_python_starting() ? NULL : joined;
     if (path[0] != '/' && dirfd == AT_FDCWD && !vcwd[0])
         return NULL;                /* a host name: the kernel resolves it as given */
     note_escape(path, joined);
@@ -401,8 +428,8 @@ static const char *shadow_dir(void)
 
 const char *runtime_dir(void) { return shadow_dir(); }
 
-/* put the shadow of inode ino, opened with flags, on descriptor number fd */
-static int make_shadow(int fd, long long ino, int flags)
+/* a new descriptor (the lowest free number) on the shadow of inode ino, opened with flags */
+int open_shadow(long long ino, int flags)
 {
     const char *dir = shadow_dir();
     char name[4200];
@@ -415,7 +442,13 @@ static int make_shadow(int fd, long long ino, int flags)
         if (made >= 0)
             k_close(made);
     }
-    int s = k_open(name, O_CREAT | O_CLOEXEC | acc | (flags & (O_APPEND | O_NONBLOCK)), 0666);
+    return k_open(name, O_CREAT | acc | (flags & (O_APPEND | O_NONBLOCK | O_CLOEXEC)), 0666);
+}
+
+/* put the shadow of inode ino, opened with flags, on descriptor number fd */
+static int make_shadow(int fd, long long ino, int flags)
+{
+    int s = open_shadow(ino, flags | O_CLOEXEC);
     if (s < 0)
         return -1;
     int r = k_dup3(s, fd, flags & O_CLOEXEC);
@@ -463,6 +496,11 @@ int open_image(const char *path, int flags, mode_t mode)
 {
     if (!python_started && !room_to_start())
         return failed_errno(EMFILE);
+    int fast = open_cached(path, flags);
+    if (fast != -2)
+        return fast;
+    unsigned long long pos[2];
+    int known = log_position(pos);      /* before Python answers, as for a stat */
     /* reserve the lowest free number, as open(2) would give, while Python opens the file */
     int fd = k_open("/dev/null", O_PATH | O_CLOEXEC, 0);
     if (fd < 0)
@@ -472,13 +510,21 @@ int open_image(const char *path, int flags, mode_t mode)
         errno = EMFILE;
         return -1;
     }
-    long long ino = 0;
-    if (PY(pyf_open(inner(path), flags, (int)mode, fd, &ino)) < 0) {
+    long long got[2] = {0, 0};          /* the inode; whether its last close has nothing to do */
+    if (flags & O_CREAT || (flags & O_TMPFILE) == O_TMPFILE)
+        mode &= ~process_umask();
+    if (PY(pyf_open(inner(path), flags, (int)mode, fd, got)) < 0) {
         int e = errno;
         k_close(fd);
+        if (known && (e == ENOENT || e == ENOTDIR || e == EACCES || e == EISDIR || e == EPERM
+                      || e == ENAMETOOLONG))
+            open_remember(path, flags, pos, 0, 0, e);
         errno = e;
         return -1;
     }
+    long long ino = got[0];
+    if (known)
+        open_remember(path, flags, pos, ino, (int)got[1], 0);
     if (make_shadow(fd, ino, flags) < 0) {
         int e = errno;
         PY(pyf_close(fd));
@@ -576,12 +622,29 @@ static void after_fork(const char *hook)
     fork_held = 0;
 }
 
-static void after_fork_parent(void) { after_fork("PyOS_AfterFork_Parent"); }
-/* the child's Python re-takes its locks on descriptions of its own (pyfalloc/store/forks.py) */
-static void after_fork_child(void) { after_fork("PyOS_AfterFork_Child"); }
+/* the interpreter's lock first, then the shim's holds (Python claims under its lock) */
+static void prepare_fork(void)
+{
+    before_fork();
+    holds_before_fork();
+}
+static void after_fork_parent(void)
+{
+    holds_after_fork(0);
+    after_fork("PyOS_AfterFork_Parent");
+}
+/* the child's Python re-takes its locks on descriptions of its own (pyfalloc/store/forks.py),
+ * and so does the shim */
+static void after_fork_child(void)
+{
+    owner = getpid();
+    holds_after_fork(1);
+    after_fork("PyOS_AfterFork_Child");
+}
 
 __attribute__((constructor)) static void shim_init(void)
 {
+    owner = getpid();
     const char *m = env("PYFALLOC_MOUNT");
     if (m && *m == '/' && strlen(m) < sizeof prefix) {
         strcpy(prefix, m);
@@ -609,7 +672,7 @@ __attribute__((constructor)) static void shim_init(void)
         long top = rl.rlim_cur < 4096 ? (long)rl.rlim_cur : 4096;
         own_base = top > 256 ? (int)(top - 128) : (int)(top / 2);
     }
-    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+    pthread_atfork(prepare_fork, after_fork_parent, after_fork_child);
     adopt_shadows();
     for (int fd = 0; fd <= 2; fd++)
         std_rebind(fd);

@@ -107,12 +107,15 @@ int creat64(const char *path, mode_t mode) { return creat(path, mode); }
 static void drop_virt(int fd)
 {
     clear_virt(fd);
-    PY(pyf_close(fd));
+    if (!close_unclaimed(fd))
+        PY(pyf_close(fd));
 }
 
 int close(int fd)
 {
     load_close();
+    if (!own_process())     /* a vfork child: its descriptors, the parent's memory */
+        return real_close(fd);
     if (own_fd(fd)) {
         if (!in_py)
             return 0;           /* the program cannot close the shim's metadata under it */
@@ -133,6 +136,8 @@ int close(int fd)
 int close_range(unsigned int first, unsigned int last, int flags)
 {
     load_close_range();
+    if (!own_process())
+        return real_close_range(first, last, flags);
     if (first > last)
         return real_close_range(first, last, flags);
     for (unsigned int fd = first; fd <= last && fd < MAX_FDS; fd++) {
@@ -445,7 +450,7 @@ int image_stat(int fd, const char *path, struct stat *st)
         if (hit < 0)
             return -1;
         if (!hit) {
-            int known = stat_position(pos);
+            int known = log_position(pos);
             if (PY(pyf_stat(fd, ip, v)) < 0) {
                 int e = errno;
                 if (known && (e == ENOENT || e == ENOTDIR || e == EACCES || e == ENAMETOOLONG))
@@ -671,6 +676,8 @@ static int before_dup_onto(int fd, int newfd)
 int dup(int fd)
 {
     load_dup();
+    if (!own_process())
+        return real_dup(fd);
     int n = real_dup(fd);
     if (in_py)
         return keep_high(n);    /* Python's own (mmap keeps a dup of the file it maps) */
@@ -680,6 +687,8 @@ int dup(int fd)
 int dup2(int fd, int newfd)
 {
     load_dup2();
+    if (!own_process())
+        return real_dup2(fd, newfd);
     if (before_dup_onto(fd, newfd) < 0)
         return -1;
     int n = real_dup2(fd, newfd);
@@ -691,6 +700,8 @@ int dup2(int fd, int newfd)
 int dup3(int fd, int newfd, int flags)
 {
     load_dup3();
+    if (!own_process())
+        return real_dup3(fd, newfd, flags);
     if (fd == newfd)
         return failed(EINVAL);
     if (before_dup_onto(fd, newfd) < 0)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "shim.h"
+#include "shim_c.h"
 
 #define MAX_FDS 65536
 #define NO_HINT ((unsigned long long)-1)
@@ -36,6 +37,8 @@ HIDDEN extern char vcwd[4096];               /* the working directory while it i
 HIDDEN extern __thread int in_py;            /* this thread is inside the embedded Python */
 
 HIDDEN int is_virt(int fd);
+HIDDEN int own_process(void);      /* not a vfork child running in this process's memory */
+HIDDEN mode_t process_umask(void); /* umask.c */
 HIDDEN long long done(long long r);
 HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread is not in it */
 /* call the Python half: answers as libc does (-1 and errno on failure) */
@@ -43,8 +46,10 @@ HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread 
 HIDDEN void before_python(void);
 HIDDEN const char *image_path(int dirfd, const char *path);
 HIDDEN void note_host_cwd(void);       /* after the host working directory changed */
+/* the shared log's position (fastread.c): 0 before Python opened the volume */
+HIDDEN int log_position(unsigned long long pos[2]);
+HIDDEN int open_log(void);          /* a description of the log of the shim's own */
 /* stat answers by path while the shared log has not moved (fastread.c) */
-HIDDEN int stat_position(unsigned long long pos[2]);
 HIDDEN int stat_lookup(const char *ip, long long *v, int n);
 HIDDEN void stat_remember(const char *ip, const unsigned long long pos[2], const long long *v, int n, int err);
 HIDDEN const char *inner(const char *path);
@@ -53,6 +58,15 @@ HIDDEN const char *alias(const char *path);
 HIDDEN int alias_dir(int dirfd, const char *path);
 #define HERE(path) image_path(AT_FDCWD, path)
 HIDDEN int open_image(const char *path, int flags, mode_t mode);
+HIDDEN int open_shadow(long long ino, int flags);
+/* ---- openfast.c: opens answered in C while the log has not moved --------------------------- */
+/* the descriptor, -1 and errno, or -2 when Python must answer */
+HIDDEN int open_cached(const char *path, int flags);
+HIDDEN void open_remember(const char *path, int flags, const unsigned long long pos[2], long long ino,
+                          int clean, int err);
+HIDDEN int close_unclaimed(int fd);     /* 1: fd was opened in C and Python never saw it */
+HIDDEN void holds_before_fork(void);
+HIDDEN void holds_after_fork(int child);
 HIDDEN void set_virt(int fd, const char *path, int acc);
 HIDDEN const char *virt_path(int fd);
 /* host descriptors of the directory holding the prefix (see fdtable.c) */

@@ -97,7 +97,7 @@ int mkdir(const char *path, mode_t mode)
 {
     const char *ip = HERE(path);
     if (ip)
-        return (int)PY(pyf_mkdir(inner(ip), (int)mode));
+        return (int)PY(pyf_mkdir(inner(ip), (int)(mode & ~process_umask())));
     load_mkdir();
     return real_mkdir(alias(path), mode);
 }
@@ -106,7 +106,7 @@ int mkdirat(int dirfd, const char *path, mode_t mode)
 {
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return (int)PY(pyf_mkdir(inner(ip), (int)mode));
+        return (int)PY(pyf_mkdir(inner(ip), (int)(mode & ~process_umask())));
     load_mkdirat();
     return real_mkdirat(alias_dir(dirfd, path), alias(path), mode);
 }

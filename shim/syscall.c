@@ -57,6 +57,7 @@ long syscall(long nr, ...)
     case SYS_fallocate2: return fallocate2(fd0, (int)a[1], (off_t)a[2], (off_t)a[3], (uint64_t)a[4]);
     case SYS_fallocate3: return fallocate3(fd0, (const struct fallocate_how *)a[1], (size_t)a[2]);
     /* descriptors and data */
+    case SYS_umask: return umask((mode_t)a[0]);
     case SYS_read: return read(fd0, (void *)a[1], (size_t)a[2]);
     case SYS_write: return write(fd0, (const void *)a[1], (size_t)a[2]);
     case SYS_pread64: return pread(fd0, (void *)a[1], (size_t)a[2], (off_t)a[3]);

@@ -256,3 +256,117 @@ def test_repeated_listings_follow_changes_made_by_other_processes(image):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str([["f0", "f1", "f2"]] * 2 + [["f2", "g", "h"]]
                                    + [[("f2", True, True), ("g", True, True), ("h", True, True)]])
+
+
+HELD_OPENS = r"""
+import os, subprocess, sys
+p, q = "/pyfalloc/held", "/pyfalloc/kept"
+free = lambda: os.statvfs("/pyfalloc").f_bfree
+before = free()
+for name in (p, q):
+    with open(name, "wb") as f:
+        f.write(name.encode() * 4096)
+for name in (p, q):
+    os.close(os.open(name, os.O_RDONLY))    # Python answers; the next opens are the shim's
+a, b = os.open(p, os.O_RDONLY), os.open(q, os.O_RDONLY)
+pid = os.fork()
+if pid == 0:                                # the child holds its copies after the parent's close
+    import time
+    while os.path.exists(p) or os.path.exists(q):
+        time.sleep(0.01)
+    os._exit(0 if os.pread(a, len(p), 0) == p.encode() and os.pread(b, len(q), 0) == q.encode() else 1)
+os.close(a)
+os.close(b)
+subprocess.run(["rm", p, q], check=True)    # another process unlinks both while the child holds them
+_, status = os.waitpid(pid, 0)
+child_read = os.waitstatus_to_exitcode(status) == 0
+# the child's exit let go of both, a freed inode's blocks come back
+c = os.open("/pyfalloc/third", os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(c, b"x" * 4096 * 8)
+os.close(c)
+for _ in range(2):      # the first last close drops the preallocation: the log moves once
+    os.close(os.open("/pyfalloc/third", os.O_RDONLY))
+d = os.open("/pyfalloc/third", os.O_RDONLY)     # the shim's open
+subprocess.run(["rm", "/pyfalloc/third"], check=True)
+os.close(d)                                     # the last close frees it, with no Python call before
+print(child_read, os.path.exists(p), before - free())
+"""
+
+
+def test_files_opened_without_python_stay_held_and_are_freed_at_their_last_close(image):
+    """An open answered in C holds its inode like any other: a forked child reads files
+    another process unlinked after the parent closed its copies, and the last close of an
+    unlinked file gives its blocks back; fsck finds nothing owned twice or leaked."""
+    r = subprocess.run([sys.executable, "-c", HELD_OPENS], env=environment(image), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False", "0"]
+    with Volume(image) as v:
+        assert v.fsck() == []
+
+
+SPAWN_KEEPS = r"""
+import os, subprocess
+fd = os.open("/pyfalloc/open", os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, b"y" * 32768)
+subprocess.run(["true"], check=True)     # vfork; the child closes every inherited descriptor
+print(len(os.pread(fd, 65536, 0)), os.fstat(fd).st_size, os.stat("/pyfalloc/open").st_size)
+"""
+
+
+def test_a_spawned_child_closing_inherited_image_files_leaves_the_parents_alone(image):
+    """Python's subprocess starts children with vfork: until it execs, the child runs in the
+    parent's memory and closes the descriptors it inherited. Those closes must not reach the
+    parent's interpreter or tables: the parent's open file keeps its bytes and size."""
+    r = subprocess.run([sys.executable, "-c", SPAWN_KEEPS], env=environment(image), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["32768"] * 3
+    with Volume(image) as v:
+        assert v.read_file("/open") == b"y" * 32768
+        assert v.fsck() == []
+
+
+MASKS = r"""
+import ctypes, os, subprocess, sys
+d = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+modes = []
+os.umask(0o077)
+os.close(os.open(f"{d}/a", os.O_CREAT | os.O_WRONLY, 0o666))
+libc.syscall(95, 0o002)                                   # SYS_umask, raw
+os.mkdir(f"{d}/b", 0o777)
+subprocess.run(["true"], check=True, umask=0o777)          # the child's mask, not this one's
+os.close(os.open(f"{d}/c", os.O_CREAT | os.O_WRONLY, 0o666))
+print([oct(os.stat(f"{d}/{n}").st_mode & 0o7777) for n in "abc"])
+"""
+
+
+def test_new_files_get_the_umask_as_the_kernel_applies_it(image, tmp_path):
+    """The mask set by umask(), by a raw syscall, and left alone by a child that set its own,
+    gives image files the modes the kernel gives host files in the same sequence."""
+    kernel = subprocess.run([sys.executable, "-c", MASKS, str(tmp_path)], capture_output=True, text=True,
+                            timeout=60)
+    shim = subprocess.run([sys.executable, "-c", MASKS, "/pyfalloc"], env=environment(image),
+                          capture_output=True, text=True, timeout=60)
+    assert kernel.returncode == 0 and shim.returncode == 0, kernel.stderr + shim.stderr
+    assert kernel.stdout == "['0o600', '0o775', '0o664']\n"
+    assert shim.stdout == kernel.stdout
+
+
+STDOUT_ON_IMAGE = r"""
+import subprocess, sys
+print("parent", flush=True)
+subprocess.run(["echo", "child"], check=True)
+subprocess.run(["sh", "-c", "echo piped"], check=True, stdout=subprocess.PIPE)
+print("parent again")
+"""
+
+
+def test_a_python_program_whose_stdout_is_an_image_file_starts_and_shares_it(image):
+    """`python prog > /pyfalloc/out`: the program's interpreter checks its standard streams
+    while it starts, before Python can serve them, and its children write to the same file."""
+    r = sh(image, "sh", "-c", f'"{sys.executable}" -c "$0" > /pyfalloc/out && cat /pyfalloc/out',
+           STDOUT_ON_IMAGE, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "parent\nchild\nparent again\n"

@@ -295,10 +295,21 @@ class FileSystem:
         self.handles.hold(ino)
 
     def drop_handle(self, ino):
-        if not self.handles.drop(ino) or self.readonly:
-            return
+        if self.handles.drop(ino):
+            self.last_close(ino)
+
+    def last_close_work(self, ino):
+        """Whether ino's last close has work to do: preallocation to drop, or an unlinked
+        inode to free."""
         t = self.meta.t
-        if t.win_of.get(ino) or ino in t.orphans:
+        return bool(t.win_of.get(ino)) or ino in t.orphans
+
+    def last_close(self, ino):
+        """This process let go of ino: if nobody else holds it, what its last close does."""
+        if self.readonly:
+            return
+        self.meta.fresh()          # another process may have unlinked it meanwhile
+        if self.last_close_work(ino):
             with self.meta.tx():
                 if not self.in_use(ino):
                     # ext4 drops an inode's preallocation when its last user goes

@@ -18,6 +18,7 @@ from pyfalloc.syscalls import abi
 from pyfalloc.syscalls.calls import NOW
 
 _vol = None
+_make_claim = None              # bind's: the hook that takes over descriptors the C half opened
 # directory listings as the C half reads them, by inode: (dir_version, blob), the oldest
 # dropped first (a program that lists a directory again while nothing changed gets it as is)
 _listings = {}
@@ -51,6 +52,8 @@ def volume():
         raise FsError(errno.ENODEV, "PYFALLOC_IMAGE is not set")
     vol = Volume(image, meta=os.environ.get("PYFALLOC_META"))
     vol.adopt(shadows(vol.fs.meta.runtime_dir()))      # the C half names it the same way
+    if _make_claim is not None:
+        vol.claim = _make_claim(vol)
     _vol = vol
     return _vol
 
@@ -65,15 +68,6 @@ def at_exit():
 
 
 atexit.register(at_exit)        # a Python program finalizes before the shim's destructor
-
-def umask():
-    """The process umask, which the kernel applies to the mode of a new file."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    return 0o022
-
 
 _serial = threading.RLock()
 
@@ -106,17 +100,39 @@ def _call(fn, *args):
         return -errno.EIO
 
 
-def bind(ffi):
-    @ffi.def_extern()
-    def pyf_open(path, flags, mode, fd, ino):
-        if flags & os.O_CREAT or flags & os.O_TMPFILE == os.O_TMPFILE:
-            mode &= ~umask()
+def _claimer(ffi, lib, vol):
+    """The hook by which the volume takes over a descriptor the C half opened alone: the
+    volume holds the inode before the C half lets go of its hold."""
+    def claim(fd):
+        ino = ffi.new("long long *")
+        flags = lib.pyf_claim(fd, ino)
+        if flags < 0:
+            return None
+        try:
+            vol.adopt({fd: (ino[0], flags)})
+        finally:
+            lib.pyf_unhold(ino[0])
+        return vol.files.get(fd)
+    return claim
 
+
+def bind(ffi, lib):
+    global _make_claim
+    _make_claim = lambda vol: _claimer(ffi, lib, vol)
+
+    @ffi.def_extern()
+    def pyf_open(path, flags, mode, fd, out):
         def open_():
             v = volume()
             v.open(os.fsdecode(ffi.string(path)), flags, mode, fd=fd)
-            ino[0] = v.files[fd].ino
+            ino = v.files[fd].ino
+            out[0] = ino
+            out[1] = not v.fs.last_close_work(ino)
         return _call(open_)
+
+    @ffi.def_extern()
+    def pyf_release(ino):
+        return _call(lambda: volume().fs.last_close(ino))
 
     @ffi.def_extern()
     def pyf_close(fd):
@@ -201,7 +217,7 @@ def bind(ffi):
 
     @ffi.def_extern()
     def pyf_mkdir(path, mode):
-        return _call(lambda: volume().mkdir(os.fsdecode(ffi.string(path)), mode & ~umask()))
+        return _call(lambda: volume().mkdir(os.fsdecode(ffi.string(path)), mode))
 
     @ffi.def_extern()
     def pyf_access(path, mode, flags):

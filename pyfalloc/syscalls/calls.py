@@ -102,13 +102,22 @@ class Syscalls:
         self.files = {}
         self._next_fd = 3
         self._lock = threading.RLock()
+        # fd -> OpenFile of a descriptor a front opened without telling (the shim answers
+        # opens that change nothing itself): set by that front, None otherwise
+        self.claim = None
 
     # ---- descriptors -----------------------------------------------------------------------
+    def _known(self, fd):
+        of = self.files.get(fd)
+        if of is None and self.claim is not None:
+            of = self.claim(fd)
+        return of
+
     def _file(self, fd):
-        try:
-            return self.files[fd]
-        except KeyError:
-            raise FsError(errno.EBADF, f"fd {fd} is not open on this volume") from None
+        of = self._known(fd)
+        if of is None:
+            raise FsError(errno.EBADF, f"fd {fd} is not open on this volume")
+        return of
 
     def _alloc_fd(self):
         while self._next_fd in self.files:
@@ -682,7 +691,7 @@ class Syscalls:
             of = self._file(fd)
             if not (of.readable and of.writable):
                 raise FsError(errno.EBADF, "orig not open for reading and writing")
-            donor = self.files.get(donor_fd)
+            donor = self._known(donor_fd)
             if donor is None:
                 _foreign_donor(donor_fd)
             if not donor.writable:
