@@ -49,20 +49,28 @@ int own_process(void) { return getpid() == owner; }
 
 /* A program that is itself Python checks and opens its standard streams while its
  * interpreter starts, and Python cannot be started inside that start: until it is ready,
- * image descriptors are the kernel's shadows and image paths the host's. */
-static int program_python_starting(void)
+ * image descriptors are the kernel's shadows and image paths the host's. An interpreter
+ * the shim is starting itself is another matter: its other threads wait for it in cffi. */
+static int shim_starts_python;
+static int (*py_initialized)(void);
+static void *(*py_interpreters)(void);
+
+static void look_up_python(void)
 {
-    static int (*initialized)(void);
-    static void *(*interpreters)(void);
     static int looked;
-    if (python_started)
-        return 0;
     if (!looked) {
-        initialized = (int (*)(void))dlsym(RTLD_DEFAULT, "Py_IsInitialized");
-        interpreters = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyInterpreterState_Head");
+        py_initialized = (int (*)(void))dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+        py_interpreters = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyInterpreterState_Head");
         looked = 1;
     }
-    return initialized && interpreters && !initialized() && interpreters();
+}
+
+static int program_python_starting(void)
+{
+    if (python_started || shim_starts_python)
+        return 0;
+    look_up_python();
+    return py_initialized && py_interpreters && !py_initialized() && py_interpreters();
 }
 
 /* The embedded Python sees the host only: its own start touches descriptors 0-2, which may
@@ -260,6 +268,9 @@ void before_python(void)
 {
     if (python_started || signals_saved)
         return;
+    look_up_python();
+    if (py_initialized && py_interpreters && !py_initialized() && !py_interpreters())
+        shim_starts_python = 1;
     for (int i = 0; i < 3; i++)
         sigaction(kept_signals[i], NULL, &program_sig[i]);
     signals_saved = 1;
