@@ -263,6 +263,24 @@ static struct sigaction program_sig[3];
 static int signals_saved;
 static char *program_pythonpath;
 static int pythonpath_swapped;
+static int home_set;
+
+/* A program that is itself Python keeps its own start and path; cffi imports its backend
+ * from that path before the init code runs, so the package's directories join it first. */
+static void with_package_path(const char *ours)
+{
+    int (*ensure)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "PyGILState_Ensure");
+    void (*release)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "PyGILState_Release");
+    int (*run)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "PyRun_SimpleString");
+    if (!ours || !ensure || !release || !run)
+        return;
+    int g = ensure();
+    /* in a namespace of its own: the program's __main__ gains no names */
+    run("exec('import os, sys\\n'\n"
+        "     'for p in os.environ.get(\"PYFALLOC_PYTHONPATH\", \"\").split(os.pathsep):\\n'\n"
+        "     '    if p and p not in sys.path: sys.path.append(p)\\n', {})\n");
+    release(g);
+}
 
 void before_python(void)
 {
@@ -274,22 +292,30 @@ void before_python(void)
     for (int i = 0; i < 3; i++)
         sigaction(kept_signals[i], NULL, &program_sig[i]);
     signals_saved = 1;
+    const char *ours = env("PYFALLOC_PYTHONPATH");
+    if (py_initialized && py_initialized()) {
+        with_package_path(ours);
+        return;
+    }
     /* An interpreter we start ourselves skips the site step (python -S): it would run every
      * .pth of the base installation, which costs tens of ms and serves nothing here; the
-     * init code adds the package's own directories. A program that already runs Python
-     * keeps its own. */
-    int (*alive)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+     * init code adds the package's own directories. */
     int *no_site = (int *)dlsym(RTLD_DEFAULT, "Py_NoSiteFlag");
-    const char *ours = env("PYFALLOC_PYTHONPATH");
-    if (!alive || !no_site || alive() || !ours)
+    if (!py_initialized || !no_site || !ours)
         return;
     *no_site = 1;
-    /* the directories of the package and its dependencies, for this start only: the
-     * program's own PYTHONPATH is put back in done() */
+    /* the directories of the package and its dependencies, and the standard library of the
+     * Python it was installed with, for this start only: the program's own PYTHONPATH and
+     * PYTHONHOME are put back in done(), so children that are other Pythons keep theirs */
     const char *theirs = env("PYTHONPATH");
     program_pythonpath = theirs ? strdup(theirs) : NULL;
     pythonpath_swapped = 1;
     setenv("PYTHONPATH", ours, 1);
+    const char *home = env("PYFALLOC_PYTHONHOME");
+    if (home && !env("PYTHONHOME")) {
+        setenv("PYTHONHOME", home, 1);
+        home_set = 1;
+    }
 }
 
 /* map a Python answer (result + 1, -errno, or 0 = Python did not start) to libc's way */
@@ -302,11 +328,12 @@ long long done(long long r)
             unsetenv("PYTHONPATH");
         free(program_pythonpath);
         pythonpath_swapped = 0;
+        if (home_set)
+            unsetenv("PYTHONHOME");
+        home_set = 0;
     }
     if (!python_started && r != 0) {
         python_started = 1;
-        if (env("PYFALLOC_PYTHONHOME"))
-            unsetenv("PYTHONHOME");
         for (int i = 0; signals_saved && i < 3; i++)
             sigaction(kept_signals[i], &program_sig[i], NULL);
     }
@@ -667,11 +694,6 @@ __attribute__((constructor)) static void shim_init(void)
     char *slash = strrchr(prefix_parent, '/');
     if (slash)
         slash[slash == prefix_parent] = 0;
-    /* the embedded interpreter finds its standard library through PYTHONHOME; it is put
-     * back after Python starts, so children that are other Pythons do not inherit it */
-    const char *home = env("PYFALLOC_PYTHONHOME");
-    if (home && !env("PYTHONHOME"))
-        setenv("PYTHONHOME", home, 0);
     /* an image working directory handed over by exec (see exec.c) */
     const char *cwd = env("PYFALLOC_CWD");
     if (cwd && on_image(cwd) && strlen(cwd) < sizeof vcwd)

@@ -370,3 +370,19 @@ def test_a_python_program_whose_stdout_is_an_image_file_starts_and_shares_it(ima
            STDOUT_ON_IMAGE, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "parent\nchild\nparent again\n"
+
+
+@pytest.mark.parametrize("python", sorted({os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
+                                            "/usr/bin/python3"}))
+def test_a_python_without_the_package_installed_reaches_the_image(image, python):
+    """An interpreter outside the project's environment (the venv's base, the system's),
+    with neither pyfalloc nor cffi on its path, runs on the image like any program: the
+    shim lends it the package's directories, and its own start keeps its own standard
+    library."""
+    if not os.path.exists(python):
+        pytest.skip(f"no {python}")
+    base = python
+    code = "import os, sys; print(sys.prefix == sys.base_prefix, sorted(os.listdir('/pyfalloc')))"
+    r = sh(image, "sh", "-c", f'"{base}" -c "$0" > /pyfalloc/out && cat /pyfalloc/out', code, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "True ['out']\n"
