@@ -2,10 +2,12 @@
 owner, group and other bits against the caller's fsuid, fsgid and supplementary groups,
 overridden by the capabilities root holds."""
 import errno
+import os
 import stat as st
 from collections import namedtuple
 
 from pyfalloc.errors import FsError
+from pyfalloc.fs import paths
 
 MAY_EXEC, MAY_WRITE, MAY_READ = 1, 2, 4
 # <linux/capability.h>
@@ -51,23 +53,29 @@ def searchable(cred, mode, uid, gid):
     return bool(bits & 1)
 
 
-def check(cred, inode, mask, what=""):
+def _named(path, inode):
+    """How an error names the file: its path as given, or the inode (the path is rendered
+    only for an error: the checks that pass are most of every call)."""
+    return paths.printable(os.fsdecode(path)) if path else f"inode {inode.ino}"
+
+
+def check(cred, inode, mask, path=None):
     """EACCES unless cred may read/write/search inode as mask asks (None: no checks)."""
     if cred is not None and not allowed(cred, inode, mask):
         need = "".join(c for bit, c in ((MAY_READ, "r"), (MAY_WRITE, "w"), (MAY_EXEC, "x")) if mask & bit)
-        raise FsError(errno.EACCES, f"{what or 'inode ' + str(inode.ino)}: {need} permission denied")
+        raise FsError(errno.EACCES, f"{_named(path, inode)}: {need} permission denied")
 
 
 def owner_or_fowner(cred, inode):
     return cred is None or cred.uid == inode.uid or capable(cred, CAP_FOWNER)
 
 
-def check_sticky(cred, directory, victim, what):
+def check_sticky(cred, directory, victim, path):
     """A sticky directory lets only the file's owner, the directory's owner or CAP_FOWNER
     remove or rename an entry (EPERM)."""
     if (cred is not None and directory.mode & st.S_ISVTX and cred.uid not in (victim.uid, directory.uid)
             and not capable(cred, CAP_FOWNER)):
-        raise FsError(errno.EPERM, f"{what}: sticky directory, not the owner")
+        raise FsError(errno.EPERM, f"{_named(path, victim)}: sticky directory, not the owner")
 
 
 def chmod_mode(cred, inode, mode):

@@ -167,7 +167,7 @@ class Syscalls:
             if not created:
                 want = (perms.MAY_READ if acc != os.O_WRONLY else 0) | \
                        (perms.MAY_WRITE if acc != os.O_RDONLY or flags & os.O_TRUNC else 0)
-                perms.check(cred, inode, want, _shown(path))
+                perms.check(cred, inode, want, path)
             if acc != os.O_RDONLY or flags & os.O_TRUNC:
                 if inode.flags & uapi.FS_IMMUTABLE_FL:
                     raise FsError(errno.EPERM, "immutable file")
@@ -182,7 +182,7 @@ class Syscalls:
         """The caller may add or remove entries of directory parent: a writable volume (a
         read-only mount says EROFS before any EACCES), write and search permission."""
         self.fs.check_writable()
-        perms.check(cred, self.fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, _shown(path))
+        perms.check(cred, self.fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, path)
 
     def _create(self, parent, name, mode, cred):
         """A new inode in parent (which _may_change allowed): owned by the fsuid; the group
@@ -393,7 +393,7 @@ class Syscalls:
         inode = self.fs.inode(ino)
         if not st.S_ISDIR(inode.mode):
             self.fs.check_writable()
-            perms.check(cred, inode, perms.MAY_WRITE, _shown(path))
+            perms.check(cred, inode, perms.MAY_WRITE, path)
         self._truncate_ino(ino, length)
 
     def _truncate_ino(self, ino, length):
@@ -455,7 +455,7 @@ class Syscalls:
             raise FsError(errno.EPERM, "immutable file")
         want = (perms.MAY_READ if mode & os.R_OK else 0) | (perms.MAY_WRITE if mode & os.W_OK else 0) | \
                (perms.MAY_EXEC if mode & os.X_OK else 0)
-        perms.check(cred, inode, want, _shown(path))
+        perms.check(cred, inode, want, path)
 
     def _name(self, path, cred, refused):
         """(parent, name, parsed) for a call that changes an entry of parent, which the
@@ -471,7 +471,7 @@ class Syscalls:
         """The sticky-directory rule for the entry parent/name, when it exists."""
         ino = self.fs.entry(parent, name)
         if ino is not None:
-            perms.check_sticky(cred, self.fs.inode(parent), self.fs.inode(ino), _shown(path))
+            perms.check_sticky(cred, self.fs.inode(parent), self.fs.inode(ino), path)
         return ino
 
     def mkdir(self, path, mode=0o755):
@@ -519,7 +519,7 @@ class Syscalls:
             if (sparsed.trailing or dparsed.trailing) and not is_dir and not exchanged_dir:
                 raise FsError(errno.ENOTDIR, f"{_shown(src)}: not a directory")
             if is_dir and sp != dp and target != ino:       # its ".." changes: it must be writable
-                perms.check(cred, inode, perms.MAY_WRITE, _shown(src))
+                perms.check(cred, inode, perms.MAY_WRITE, src)
         self.fs.rename(sp, sn, dp, dn, noreplace=bool(flags & uapi.RENAME_NOREPLACE),
                        exchange=bool(flags & uapi.RENAME_EXCHANGE))
 
@@ -551,7 +551,7 @@ class Syscalls:
         ino = self.fs.resolve(path, cred)
         inode = self.fs.inode(ino)
         if st.S_ISDIR(inode.mode):
-            perms.check(cred, inode, perms.MAY_READ, _shown(path))
+            perms.check(cred, inode, perms.MAY_READ, path)
         names = [name for name, _ in self.fs.readdir(ino)]
         return [os.fsencode(n) for n in names] if isinstance(path, bytes) else names
 
