@@ -57,6 +57,7 @@ bench: $(STAMP) $(SHIM) bytecode
 	$(PY) bench/shim_io.py
 	$(PY) bench/metadata.py
 	$(PY) bench/programs.py
+	$(PY) bench/conversions.py
 	$(PY) bench/thin.py
 
 # a throwaway single-host Ceph cluster (one mon, one mgr, one OSD on a file) under $(CEPH_DIR);
