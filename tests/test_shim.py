@@ -386,3 +386,29 @@ def test_a_python_without_the_package_installed_reaches_the_image(image, python)
     r = sh(image, "sh", "-c", f'"{base}" -c "$0" > /pyfalloc/out && cat /pyfalloc/out', code, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "True ['out']\n"
+
+
+SHADOWS_FREED = r"""
+import os
+from pyfalloc.shim import serve          # this program's interpreter is the shim's too
+for i in range(40):
+    with open(f"/pyfalloc/t{i}", "w") as f:
+        f.write("x")
+    os.unlink(f"/pyfalloc/t{i}")
+held = open("/pyfalloc/held", "w")
+os.unlink("/pyfalloc/held")              # still open: its shadow stays until the close
+runtime = serve.volume().fs.meta.runtime_dir()
+before = len(os.listdir(runtime))
+held.close()
+print(before, len(os.listdir(runtime)))
+"""
+
+
+def test_a_freed_inode_takes_its_shadow_with_it(image):
+    """Every file the shim opens has a shadow in the volume's runtime directory; a freed
+    inode's shadow goes when the inode does, or a create-and-remove loop would leave one
+    file in /dev/shm per file it ever made."""
+    r = subprocess.run([sys.executable, "-c", SHADOWS_FREED], env=environment(image), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "0"]

@@ -335,6 +335,7 @@ class FileSystem:
         if ino in self.meta.t.stale_tail:
             self.meta.put("z", ino, None)
         self.meta.put("i", ino, None)
+        self.meta.forget_runtime(ino)
         return True
 
     def reap(self):

@@ -84,6 +84,12 @@ class Store:
                 os.chmod(path, 0o1777)
         return path
 
+    def forget_runtime(self, ino):
+        """An inode is freed: its shadow, if a shim made one, goes with it (inode numbers are
+        never reused, and the directory would keep a file for every inode ever opened)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{self.log.shared_path}.d/{ino}")
+
     @property
     def settings(self):
         return self.t.settings
