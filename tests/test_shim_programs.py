@@ -510,3 +510,32 @@ def test_a_descriptor_passed_over_a_unix_socket_reads_its_image_file(image, host
     host, img = both(image, host_dir, [sys.executable, script, "{}"])
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert img.stdout == host.stdout == "through the socket\nthe socket\n"
+
+
+def test_short_lived_processes_racing_on_one_name_see_what_the_kernel_gives(image, host_dir, tmp_path):
+    """Three loops of short-lived processes open a file with O_CREAT, create and remove a
+    journal next to it and open the directory, as concurrent sqlite3 shells do. On the
+    kernel no call fails; on the image neither may: O_CREAT without O_EXCL never gives
+    EEXIST when another process made the name first, and the last process to leave the
+    volume must not remove the runtime directory a newcomer already uses (ENOENT)."""
+    exe = str(tmp_path / "racer")
+    cc = subprocess.run(["cc", "-O2", "-o", exe, os.path.join(ROOT, "tests", "progs", "racer.c")],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    loops = f'for w in 1 2 3; do (for i in $(seq 60); do "{exe}" "$0"; done) & done; wait'
+    host, img = both(image, host_dir, ["sh", "-c", loops, "{}"])
+    assert host.returncode == 0 and host.stdout == "", host.stdout
+    assert img.returncode == 0 and img.stdout == "", img.stdout + img.stderr[-2000:]
+
+
+@pytest.mark.skipif(not shutil.which("sqlite3"), reason="sqlite3 is not installed (apt sqlite3)")
+def test_concurrent_sqlite3_shells_insert_into_one_database(image, host_dir):
+    """Three loops of sqlite3 shells insert into one database (rollback journal) at once;
+    every insert lands and the database checks out, as on the kernel."""
+    loops = ('sqlite3 "$0/c.db" "create table t(a, w);" && '
+             'for w in 1 2 3; do (for i in $(seq 30); do sqlite3 -cmd ".timeout 20000" "$0/c.db" '
+             '"insert into t values($i, $w);" || echo FAIL; done) & done; wait; '
+             'sqlite3 "$0/c.db" "select count(*), sum(a), count(distinct w) from t; pragma integrity_check;"')
+    host, img = both(image, host_dir, ["sh", "-c", loops, "{}"])
+    assert host.returncode == 0 and host.stdout == "90|1395|3\nok\n", host.stdout + host.stderr
+    assert (img.returncode, img.stdout) == (0, host.stdout), img.stderr[-2000:]

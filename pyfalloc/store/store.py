@@ -358,9 +358,11 @@ class Store:
         self.commit(data=False)
         self._fold_journal()
         self.device.release()
-        self.log.remove()
+        # the runtime directory first: once the log is unlinked, a newcomer makes a new log
+        # and uses the directory at once, which this one must not remove under it
         import shutil      # only when the last user leaves
         shutil.rmtree(self.log.path + ".d", ignore_errors=True)
+        self.log.remove()
         return True
 
     def close(self):

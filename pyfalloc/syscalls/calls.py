@@ -150,8 +150,16 @@ class Syscalls:
                     if flags & os.O_DIRECTORY:
                         raise FsError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
                     self._may_change(parent, cred, path)
-                    ino = self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred)
-                    created = True
+                    try:
+                        ino = self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred)
+                        created = True
+                    except FsError as e:
+                        # another process made the name since the look-up: without O_EXCL
+                        # the open takes that file, as the kernel's look-up under the
+                        # directory's lock would have found it
+                        ino = fs.entry(parent, p.last)
+                        if e.errno != errno.EEXIST or flags & os.O_EXCL or ino is None:
+                            raise
                 elif flags & os.O_CREAT and flags & os.O_EXCL:
                     raise FsError(errno.EEXIST, _shown(path))
                 elif p.trailing and not st.S_ISDIR(fs.inode(ino).mode):
