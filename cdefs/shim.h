@@ -2,8 +2,9 @@
  * (pyfalloc/shim/serve.py). Every call returns a value >= 1 on success (the result + 1) or
  * -errno on failure: cffi answers 0 when Python could not start, and 0 must never look
  * like fd 0 or "0 bytes". */
-/* opens path as descriptor fd (a new file's mode has the umask applied); out receives the inode (it names the shadow) and 1 when the
- * inode's last close has nothing to do (no preallocation to drop, not unlinked) */
+/* opens path as descriptor fd (a new file's mode has the umask applied); out receives the
+ * inode (it names the shadow) and 1 when the inode's last close has nothing to do (no
+ * preallocation to drop, not unlinked) */
 long long pyf_open(const char *path, int flags, int mode, int fd, long long *out);
 /* the shim let go of its last hold on ino, which had work left for its last close */
 long long pyf_release(long long ino);
