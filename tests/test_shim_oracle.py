@@ -63,6 +63,23 @@ def test_descriptor_semantics_match_the_kernel(image, host_dir, tmp_path):
     assert image_tree(image) == tree(host_dir)
 
 
+def test_files_opened_again_while_nothing_changed_behave_as_on_the_kernel(image, host_dir, tmp_path):
+    """Each open in tests/progs/reopen.c follows the same open and close, so on the image the
+    shim answers it without Python; every call on such a descriptor (read, offsets shared by
+    dup, fcntl, flock, mmap, writes, O_APPEND, *at calls and fchdir through a directory, kept
+    errors, a child reading a file unlinked under it) must give what the kernel gives."""
+    exe = str(tmp_path / "reopen")
+    cc = subprocess.run(["cc", "-Wall", "-Werror", "-o", exe, os.path.join(ROOT, "tests", "progs", "reopen.c")],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    host = subprocess.run([exe, host_dir], capture_output=True, text=True, timeout=60)
+    img = under_shim(image, [exe, "/pyfalloc"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "child read 12: line CHANGED" in host.stdout and "gone: -1 No such file" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+    assert image_tree(image) == tree(host_dir)
+
+
 SCRIPT = r"""
 set -e
 cd "$D"
