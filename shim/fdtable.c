@@ -176,6 +176,11 @@ static const char *too_long(void)
  * then fstatat and openat of each name, as rsync does against symbolic-link races) must
  * find the image under it. */
 static unsigned char above[MAX_FDS];
+
+/* a descriptor the shim keeps something about (an image file, one of its own, a directory
+ * above the prefix, a standard stream it may rebind): the calls that change its tables need
+ * to know whether this is a vfork child only for these, and the others skip the getpid */
+int fd_noted(int fd) { return fd >= 0 && (fd <= 2 || (fd < MAX_FDS && (virt[fd] || own[fd] || above[fd]))); }
 static char prefix_parent[4096] = "/";
 
 /* A host working directory that holds the prefix ("/" under the default /pyfalloc, or the

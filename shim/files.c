@@ -114,7 +114,7 @@ static void drop_virt(int fd)
 int close(int fd)
 {
     load_close();
-    if (!own_process())     /* a vfork child: its descriptors, the parent's memory */
+    if (fd_noted(fd) && !own_process())     /* a vfork child: its descriptors, the parent's memory */
         return real_close(fd);
     if (own_fd(fd)) {
         if (!in_py)
@@ -676,18 +676,18 @@ static int before_dup_onto(int fd, int newfd)
 int dup(int fd)
 {
     load_dup();
-    if (!own_process())
-        return real_dup(fd);
     int n = real_dup(fd);
     if (in_py)
         return keep_high(n);    /* Python's own (mmap keeps a dup of the file it maps) */
-    return n < 0 ? n : dup_shadow(fd, n);
+    if (n < 0 || ((fd_noted(fd) || fd_noted(n)) && !own_process()))
+        return n;
+    return dup_shadow(fd, n);
 }
 
 int dup2(int fd, int newfd)
 {
     load_dup2();
-    if (!own_process())
+    if ((fd_noted(fd) || fd_noted(newfd)) && !own_process())
         return real_dup2(fd, newfd);
     if (before_dup_onto(fd, newfd) < 0)
         return -1;
@@ -700,7 +700,7 @@ int dup2(int fd, int newfd)
 int dup3(int fd, int newfd, int flags)
 {
     load_dup3();
-    if (!own_process())
+    if ((fd_noted(fd) || fd_noted(newfd)) && !own_process())
         return real_dup3(fd, newfd, flags);
     if (fd == newfd)
         return failed(EINVAL);

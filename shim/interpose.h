@@ -38,6 +38,7 @@ HIDDEN extern __thread int in_py;            /* this thread is inside the embedd
 
 HIDDEN int is_virt(int fd);
 HIDDEN int own_process(void);      /* not a vfork child running in this process's memory */
+HIDDEN int fd_noted(int fd);       /* the shim keeps something about fd (fdtable.c) */
 HIDDEN mode_t process_umask(void); /* umask.c */
 HIDDEN long long done(long long r);
 HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread is not in it */
