@@ -106,6 +106,20 @@ static int unhold(long long ino)
     return 1;
 }
 
+/* An unlink that asked for holders before this process's hold may be under way, about to
+ * free the inode (see Filesystem.hold_existing): once the writer's lock has been free, an
+ * unchanged log position says no change ended since the answer was given. */
+static int still_at(const unsigned long long pos[2])
+{
+    struct flock l = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    if (k_fcntl(hold_fd, F_OFD_SETLKW, (long)&l) < 0)
+        return 0;
+    l.l_type = F_UNLCK;
+    k_fcntl(hold_fd, F_OFD_SETLK, (long)&l);
+    unsigned long long now[2];
+    return log_position(now) && now[0] == pos[0] && now[1] == pos[1];
+}
+
 int open_cached(const char *path, int flags)
 {
     const char *ip = inner(path);
@@ -131,6 +145,12 @@ int open_cached(const char *path, int flags)
         return -2;
     }
     pthread_mutex_unlock(&lock);
+    if (!still_at(pos)) {
+        pthread_mutex_lock(&lock);
+        unhold(ino);
+        pthread_mutex_unlock(&lock);
+        return -2;
+    }
     int fd = open_shadow(ino, flags);
     if (fd >= 0 && fd >= MAX_FDS) {
         k_close(fd);

@@ -513,16 +513,18 @@ def test_a_descriptor_passed_over_a_unix_socket_reads_its_image_file(image, host
 
 
 def test_short_lived_processes_racing_on_one_name_see_what_the_kernel_gives(image, host_dir, tmp_path):
-    """Three loops of short-lived processes open a file with O_CREAT, create and remove a
+    """Four loops of short-lived processes open a file with O_CREAT, create and remove a
     journal next to it and open the directory, as concurrent sqlite3 shells do. On the
     kernel no call fails; on the image neither may: O_CREAT without O_EXCL never gives
-    EEXIST when another process made the name first, and the last process to leave the
-    volume must not remove the runtime directory a newcomer already uses (ENOENT)."""
+    EEXIST when another process made the name first; a file opened just as another process
+    unlinks it is held, not freed under the opener (ENOENT on its writes); and the last
+    process to leave the volume must not remove the runtime directory a newcomer already
+    uses (ENOENT)."""
     exe = str(tmp_path / "racer")
     cc = subprocess.run(["cc", "-O2", "-o", exe, os.path.join(ROOT, "tests", "progs", "racer.c")],
                         capture_output=True, text=True)
     assert cc.returncode == 0, cc.stderr
-    loops = f'for w in 1 2 3; do (for i in $(seq 60); do "{exe}" "$0"; done) & done; wait'
+    loops = f'for w in 1 2 3 4; do (for i in $(seq 60); do "{exe}" "$0"; done) & done; wait'
     host, img = both(image, host_dir, ["sh", "-c", loops, "{}"])
     assert host.returncode == 0 and host.stdout == "", host.stdout
     assert img.returncode == 0 and img.stdout == "", img.stdout + img.stderr[-2000:]

@@ -294,6 +294,20 @@ class FileSystem:
     def add_handle(self, ino):
         self.handles.hold(ino)
 
+    def hold_existing(self, ino):
+        """Hold ino open; False (and no hold) when it no longer exists. The kernel takes an
+        open's reference under the directory's lock, so an unlink either sees the file open
+        or came before the look-up. Here an unlink that asked for holders between this
+        process's look-up and its hold may have freed the inode: waiting once for the
+        writer's lock after the hold orders the two, and then the inode is gone (look it up
+        again) or held for good."""
+        self.handles.hold(ino)
+        self.meta.settle()
+        if ino in self.meta.t.inodes:
+            return True
+        self.handles.drop(ino)
+        return False
+
     def drop_handle(self, ino):
         if self.handles.drop(ino):
             self.last_close(ino)

@@ -178,6 +178,18 @@ class Store:
             finally:
                 self.log.unlock()
 
+    def settle(self):
+        """Catch up after any change under way in another process has ended: unlike fresh(),
+        this waits for the writer's lock once, so a change that had begun is seen."""
+        with self._rlock:
+            if self._depth:
+                return
+            self.log.lock(fcntl.F_RDLCK)
+            try:
+                self._catch_up()
+            finally:
+                self.log.unlock()
+
     def snapshot(self):
         """(epoch, position) of the shared log that this process's tables reflect."""
         return self._epoch, self._pos

@@ -43,6 +43,10 @@ _UNLINK_REFUSED = {paths.ROOT: errno.EISDIR, paths.DOT: errno.EISDIR, paths.DOTD
 _RENAME_REFUSED = {paths.ROOT: errno.EBUSY, paths.DOT: errno.EBUSY, paths.DOTDOT: errno.EBUSY}
 
 
+# an open looks its name up again when an unlink freed the inode before it was held
+_OPEN_TRIES = 8
+
+
 def _shown(path):
     return paths.printable(os.fsdecode(path))
 
@@ -134,56 +138,65 @@ class Syscalls:
                 raise FsError(errno.EINVAL, "bad access mode")
             if flags & os.O_TMPFILE == os.O_TMPFILE:
                 return self._open_tmpfile(path, flags, mode, fd, cred)
-            parent, p = fs.walk_parent(path, cred)
-            created = False
-            if p.kind != paths.NORM:
-                if flags & os.O_CREAT:
-                    raise FsError(errno.EISDIR, _shown(path))
-                ino = fs.resolve(path)
+            for _ in range(_OPEN_TRIES):
+                parent, p = fs.walk_parent(path, cred)
+                created = False
+                if p.kind != paths.NORM:
+                    if flags & os.O_CREAT:
+                        raise FsError(errno.EISDIR, _shown(path))
+                    ino = fs.resolve(path)
+                else:
+                    if flags & os.O_CREAT and p.trailing:
+                        raise FsError(errno.EISDIR, f"{_shown(path)}: O_CREAT of a name ending in /")
+                    ino = fs.entry(parent, p.last)
+                    if ino is None:
+                        if not flags & os.O_CREAT:
+                            raise FsError(errno.ENOENT, _shown(path))
+                        if flags & os.O_DIRECTORY:
+                            raise FsError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
+                        self._may_change(parent, cred, path)
+                        try:
+                            ino = self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred)
+                            created = True
+                        except FsError as e:
+                            # another process made the name since the look-up: without O_EXCL
+                            # the open takes that file, as the kernel's look-up under the
+                            # directory's lock would have found it
+                            ino = fs.entry(parent, p.last)
+                            if e.errno != errno.EEXIST or flags & os.O_EXCL or ino is None:
+                                raise
+                    elif flags & os.O_CREAT and flags & os.O_EXCL:
+                        raise FsError(errno.EEXIST, _shown(path))
+                    elif p.trailing and not st.S_ISDIR(fs.inode(ino).mode):
+                        raise FsError(errno.ENOTDIR, f"{_shown(path)}: not a directory")
+                if fs.hold_existing(ino):
+                    break
+                # an unlink by another process freed it between the look-up and the hold
             else:
-                if flags & os.O_CREAT and p.trailing:
-                    raise FsError(errno.EISDIR, f"{_shown(path)}: O_CREAT of a name ending in /")
-                ino = fs.entry(parent, p.last)
-                if ino is None:
-                    if not flags & os.O_CREAT:
-                        raise FsError(errno.ENOENT, _shown(path))
-                    if flags & os.O_DIRECTORY:
-                        raise FsError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
-                    self._may_change(parent, cred, path)
-                    try:
-                        ino = self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred)
-                        created = True
-                    except FsError as e:
-                        # another process made the name since the look-up: without O_EXCL
-                        # the open takes that file, as the kernel's look-up under the
-                        # directory's lock would have found it
-                        ino = fs.entry(parent, p.last)
-                        if e.errno != errno.EEXIST or flags & os.O_EXCL or ino is None:
-                            raise
-                elif flags & os.O_CREAT and flags & os.O_EXCL:
-                    raise FsError(errno.EEXIST, _shown(path))
-                elif p.trailing and not st.S_ISDIR(fs.inode(ino).mode):
-                    raise FsError(errno.ENOTDIR, f"{_shown(path)}: not a directory")
-            inode = fs.inode(ino)
-            is_dir = st.S_ISDIR(inode.mode)
-            if flags & os.O_DIRECTORY and not is_dir:
-                raise FsError(errno.ENOTDIR, _shown(path))
-            if is_dir and (acc != os.O_RDONLY or flags & os.O_CREAT):
-                raise FsError(errno.EISDIR, _shown(path))
-            if acc != os.O_RDONLY or flags & os.O_TRUNC:
-                fs.check_writable()
-            if not created:
-                want = (perms.MAY_READ if acc != os.O_WRONLY else 0) | \
-                       (perms.MAY_WRITE if acc != os.O_RDONLY or flags & os.O_TRUNC else 0)
-                perms.check(cred, inode, want, path)
-            if acc != os.O_RDONLY or flags & os.O_TRUNC:
-                if inode.flags & uapi.FS_IMMUTABLE_FL:
-                    raise FsError(errno.EPERM, "immutable file")
-                if inode.flags & uapi.FS_APPEND_FL and (not flags & os.O_APPEND or flags & os.O_TRUNC):
-                    raise FsError(errno.EPERM, "append-only file")
-            if flags & os.O_TRUNC and not is_dir and acc != os.O_RDONLY and inode.size:
-                fs.truncate(ino, 0)
-            fs.add_handle(ino)
+                raise FsError(errno.ENOENT, f"{_shown(path)}: removed while being opened")
+            try:
+                inode = fs.inode(ino)
+                is_dir = st.S_ISDIR(inode.mode)
+                if flags & os.O_DIRECTORY and not is_dir:
+                    raise FsError(errno.ENOTDIR, _shown(path))
+                if is_dir and (acc != os.O_RDONLY or flags & os.O_CREAT):
+                    raise FsError(errno.EISDIR, _shown(path))
+                if acc != os.O_RDONLY or flags & os.O_TRUNC:
+                    fs.check_writable()
+                if not created:
+                    want = (perms.MAY_READ if acc != os.O_WRONLY else 0) | \
+                           (perms.MAY_WRITE if acc != os.O_RDONLY or flags & os.O_TRUNC else 0)
+                    perms.check(cred, inode, want, path)
+                if acc != os.O_RDONLY or flags & os.O_TRUNC:
+                    if inode.flags & uapi.FS_IMMUTABLE_FL:
+                        raise FsError(errno.EPERM, "immutable file")
+                    if inode.flags & uapi.FS_APPEND_FL and (not flags & os.O_APPEND or flags & os.O_TRUNC):
+                        raise FsError(errno.EPERM, "append-only file")
+                if flags & os.O_TRUNC and not is_dir and acc != os.O_RDONLY and inode.size:
+                    fs.truncate(ino, 0)
+            except BaseException:
+                fs.drop_handle(ino)
+                raise
             return self._install(fd, OpenFile(ino, flags, is_dir))
 
     def _may_change(self, parent, cred, path):
