@@ -32,16 +32,21 @@ def _blocks(i, n):
     return order[:n]
 
 
-def _on_image(image, i, n, ready, out):
-    v = Volume(image)
-    fd = v.open(f"/f{i}", os.O_RDWR | os.O_CREAT, 0o644)
-    v.fallocate(fd, 0, 0, FILE)
+def _writes(i, n, ready, out, pwrite):
+    """Wait for the others, then time n first writes of process i."""
     buf = b"x" * BS
     ready.wait()
     t = time.perf_counter()
     for b in _blocks(i, n):
-        v.pwrite(fd, buf, b * BS)
+        pwrite(buf, b * BS)
     out.put(time.perf_counter() - t)
+
+
+def _on_image(image, i, n, ready, out):
+    v = Volume(image)
+    fd = v.open(f"/f{i}", os.O_RDWR | os.O_CREAT, 0o644)
+    v.fallocate(fd, 0, 0, FILE)
+    _writes(i, n, ready, out, lambda buf, off: v.pwrite(fd, buf, off))
     v.close(fd)
     v.umount()
 
@@ -49,12 +54,7 @@ def _on_image(image, i, n, ready, out):
 def _on_kernel(directory, i, n, ready, out):
     fd = os.open(os.path.join(directory, f"f{i}"), os.O_RDWR | os.O_CREAT, 0o644)
     os.posix_fallocate(fd, 0, FILE)
-    buf = b"x" * BS
-    ready.wait()
-    t = time.perf_counter()
-    for b in _blocks(i, n):
-        os.pwrite(fd, buf, b * BS)
-    out.put(time.perf_counter() - t)
+    _writes(i, n, ready, out, lambda buf, off: os.pwrite(fd, buf, off))
     os.close(fd)
 
 

@@ -31,8 +31,6 @@ def build(outdir):
         # its path; of their .pth files only the directory lines count (the link to
         # python3-libnbd): the code lines (an editable install's finder) serve nothing here.
         for p in os.environ.get("PYFALLOC_PYTHONPATH", "").split(os.pathsep):
-            if p and p not in sys.path:     # a program that is itself Python has its own path
-                sys.path.append(p)
             for pth in sorted(n for n in (os.listdir(p) if os.path.isdir(p) else ()) if n.endswith(".pth")):
                 with open(os.path.join(p, pth)) as f:
                     for line in f:

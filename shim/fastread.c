@@ -214,34 +214,6 @@ ssize_t image_pwrite_fast(int fd, const void *buf, size_t n, off_t off)
     return r;
 }
 
-/* ---- stat by path, answered again while nothing changed -------------------------------------
- * A stat answer is a function of the metadata and of who asks (the walk's search
- * permissions), and every metadata change moves the shared log; reads, and overwrites
- * within the mtime's clock tick, change neither. So an answer taken at a log position holds
- * while the log stays there, for the same effective ids. The position is read before
- * Python answers: Python has caught up at least that far, and if the log moved meanwhile
- * the entry never matches. Failures (ENOENT, EACCES, ...) are kept the same way. */
-enum { STAT_SLOTS = 512, STAT_PATH = 232, STAT_VALUES = 16 };
-struct stat_slot {
-    char path[STAT_PATH];
-    unsigned long long epoch, tail;
-    uid_t uid;
-    gid_t gid;
-    int err;                        /* 0, or the errno of the answer */
-    int n;
-    long long v[STAT_VALUES];
-};
-static struct stat_slot stat_cache[STAT_SLOTS];
-static pthread_mutex_t stat_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static unsigned slot_of(const char *ip)
-{
-    unsigned h = 2166136261u;       /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)ip; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % STAT_SLOTS;
-}
-
 int log_position(unsigned long long pos[2])
 {
     /* only once Python has opened the volume: before, the log may not exist yet, and a
@@ -251,43 +223,4 @@ int log_position(unsigned long long pos[2])
     pos[0] = field(SHM_EPOCH);
     pos[1] = field(SHM_TAIL);
     return 1;
-}
-
-int stat_lookup(const char *ip, long long *v, int n)
-{
-    if (!header || strlen(ip) >= STAT_PATH || n > STAT_VALUES)
-        return 0;
-    struct stat_slot *s = &stat_cache[slot_of(ip)];
-    int hit = 0;
-    pthread_mutex_lock(&stat_lock);
-    if (s->n == n && s->epoch == field(SHM_EPOCH) && s->tail == field(SHM_TAIL) && s->uid == geteuid()
-        && s->gid == getegid() && !strcmp(s->path, ip)) {
-        if (s->err) {
-            errno = s->err;
-            hit = -1;
-        } else {
-            memcpy(v, s->v, sizeof *v * (size_t)n);
-            hit = 1;
-        }
-    }
-    pthread_mutex_unlock(&stat_lock);
-    return hit;
-}
-
-void stat_remember(const char *ip, const unsigned long long pos[2], const long long *v, int n, int err)
-{
-    if (strlen(ip) >= STAT_PATH || n > STAT_VALUES)
-        return;
-    struct stat_slot *s = &stat_cache[slot_of(ip)];
-    pthread_mutex_lock(&stat_lock);
-    strcpy(s->path, ip);
-    s->epoch = pos[0];
-    s->tail = pos[1];
-    s->uid = geteuid();
-    s->gid = getegid();
-    s->err = err;
-    s->n = n;
-    if (!err)
-        memcpy(s->v, v, sizeof *v * (size_t)n);
-    pthread_mutex_unlock(&stat_lock);
 }

@@ -561,13 +561,13 @@ int open_image(const char *path, int flags, mode_t mode)
         k_close(fd);
         if (known && (e == ENOENT || e == ENOTDIR || e == EACCES || e == EISDIR || e == EPERM
                       || e == ENAMETOOLONG))
-            open_remember(path, flags, pos, 0, 0, e);
+            answer_remember(ANSWERS_OPEN, inner(path), flags, pos, got, 2, e);
         errno = e;
         return -1;
     }
     long long ino = got[0];
     if (known)
-        open_remember(path, flags, pos, ino, (int)got[1], 0);
+        answer_remember(ANSWERS_OPEN, inner(path), flags, pos, got, 2, 0);
     if (make_shadow(fd, ino, flags) < 0) {
         int e = errno;
         PY(pyf_close(fd));

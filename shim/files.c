@@ -446,20 +446,20 @@ int image_stat(int fd, const char *path, struct stat *st)
     if (fd < 0) {
         const char *ip = inner(path);
         unsigned long long pos[2];
-        int hit = stat_lookup(ip, v, ST_N);
+        int known = log_position(pos);
+        int hit = known ? answer_lookup(ANSWERS_STAT, ip, 0, pos, v, ST_N) : 0;
         if (hit < 0)
             return -1;
         if (!hit) {
-            int known = log_position(pos);
             if (PY(pyf_stat(fd, ip, v)) < 0) {
                 int e = errno;
                 if (known && (e == ENOENT || e == ENOTDIR || e == EACCES || e == ENAMETOOLONG))
-                    stat_remember(ip, pos, v, ST_N, e);
+                    answer_remember(ANSWERS_STAT, ip, 0, pos, v, ST_N, e);
                 errno = e;
                 return -1;
             }
             if (known)
-                stat_remember(ip, pos, v, ST_N, 0);
+                answer_remember(ANSWERS_STAT, ip, 0, pos, v, ST_N, 0);
         }
     } else if (PY(pyf_stat(fd, inner(path), v)) < 0)
         return -1;

@@ -50,9 +50,12 @@ HIDDEN void note_host_cwd(void);       /* after the host working directory chang
 /* the shared log's position (fastread.c): 0 before Python opened the volume */
 HIDDEN int log_position(unsigned long long pos[2]);
 HIDDEN int open_log(void);          /* a description of the log of the shim's own */
-/* stat answers by path while the shared log has not moved (fastread.c) */
-HIDDEN int stat_lookup(const char *ip, long long *v, int n);
-HIDDEN void stat_remember(const char *ip, const unsigned long long pos[2], const long long *v, int n, int err);
+/* answers by path kept while the shared log has not moved (answers.c), one table per call:
+ * 1 and v filled, -1 and errno (a kept failure), 0 when Python must answer */
+enum { ANSWERS_STAT, ANSWERS_OPEN };
+HIDDEN int answer_lookup(int table, const char *ip, int key, const unsigned long long pos[2], long long *v, int n);
+HIDDEN void answer_remember(int table, const char *ip, int key, const unsigned long long pos[2], const long long *v,
+                            int n, int err);
 HIDDEN const char *inner(const char *path);
 /* the host path (and AT_FDCWD) to use for a path that left the image by ".." */
 HIDDEN const char *alias(const char *path);
@@ -63,8 +66,6 @@ HIDDEN int open_shadow(long long ino, int flags);
 /* ---- openfast.c: opens answered in C while the log has not moved --------------------------- */
 /* the descriptor, -1 and errno, or -2 when Python must answer */
 HIDDEN int open_cached(const char *path, int flags);
-HIDDEN void open_remember(const char *path, int flags, const unsigned long long pos[2], long long ino,
-                          int clean, int err);
 HIDDEN int close_unclaimed(int fd);     /* 1: fd was opened in C and Python never saw it */
 HIDDEN void holds_before_fork(void);
 HIDDEN void holds_after_fork(int child);

@@ -1,7 +1,6 @@
-/* Opens answered in C while nothing changed. Like a stat, an open that changes no metadata
- * is a function of the metadata, the path, the flags and who asks: Python's answer taken at
- * a log position holds while the log stays there (see fastread.c). Such an open needs no
- * Python: the descriptor is the inode's shadow, and the inode is held open (the lock byte
+/* Opens answered in C while nothing changed: Python's answer to an open that changed no
+ * metadata is kept by path and flags while the log stays put (answers.c). Such an open
+ * needs no Python: the descriptor is the inode's shadow, and the inode is held open (the lock byte
  * pyfalloc/store/handles.py names) on a description of the shim's own.
  *
  * Python learns of such a descriptor when a call first brings it there: it claims it
@@ -13,19 +12,7 @@
 #include <pthread.h>
 
 #define HANDLE_BASE (1LL << 40)
-enum { OPEN_SLOTS = 512, OPEN_PATH = 232, HOLD_SLOTS = 4096 };
-
-struct open_slot {
-    char path[OPEN_PATH];
-    unsigned long long epoch, tail;
-    uid_t uid;
-    gid_t gid;
-    int flags;
-    int err;                        /* 0, or the errno of the answer */
-    int clean;                      /* the inode's last close has nothing to do */
-    long long ino;
-};
-static struct open_slot slots[OPEN_SLOTS];
+enum { HOLD_SLOTS = 4096 };
 
 /* descriptors opened here that Python has not claimed */
 static struct {
@@ -48,14 +35,6 @@ static int handle_lock(long long ino, short kind, int cmd)
     struct flock l = {.l_type = kind, .l_whence = SEEK_SET, .l_start = HANDLE_BASE + ino, .l_len = 1};
     int r = k_fcntl(hold_fd, cmd, (long)&l);
     return r < 0 ? r : l.l_type;
-}
-
-static unsigned open_slot_of(const char *ip, int flags)
-{
-    unsigned h = 2166136261u ^ (unsigned)flags;      /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)ip; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % OPEN_SLOTS;
 }
 
 static int hold_slot(long long ino, int add)
@@ -122,24 +101,16 @@ static int still_at(const unsigned long long pos[2])
 
 int open_cached(const char *path, int flags)
 {
-    const char *ip = inner(path);
     unsigned long long pos[2];
-    if ((flags & O_TMPFILE) == O_TMPFILE || strlen(ip) >= OPEN_PATH || !log_position(pos))
+    long long got[2];               /* the inode; whether its last close has nothing to do */
+    if ((flags & O_TMPFILE) == O_TMPFILE || !log_position(pos))
         return -2;
-    struct open_slot *s = &slots[open_slot_of(ip, flags)];
+    int hit = answer_lookup(ANSWERS_OPEN, inner(path), flags, pos, got, 2);
+    if (hit <= 0)
+        return hit < 0 ? -1 : -2;
     pthread_mutex_lock(&lock);
-    if (s->epoch != pos[0] || s->tail != pos[1] || s->flags != flags || s->uid != geteuid()
-        || s->gid != getegid() || strcmp(s->path, ip)) {
-        pthread_mutex_unlock(&lock);
-        return -2;
-    }
-    if (s->err) {
-        int e = s->err;
-        pthread_mutex_unlock(&lock);
-        return failed_errno(e);
-    }
-    long long ino = s->ino;
-    int clean = s->clean;
+    long long ino = got[0];
+    int clean = (int)got[1];
     if (hold(ino) < 0) {
         pthread_mutex_unlock(&lock);
         return -2;
@@ -172,25 +143,6 @@ int open_cached(const char *path, int flags)
     set_virt(fd, path, flags);
     std_rebind(fd);
     return fd;
-}
-
-void open_remember(const char *path, int flags, const unsigned long long pos[2], long long ino, int clean, int err)
-{
-    const char *ip = inner(path);
-    if (strlen(ip) >= OPEN_PATH)
-        return;
-    struct open_slot *s = &slots[open_slot_of(ip, flags)];
-    pthread_mutex_lock(&lock);
-    strcpy(s->path, ip);
-    s->epoch = pos[0];
-    s->tail = pos[1];
-    s->uid = geteuid();
-    s->gid = getegid();
-    s->flags = flags;
-    s->err = err;
-    s->ino = ino;
-    s->clean = clean;
-    pthread_mutex_unlock(&lock);
 }
 
 int close_unclaimed(int fd)

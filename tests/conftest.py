@@ -59,6 +59,15 @@ def ext4_dir():
     subprocess.run(["rm", "-rf", base])
 
 
+def compile_prog(tmp_path, name, *flags):
+    """tests/progs/NAME.c built into tmp_path with cc and flags; the executable's path."""
+    exe = str(tmp_path / name)
+    cc = subprocess.run(["cc", *flags, "-o", exe, os.path.join(ROOT, "tests", "progs", name + ".c")],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    return exe
+
+
 def run_py(code, *args, prefix=(), env=None, **kw):
     """Run Python code in a child process with pyfalloc importable (prefix: a wrapper such as
     setpriv that execs the interpreter)."""

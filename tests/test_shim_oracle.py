@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, compile_prog
 
 from pyfalloc import Volume
 from pyfalloc.shim.run import environment
@@ -51,10 +51,7 @@ def test_descriptor_semantics_match_the_kernel(image, host_dir, tmp_path):
     """dup/fork/exec position sharing, O_APPEND with pwrite, F_GETFL/F_SETFL, FD_CLOEXEC
     across exec, lseek edges, readv/writev, sendfile, fadvise, errno of bad calls, stdio on an
     inherited stdout, and the descriptor numbers a program gets."""
-    exe = str(tmp_path / "descriptors")
-    cc = subprocess.run(["cc", "-Wall", "-Werror", "-o", exe, os.path.join(ROOT, "tests", "progs", "descriptors.c")],
-                        capture_output=True, text=True)
-    assert cc.returncode == 0, cc.stderr
+    exe = compile_prog(tmp_path, "descriptors", "-Wall", "-Werror")
     host = subprocess.run([exe, host_dir], capture_output=True, text=True, timeout=60)
     img = under_shim(image, [exe, "/pyfalloc"])
     assert host.returncode == 0 and img.returncode == 0, img.stderr
@@ -68,10 +65,7 @@ def test_files_opened_again_while_nothing_changed_behave_as_on_the_kernel(image,
     shim answers it without Python; every call on such a descriptor (read, offsets shared by
     dup, fcntl, flock, mmap, writes, O_APPEND, *at calls and fchdir through a directory, kept
     errors, a child reading a file unlinked under it) must give what the kernel gives."""
-    exe = str(tmp_path / "reopen")
-    cc = subprocess.run(["cc", "-Wall", "-Werror", "-o", exe, os.path.join(ROOT, "tests", "progs", "reopen.c")],
-                        capture_output=True, text=True)
-    assert cc.returncode == 0, cc.stderr
+    exe = compile_prog(tmp_path, "reopen", "-Wall", "-Werror")
     host = subprocess.run([exe, host_dir], capture_output=True, text=True, timeout=60)
     img = under_shim(image, [exe, "/pyfalloc"])
     assert host.returncode == 0 and img.returncode == 0, img.stderr

@@ -11,7 +11,7 @@ import tempfile
 import time
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, compile_prog
 from test_shim_oracle import under_shim
 
 from pyfalloc.shim.run import environment
@@ -211,10 +211,7 @@ def test_rename_flags_ioctls_and_readahead_match_ext4(image, host_dir):
 
 
 def test_eight_threads_open_write_read_close_at_once(image, host_dir, tmp_path):
-    exe = str(tmp_path / "threads")
-    cc = subprocess.run(["cc", "-O2", "-pthread", "-o", exe, os.path.join(ROOT, "tests", "progs", "threads.c")],
-                        capture_output=True, text=True)
-    assert cc.returncode == 0, cc.stderr
+    exe = compile_prog(tmp_path, "threads", "-O2", "-pthread")
     host, img = both(image, host_dir, [exe, "{}"])
     assert host.stdout == "errors 0\n"
     assert img.returncode == 0 and img.stdout == "errors 0\n", img.stderr[-2000:]
@@ -256,18 +253,10 @@ def test_dprintf_writes_into_the_image_file(image, host_dir, tmp_path):
     assert host.stdout == "answer 42\n" and img.stdout == host.stdout, img.stderr
 
 
-def _compile(tmp_path, name):
-    exe = str(tmp_path / name)
-    cc = subprocess.run(["cc", "-Wall", "-o", exe, os.path.join(ROOT, "tests", "progs", name + ".c")],
-                        capture_output=True, text=True)
-    assert cc.returncode == 0, cc.stderr
-    return exe
-
-
 def test_realpath_scandir_glob_nftw_and_ftw_walk_the_image_as_ext4(image, host_dir, tmp_path):
     """glibc runs these from inside itself; on the image the shim runs them with the
     interposed calls. Lines are compared sorted: readdir order is the filesystem's own."""
-    host, img = both(image, host_dir, [_compile(tmp_path, "walk"), "{}"])
+    host, img = both(image, host_dir, [compile_prog(tmp_path, "walk", "-Wall"), "{}"])
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert "scandir 3: a.txt b.dat sub" in img.stdout and "glob 0: /w/a.txt" in img.stdout
     assert sorted(img.stdout.splitlines()) == sorted(host.stdout.splitlines())
@@ -297,7 +286,7 @@ def test_a_call_that_bypasses_libc_cannot_create_a_host_file_from_an_image_cwd(i
     system call with a relative name gets ENOENT."""
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    exe = _compile(tmp_path, "inline_syscall")
+    exe = compile_prog(tmp_path, "inline_syscall", "-Wall")
     r = under_shim(image, ["bash", "-c", f"mkdir -p /pyfalloc/d && {exe} /pyfalloc/d"], cwd=cwd)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["inline openat: ENOENT", "getcwd: /pyfalloc/d"]
@@ -520,10 +509,7 @@ def test_short_lived_processes_racing_on_one_name_see_what_the_kernel_gives(imag
     unlinks it is held, not freed under the opener (ENOENT on its writes); and the last
     process to leave the volume must not remove the runtime directory a newcomer already
     uses (ENOENT)."""
-    exe = str(tmp_path / "racer")
-    cc = subprocess.run(["cc", "-O2", "-o", exe, os.path.join(ROOT, "tests", "progs", "racer.c")],
-                        capture_output=True, text=True)
-    assert cc.returncode == 0, cc.stderr
+    exe = compile_prog(tmp_path, "racer", "-O2")
     loops = f'for w in 1 2 3 4; do (for i in $(seq 60); do "{exe}" "$0"; done) & done; wait'
     host, img = both(image, host_dir, ["sh", "-c", loops, "{}"])
     assert host.returncode == 0 and host.stdout == "", host.stdout

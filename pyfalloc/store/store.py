@@ -167,16 +167,8 @@ class Store:
         """Apply what other processes changed since this one last looked: one read of the
         shared mapping when nothing did."""
         epoch, tail = self.log.position()
-        if epoch == self._epoch and tail == self._pos:
-            return
-        with self._rlock:
-            if self._depth:
-                return
-            self.log.lock(fcntl.F_RDLCK)
-            try:
-                self._catch_up()
-            finally:
-                self.log.unlock()
+        if epoch != self._epoch or tail != self._pos:
+            self.settle()
 
     def settle(self):
         """Catch up after any change under way in another process has ended: unlike fresh(),
