@@ -194,7 +194,9 @@ class Syscalls:
                         raise FsError(errno.EPERM, "append-only file")
                 if flags & os.O_TRUNC and not is_dir and acc != os.O_RDONLY and inode.size:
                     fs.truncate(ino, 0)
-            except BaseException:
+            except Exception:
+                # a refused open lets go of its hold; an interrupt (KeyboardInterrupt) does no
+                # more work on tables it may have caught half-restored
                 fs.drop_handle(ino)
                 raise
             return self._install(fd, OpenFile(ino, flags, is_dir))
