@@ -43,9 +43,20 @@ int k_dup3(int fd, int newfd, int flags) { load_dup3(); return real_dup3(fd, new
 
 /* the process these tables belong to: a child of vfork (Python's subprocess, posix_spawn)
  * runs in its parent's memory until it execs, and must neither enter the parent's Python
- * nor change its tables; it sees shadows as the kernel's files, which they are */
+ * nor change its tables; it sees shadows as the kernel's files, which they are. A child
+ * made without the fork handlers (a fork by system call number, as stress-ng makes some)
+ * has memory of its own and takes the tables over; kcmp tells the two apart. */
 static pid_t owner;
-int own_process(void) { return getpid() == owner; }
+int own_process(void)
+{
+    pid_t me = getpid();
+    if (me == owner)
+        return 1;
+    if (syscall(SYS_kcmp, (long)me, (long)getppid(), 1L /* KCMP_VM */, 0L, 0L) == 0)
+        return 0;
+    owner = me;
+    return 1;
+}
 
 /* A program that is itself Python checks and opens its standard streams while its
  * interpreter starts, and Python cannot be started inside that start: until it is ready,

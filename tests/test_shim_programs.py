@@ -527,3 +527,13 @@ def test_concurrent_sqlite3_shells_insert_into_one_database(image, host_dir):
     host, img = both(image, host_dir, ["sh", "-c", loops, "{}"])
     assert host.returncode == 0 and host.stdout == "90|1395|3\nok\n", host.stdout + host.stderr
     assert (img.returncode, img.stdout) == (0, host.stdout), img.stderr[-2000:]
+
+
+def test_a_child_forked_without_fork_handlers_keeps_the_image(image, host_dir, tmp_path):
+    """A fork by system call number runs no fork handlers, so the child's pid is not the
+    one the shim knows; its memory is its own all the same (not a vfork child's), and its
+    image descriptors and working directory stay on the image: nothing lands on the host."""
+    exe = compile_prog(tmp_path, "rawfork", "-Wall")
+    host, img = both(image, host_dir, [exe, "{}"])
+    assert host.stdout == "fchdir: ok\ncreate: ok\nparent sees it: yes\n", host.stdout
+    assert img.returncode == 0 and img.stdout == host.stdout, img.stderr
