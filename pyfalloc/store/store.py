@@ -379,6 +379,21 @@ class Store:
 
 
 
+_changing = 0                   # changes under way in this process (any store)
+_interrupted = False
+
+
+def interrupt_between_changes(signum, frame):
+    """A SIGINT handler for a program that drives the store itself (the CLI): Ctrl-C raises
+    KeyboardInterrupt at once between changes, and at the end of a change under way, never
+    inside its bookkeeping (an interrupt there left a change neither undone nor published)."""
+    global _interrupted
+    if _changing:
+        _interrupted = True
+    else:
+        raise KeyboardInterrupt
+
+
 class _Change:
     """The context of Store.tx() (a class: every call makes one, and a generator costs more)."""
     __slots__ = ("s", "dirty", "outer")
@@ -387,9 +402,25 @@ class _Change:
         self.s, self.dirty = store, dirty
 
     def __enter__(self):
+        global _changing
         s = self.s
         if s.readonly:
             raise FsError(errno.EROFS, "the volume is open read-only")
+        _changing += 1
+        try:
+            return self._enter(s)
+        except BaseException:
+            self._done()
+            raise
+
+    def _done(self):
+        global _changing, _interrupted
+        _changing -= 1
+        if _interrupted and not _changing:
+            _interrupted = False
+            raise KeyboardInterrupt
+
+    def _enter(self, s):
         s._rlock.acquire()
         self.outer = not s._depth
         if not self.outer:
@@ -409,6 +440,12 @@ class _Change:
         return s
 
     def __exit__(self, kind, exc, tb):
+        try:
+            return self._exit(kind)
+        finally:
+            self._done()
+
+    def _exit(self, kind):
         s = self.s
         try:
             if not self.outer:
