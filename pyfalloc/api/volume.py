@@ -10,12 +10,9 @@ import os
 
 from pyfalloc.device.image import Device, check_geometry, is_device_uri
 from pyfalloc.errors import FormatError, FsError
-from pyfalloc.fs import spacemap
 from pyfalloc.fs.filesystem import FileSystem
-from pyfalloc.fs.fsck import fsck
 from pyfalloc.store import Store, meta_path
 from pyfalloc.store.journal import journal_of
-from pyfalloc.syscalls import ioctl as _ioctl
 from pyfalloc.syscalls.calls import Syscalls
 from pyfalloc.units import parse_size
 
@@ -133,23 +130,30 @@ class Volume(Syscalls):
         return self.fs.dev.size
 
     # ---- whole-volume calls ---------------------------------------------------------------------
+    # (their modules imported at the call: a process the shim serves pays at its start only
+    # for what every call needs)
     def getfsmap(self, low=0, high=None, count=None):
+        from pyfalloc.fs import spacemap
         return spacemap.getfsmap(self.fs, low, high, count)
 
     def ioctl(self, fd, request, arg):
         """ioctl(2) with the kernel's request numbers and structs (FS_IOC_FIEMAP,
         FS_IOC_GETFSMAP, EXT4_IOC_MOVE_EXT, FIGETBSZ); arg is a bytearray updated in place."""
-        return _ioctl.ioctl(self, fd, request, arg)
+        from pyfalloc.syscalls import ioctl
+        return ioctl.ioctl(self, fd, request, arg)
 
     def free_extents(self):
         """Free space as (physical, length) byte pairs, merged across group boundaries."""
+        from pyfalloc.fs import spacemap
         self.fs.meta.fresh()
         return [(p * self.fs.bs, n * self.fs.bs) for p, n in spacemap.free_runs(self.fs)]
 
     def granules(self):
+        from pyfalloc.fs import spacemap
         return spacemap.granule_summary(self.fs)
 
     def trim(self, start=0, length=None, minlen=0):
+        from pyfalloc.fs import spacemap
         return spacemap.trim(self.fs, start, length, minlen)
 
     def in_use(self, path):
@@ -163,6 +167,7 @@ class Volume(Syscalls):
         return self.fs.open_inodes()
 
     def fsck(self):
+        from pyfalloc.fs.fsck import fsck
         self.fs.reap()
         return fsck(self.fs)
 

@@ -5,7 +5,6 @@ A recorder, when one is set, sees every event in the order the host received it:
 disk could hold after a power cut is the last synced state of each file plus any subset of
 the writes since (tests/crashstates.py builds those states).
 """
-import ctypes
 import errno
 import os
 
@@ -15,9 +14,8 @@ recorder = None     # callable(event): ("write", path, pos, bytes) | ("punch", p
                     # ("truncate", path, size) | ("sync", path) | ("rename", src, dst)
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 _PUNCH = 0x02 | 0x01                # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+_fallocate = None
 
 
 def _record(*event):
@@ -27,7 +25,12 @@ def _record(*event):
 
 def _host_punch(fd, pos, length, path):
     """Deallocate on the host (punch a hole, keep the size); False where it cannot."""
-    if _libc.fallocate(fd, _PUNCH, pos, length) == 0:
+    global _fallocate
+    import ctypes       # at the first punch: most processes never punch, and ctypes costs their start
+    if _fallocate is None:
+        _fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+        _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    if _fallocate(fd, _PUNCH, pos, length) == 0:
         return True
     e = ctypes.get_errno()
     if e not in (errno.EOPNOTSUPP, errno.ENOSYS):

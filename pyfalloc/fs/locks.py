@@ -11,9 +11,9 @@ end of the image file, so they never touch data; a threading lock orders the thr
 process, which share the description. Inode locks are always taken before data locks and
 inodes in ascending order, so two movers never deadlock.
 """
+import _thread
 import fcntl
 import os
-import threading
 
 from pyfalloc.forks import at_fork_in_child, forget_fork
 from pyfalloc.store.shared import ofd_conflict, ofd_lock
@@ -28,7 +28,7 @@ class InodeLocks:
         self.path = path
         self.mode = os.O_RDONLY if readonly else os.O_RDWR     # a reader takes shared locks only
         self.fd = os.open(path, self.mode | os.O_CLOEXEC)
-        self._local = threading.RLock()
+        self._local = _thread.RLock()
         # what a lock holder must see is what was published before it got the lock
         self.after_acquire = after_acquire or (lambda: None)
         at_fork_in_child(self)
@@ -38,7 +38,7 @@ class InodeLocks:
         fd = os.open(self.path, self.mode | os.O_CLOEXEC)
         os.close(self.fd)
         self.fd = fd
-        self._local = threading.RLock()
+        self._local = _thread.RLock()
 
     def _fcntl(self, byte, kind):
         ofd_lock(self.fd, kind, byte)

@@ -50,9 +50,8 @@ def python_path():
     the site step (the shim asks for that: the base installation's .pth files cost tens of
     ms), so the directories that hold the package and its dependencies are named here."""
     import _cffi_backend
-    import sortedcontainers
     dirs = [ROOT, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
-            os.path.dirname(_cffi_backend.__file__), os.path.dirname(os.path.dirname(sortedcontainers.__file__))]
+            os.path.dirname(_cffi_backend.__file__)]
     return list(dict.fromkeys(dirs))
 
 

@@ -5,12 +5,12 @@ them from a Volume.
 Conventions of cdefs/shim.h: success returns the result + 1, failure -errno, so the 0 that
 cffi returns when Python could not start is never taken for a result.
 """
+import _thread
 import atexit
 import errno
 import fcntl
 import os
 import sys
-import threading
 
 from pyfalloc.api.volume import Volume
 from pyfalloc.errors import FsError
@@ -69,12 +69,12 @@ def at_exit():
 
 atexit.register(at_exit)        # a Python program finalizes before the shim's destructor
 
-_serial = threading.RLock()
+_serial = _thread.RLock()
 
 
 def _new_serial():
     global _serial
-    _serial = threading.RLock()
+    _serial = _thread.RLock()
 
 
 # a fork waits for the call under way, and the child starts with the lock free

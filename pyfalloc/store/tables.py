@@ -17,7 +17,7 @@ replica that applies the same records in the same order holds the same tables.
     "z"    ino             (size, log position)     a truncate left bytes past size in the
                                                     last block, to be zeroed before it grows
 """
-from sortedcontainers import SortedDict, SortedList
+from pyfalloc.sortedindex import SortedDict, SortedList
 
 
 class Tables:

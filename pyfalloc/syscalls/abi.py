@@ -8,8 +8,8 @@ syscall: physical_lo and physical_hi have no register. The fix the kernel uses f
 calls (clone3, openat2) is a struct plus its size: `FallocateHow` and fallocate3 below,
 three words on every ABI.
 """
-import ctypes
 import errno
+import struct
 
 from pyfalloc.errors import FsError
 from pyfalloc.uapi import NO_HINT
@@ -46,13 +46,28 @@ def i386_delivery(words):
     return carried, names[len(I386_ARG_REGISTERS):]
 
 
-class FallocateHow(ctypes.Structure):
-    """struct fallocate_how (cdefs/fallocate2.h): the argument of fallocate3(fd, how, size)."""
-    _fields_ = [("offset", ctypes.c_uint64), ("len", ctypes.c_uint64), ("physical", ctypes.c_uint64),
-                ("mode", ctypes.c_uint32), ("reserved", ctypes.c_uint32)]
+# struct fallocate_how (cdefs/fallocate2.h), the argument of fallocate3(fd, how, size):
+# offset, len, physical (u64), mode, reserved (u32)
+_HOW = struct.Struct("=QQQII")
+FALLOCATE_HOW_SIZE_VER0 = _HOW.size
 
 
-FALLOCATE_HOW_SIZE_VER0 = ctypes.sizeof(FallocateHow)
+def __getattr__(name):
+    # the ctypes form of the struct, for callers that build one; defined at first use, as the
+    # shim decodes with struct and its processes need not pay for importing ctypes
+    if name != "FallocateHow":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import ctypes
+
+    class FallocateHow(ctypes.Structure):
+        """struct fallocate_how: the argument of fallocate3(fd, how, size)."""
+        _fields_ = [("offset", ctypes.c_uint64), ("len", ctypes.c_uint64), ("physical", ctypes.c_uint64),
+                    ("mode", ctypes.c_uint32), ("reserved", ctypes.c_uint32)]
+    FallocateHow.__qualname__ = name
+    globals()[name] = FallocateHow
+    return FallocateHow
+
+
 PAGE_SIZE = 4096
 
 
@@ -69,10 +84,10 @@ def decode_how(raw, size):
     raw = bytes(raw[:size])
     if any(raw[FALLOCATE_HOW_SIZE_VER0:]):
         raise FsError(errno.E2BIG, "nonzero bytes past the fields this version knows")
-    how = FallocateHow.from_buffer_copy(raw[:FALLOCATE_HOW_SIZE_VER0])
-    if how.reserved:
+    offset, length, physical, mode, reserved = _HOW.unpack_from(raw)
+    if reserved:
         raise FsError(errno.EINVAL, "fallocate_how.reserved must be zero")
 
     def loff(v):
         return v - (1 << 64) if v >> 63 else v
-    return how.mode, loff(how.offset), loff(how.len), how.physical
+    return mode, loff(offset), loff(length), physical

@@ -2,12 +2,12 @@
 capabilities and errno. Every front (Python API, shim, CLI) calls through here, so one
 place decides which error a call gets.
 """
+import _thread
 import errno
 import fcntl
 import os
 import stat as st
 import struct
-import threading
 from collections import namedtuple
 
 from pyfalloc import uapi
@@ -105,7 +105,7 @@ class Syscalls:
         self.fs = fs
         self.files = {}
         self._next_fd = 3
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         # fd -> OpenFile of a descriptor a front opened without telling (the shim answers
         # opens that change nothing itself): set by that front, None otherwise
         self.claim = None

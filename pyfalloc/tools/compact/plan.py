@@ -1,6 +1,6 @@
 """The plan: the fractional bound on what can be freed and what it must move, and the exact
 strategy's choice of victims and holes."""
-from sortedcontainers import SortedList
+from pyfalloc.sortedindex import SortedList
 
 
 def lower_bound(snap):
