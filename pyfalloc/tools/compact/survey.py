@@ -6,6 +6,7 @@ import time
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from pyfalloc import uapi
 from pyfalloc.units import ceil_div
@@ -58,17 +59,10 @@ class PathIndex:
     would cost about five times as much per file)."""
 
     def __init__(self, pairs):
-        inos, ends, blob = array("q"), array("q", [0]), bytearray()
-        for ino, path in pairs:
-            inos.append(ino)
-            blob += path.encode("utf-8", "surrogateescape")
-            ends.append(len(blob))
-        self._inos, self._ends, out = array("q"), array("q"), bytearray()
-        for i in sorted(range(len(inos)), key=inos.__getitem__):     # by ino, for bisect
-            self._inos.append(inos[i])
-            out += blob[ends[i]:ends[i + 1]]
-            self._ends.append(len(out))
-        self._blob = bytes(out)
+        rows = sorted((ino, path.encode("utf-8", "surrogateescape")) for ino, path in pairs)   # by ino, for bisect
+        self._inos = array("q", [ino for ino, _ in rows])
+        self._ends = array("q", accumulate(len(name) for _, name in rows))
+        self._blob = b"".join(name for _, name in rows)
 
     def _find(self, ino):
         i = bisect_left(self._inos, ino)
@@ -173,25 +167,31 @@ def occupancy(vol, files=None):
     G, size = vol.granule, vol.size
     granules = [Granule(i, min(G, size - i * G)) for i in range(ceil_div(size, G))]
     unnamed = set()
+    special, own_free = uapi.FMR_OF_SPECIAL_OWNER, uapi.FMR_OWN_FREE
     for r in fsmap_all(vol):
-        start, end = r.physical, r.physical + r.length
+        start, end, owner = r.physical, r.physical + r.length, r.owner
+        # what the record is, once; then its pieces, one per granule it crosses
+        if r.flags & special:
+            hole = owner == own_free
+            pin, piece_of = not hole, False
+        elif files is None:
+            hole = pin = piece_of = False
+        else:
+            hole, piece_of = False, owner in files
+            pin = not piece_of
+            if pin:
+                unnamed.add(owner)
         while start < end:
             g = granules[start // G]
             piece = min(end, (g.index + 1) * G) - start
-            if r.flags & uapi.FMR_OF_SPECIAL_OWNER:
-                if r.owner == uapi.FMR_OWN_FREE:
-                    g.add_hole(start, piece)
-                else:
-                    g.live += piece
-                    g.pinned = True
+            if hole:
+                g.add_hole(start, piece)
             else:
                 g.live += piece
-                if files is not None:
-                    if r.owner in files:
-                        g.add_piece(r.owner, r.offset + (start - r.physical), start, piece)
-                    else:
-                        g.pinned = True
-                        unnamed.add(r.owner)
+                if pin:
+                    g.pinned = True
+                elif piece_of:
+                    g.add_piece(owner, r.offset + (start - r.physical), start, piece)
             start += piece
     return granules, unnamed
 
