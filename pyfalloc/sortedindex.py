@@ -267,8 +267,13 @@ class SortedDict(dict):
         return dict.__getitem__(self, key)
 
     def update(self, *args, **kwargs):
-        for key, value in dict(*args, **kwargs).items():
-            self[key] = value
+        items = dict(*args, **kwargs)
+        if len(items) * 8 < len(self):          # a few into many: an insert each
+            for key, value in items.items():
+                self[key] = value
+        else:                                   # many (a table loaded whole): one sort
+            dict.update(self, items)
+            self._keys = SortedList(dict.keys(self))
 
     def __ior__(self, other):
         self.update(other)

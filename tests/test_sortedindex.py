@@ -62,6 +62,10 @@ def test_sorted_dict_matches_sortedcontainers(ops):
                 else:
                     del mine[k], theirs[k]
             assert mine.pop(-1, "none") == theirs.pop(-1, "none")
+        else:                                       # a batch: a few keys, or many at once
+            batch = {k: (k, a) for k in range(b, b + (a % 40 if a % 3 else a))}
+            mine.update(batch)
+            theirs.update(batch)
         assert list(mine.items()) == list(theirs.items())
         assert list(mine.values()) == list(theirs.values())
         assert dict(mine) == dict(theirs) and list(mine) == list(theirs)

@@ -99,11 +99,13 @@ def reset_journal(meta, uuid, epoch, nonce):
         f.close()
 
 
-def read_checkpoint(meta):
+def read_checkpoint(meta, records=True):
+    """The checkpoint, its records checked and loaded; without records only its header
+    (which checkpoint it is: what an opener compares with the shared log)."""
     path = os.fspath(meta)
     try:
         with open(path, "rb") as f:
-            blob = f.read()
+            blob = f.read() if records else f.read(_CKPT.size)
     except FileNotFoundError:
         raise FormatError(f"metadata {path} is missing (refusing to re-create it)") from None
     if len(blob) < _CKPT.size:
@@ -113,6 +115,8 @@ def read_checkpoint(meta):
         raise FormatError(f"{path} is not pyfalloc metadata")
     if fmt != FORMAT:
         raise FormatError(f"metadata {path} has format {fmt}, expected {FORMAT}")
+    if not records:
+        return Checkpoint(uuid, epoch, nonce, seq, None)
     body = memoryview(blob)[_CKPT.size:_CKPT.size + n]
     if len(body) != n or zlib.crc32(body) != crc:
         raise FormatError(f"metadata {path} is corrupt (checksum mismatch)")

@@ -55,9 +55,7 @@ class Store:
         try:
             self.log.lock(fcntl.F_WRLCK)
             try:
-                if not self._log_matches_disk():
-                    self._recover()
-                self._load()
+                self._load(None if self._log_matches_disk() else self._recover())
             finally:
                 self.log.unlock()
         except BaseException:
@@ -102,7 +100,7 @@ class Store:
         if not log.initialized():
             return False
         try:
-            ckpt = journal.read_checkpoint(self.meta)
+            ckpt = journal.read_checkpoint(self.meta, records=False)
             jlen = os.stat(journal.journal_of(self.meta)).st_size
         except (FormatError, OSError):
             return False
@@ -143,15 +141,16 @@ class Store:
         for name, value in (("ckpt_epoch", ckpt.epoch), ("ckpt_nonce", ckpt.nonce), ("journal_len", end),
                             ("commit_seq", last), ("durable", tail)):
             log.put(name, value)
+        return ckpt
 
-    def _load(self):
-        """This process's tables: the checkpoint, then the log since it."""
+    def _load(self, ckpt=None):
+        """This process's tables: the checkpoint (read here unless given), then the log since it."""
         log = self.log
-        ckpt = journal.read_checkpoint(self.meta)
+        ckpt = ckpt or journal.read_checkpoint(self.meta)
         if ckpt.uuid != self.uuid:
             raise FormatError(f"metadata {self.meta} belongs to another image")
         t = Tables(self.group_blocks)
-        t.apply(ckpt.records)
+        t.load(ckpt.records)
         self.t = t
         self._epoch, tail = log.position()
         self._pos = log.get("ckpt_tail")

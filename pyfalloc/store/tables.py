@@ -17,6 +17,9 @@ replica that applies the same records in the same order holds the same tables.
     "z"    ino             (size, log position)     a truncate left bytes past size in the
                                                     last block, to be zeroed before it grows
 """
+from itertools import groupby
+from operator import itemgetter
+
 from pyfalloc.sortedindex import SortedDict, SortedList
 
 
@@ -51,6 +54,59 @@ class Tables:
     def apply(self, records):
         for table, key, value in records:
             self._set[table](key, value)
+
+    def load(self, rows):
+        """Fill these empty tables from a checkpoint's rows: what apply() builds from them
+        one at a time, built a table at a time (every process's start loads them all)."""
+        for table, group in groupby(rows, key=itemgetter(0)):
+            getattr(self, "_load_" + table)(list(group))
+
+    def _load_s(self, rows):
+        self.settings.update({key: value for _, key, value in rows})
+
+    def _load_i(self, rows):
+        inodes = {ino: value for _, ino, value in rows}
+        self.inodes.update(inodes)
+        self.orphans.update(ino for ino, value in inodes.items() if value[4] == 0)
+        self.next_ino = max(self.next_ino, max(inodes) + 1)
+
+    def _load_d(self, rows):
+        dirs, parent = self.dirs, self.parent
+        for _, key, ino in rows:
+            dirs.setdefault(key[0], {})[key[1]] = ino
+            parent[ino] = key
+
+    def _load_e(self, rows):
+        ext, owner = {}, {}
+        for _, (ino, lblk), value in rows:
+            ext.setdefault(ino, {})[lblk] = value
+            owner[value[1]] = (value[0], ino, lblk, value[2])
+        self.ext.update((ino, SortedDict(m)) for ino, m in ext.items())
+        self.owner.update(owner)
+
+    def _load_f(self, rows):
+        self.free.update({pblk: n for _, pblk, n in rows})
+        self.free_len = SortedList((n, pblk) for _, pblk, n in rows)
+        groups = {}
+        for _, pblk, n in rows:
+            groups.setdefault(pblk // self.group_blocks, []).append((n, pblk))
+        self.free_grp.update((grp, SortedList(idx)) for grp, idx in groups.items())
+
+    def _load_w(self, rows):
+        self.win.update({pblk: value for _, pblk, value in rows})
+        mine = {}
+        for _, pblk, value in rows:
+            mine.setdefault(value[1], {})[pblk if value[1] == 0 else value[2]] = pblk
+        self.win_of.update((ino, SortedDict(m)) for ino, m in mine.items())
+
+    def _load_p(self, rows):
+        self.pending.update({pblk: n for _, pblk, n in rows})
+
+    def _load_m(self, rows):
+        self.moves.update({key: value for _, key, value in rows})
+
+    def _load_z(self, rows):
+        self.stale_tail.update({ino: value for _, ino, value in rows})
 
     # ---- one setter per table, keeping its indexes ----------------------------------------------
     def _s(self, key, value):
