@@ -22,7 +22,10 @@ class SortedList:
 
     def __init__(self, iterable=()):
         items = sorted(iterable)
-        self._lists = [items[i:i + _LOAD] for i in range(0, len(items), _LOAD)]
+        if len(items) <= _LOAD:         # most indexes (an inode's extents) are this small
+            self._lists = [items] if items else []
+        else:
+            self._lists = [items[i:i + _LOAD] for i in range(0, len(items), _LOAD)]
         self._maxes = [sub[-1] for sub in self._lists]
         self._len = len(items)
         self._tree = None           # built at the first positional look-up after a reshape
