@@ -88,8 +88,10 @@ class FileSystem:
         return fs
 
     # ---- inodes ------------------------------------------------------------------------
-    def inode(self, ino):
-        self.meta.fresh()
+    def inode(self, ino, local=False):
+        """local: the caller holds the inode's lock and reads nothing else, so only a
+        change of this inode needs catching up with (Store.fresh)."""
+        self.meta.fresh((ino,) if local else None)
         v = self.meta.t.inodes.get(ino)
         if v is None:
             raise FsError(errno.ENOENT, f"inode {ino} does not exist")
@@ -407,14 +409,14 @@ class FileSystem:
         """Write data at offset; returns bytes written (short only when space ran out)."""
         if not data:
             return 0
-        with self.locks.exclusive(ino):
+        with self.locks.exclusive(ino, local=True):
             return self._write(ino, offset, data)
 
     def append(self, ino, data, limit):
         """O_APPEND: write at the end, read and written under one lock, so appenders in
         other processes never overlap; returns (offset, bytes written). Past limit: EFBIG."""
-        with self.locks.exclusive(ino):
-            offset = self.inode(ino).size
+        with self.locks.exclusive(ino, local=True):
+            offset = self.inode(ino, local=True).size
             if not data:
                 return offset, 0
             if offset >= limit:
@@ -422,10 +424,12 @@ class FileSystem:
             return offset, self._write(ino, offset, memoryview(data)[:limit - offset])
 
     def _write(self, ino, offset, data):
+        """Under the inode's lock, taken local: what needs more than this inode's rows (an
+        allocation, a stale tail) is a change of its own, which catches up first."""
         bs = self.bs
         a = offset // bs
         b = ceil_div(offset + len(data), bs)
-        inode = self.inode(ino)
+        inode = self.inode(ino, local=True)
         if offset + len(data) > inode.size and ino in self.meta.t.stale_tail:
             self._settle_tail(ino)
         error = None
@@ -454,15 +458,16 @@ class FileSystem:
                 fresh.append((lblk, n))
             else:
                 self.dev.pwrite(piece, e.pblk * bs + (lo - lblk * bs))
-        inode = self.inode(ino)
+        inode = self.inode(ino, local=True)
         # as the kernel: times move with the coarse clock, so an overwrite inside the file
         # changes no metadata within one tick
         t = clock()
         if fresh or end > inode.size or inode.mtime != t:
-            with self.meta.tx():
+            def written():
                 for lblk, n in fresh:
                     self.extmap.set_unwritten(ino, lblk, lblk + n, False)
-                self._set(ino, size=max(self.inode(ino).size, end), mtime=t, ctime=t)
+                self._set(ino, size=max(self.inode(ino, local=True).size, end), mtime=t, ctime=t)
+            self.meta.change_local(ino, written)
         return len(data)
 
     def _mapped_prefix(self, ino, a, b):

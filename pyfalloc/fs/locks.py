@@ -29,8 +29,10 @@ class InodeLocks:
         self.mode = os.O_RDONLY if readonly else os.O_RDWR     # a reader takes shared locks only
         self.fd = os.open(path, self.mode | os.O_CLOEXEC)
         self._local = _thread.RLock()
-        # what a lock holder must see is what was published before it got the lock
-        self.after_acquire = after_acquire or (lambda: None)
+        # what a lock holder must see is what was published before it got the lock:
+        # after_acquire(None) catches up with everything, after_acquire(inos) with those
+        # inodes' changes only (for a holder that reads nothing else)
+        self.after_acquire = after_acquire or (lambda inos: None)
         at_fork_in_child(self)
 
     def _after_fork(self):
@@ -43,15 +45,17 @@ class InodeLocks:
     def _fcntl(self, byte, kind):
         ofd_lock(self.fd, kind, byte)
 
-    def _hold(self, plan):
-        """plan: (byte, lock type) pairs, in the order they must be taken."""
-        return _Held(self, plan)
+    def _hold(self, plan, scope=None):
+        """plan: (byte, lock type) pairs, in the order they must be taken; scope: the
+        inodes whose changes the holder must see (None: every change)."""
+        return _Held(self, plan, scope)
 
-    def exclusive(self, *inos):
-        """Change files: their inode locks, then their data locks."""
+    def exclusive(self, *inos, local=False):
+        """Change files: their inode locks, then their data locks. local: the holder reads
+        and changes nothing but these inodes' rows."""
         inos = sorted(set(inos))
         return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in inos]
-                          + [(DATA_BASE + i, fcntl.F_WRLCK) for i in inos])
+                          + [(DATA_BASE + i, fcntl.F_WRLCK) for i in inos], inos if local else None)
 
     def shared(self, *inos):
         """Read files' bytes."""
@@ -80,10 +84,10 @@ class InodeLocks:
 class _Held:
     """Locks taken on entry in plan order, released in reverse on exit (a class, not a
     generator: every read takes one, and a generator costs more than the two fcntl calls)."""
-    __slots__ = ("locks", "plan", "taken")
+    __slots__ = ("locks", "plan", "taken", "scope")
 
-    def __init__(self, locks, plan):
-        self.locks, self.plan, self.taken = locks, plan, []
+    def __init__(self, locks, plan, scope):
+        self.locks, self.plan, self.taken, self.scope = locks, plan, [], scope
 
     def __enter__(self):
         self.locks._local.acquire()
@@ -91,7 +95,7 @@ class _Held:
             for byte, kind in self.plan:
                 self.locks._fcntl(byte, kind)
                 self.taken.append(byte)
-            self.locks.after_acquire()
+            self.locks.after_acquire(self.scope)
         except BaseException:
             self.__exit__()
             raise

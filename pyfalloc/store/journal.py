@@ -58,11 +58,16 @@ def frame(records):
 
 def unframe(blob):
     """The changes of a run of frames, in order."""
+    return [change for _, change in unframe_at(blob)]
+
+
+def unframe_at(blob, base=0):
+    """(offset, change) of each frame of a run that starts at offset base, in order."""
     pos, out = 0, []
     view = memoryview(blob)
     while pos < len(blob):
         (n,) = struct.unpack_from("<I", blob, pos)
-        out.append(marshal.loads(view[pos + 4:pos + 4 + n]))
+        out.append((base + pos, marshal.loads(view[pos + 4:pos + 4 + n])))
         pos += 4 + n
     return out
 

@@ -24,7 +24,7 @@ from pyfalloc.device.hostio import HostFile
 from pyfalloc.errors import FormatError, FsError
 from pyfalloc.store import journal
 from pyfalloc.forks import at_fork_in_child, forget_fork
-from pyfalloc.store.journal import frame, unframe
+from pyfalloc.store.journal import frame, unframe_at
 from pyfalloc.store.shared import CAPACITY, SharedLog, shm_path
 from pyfalloc.store.tables import Tables
 
@@ -51,6 +51,12 @@ class Store:
         self._depth = 0
         self._redo = self._undo = None
         self._mine = False               # this process made changes not yet committed
+        # Changes of one inode made without catching up first (change_local): this
+        # process's own frames past _pos, already in its tables (their offsets), and the
+        # inodes whose change counter these tables reflect (ino -> counter).
+        self._ahead = set()
+        self._seen = {}
+        self._ahead_change = False       # the change under way skipped catching up
         self.log = SharedLog(device.identity(), uuid, private=readonly, mode=device.access_mode())
         try:
             self.log.lock(fcntl.F_WRLCK)
@@ -152,24 +158,37 @@ class Store:
         t = Tables(self.group_blocks)
         t.load(ckpt.records)
         self.t = t
+        self._ahead.clear()
+        self._seen.clear()
         self._epoch, tail = log.position()
         self._pos = log.get("ckpt_tail")
         self._replay(tail)
 
     def _replay(self, tail):
         if tail > self._pos:
-            for change in unframe(self.log.read(self._pos, tail)):
-                self.t.apply(change)
+            ahead = self._ahead
+            for at, change in unframe_at(self.log.read(self._pos, tail), self._pos):
+                if at not in ahead:             # this process's own, applied when made
+                    self.t.apply(change)
+            ahead.clear()
             self._pos = tail
 
-    def fresh(self):
+    def fresh(self, inos=None):
         """Apply what other processes changed since this one last looked: one read of the
-        shared mapping when nothing did."""
-        epoch, tail = self.log.position()
-        if epoch != self._epoch or tail != self._pos:
-            self.settle()
+        shared mapping when nothing did. With inos, only if one of those inodes changed
+        since these tables last reflected it (their counters), for a caller that reads
+        nothing but those inodes' rows and holds their locks."""
+        log = self.log
+        epoch, tail = log.position()
+        if inos is not None and epoch == self._epoch:
+            seen = self._seen
+            if all(seen.get(ino) == log.generation(ino) for ino in inos):
+                return
+        elif epoch == self._epoch and tail == self._pos:
+            return
+        self.settle(inos or ())
 
-    def settle(self):
+    def settle(self, note=()):
         """Catch up after any change under way in another process has ended: unlike fresh(),
         this waits for the writer's lock once, so a change that had begun is seen."""
         with self._rlock:
@@ -178,8 +197,16 @@ class Store:
             self.log.lock(fcntl.F_RDLCK)
             try:
                 self._catch_up()
+                self._note(note)
             finally:
                 self.log.unlock()
+
+    def _note(self, inos):
+        """Under the log's lock, caught up or having just published their change: these
+        tables reflect these inodes as their counters now stand."""
+        log = self.log
+        for ino in inos:
+            self._seen[ino] = log.generation(ino)
 
     def snapshot(self):
         """(epoch, position) of the shared log that this process's tables reflect."""
@@ -196,7 +223,28 @@ class Store:
     def tx(self, dirty=True):
         """One atomic change (a context manager yielding the store); nested uses join the
         outer one. dirty=False marks a change that need not be committed for its own sake."""
-        return _Change(self, dirty)
+        return _Change(self, dirty, None)
+
+    def change_local(self, ino, change):
+        """change() changes only inode ino's rows (its extents, inode row and stale tail),
+        reading no others; the caller holds ino's inode lock. When these tables reflect
+        ino's last change, it runs before the log's lock and skips catching up with other
+        processes' changes — they touch other rows, so they commute with it and are applied
+        later, around it — and the lock covers only the check that ino did not change
+        meanwhile and the publication. Writers of different files then neither replay each
+        other nor wait for each other's work. Met by a change of ino (an unlink or a chmod
+        changes its inode row without its lock), it is undone and made again as any change."""
+        ahead = _Change(self, True, ino)
+        with ahead:
+            change()
+        if ahead.conflict:
+            with self.tx():
+                change()
+
+    def _reflects(self, ino):
+        """These tables hold ino's rows as its last published change left them."""
+        log = self.log
+        return log.position()[0] == self._epoch and self._seen.get(ino) == log.generation(ino)
 
     def put(self, table, key, value):
         """Inside tx(): set a row (value None deletes it)."""
@@ -205,19 +253,26 @@ class Store:
         self._redo.append((table, key, value))
         return old
 
-    def _publish(self, redo, dirty):
+    def _publish(self, redo, dirty, ahead, blob=None):
         log = self.log
-        log.append(frame(redo))
-        self._pos = log.get("tail")
+        at = log.get("tail")
+        log.append(blob or frame(redo))
+        if ahead:
+            self._ahead.add(at)
+        else:
+            self._pos = log.get("tail")
         # then the counters of the inodes changed: one read before catching up, then equal
         # later, proves no change of that inode was published in between
-        log.bump({key[0] if table == "e" else key for table, key, _ in redo if table in "eiz"})
+        changed = {key[0] if table == "e" else key for table, key, _ in redo if table in "eiz"}
+        log.bump(changed)
+        self._note(changed)
         if dirty:
             self._mine = True
             since = log.get("dirty_since")
             if not since:
                 log.put("dirty_since", time.time())
             elif time.time() - since >= COMMIT_INTERVAL:
+                self._catch_up()                # a commit may release frees and checkpoint
                 self._commit_locked()
 
     def position(self):
@@ -404,12 +459,16 @@ def interrupt_between_changes(signum, frame):
         raise KeyboardInterrupt
 
 
+class Conflict(Exception):
+    """A local change made ahead of the log's lock met a change of its inode."""
+
+
 class _Change:
     """The context of Store.tx() (a class: every call makes one, and a generator costs more)."""
-    __slots__ = ("s", "dirty", "outer")
+    __slots__ = ("s", "dirty", "outer", "local", "ahead", "conflict")
 
-    def __init__(self, store, dirty):
-        self.s, self.dirty = store, dirty
+    def __init__(self, store, dirty, local):
+        self.s, self.dirty, self.local, self.ahead, self.conflict = store, dirty, local, False, False
 
     def __enter__(self):
         global _changing
@@ -434,19 +493,27 @@ class _Change:
         s._rlock.acquire()
         self.outer = not s._depth
         if not self.outer:
+            if s._ahead_change and self.local is None:
+                s._rlock.release()
+                raise RuntimeError("a change of more than one inode inside a local one")
             s._depth += 1
             return s
-        try:
-            s.log.lock(fcntl.F_WRLCK)
+        # a local change whose inode these tables reflect is made before the log's lock:
+        # _exit takes it, checks that the inode did not change meanwhile, and publishes
+        self.ahead = self.local is not None and s._reflects(self.local)
+        if not self.ahead:
             try:
-                s._catch_up()
+                s.log.lock(fcntl.F_WRLCK)
+                try:
+                    s._catch_up()
+                except BaseException:
+                    s.log.unlock()
+                    raise
             except BaseException:
-                s.log.unlock()
+                s._rlock.release()
                 raise
-        except BaseException:
-            s._rlock.release()
-            raise
         s._depth, s._redo, s._undo = 1, [], []
+        s._ahead_change = self.ahead
         return s
 
     def __exit__(self, kind, exc, tb):
@@ -461,16 +528,38 @@ class _Change:
             if not self.outer:
                 s._depth -= 1
                 return False
+            blob = None
+            if self.ahead:
+                if kind is None and s._redo:
+                    blob = frame(s._redo)       # made before the lock: it is held briefly
+                try:
+                    s.log.lock(fcntl.F_WRLCK)
+                except BaseException:
+                    self._undo(s)
+                    raise
+                if kind is None and not s._reflects(self.local):
+                    # the inode changed meanwhile (its row, by an unlink or a chmod): undone,
+                    # and Store.change_local makes it again after catching up
+                    kind, self.conflict = Conflict, True
             try:
                 if kind is not None:
-                    for table, key, old in reversed(s._undo):
-                        s.t.set(table, key, old)
-                s._depth = 0
-                redo, s._redo, s._undo = s._redo, None, None
-                if kind is None and redo:
-                    s._publish(redo, self.dirty)
+                    self._undo(s)
+                else:
+                    s._depth = 0
+                    s._ahead_change = False
+                    redo, s._redo, s._undo = s._redo, None, None
+                    if redo:
+                        s._publish(redo, self.dirty, self.ahead, blob)
             finally:
                 s.log.unlock()
-            return False
+            return self.conflict
         finally:
             s._rlock.release()
+
+    @staticmethod
+    def _undo(s):
+        for table, key, old in reversed(s._undo):
+            s.t.set(table, key, old)
+        s._depth = 0
+        s._ahead_change = False
+        s._redo = s._undo = None

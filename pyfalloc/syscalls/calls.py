@@ -309,9 +309,9 @@ class Syscalls:
             return None
         store = self.fs.meta
         gen = store.generation(of.ino)          # before catching up: a later change shows
-        store.fresh()
+        store.fresh((of.ino,))                  # the answer is of this inode alone
         epoch, _ = store.snapshot()
-        inode = self.fs.inode(of.ino)
+        inode = self.fs.inode(of.ino, local=True)
         found = self.fs.extmap.overlapping(of.ino, offset // self.fs.bs, offset // self.fs.bs + 1)
         if not found:
             return None
