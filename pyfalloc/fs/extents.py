@@ -110,10 +110,20 @@ class ExtentMap:
         return removed
 
     def set_unwritten(self, ino, a, b, unwritten):
-        for e in self.lookup(ino, a, b):
-            if e.unwritten != int(unwritten):
-                self.remove(ino, e.lblk, e.lblk + e.len)
-                self.insert(ino, e.lblk, e.len, e.pblk, unwritten)
+        """Mark logical [a, b) unwritten or written. An extent that changes keeps its head
+        and tail as they were, and its middle, re-marked, merges with a neighbour of the
+        same kind: three rows for a block turned written inside an unwritten extent (every
+        first write into fallocated space)."""
+        flag = int(bool(unwritten))
+        put = self.s.put
+        for e in self.overlapping(ino, a, b):
+            if e.unwritten == flag:
+                continue
+            lo, hi, end = max(e.lblk, a), min(e.lblk + e.len, b), e.lblk + e.len
+            put("e", (ino, e.lblk), (lo - e.lblk, e.pblk, e.unwritten) if lo > e.lblk else None)
+            if hi < end:
+                put("e", (ino, hi), (end - hi, e.pblk + hi - e.lblk, e.unwritten))
+            self.insert(ino, lo, hi - lo, e.pblk + lo - e.lblk, flag)
 
     def shift(self, ino, start, delta):
         """Move every extent at or after logical block start by delta blocks."""
