@@ -89,8 +89,7 @@ class ExtentMap:
         put = self.s.put
         prev = self.before(ino, lblk)
         if prev and prev.lblk + prev.len == lblk and prev.pblk + prev.len == pblk and prev.unwritten == unwritten:
-            put("e", (ino, prev.lblk), None)
-            lblk, pblk, n = prev.lblk, prev.pblk, n + prev.len
+            lblk, pblk, n = prev.lblk, prev.pblk, n + prev.len     # its row is rewritten below
         m = self._map(ino)
         nxt = m.get(lblk + n) if m else None
         if nxt and pblk + n == nxt[1] and nxt[2] == unwritten:
