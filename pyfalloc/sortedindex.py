@@ -164,8 +164,6 @@ class SortedList:
         return sub[bisect_left(sub, value)] == value
 
     def __getitem__(self, i):
-        if isinstance(i, slice):
-            return list(self)[i]
         if i < 0:
             i += self._len
         if not 0 <= i < self._len:

@@ -18,7 +18,7 @@ from pyfalloc.cli import copy, mapview
 from pyfalloc.cli.progress import progress
 from pyfalloc.errors import FsError, errno_name
 from pyfalloc.fs import paths
-from pyfalloc.store import store as store_mod
+from pyfalloc.store import interrupt_between_changes
 from pyfalloc.tools import age
 from pyfalloc.tools.compact import STRATEGIES, Compactor
 from pyfalloc.tools.relocate import relocate
@@ -560,7 +560,7 @@ def build_parser():
 
 def main(argv=None):
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, store_mod.interrupt_between_changes)
+        signal.signal(signal.SIGINT, interrupt_between_changes)
     argv = list(sys.argv[1:] if argv is None else argv)
     command = []
     if argv[:1] == ["run"] and "--" in argv:

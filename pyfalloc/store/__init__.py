@@ -4,7 +4,8 @@ engine (store.py); open files as locks (handles.py); and, at fork, what a child 
 from pyfalloc.store.handles import Handles
 from pyfalloc.store.journal import journal_path, meta_path, volume_files
 from pyfalloc.store.shared import shm_path
-from pyfalloc.store.store import Store
+from pyfalloc.store.store import Store, interrupt_between_changes
 from pyfalloc.store.tables import Tables
 
-__all__ = ["Handles", "Store", "Tables", "journal_path", "meta_path", "shm_path", "volume_files"]
+__all__ = ["Handles", "Store", "Tables", "interrupt_between_changes", "journal_path", "meta_path", "shm_path",
+           "volume_files"]

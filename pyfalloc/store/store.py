@@ -178,13 +178,10 @@ class Store:
         shared mapping when nothing did. With inos, only if one of those inodes changed
         since these tables last reflected it (their counters), for a caller that reads
         nothing but those inodes' rows and holds their locks."""
-        log = self.log
-        epoch, tail = log.position()
-        if inos is not None and epoch == self._epoch:
-            seen = self._seen
-            if all(seen.get(ino) == log.generation(ino) for ino in inos):
+        if inos is not None:
+            if all(self._reflects(ino) for ino in inos):
                 return
-        elif epoch == self._epoch and tail == self._pos:
+        elif self.log.position() == (self._epoch, self._pos):
             return
         self.settle(inos or ())
 
@@ -253,10 +250,11 @@ class Store:
         self._redo.append((table, key, value))
         return old
 
-    def _publish(self, redo, dirty, ahead, blob=None):
+    def _publish(self, redo, blob, dirty, ahead):
+        """Append the change (blob: its frame) under the log's write lock."""
         log = self.log
         at = log.get("tail")
-        log.append(blob or frame(redo))
+        log.append(blob)
         if ahead:
             self._ahead.add(at)
         else:
@@ -459,10 +457,6 @@ def interrupt_between_changes(signum, frame):
         raise KeyboardInterrupt
 
 
-class Conflict(Exception):
-    """A local change made ahead of the log's lock met a change of its inode."""
-
-
 class _Change:
     """The context of Store.tx() (a class: every call makes one, and a generator costs more)."""
     __slots__ = ("s", "dirty", "outer", "local", "ahead", "conflict")
@@ -528,28 +522,26 @@ class _Change:
             if not self.outer:
                 s._depth -= 1
                 return False
-            blob = None
+            # the frame made before the lock of a change ahead of it: the lock is held briefly
+            blob = frame(s._redo) if kind is None and s._redo else None
             if self.ahead:
-                if kind is None and s._redo:
-                    blob = frame(s._redo)       # made before the lock: it is held briefly
                 try:
                     s.log.lock(fcntl.F_WRLCK)
                 except BaseException:
                     self._undo(s)
                     raise
-                if kind is None and not s._reflects(self.local):
-                    # the inode changed meanwhile (its row, by an unlink or a chmod): undone,
-                    # and Store.change_local makes it again after catching up
-                    kind, self.conflict = Conflict, True
+                # the inode changed meanwhile (its row, by an unlink or a chmod): undone, and
+                # Store.change_local makes it again after catching up
+                self.conflict = kind is None and not s._reflects(self.local)
             try:
-                if kind is not None:
+                if kind is not None or self.conflict:
                     self._undo(s)
                 else:
                     s._depth = 0
                     s._ahead_change = False
                     redo, s._redo, s._undo = s._redo, None, None
                     if redo:
-                        s._publish(redo, self.dirty, self.ahead, blob)
+                        s._publish(redo, blob, self.dirty, self.ahead)
             finally:
                 s.log.unlock()
             return self.conflict

@@ -17,10 +17,14 @@ replica that applies the same records in the same order holds the same tables.
     "z"    ino             (size, log position)     a truncate left bytes past size in the
                                                     last block, to be zeroed before it grows
 """
+from functools import partial
 from itertools import groupby
 from operator import itemgetter
 
 from pyfalloc.sortedindex import SortedDict, SortedList
+
+# the tables with no index of their own, by their attribute
+_PLAIN = {"s": "settings", "p": "pending", "m": "moves", "z": "stale_tail"}
 
 
 class Tables:
@@ -42,10 +46,8 @@ class Tables:
         self.moves = {}
         self.stale_tail = {}
         self.next_ino = 1
-        self._set = {"s": self._s, "i": self._i, "d": self._d, "e": self._e, "f": self._f,
-                     "w": self._w, "p": lambda k, v: self._plain(self.pending, k, v),
-                     "m": lambda k, v: self._plain(self.moves, k, v),
-                     "z": lambda k, v: self._plain(self.stale_tail, k, v)}
+        self._set = {"i": self._i, "d": self._d, "e": self._e, "f": self._f, "w": self._w}
+        self._set.update((table, partial(self._plain, getattr(self, name))) for table, name in _PLAIN.items())
 
     def set(self, table, key, value):
         """Apply one change; returns the value it replaced (None: there was none)."""
@@ -59,10 +61,10 @@ class Tables:
         """Fill these empty tables from a checkpoint's rows: what apply() builds from them
         one at a time, built a table at a time (every process's start loads them all)."""
         for table, group in groupby(rows, key=itemgetter(0)):
-            getattr(self, "_load_" + table)(list(group))
-
-    def _load_s(self, rows):
-        self.settings.update({key: value for _, key, value in rows})
+            if table in _PLAIN:
+                getattr(self, _PLAIN[table]).update({key: value for _, key, value in group})
+            else:
+                getattr(self, "_load_" + table)(list(group))
 
     def _load_i(self, rows):
         inodes = {ino: value for _, ino, value in rows}
@@ -99,24 +101,7 @@ class Tables:
             mine.setdefault(value[1], {})[pblk if value[1] == 0 else value[2]] = pblk
         self.win_of.update((ino, SortedDict(m)) for ino, m in mine.items())
 
-    def _load_p(self, rows):
-        self.pending.update({pblk: n for _, pblk, n in rows})
-
-    def _load_m(self, rows):
-        self.moves.update({key: value for _, key, value in rows})
-
-    def _load_z(self, rows):
-        self.stale_tail.update({ino: value for _, ino, value in rows})
-
     # ---- one setter per table, keeping its indexes ----------------------------------------------
-    def _s(self, key, value):
-        old = self.settings.get(key)
-        if value is None:
-            self.settings.pop(key, None)
-        else:
-            self.settings[key] = value
-        return old
-
     def _i(self, ino, value):
         old = self.inodes.get(ino)
         if value is None:
@@ -195,7 +180,7 @@ class Tables:
 
     @staticmethod
     def _plain(table, key, value):
-        """A table with no index of its own (pending, moves, stale tails)."""
+        """A table with no index of its own (_PLAIN)."""
         old = table.pop(key, None)
         if value is not None:
             table[key] = value

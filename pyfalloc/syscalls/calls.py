@@ -139,36 +139,7 @@ class Syscalls:
             if flags & os.O_TMPFILE == os.O_TMPFILE:
                 return self._open_tmpfile(path, flags, mode, fd, cred)
             for _ in range(_OPEN_TRIES):
-                parent, p = fs.walk_parent(path, cred)
-                created = False
-                if p.kind != paths.NORM:
-                    if flags & os.O_CREAT:
-                        raise FsError(errno.EISDIR, _shown(path))
-                    ino = fs.resolve(path)
-                else:
-                    if flags & os.O_CREAT and p.trailing:
-                        raise FsError(errno.EISDIR, f"{_shown(path)}: O_CREAT of a name ending in /")
-                    ino = fs.entry(parent, p.last)
-                    if ino is None:
-                        if not flags & os.O_CREAT:
-                            raise FsError(errno.ENOENT, _shown(path))
-                        if flags & os.O_DIRECTORY:
-                            raise FsError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
-                        self._may_change(parent, cred, path)
-                        try:
-                            ino = self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred)
-                            created = True
-                        except FsError as e:
-                            # another process made the name since the look-up: without O_EXCL
-                            # the open takes that file, as the kernel's look-up under the
-                            # directory's lock would have found it
-                            ino = fs.entry(parent, p.last)
-                            if e.errno != errno.EEXIST or flags & os.O_EXCL or ino is None:
-                                raise
-                    elif flags & os.O_CREAT and flags & os.O_EXCL:
-                        raise FsError(errno.EEXIST, _shown(path))
-                    elif p.trailing and not st.S_ISDIR(fs.inode(ino).mode):
-                        raise FsError(errno.ENOTDIR, f"{_shown(path)}: not a directory")
+                ino, created = self._look_up(path, flags, mode, cred)
                 if fs.hold_existing(ino):
                     break
                 # an unlink by another process freed it between the look-up and the hold
@@ -200,6 +171,38 @@ class Syscalls:
                 fs.drop_handle(ino)
                 raise
             return self._install(fd, OpenFile(ino, flags, is_dir))
+
+    def _look_up(self, path, flags, mode, cred):
+        """open's look-up of the name, creating the file for O_CREAT: (inode, created)."""
+        fs = self.fs
+        parent, p = fs.walk_parent(path, cred)
+        if p.kind != paths.NORM:
+            if flags & os.O_CREAT:
+                raise FsError(errno.EISDIR, _shown(path))
+            return fs.resolve(path), False
+        if flags & os.O_CREAT and p.trailing:
+            raise FsError(errno.EISDIR, f"{_shown(path)}: O_CREAT of a name ending in /")
+        ino = fs.entry(parent, p.last)
+        if ino is not None:
+            if flags & os.O_CREAT and flags & os.O_EXCL:
+                raise FsError(errno.EEXIST, _shown(path))
+            if p.trailing and not st.S_ISDIR(fs.inode(ino).mode):
+                raise FsError(errno.ENOTDIR, f"{_shown(path)}: not a directory")
+            return ino, False
+        if not flags & os.O_CREAT:
+            raise FsError(errno.ENOENT, _shown(path))
+        if flags & os.O_DIRECTORY:
+            raise FsError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
+        self._may_change(parent, cred, path)
+        try:
+            return self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred), True
+        except FsError as e:
+            # another process made the name since the look-up: without O_EXCL the open takes
+            # that file, as the kernel's look-up under the directory's lock would have found it
+            ino = fs.entry(parent, p.last)
+            if e.errno != errno.EEXIST or flags & os.O_EXCL or ino is None:
+                raise
+            return ino, False
 
     def _may_change(self, parent, cred, path):
         """The caller may add or remove entries of directory parent: a writable volume (a
@@ -309,9 +312,8 @@ class Syscalls:
             return None
         store = self.fs.meta
         gen = store.generation(of.ino)          # before catching up: a later change shows
-        store.fresh((of.ino,))                  # the answer is of this inode alone
+        inode = self.fs.inode(of.ino, local=True)   # caught up with this inode's changes
         epoch, _ = store.snapshot()
-        inode = self.fs.inode(of.ino, local=True)
         found = self.fs.extmap.overlapping(of.ino, offset // self.fs.bs, offset // self.fs.bs + 1)
         if not found:
             return None
