@@ -45,3 +45,9 @@ long long pyf_statfs(long long *out);
 long long pyf_path(int fd, char *buf, long long size);
 /* a shadow of inode ino received as fd (SCM_RIGHTS): an image file of this process */
 long long pyf_adopt(int fd, long long ino, int flags);
+/* mmap(MAP_SHARED) of fd (writable: PROT_WRITE asked): a descriptor of the file's copy
+ * (pyfalloc/fs/mapped.py) to map and then close, holding the lock that marks it mapped;
+ * ino receives the inode */
+long long pyf_map_shared(int fd, int writable, long long *ino);
+/* a shared mapping of ino was unmapped, or msync'd (durable: MS_SYNC) */
+long long pyf_unmapped(long long ino, int durable);

@@ -1,7 +1,6 @@
 /* Descriptor calls on image files: open, close, data, stat, truncate, sync, dup, fcntl. The
  * file position and O_APPEND live in the shadow's kernel description; Python is told them. */
 #include "interpose.h"
-#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <limits.h>
 #include <sys/uio.h>
@@ -30,7 +29,6 @@ REAL(int, fcntl, int, int, ...)
 REAL(int, close_range, unsigned int, unsigned int, int)
 REAL(ssize_t, readv, int, const struct iovec *, int)
 REAL(ssize_t, writev, int, const struct iovec *, int)
-REAL(void *, mmap, void *, size_t, int, int, int, off_t)
 REAL(int, posix_fadvise, int, off_t, off_t, int)
 REAL(ssize_t, sendfile, int, int, off_t *, size_t)
 REAL(ssize_t, copy_file_range, int, off_t *, int, off_t *, size_t, unsigned int)
@@ -366,52 +364,6 @@ off_t lseek(int fd, off_t off, int whence)
 }
 
 off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
-
-/* A private mapping of an image file is a private copy of its bytes, made at mmap: POSIX
- * leaves it unspecified whether later writes by others show through MAP_PRIVATE (git reads
- * its files this way). A shared mapping would need a page cache the image does not have:
- * ENODEV, as for a filesystem without mmap. */
-static void *map_image(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-    long page = sysconf(_SC_PAGESIZE);
-    if (!len || off < 0 || off % page) {             /* the kernel's order: arguments, access, */
-        errno = EINVAL;
-        return MAP_FAILED;
-    }
-    if (vacc[fd] == O_WRONLY) {
-        errno = EACCES;
-        return MAP_FAILED;
-    }
-    if ((flags & MAP_TYPE) != MAP_PRIVATE) {         /* then the filesystem's mmap */
-        errno = ENODEV;
-        return MAP_FAILED;
-    }
-    int keep = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_POPULATE | MAP_NORESERVE | MAP_LOCKED);
-    void *m = real_mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | keep, -1, 0);
-    if (m == MAP_FAILED)
-        return m;
-    long long r = image_pread(fd, m, len, off);
-    if (r < 0 || mprotect(m, len, prot) < 0) {
-        int e = errno;
-        munmap(m, len);
-        errno = e;
-        return MAP_FAILED;
-    }
-    return m;
-}
-
-void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-    load_mmap();
-    if (!(flags & MAP_ANONYMOUS) && is_virt(fd))
-        return map_image(addr, len, prot, flags, fd, off);
-    return real_mmap(addr, len, prot, flags, fd, off);
-}
-
-void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-    return mmap(addr, len, prot, flags, fd, off);
-}
 
 /* readahead(2): nothing to read ahead into; its descriptor checks */
 REAL(ssize_t, readahead, int, off_t, size_t)

@@ -18,6 +18,7 @@ from pyfalloc.errors import FsError
 from pyfalloc.fs import paths, perms
 from pyfalloc.fs.extents import ExtentMap
 from pyfalloc.fs.locks import InodeLocks
+from pyfalloc.fs.mapped import SharedMappings
 from pyfalloc.store import Handles
 from pyfalloc.units import ceil_div
 
@@ -58,6 +59,8 @@ class FileSystem:
         self.locks = InodeLocks(device.path if device.local else store.log.path, after_acquire=store.fresh,
                                 readonly=store.readonly)
         self.handles = Handles(store.log.path)
+        self.mapped = SharedMappings(self)
+        store.on_leave = self.mapped.leave
 
     @property
     def t(self):
@@ -376,6 +379,10 @@ class FileSystem:
         """Read into a writable buffer; returns the bytes read (short at EOF). Holes and
         unwritten blocks read as zeros. Under the data lock, shared: no write is half done."""
         with self.locks.shared(ino):
+            if self.mapped.any():
+                n = self.mapped.read_into(ino, offset, view)
+                if n is not None:
+                    return n
             return self._read_mapped(ino, offset, view)
 
     def _read_mapped(self, ino, offset, view):
@@ -410,7 +417,10 @@ class FileSystem:
         if not data:
             return 0
         with self.locks.exclusive(ino, local=True):
-            return self._write(ino, offset, data)
+            n = self._write(ino, offset, data)
+            if self.mapped.any():
+                self.mapped.write_through(ino, offset, data[:n])
+            return n
 
     def append(self, ino, data, limit):
         """O_APPEND: write at the end, read and written under one lock, so appenders in
@@ -421,7 +431,10 @@ class FileSystem:
                 return offset, 0
             if offset >= limit:
                 raise FsError(errno.EFBIG, "offset past the maximum file size")
-            return offset, self._write(ino, offset, memoryview(data)[:limit - offset])
+            n = self._write(ino, offset, memoryview(data)[:limit - offset])
+            if self.mapped.any():
+                self.mapped.write_through(ino, offset, memoryview(data)[:n])
+            return offset, n
 
     def _write(self, ino, offset, data):
         """Under the inode's lock, taken local: what needs more than this inode's rows (an
@@ -507,6 +520,8 @@ class FileSystem:
                     if size % bs and size < inode.size:
                         s.put("z", ino, (size, s.position()))
                 self._touch(ino, size)
+            if self.mapped.any():
+                self.mapped.resize(ino, size)
 
     def _settle_tail(self, ino):
         """Before a file grows: zero what a truncate left past the old end in the last

@@ -203,6 +203,17 @@ def bind(ffi, lib):
         return _call(lambda: volume().fsync(fd) if fd >= 0 else volume().sync())
 
     @ffi.def_extern()
+    def pyf_map_shared(fd, writable, ino):
+        def map_shared():
+            ino[0], copy = volume().map_shared(fd, writable)
+            return copy
+        return _call(map_shared)
+
+    @ffi.def_extern()
+    def pyf_unmapped(ino, durable):
+        return _call(lambda: volume().unmapped(ino, bool(durable)))
+
+    @ffi.def_extern()
     def pyf_exit():
         return _call(at_exit)
 

@@ -46,6 +46,7 @@ class Store:
         self.device = device            # flush() the data; note_commit(n) and noted_commit()
         self.flush_data = device.flush
         self.on_release = None          # callable(pending items): returns blocks to the free map
+        self.on_leave = None            # callable(): the last user's work before it leaves
         self.t = None
         self._rlock = _thread.RLock()
         self._depth = 0
@@ -89,10 +90,29 @@ class Store:
         return path
 
     def forget_runtime(self, ino):
-        """An inode is freed: its shadow, if a shim made one, goes with it (inode numbers are
-        never reused, and the directory would keep a file for every inode ever opened)."""
+        """Inside a change that frees an inode: its shadow, if a shim made one, goes with it
+        (inode numbers are never reused, and the directory would keep a file for every inode
+        ever opened), and so does the copy of a shared mapping (fs/mapped.py): a mapping
+        still alive keeps its bytes, as the kernel's keeps an unlinked file's."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{self.log.shared_path}.d/{ino}")
+        if self.copies():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.log.shared_path}.d/{ino}.map")
+                self.note_copy(ino, -1)
+
+    def copies(self):
+        """How many files have a shared mapping's copy (never fewer than there are)."""
+        return self.log.get("copies")
+
+    def note_copy(self, ino, delta):
+        """A copy of ino was made (1, counted before it exists) or dropped (-1, after), or
+        changed its role (0): ino's change counter moves, so what a process learnt of its
+        blocks (the shim's reads and overwrites in C) stops holding."""
+        with self.tx(dirty=False):
+            log = self.log
+            log.put("copies", max(0, log.get("copies") + delta))
+            log.bump((ino,))
 
     @property
     def settings(self):
@@ -142,6 +162,10 @@ class Store:
             self.device.claim()             # one host writes a shared device
         log = self.log
         log.initialize()
+        if not self.readonly:
+            # copies of shared mappings from before (a crash of the last user): the log that
+            # counted them is new, and their bytes were never synced
+            _remove_runtime(log.shared_path + ".d", suffix=".map")
         log.append(b"".join(frame(change) for change in changes))
         tail = log.get("tail")
         for name, value in (("ckpt_epoch", ckpt.epoch), ("ckpt_nonce", ckpt.nonce), ("journal_len", end),
@@ -411,6 +435,8 @@ class Store:
         Returns whether this was the last user."""
         if self.readonly or not self.log.last_user():
             return False
+        if self.on_leave is not None:
+            self.on_leave()
         self.commit(data=False)
         self._fold_journal()
         self.device.release()
@@ -430,16 +456,19 @@ class Store:
 
 
 
-def _remove_runtime(path):
-    """rm -rf of the runtime directory, which holds only files (the shadows). Not shutil's:
-    most processes are the last user when they end, and its import costs each ~4 ms."""
+def _remove_runtime(path, suffix=None):
+    """rm -rf of the runtime directory, which holds only files (the shadows and the copies of
+    shared mappings), or only its files ending in suffix. Not shutil's: most processes are the
+    last user when they end, and its import costs each ~4 ms."""
     with contextlib.suppress(OSError):
         with os.scandir(path) as entries:
             for entry in entries:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-    with contextlib.suppress(OSError):
-        os.rmdir(path)
+                if suffix is None or entry.name.endswith(suffix):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+    if suffix is None:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
 
 
 _changing = 0                   # changes under way in this process (any store)

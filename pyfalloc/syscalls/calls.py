@@ -312,6 +312,8 @@ class Syscalls:
             return None
         store = self.fs.meta
         gen = store.generation(of.ino)          # before catching up: a later change shows
+        if self.fs.mapped.has(of.ino):
+            return None                         # mapped shared: its bytes are the copy's
         inode = self.fs.inode(of.ino, local=True)   # caught up with this inode's changes
         epoch, _ = store.snapshot()
         found = self.fs.extmap.overlapping(of.ino, offset // self.fs.bs, offset // self.fs.bs + 1)
@@ -395,12 +397,32 @@ class Syscalls:
     def fsync(self, fd):
         """fsync, fdatasync: a commit, which flushes the image and then journals every
         change so far (the journal is one for the volume, as jbd2's is)."""
-        self._file(fd)
+        of = self._file(fd)
+        self.fs.mapped.sync(of.ino)
         self.fs.meta.commit()
 
     def sync(self):
         """sync, syncfs: everything durable."""
+        self.fs.mapped.sync()
         self.fs.meta.commit()
+
+    # ---- shared mappings (fs/mapped.py) ----------------------------------------------------------
+    def map_shared(self, fd, writable):
+        """mmap(MAP_SHARED) of fd: a descriptor of the file's copy to map (then close), as
+        the kernel checks first: a regular file, open for writing if the mapping is."""
+        of = self._file(fd)
+        if not of.readable or writable and not of.writable:
+            raise FsError(errno.EACCES, "fd not open for reading" if not of.readable else "fd not open for writing")
+        inode = self.fs.inode(of.ino)
+        if not st.S_ISREG(inode.mode):
+            raise FsError(errno.ENODEV, "not a regular file")
+        if of.writable and inode.flags & uapi.FS_APPEND_FL:
+            raise FsError(errno.EACCES, "append-only file")
+        return of.ino, self.fs.mapped.map(of.ino, of.writable)
+
+    def unmapped(self, ino, durable=False):
+        """After a munmap (or msync, durable for MS_SYNC) of a shared mapping of ino."""
+        self.fs.mapped.settle(ino, durable)
 
     def ftruncate(self, fd, length):
         of = self._file(fd)
@@ -655,6 +677,19 @@ class Syscalls:
         if offset + length > fs.max_bytes or offset + length > LOFF_MAX:      # 9
             raise FsError(errno.EFBIG, "offset + len past the maximum file size")
         op = mode & FALLOC_FL_MODE_MASK                                       # 10: the filesystem
+        # a shared mapping's copy follows: the range re-read where bytes changed, after a
+        # write-back where they move
+        if op in (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE):
+            around = fs.mapped.changing(of.ino, offset, None, write_back=True)
+        elif op in (FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_WRITE_ZEROES):
+            around = fs.mapped.changing(of.ino, offset, offset + length)
+        else:
+            around = fs.mapped.changing(of.ino)
+        with around:
+            return self._fallocate_fs(of, mode, op, offset, length, physical)
+
+    def _fallocate_fs(self, of, mode, op, offset, length, physical):
+        fs = self.fs
         keep = bool(mode & FALLOC_FL_KEEP_SIZE)
         if physical != NO_HINT:
             if mode & ~FALLOC_FL_KEEP_SIZE:
@@ -706,7 +741,8 @@ class Syscalls:
             raise FsError(errno.EISDIR)
         if of.pos + length > fs.max_bytes:
             raise FsError(errno.EFBIG)
-        return fs.allocate_kara(of.ino, of.pos, length, goal, mode)
+        with fs.mapped.changing(of.ino):
+            return fs.allocate_kara(of.ino, of.pos, length, goal, mode)
 
     # ---- relocation -----------------------------------------------------------------------------
     def move_extent(self, fd, donor_fd, orig_start, donor_start, length):
@@ -723,8 +759,11 @@ class Syscalls:
                 raise FsError(errno.EBADF, "donor not open for writing")
             if donor.ino == of.ino:
                 raise FsError(errno.EINVAL, "orig and donor are the same inode")
-            return move.move_extent(self.fs, of.ino, donor.ino, orig_start & move.U64,
-                                    donor_start & move.U64, length & move.U64)
+            # both files' bytes as the image holds them; the donor's change
+            with self.fs.mapped.changing(of.ino, write_back=True), \
+                    self.fs.mapped.changing(donor.ino, 0, None, write_back=True):
+                return move.move_extent(self.fs, of.ino, donor.ino, orig_start & move.U64,
+                                        donor_start & move.U64, length & move.U64)
         except FsError as e:
             if not hasattr(e, "moved_len"):
                 e.moved_len = 0
