@@ -11,6 +11,7 @@
 REAL(void *, mmap, void *, size_t, int, int, int, off_t)
 REAL(int, munmap, void *, size_t)
 REAL(int, msync, void *, size_t, int)
+REAL(void *, mremap, void *, size_t, size_t, int, void *)
 
 #define MAX_MAPS 1024
 struct shared_map {
@@ -121,6 +122,27 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     return mmap(addr, len, prot, flags, fd, off);
+}
+
+/* a noted mapping that moves or changes size is noted where it went */
+void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    void *want = flags & MREMAP_FIXED ? va_arg(ap, void *) : NULL;
+    va_end(ap);
+    load_mremap();
+    void *m = real_mremap(old, old_len, new_len, flags, want);
+    if (m != MAP_FAILED && nmaps) {
+        pthread_mutex_lock(&maps_lock);
+        for (int i = 0; i < nmaps; i++)
+            if (maps[i].start == (char *)old) {
+                maps[i].start = m;
+                maps[i].end = (char *)m + new_len;
+            }
+        pthread_mutex_unlock(&maps_lock);
+    }
+    return m;
 }
 
 /* the last mapping of a file gone, its copy is written back and dropped */

@@ -66,6 +66,15 @@ while True:
     pos = os.lseek(s, d, os.SEEK_HOLE)
     segments.append((d, pos))
 print("data after write-back:", segments, os.pread(s, 1, 600000))
+
+g = os.open(sys.argv[1] + "/grown", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.pwrite(g, b"g" * 4096, 0)
+m = mmap.mmap(g, 4096)
+m.resize(16384)                 # the file grows (ftruncate), the mapping moves (mremap)
+m[12000:12004] = b"more"
+print("resized:", os.fstat(g).st_size, os.pread(g, 4, 12000), m[4094:4098])
+m.close()
+print("after its unmap:", os.pread(g, 4, 12000))
 """
 
 

@@ -82,7 +82,8 @@ class SharedMappings:
 
     def _make(self, ino):
         fs, bs = self.fs, self.fs.bs
-        size = fs.inode(ino).size
+        inode = fs.inode(ino)
+        size = inode.size
         path = self._path(ino)
         # counted before it exists, so no process that reads the counter misses it
         fs.meta.note_copy(ino, 1)
@@ -90,6 +91,9 @@ class SharedMappings:
         tmp = f"{path}.{os.getpid()}"
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
+            # whom the file lets read or write it may read or write its copy (the runtime
+            # directory is everyone's)
+            os.fchmod(fd, 0o600 | inode.mode & 0o066)
             os.ftruncate(fd, size)
             for lblk, n, e in fs.extmap.segments(ino, 0, ceil_div(size, bs)):
                 if e is None or e.unwritten:        # reads as zeros: the copy's hole
