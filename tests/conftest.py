@@ -13,6 +13,35 @@ EXT4_SUPER_MAGIC = 0xEF53
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_logs_left_in_dev_shm():
+    """The suite kills processes on purpose, and a killed last user leaves its volume's
+    shared log and runtime directory in /dev/shm (as a crash leaves a page cache). At the
+    end, those the suite made and no process uses go (pre-existing ones stay)."""
+    import fcntl
+    from pyfalloc.store.shared import USERS, ofd_lock
+    before = set(os.listdir("/dev/shm"))
+    yield
+    for name in sorted(set(os.listdir("/dev/shm")) - before):
+        path = os.path.join("/dev/shm", name)
+        if not name.startswith("pyfalloc-"):
+            continue
+        if name.endswith(".d"):
+            if not os.path.exists(path[:-2]):      # its log went without it
+                shutil.rmtree(path, ignore_errors=True)
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if ofd_lock(fd, fcntl.F_WRLCK, USERS, wait=False):
+                shutil.rmtree(path + ".d", ignore_errors=True)
+                os.unlink(path)
+        finally:
+            os.close(fd)
+
+
 @pytest.fixture
 def vol(tmp_path):
     v = Volume.mkfs(tmp_path / "disk.img", "256M")
