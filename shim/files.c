@@ -740,10 +740,72 @@ ssize_t sendfile(int out, int in, off_t *off, size_t count)
 
 ssize_t sendfile64(int out, int in, off_t *off, size_t count) { return sendfile(out, in, off, count); }
 
+/* copy_file_range between two image files: the kernel's checks in vfs_copy_file_range's
+ * order, then what its generic fallback (a splice) does: up to len bytes, short at the
+ * input's end, from and to the offsets given or the positions (moved). */
+static ssize_t copy_range_image(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
+{
+    if (flags)
+        return failed(EINVAL);
+    struct stat si, so;
+    if (image_stat(in, NULL, &si) < 0 || image_stat(out, NULL, &so) < 0)
+        return -1;
+    if (S_ISDIR(si.st_mode) || S_ISDIR(so.st_mode))
+        return failed(EISDIR);
+    if (!S_ISREG(si.st_mode) || !S_ISREG(so.st_mode))
+        return failed(EINVAL);
+    if (vacc[in] == O_WRONLY || vacc[out] == O_RDONLY || (k_fcntl(out, F_GETFL, 0) & O_APPEND))
+        return failed(EBADF);
+    off_t ip = in_off ? *in_off : lseek(in, 0, SEEK_CUR), op = out_off ? *out_off : lseek(out, 0, SEEK_CUR);
+    if (ip < 0 || op < 0 || len > (size_t)(LLONG_MAX - ip) || len > (size_t)(LLONG_MAX - op))
+        return failed(EOVERFLOW);       /* the kernel adds them as unsigned */
+    len = ip >= si.st_size ? 0 : (off_t)len > si.st_size - ip ? (size_t)(si.st_size - ip) : len;   /* to EOF */
+    if (si.st_ino == so.st_ino && op + (off_t)len > ip && op < ip + (off_t)len)
+        return failed(EINVAL);
+    if (!len)
+        return 0;
+    char buf[65536];
+    size_t total = 0;
+    while (total < len) {
+        size_t want = len - total < sizeof buf ? len - total : sizeof buf;
+        ssize_t got = pread(in, buf, want, ip + (off_t)total);
+        if (got <= 0) {
+            if (got < 0 && !total)
+                return -1;
+            break;
+        }
+        ssize_t put = 0;
+        while (put < got) {
+            ssize_t w = pwrite(out, buf + put, (size_t)(got - put), op + (off_t)total + put);
+            if (w <= 0) {
+                if (!total && !put)
+                    return -1;
+                got = put;
+                break;
+            }
+            put += w;
+        }
+        total += (size_t)put;
+        if (put < got || (size_t)got < want)
+            break;
+    }
+    if (in_off)
+        *in_off += (off_t)total;
+    else
+        lseek(in, ip + (off_t)total, SEEK_SET);
+    if (out_off)
+        *out_off += (off_t)total;
+    else
+        lseek(out, op + (off_t)total, SEEK_SET);
+    return (ssize_t)total;
+}
+
 ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
 {
+    if (is_virt(in) && is_virt(out))
+        return copy_range_image(in, in_off, out, out_off, len, flags);
     if (is_virt(in) || is_virt(out))
-        return failed(EXDEV);       /* cp and cat fall back to read and write */
+        return failed(flags ? EINVAL : EXDEV);  /* another filesystem: cp falls back */
     load_copy_file_range();
     return real_copy_file_range(in, in_off, out, out_off, len, flags);
 }

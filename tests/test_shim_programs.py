@@ -1,7 +1,7 @@
 """Programs that rely on more than open/read/write, each run in a host ext4 directory and on
 the image in the same test, with the results compared: SQLite (the sqlite3 shell and Python's
 sqlite3 module, linked with the libsqlite3 the shim must not share), advisory locks between
-processes (flock, POSIX, OFD, flock(1)), and pwritev2/preadv2 with RWF flags."""
+processes (flock, POSIX, OFD, flock(1)), pwritev2/preadv2 with RWF flags, and copy_file_range."""
 import os
 import shutil
 import signal
@@ -537,3 +537,39 @@ def test_a_child_forked_without_fork_handlers_keeps_the_image(image, host_dir, t
     host, img = both(image, host_dir, [exe, "{}"])
     assert host.stdout == "fchdir: ok\ncreate: ok\nparent sees it: yes\n", host.stdout
     assert img.returncode == 0 and img.stdout == host.stdout, img.stderr
+
+
+COPY_RANGE = r"""import os, sys, errno
+d = sys.argv[1]
+a = os.open(d + "/a", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(a, bytes(range(256)) * 400)
+b = os.open(d + "/b", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+def tryit(*args, **kw):
+    try:
+        return os.copy_file_range(*args, **kw)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+print(tryit(a, b, 5000, 100, 7))
+print(os.lseek(a, 0, 1), os.lseek(b, 0, 1), os.fstat(b).st_size)
+os.lseek(a, 0, 0)
+print(tryit(a, b, 1 << 20))           # positions used and moved; short at EOF
+print(os.lseek(a, 0, 1), os.lseek(b, 0, 1), os.pread(b, 20, 4990) == os.pread(a, 20, 4990))
+print(tryit(a, b, 10, 200000, 0))     # past EOF: 0
+print(tryit(a, a, 100, 0, 50))        # overlapping in one file
+print(tryit(a, a, 100, 0, 200))
+print(os.pread(a, 4, 200), os.pread(a, 4, 0))
+ro = os.open(d + "/a", os.O_RDONLY)
+ap = os.open(d + "/b", os.O_WRONLY | os.O_APPEND)
+print(tryit(a, ro, 10, 0, 0), tryit(a, ap, 10, 0, 0), tryit(ap, a, 10, 0, 0))
+dd = os.open(d, os.O_RDONLY)
+print(tryit(dd, a, 10, 0, 0), tryit(a, b, 10, -1, 0))
+"""
+
+
+def test_copy_file_range_between_image_files_as_on_ext4(image, host_dir):
+    """Positions used and moved, offsets given, short at EOF, 0 past it, overlap in one file,
+    the descriptor and type errors, in the kernel's order."""
+    host, img = both(image, host_dir, [sys.executable, "-c", COPY_RANGE, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+    assert img.stdout.splitlines()[:2] == ["5000", "102400 0 5007"]
