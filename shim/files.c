@@ -1,6 +1,8 @@
 /* Descriptor calls on image files: open, close, data, stat, truncate, sync, dup, fcntl. The
  * file position and O_APPEND live in the shadow's kernel description; Python is told them. */
 #include "interpose.h"
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <limits.h>
 #include <sys/uio.h>
@@ -32,6 +34,7 @@ REAL(ssize_t, writev, int, const struct iovec *, int)
 REAL(int, posix_fadvise, int, off_t, off_t, int)
 REAL(ssize_t, sendfile, int, int, off_t *, size_t)
 REAL(ssize_t, copy_file_range, int, off_t *, int, off_t *, size_t, unsigned int)
+REAL(ssize_t, splice, int, off_t *, int, off_t *, size_t, unsigned int)
 
 static mode_t mode_arg(int flags, va_list ap)
 {
@@ -798,6 +801,87 @@ static ssize_t copy_range_image(int in, off_t *in_off, int out, off_t *out_off, 
     else
         lseek(out, op + (off_t)total, SEEK_SET);
     return (ssize_t)total;
+}
+
+/* splice between an image file and a pipe, through a buffer: what the kernel's splice does
+ * for a filesystem without splice_read/splice_write of its own (its default copies too) */
+static int is_pipe(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+static ssize_t splice_image(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
+{
+    int in_pipe = !is_virt(in) && is_pipe(in), out_pipe = !is_virt(out) && is_pipe(out);
+    if ((is_virt(in) && vacc[in] == O_WRONLY) || (is_virt(out) && vacc[out] == O_RDONLY))
+        return failed(EBADF);
+    if (flags & ~(unsigned)(SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE | SPLICE_F_GIFT))
+        return failed(EINVAL);
+    if (!in_pipe && !out_pipe)
+        return failed(EINVAL);          /* an image file and a non-pipe: one end must be a pipe */
+    if ((in_pipe && in_off) || (out_pipe && out_off))
+        return failed(ESPIPE);
+    if (!len)
+        return 0;
+    int nonblock = flags & SPLICE_F_NONBLOCK;
+    char buf[65536];
+    size_t n = len < sizeof buf ? len : sizeof buf;
+    if (in_pipe) {                      /* pipe -> image file */
+        if (out_off && *out_off < 0)
+            return failed(EINVAL);
+        if (!out_off && (k_fcntl(out, F_GETFL, 0) & O_APPEND))
+            return failed(EINVAL);
+        struct pollfd p = {.fd = in, .events = POLLIN};
+        if (nonblock && poll(&p, 1, 0) == 0)
+            return failed(EAGAIN);
+        ssize_t got = read(in, buf, n);
+        if (got <= 0)
+            return got;
+        ssize_t put = out_off ? pwrite(out, buf, (size_t)got, *out_off) : write(out, buf, (size_t)got);
+        if (put > 0 && out_off)
+            *out_off += put;
+        return put;                     /* a short write loses the rest, as a full disk would */
+    }
+    /* image file -> pipe: no more than the pipe has room for, so the write never blocks */
+    if (in_off && *in_off < 0)
+        return failed(EINVAL);
+    for (;;) {
+        int size = k_fcntl(out, F_GETPIPE_SZ, 0), queued = 0;
+        if (size < 0 || ioctl(out, FIONREAD, &queued) < 0)
+            return -1;
+        if (size > queued) {
+            if ((size_t)(size - queued) < n)
+                n = (size_t)(size - queued);
+            break;
+        }
+        struct pollfd p = {.fd = out, .events = POLLOUT};
+        if (nonblock || (k_fcntl(out, F_GETFL, 0) & O_NONBLOCK))
+            return failed(EAGAIN);
+        if (poll(&p, 1, -1) < 0)
+            return -1;
+    }
+    ssize_t got = in_off ? pread(in, buf, n, *in_off) : read(in, buf, n);
+    if (got <= 0)
+        return got;
+    ssize_t put = write(out, buf, (size_t)got);
+    if (put < got) {                    /* what the pipe did not take stays unread */
+        if (!in_off)
+            lseek(in, (put < 0 ? 0 : put) - got, SEEK_CUR);
+        if (put <= 0)
+            return put;
+    }
+    if (in_off)
+        *in_off += put;
+    return put;
+}
+
+ssize_t splice(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)
+{
+    if (is_virt(in) || is_virt(out))
+        return splice_image(in, in_off, out, out_off, len, flags);
+    load_splice();
+    return real_splice(in, in_off, out, out_off, len, flags);
 }
 
 ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned int flags)

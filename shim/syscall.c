@@ -88,6 +88,8 @@ long syscall(long nr, ...)
     case SYS_fadvise64: return (errno = posix_fadvise(fd0, (off_t)a[1], (off_t)a[2], (int)a[3])) ? -1 : 0;
     case SYS_readahead: return readahead(fd0, (off_t)a[1], (size_t)a[2]);
     case SYS_sendfile: return sendfile(fd0, (int)a[1], (off_t *)a[2], (size_t)a[3]);
+    case SYS_splice:
+        return splice(fd0, (off_t *)a[1], (int)a[2], (off_t *)a[3], (size_t)a[4], (unsigned int)a[5]);
     case SYS_copy_file_range:
         return copy_file_range(fd0, (off_t *)a[1], (int)a[2], (off_t *)a[3], (size_t)a[4], (unsigned int)a[5]);
     /* names */

@@ -1,7 +1,7 @@
 """Programs that rely on more than open/read/write, each run in a host ext4 directory and on
 the image in the same test, with the results compared: SQLite (the sqlite3 shell and Python's
 sqlite3 module, linked with the libsqlite3 the shim must not share), advisory locks between
-processes (flock, POSIX, OFD, flock(1)), pwritev2/preadv2 with RWF flags, and copy_file_range."""
+processes (flock, POSIX, OFD, flock(1)), pwritev2/preadv2 with RWF flags, copy_file_range and splice."""
 import os
 import shutil
 import signal
@@ -573,3 +573,42 @@ def test_copy_file_range_between_image_files_as_on_ext4(image, host_dir):
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert img.stdout == host.stdout
     assert img.stdout.splitlines()[:2] == ["5000", "102400 0 5007"]
+
+
+SPLICE = r"""import os, sys, errno, fcntl
+d = sys.argv[1]
+a = os.open(d + "/sa", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(a, bytes(range(256)) * 1000)
+b = os.open(d + "/sb", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+r, w = os.pipe()
+def t(*args):
+    try:
+        return os.splice(*args)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+print(t(a, w, 50000, 100))              # from an offset: the pipe takes what it has room for
+print(os.lseek(a, 0, 1))
+print(t(r, b, 70000, None, 10))          # to an offset
+print(os.fstat(b).st_size, os.pread(b, 8, 10) == os.pread(a, 8, 100))
+os.lseek(a, 1000, 0)
+print(t(a, w, 3000), os.lseek(a, 0, 1))  # from the position, which moves
+print(t(r, b, 3000), os.lseek(b, 0, 1))
+print(t(a, b, 10), t(a, w, 10, 0, None) if False else "", t(r, b, 10, 0))
+fcntl.fcntl(r, fcntl.F_SETFL, os.O_NONBLOCK)
+print(t(r, b, 10, None, 0, os.SPLICE_F_NONBLOCK))
+print(t(a, w, 0), t(a, w, 10, -1))
+ap = os.open(d + "/sb", os.O_WRONLY | os.O_APPEND)
+os.write(w, b"xyz")
+print(t(r, ap, 10), t(r, a, 10, None, 1 << 20))
+print(os.pread(a, 3, 1 << 20))
+"""
+
+
+def test_splice_between_image_files_and_pipes_as_on_ext4(image, host_dir):
+    """From and to offsets or positions, the pipe's room, EINVAL without a pipe or onto an
+    O_APPEND file, ESPIPE for a pipe's offset, EAGAIN when nonblocking (the shadows alone
+    would splice nothing: they are empty)."""
+    host, img = both(image, host_dir, [sys.executable, "-c", SPLICE, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+    assert img.stdout.splitlines()[2:4] == ["50000", "50010 True"]
