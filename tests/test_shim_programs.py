@@ -612,3 +612,32 @@ def test_splice_between_image_files_and_pipes_as_on_ext4(image, host_dir):
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert img.stdout == host.stdout
     assert img.stdout.splitlines()[2:4] == ["50000", "50010 True"]
+
+
+FIEMAP_HEADER = r"""import errno, fcntl, os, struct, sys
+FS_IOC_FIEMAP = 0xC020660B
+p = sys.argv[1] + "/fm"
+fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"x" * 12288)
+os.fsync(fd)
+for flags in (0, 1, 2, 3, 4, 5, 7, 8, 0x10 | 2):
+    for count in (0, 4):
+        buf = bytearray(struct.pack("=QQIII4x", 0, 1 << 40, flags, 0, count) + bytes(56 * count))
+        try:
+            fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+            r = "ok"
+        except OSError as e:
+            r = errno.errorcode[e.errno]
+        _, _, fl, mapped, _ = struct.unpack_from("=QQIII", buf)
+        print(flags, count, r, fl, mapped)
+"""
+
+
+def test_fiemap_flags_come_back_as_ext4_leaves_them(image, host_dir):
+    """FIEMAP_FLAG_XATTR maps nothing (no xattrs) and comes back cleared, ext4's
+    FIEMAP_FLAG_CACHE is accepted and cleared, SYNC stays; unknown flags are EBADR with
+    fm_flags naming them."""
+    host, img = both(image, host_dir, [sys.executable, "-c", FIEMAP_HEADER, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+    assert "2 4 ok 0 0" in img.stdout and "8 0 EBADR 8 0" in img.stdout

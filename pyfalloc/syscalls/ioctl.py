@@ -9,7 +9,9 @@ import struct
 from pyfalloc import uapi
 from pyfalloc.errors import FsError
 
-FIEMAP_FLAGS_COMPAT = uapi.FIEMAP_FLAG_SYNC | 0x2          # FIEMAP_FLAG_XATTR: no xattr blocks here
+FIEMAP_FLAG_XATTR = 0x2        # the xattr's mapping: there are no xattrs here, so none
+FIEMAP_FLAG_CACHE = 0x4        # ext4's: load the extent tree first (nothing to load here)
+FIEMAP_FLAGS_COMPAT = uapi.FIEMAP_FLAG_SYNC | FIEMAP_FLAG_XATTR
 FIEMAP_MAX_EXTENTS = 0xFFFFFFFF // uapi.FIEMAP_EXTENT.size
 _KEY_AT = uapi.FSMAP_HEAD.size
 _INT = struct.Struct("=i")
@@ -87,6 +89,7 @@ def _fiemap(sc, fd, arg):
     start, length, flags, _, count, _ = uapi.FIEMAP_HEAD.unpack_from(arg)
     if count > FIEMAP_MAX_EXTENTS:
         raise FsError(errno.EINVAL, "fm_extent_count too large")
+    flags &= ~FIEMAP_FLAG_CACHE     # as ext4, which clears it before any check
     if flags & ~FIEMAP_FLAGS_COMPAT:
         struct.pack_into("=I", arg, 16, flags & ~FIEMAP_FLAGS_COMPAT)
         raise FsError(errno.EBADR, f"unsupported fm_flags {flags & ~FIEMAP_FLAGS_COMPAT:#x}")
@@ -96,7 +99,9 @@ def _fiemap(sc, fd, arg):
         raise FsError(errno.EFBIG, "fm_start past the maximum file size")
     if flags & uapi.FIEMAP_FLAG_SYNC:
         sc.fsync(fd)
-    extents = [] if flags & 0x2 else sc.fiemap(fd, start, length)
+    extents = [] if flags & FIEMAP_FLAG_XATTR else sc.fiemap(fd, start, length)
+    # the header goes back with the flags the filesystem handled cleared, as ext4 clears them
+    struct.pack_into("=I", arg, 16, flags & ~FIEMAP_FLAG_XATTR)
     if count == 0:
         struct.pack_into("=I", arg, 20, len(extents))
         return 0
