@@ -146,3 +146,42 @@ def test_what_msync_covered_survives_a_power_cut(image):
         assert data[:6] == b"synced"
         assert data[32768:32776] in (b"unsynced", bytes(8))
         assert vol.fsck() == []
+
+
+LMDB = r"""
+import lmdb, sys
+d = sys.argv[1] + "/lm"
+env = lmdb.open(d, map_size=64 << 20)
+with env.begin(write=True) as t:
+    for i in range(3000):
+        t.put(str(i).encode(), str(i).encode() * 10)
+with env.begin() as t:
+    print(t.stat()["entries"], t.get(b"2999")[:8])
+env.close()
+env = lmdb.open(d, map_size=64 << 20, writemap=True)     # writes through the shared mapping
+with env.begin(write=True) as t:
+    t.put(b"w", b"writemap")
+    t.delete(b"17")
+env.sync(True)
+env.close()
+env = lmdb.open(d, readonly=True)
+with env.begin() as t:
+    print(t.stat()["entries"], t.get(b"w"), t.get(b"17"), sum(1 for _ in t.cursor()))
+"""
+
+
+def _system_python_with_lmdb():
+    exe = shutil.which("python3", path="/usr/bin")
+    if exe and subprocess.run([exe, "-c", "import lmdb"], capture_output=True).returncode == 0:
+        return exe
+    return None
+
+
+@pytest.mark.skipif(_system_python_with_lmdb() is None, reason="python3-lmdb is not installed (apt python3-lmdb)")
+def test_lmdb_maps_its_database_shared_as_on_ext4(image, host_dir):
+    """LMDB maps its data file shared (read-only, or writable with writemap) and its lock
+    file's reader table shared."""
+    host, img = both(image, host_dir, [_system_python_with_lmdb(), "-c", LMDB, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+    assert img.stdout.splitlines() == ["3000 b'29992999'", "3000 b'writemap' None 3000"]
