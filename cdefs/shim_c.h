@@ -4,3 +4,12 @@
  * the shim keeps its hold on the inode until pyf_unhold */
 int pyf_claim(int fd, long long *ino);
 void pyf_unhold(long long ino);
+/* the program's RLIMIT_FSIZE soft limit (-1: none), for the checks the kernel makes: the
+ * process's own limit is lifted while Python writes the volume's files (shim/fsize.c) */
+long long pyf_fsize_limit(void);
+/* the program's call earned a SIGXFSZ: sent to the calling thread as the call returns */
+void pyf_xfsz(void);
+/* the program's limit lifted while Python writes the volume's files outside a served call
+ * (a Python program's finalization), and put back */
+void pyf_fsize_lift(void);
+void pyf_fsize_restore(void);

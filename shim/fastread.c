@@ -173,7 +173,7 @@ ssize_t image_pread(int fd, void *buf, size_t n, off_t off)
  * mtime (the kernel moves times only when the coarse clock did): nothing in the metadata
  * changes, so it goes straight to the image, under the inode and data locks as Python's
  * writes take them. -2 when the slow way must write. */
-static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off)
+static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off, int limited)
 {
     struct cached c = cached_of(fd);
     if (!c.valid || c.x[X_FLAGS] || c.x[X_UNWRITTEN])
@@ -194,7 +194,11 @@ static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off)
     if (data_lock(ino, F_WRLCK) == 0) {
         if (still_holds(&c)) {
             load_pwrite();
+            if (limited)
+                fsize_lift();
             r = real_pwrite(image_fd, buf, n, c.x[X_PBLK] * bs + (off - start));
+            if (limited)
+                fsize_restore();
             if (r != (ssize_t)n)
                 r = -2;
         }
@@ -204,13 +208,18 @@ static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off)
     return r;
 }
 
+/* -1 and errno: refused (the program's file-size limit); -2: the slow way must write */
 ssize_t image_pwrite_fast(int fd, const void *buf, size_t n, off_t off)
 {
     if (!n || off < 0 || fd >= MAX_FDS || vacc[fd] == O_RDONLY || !ready())
         return -2;
-    ssize_t r = try_fast_write(fd, buf, n, off);
+    int limited;
+    long long room = fsize_room(off, (long long)n, &limited);
+    if (room < 0)
+        return -1;
+    ssize_t r = try_fast_write(fd, buf, (size_t)room, off, limited);
     if (r == -2 && fill(fd, off))
-        r = try_fast_write(fd, buf, n, off);
+        r = try_fast_write(fd, buf, (size_t)room, off, limited);
     return r;
 }
 

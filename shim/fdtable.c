@@ -135,7 +135,7 @@ static void normalize(char *path)
  * working directory. image_path notes such a path; the wrapper's host call then takes
  * alias(path) and alias_dir(dirfd, path), the absolute host path. Two notes per thread:
  * rename and link name two paths. */
-static __thread struct escape { const char *in; char orig[512]; char out[4096]; } esc[2];
+static __thread struct escape { const char *in; char orig[512]; char out[8192]; } esc[2];
 static __thread int nesc, esc_next;
 
 static void note_escape(const char *in, const char *out)
@@ -261,7 +261,10 @@ const char *image_path(int dirfd, const char *path)
             return NULL;
         if (strlen(path) >= PATH_MAX || strlen(base) + 1 + strlen(path) >= sizeof joined)
             return too_long();
-        snprintf(joined, sizeof joined, "%s/%s", base, path);
+        size_t nb = strlen(base);
+        memcpy(joined, base, nb);
+        joined[nb] = '/';
+        memcpy(joined + nb + 1, path, strlen(path) + 1);
     }
     normalize(joined);
     if (on_image(joined))

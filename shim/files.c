@@ -188,6 +188,8 @@ static ssize_t image_write_how(int fd, const void *buf, size_t n, off_t off, int
         return -1;
     if (!append) {
         ssize_t fast = image_pwrite_fast(fd, buf, n, off);
+        if (fast == -1)
+            return -1;
         if (fast >= 0) {
             if (at_position)
                 k_lseek(fd, off + fast, SEEK_SET);
@@ -763,6 +765,10 @@ static ssize_t copy_range_image(int in, off_t *in_off, int out, off_t *out_off, 
     if (ip < 0 || op < 0 || len > (size_t)(LLONG_MAX - ip) || len > (size_t)(LLONG_MAX - op))
         return failed(EOVERFLOW);       /* the kernel adds them as unsigned */
     len = ip >= si.st_size ? 0 : (off_t)len > si.st_size - ip ? (size_t)(si.st_size - ip) : len;   /* to EOF */
+    long long room = fsize_room(op, (long long)len, NULL);
+    if (room < 0)
+        return -1;
+    len = (size_t)room;
     if (si.st_ino == so.st_ino && op + (off_t)len > ip && op < ip + (off_t)len)
         return failed(EINVAL);
     if (!len)
@@ -835,6 +841,18 @@ static ssize_t splice_image(int in, off_t *in_off, int out, off_t *out_off, size
         struct pollfd p = {.fd = in, .events = POLLIN};
         if (nonblock && poll(&p, 1, 0) == 0)
             return failed(EAGAIN);
+        /* past the program's file-size limit nothing leaves the pipe; across it, what fits,
+         * and the signal when the pipe held more, as the kernel's next write earns it */
+        off_t at = out_off ? *out_off : k_lseek(out, 0, SEEK_CUR);
+        long long room = at < 0 ? (long long)n : fsize_room(at, (long long)n, NULL);
+        if (room < 0)
+            return -1;
+        int queued = 0;
+        if (room < (long long)n && (poll(&p, 1, -1) < 0 || ioctl(in, FIONREAD, &queued) < 0))
+            return -1;
+        if (room < (long long)n && queued > room)
+            pyf_xfsz();
+        n = (size_t)room;
         ssize_t got = read(in, buf, n);
         if (got <= 0)
             return got;

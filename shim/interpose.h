@@ -43,8 +43,13 @@ HIDDEN mode_t process_umask(void); /* umask.c */
 HIDDEN long long done(long long r);
 HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread is not in it */
 /* call the Python half: answers as libc does (-1 and errno on failure) */
-#define PY(call) done(({ before_python(); in_py++; long long r_ = (call); in_py--; r_; }))
+#define PY(call) done(({ before_python(); fsize_lift(); in_py++; long long r_ = (call); in_py--; \
+                            fsize_restore(); r_; }))
 HIDDEN void before_python(void);
+/* fsize.c: the program's RLIMIT_FSIZE, lifted while the shim writes its own files */
+HIDDEN void fsize_lift(void);
+HIDDEN void fsize_restore(void);
+HIDDEN long long fsize_room(long long off, long long n, int *limited);
 HIDDEN const char *image_path(int dirfd, const char *path);
 HIDDEN void note_host_cwd(void);       /* after the host working directory changed */
 /* the shared log's position (fastread.c): 0 before Python opened the volume */

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from conftest import ROOT, compile_prog
+from pyfalloc import Volume
 from test_shim_oracle import under_shim
 
 from pyfalloc.shim.run import environment
@@ -641,3 +642,107 @@ def test_fiemap_flags_come_back_as_ext4_leaves_them(image, host_dir):
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert img.stdout == host.stdout
     assert "2 4 ok 0 0" in img.stdout and "8 0 EBADR 8 0" in img.stdout
+
+
+FSIZE = r"""import ctypes, errno, os, resource, signal, sys
+d = sys.argv[1]
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGXFSZ])   # kept pending, looked at after each call
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+def fallocate(fd, mode, off, n):
+    if libc.fallocate(fd, mode, off, n):
+        raise OSError(ctypes.get_errno(), "fallocate")
+names = "abcdefgh"
+F = {n: os.open(f"{d}/{n}", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644) for n in names}
+os.pwrite(F["c"], b"c" * 20000, 0)          # written past the limit before it is set
+os.ftruncate(F["d"], 20000)
+os.pwrite(F["e"], b"e" * 8192, 0)
+ap = os.open(f"{d}/f", os.O_WRONLY | os.O_APPEND)
+os.write(ap, b"f" * 9999)
+resource.setrlimit(resource.RLIMIT_FSIZE, (10000, resource.RLIM_INFINITY))
+def t(label, fn, *args):
+    try:
+        r = fn(*args)
+    except OSError as e:
+        r = errno.errorcode[e.errno]
+    sig = signal.sigtimedwait([signal.SIGXFSZ], 0)
+    print(label, r, "SIGXFSZ" if sig else "-", *(os.fstat(F[n]).st_size for n in names))
+for i in range(3):                          # the second and third go the shim's fast way
+    t("overwrite below", os.pwrite, F["c"], b"1" * 10, 100 + i)
+    t("overwrite across", os.pwrite, F["c"], b"1" * 100, 9950)
+    t("overwrite past", os.pwrite, F["c"], b"1" * 10, 12000)
+t("pwrite across", os.pwrite, F["a"], b"1" * 100, 9950)
+t("pwrite at", os.pwrite, F["a"], b"1" * 10, 10000)
+t("pwrite 0 past", os.pwrite, F["a"], b"", 20000)
+t("pwrite into a hole past", os.pwrite, F["d"], b"1" * 10, 12000)
+t("append across", os.write, ap, b"q" * 10)
+t("append at", os.write, ap, b"q" * 10)
+t("pwritev across", os.pwritev, F["b"], [b"1" * 6000, b"2" * 6000], 0)
+t("ftruncate to", os.ftruncate, F["g"], 10000)
+t("ftruncate past", os.ftruncate, F["g"], 10001)
+t("ftruncate shrinks", os.ftruncate, F["d"], 15000)
+t("ftruncate grows past", os.ftruncate, F["d"], 16000)
+t("truncate past", os.truncate, f"{d}/g", 20000)
+t("posix_fallocate past", os.posix_fallocate, F["h"], 0, 12288)
+t("fallocate to", fallocate, F["h"], 0, 0, 10000)
+t("fallocate KEEP_SIZE past", fallocate, F["h"], 1, 0, 65536)
+t("fallocate inside", fallocate, F["c"], 0, 0, 16384)
+t("fallocate grows past", fallocate, F["c"], 0, 16384, 8192)
+t("zero range past", fallocate, F["g"], 0x10, 0, 12288)
+t("zero range KEEP_SIZE past", fallocate, F["g"], 0x11, 0, 12288)
+t("insert range past", fallocate, F["e"], 0x20, 0, 4096)
+t("punch past", fallocate, F["b"], 0x03, 0, 65536)
+t("copy_file_range across", os.copy_file_range, F["c"], F["h"], 3000, 0, 8000)
+t("copy_file_range at", os.copy_file_range, F["c"], F["h"], 0, 0, 10000)
+r, w = os.pipe()
+os.write(w, b"s" * 3000)
+t("splice across", os.splice, r, F["a"], 3000, None, 9000)
+print(len(os.read(r, 4000)), "left in the pipe")
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+t("pwrite once raised", os.pwrite, F["a"], b"1" * 10, 10001)
+"""
+
+
+def test_the_file_size_limit_applies_as_on_ext4(image, host_dir):
+    """RLIMIT_FSIZE is the program's, for its files: short writes across it, EFBIG and SIGXFSZ
+    at or past it (the shim's C overwrites too), truncates and fallocates that would grow a
+    file past it refused, KEEP_SIZE and insert range not; the volume's own files are written
+    whatever the program's limit (they lie far past it)."""
+    host, img = both(image, host_dir, [sys.executable, "-c", FSIZE, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+    assert "overwrite past EFBIG SIGXFSZ" in img.stdout and "overwrite across 50 -" in img.stdout
+    with Volume(image) as vol:
+        assert vol.fsck() == []
+
+
+def _cap_sys_resource():
+    with open("/proc/self/status") as f:
+        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    return bool(eff >> 24 & 1)
+
+
+def test_ulimit_f_in_a_shell_as_on_ext4(image, host_dir):
+    """A shell's soft `ulimit -S -f` (1 KiB units in bash): dd stops at the limit, killed by
+    the signal as on ext4, and what it wrote is there for the next program."""
+    script = "ulimit -S -f 40; dd if=/dev/zero of={}/u bs=4096 count=20 status=none; echo rc=$?; stat -c %s {}/u"
+    host, img = both(image, host_dir, ["bash", "-c", script])
+    assert img.stdout == host.stdout, (img.stdout, img.stderr)
+    assert img.stdout.split() == ["rc=153", "40960"]
+
+
+def test_a_hard_file_size_limit_the_shim_cannot_lift_fails_cleanly(image, host_dir):
+    """bash's plain `ulimit -f` sets the hard limit too, which only CAP_SYS_RESOURCE may raise
+    again: with it, as on ext4; without it, the volume's own files (far past 40 KiB) cannot
+    be written, so calls fail with EFBIG, and no program is killed by a SIGXFSZ its files
+    did not earn."""
+    script = "ulimit -f 40; dd if=/dev/zero of={}/h bs=4096 count=20 status=none; echo rc=$?; stat -c %s {}/h; echo rc=$?"
+    host, img = both(image, host_dir, ["bash", "-c", script])
+    if _cap_sys_resource():
+        assert img.stdout == host.stdout, (img.stdout, img.stderr)
+        return
+    assert host.stdout.split() == ["rc=153", "40960", "rc=0"]
+    assert img.stdout.split() == ["rc=1", "rc=1"], img.stderr
+    assert "File too large" in img.stderr and "File size limit exceeded" not in img.stderr
+    with Volume(image) as vol:
+        assert vol.fsck() == []

@@ -422,16 +422,18 @@ class FileSystem:
                 self.mapped.write_through(ino, offset, data[:n])
             return n
 
-    def append(self, ino, data, limit):
+    def append(self, ino, data, limit, room=None):
         """O_APPEND: write at the end, read and written under one lock, so appenders in
-        other processes never overlap; returns (offset, bytes written). Past limit: EFBIG."""
+        other processes never overlap; returns (offset, bytes written). Past limit: EFBIG.
+        room(offset, count) may cut the count short or refuse (the caller's own limit)."""
         with self.locks.exclusive(ino, local=True):
             offset = self.inode(ino, local=True).size
             if not data:
                 return offset, 0
+            count = room(offset, len(data)) if room else len(data)
             if offset >= limit:
                 raise FsError(errno.EFBIG, "offset past the maximum file size")
-            n = self._write(ino, offset, memoryview(data)[:limit - offset])
+            n = self._write(ino, offset, memoryview(data)[:min(count, limit - offset)])
             if self.mapped.any():
                 self.mapped.write_through(ino, offset, memoryview(data)[:n])
             return offset, n

@@ -1,4 +1,4 @@
-"""The Python half of libpyfalloc: the interposer (shim/interpose.c) hands paths inside the
+"""The Python half of libpyfalloc: the interposer (shim/*.c) hands paths inside the
 image (the mount prefix already taken off) and shadow descriptors here, and this serves
 them from a Volume.
 
@@ -14,10 +14,11 @@ import sys
 
 from pyfalloc.api.volume import Volume
 from pyfalloc.errors import FsError
-from pyfalloc.syscalls import abi
+from pyfalloc.syscalls import abi, limits
 from pyfalloc.syscalls.calls import NOW
 
 _vol = None
+_lift = _restore = lambda: None     # bind's: the program's file-size limit lifted and put back
 _make_claim = None              # bind's: the hook that takes over descriptors the C half opened
 # directory listings as the C half reads them, by inode: (dir_version, blob), the oldest
 # dropped first (a program that lists a directory again while nothing changed gets it as is)
@@ -63,8 +64,12 @@ def at_exit():
     leaves nothing in memory."""
     if _vol is not None:
         store = _vol.fs.meta
-        if not store.leave():
-            store.commit_if_mine()
+        _lift()         # a Python program finalizes outside any call of the shim's
+        try:
+            if not store.leave():
+                store.commit_if_mine()
+        finally:
+            _restore()
 
 
 atexit.register(at_exit)        # a Python program finalizes before the shim's destructor
@@ -119,6 +124,10 @@ def _claimer(ffi, lib, vol):
 def bind(ffi, lib):
     global _make_claim
     _make_claim = lambda vol: _claimer(ffi, lib, vol)
+    limits.limit = lambda: (lambda v: None if v < 0 else v)(lib.pyf_fsize_limit())
+    limits.send_signal = lib.pyf_xfsz
+    global _lift, _restore
+    _lift, _restore = lib.pyf_fsize_lift, lib.pyf_fsize_restore
 
     @ffi.def_extern()
     def pyf_open(path, flags, mode, fd, out):

@@ -14,7 +14,7 @@ from pyfalloc import uapi
 from pyfalloc.errors import FsError
 from pyfalloc.fs import move, paths, perms
 from pyfalloc.fs.filesystem import clock
-from pyfalloc.syscalls import abi
+from pyfalloc.syscalls import abi, limits
 from pyfalloc.fs.perms import CAP_FOWNER, CAP_LINUX_IMMUTABLE
 from pyfalloc.syscalls.caps import capable, current_cred, real_caps
 from pyfalloc.uapi import (
@@ -338,9 +338,10 @@ class Syscalls:
             raise FsError(errno.EINVAL, "negative offset")
         if not data:
             return 0
+        count = limits.room(offset, len(data))
         if offset >= self.fs.max_bytes:
             raise FsError(errno.EFBIG, "offset past the maximum file size")
-        return self.fs.write(of.ino, offset, memoryview(data)[:self.fs.max_bytes - offset])
+        return self.fs.write(of.ino, offset, memoryview(data)[:min(count, self.fs.max_bytes - offset)])
 
     def write(self, fd, data):
         with self._lock:
@@ -357,7 +358,7 @@ class Syscalls:
         (offset written at, bytes written)."""
         of = self._file(fd)
         self._check_io(of, True)
-        return self.fs.append(of.ino, data, self.fs.max_bytes)
+        return self.fs.append(of.ino, data, self.fs.max_bytes, limits.room)
 
     def lseek(self, fd, offset, whence=os.SEEK_SET, pos=None):
         """lseek(2); pos, when given, is the current position (the shim keeps it in the kernel)."""
@@ -450,6 +451,7 @@ class Syscalls:
             raise FsError(errno.EISDIR, "is a directory")
         if inode.flags & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL):
             raise FsError(errno.EPERM, "append-only or immutable file")
+        limits.check_new_size(length, inode.size)
         if length > self.fs.max_bytes:
             raise FsError(errno.EFBIG, "length past the maximum file size")
         self.fs.truncate(ino, length)
@@ -700,6 +702,7 @@ class Syscalls:
             nblocks = ceil_div(offset + length, fs.bs) - offset // fs.bs
             if first + nblocks > fs.nblocks:
                 raise FsError(errno.EINVAL, "physical range outside the device")
+            self._check_grows(of, keep, offset + length)
             return fs.allocate_range(of.ino, offset, length, keep, physical)
         if op == FALLOC_FL_PUNCH_HOLE:
             return fs.punch_hole(of.ino, offset, length)
@@ -709,11 +712,17 @@ class Syscalls:
             if op == FALLOC_FL_COLLAPSE_RANGE:
                 return fs.collapse_range(of.ino, offset, length)
             return fs.insert_range(of.ino, offset, length)
+        self._check_grows(of, keep, offset + length)
         if op == FALLOC_FL_ZERO_RANGE:
             return fs.zero_range(of.ino, offset, length, keep)
         if op == FALLOC_FL_WRITE_ZEROES:
             return fs.zero_range(of.ino, offset, length, False, write_zeroes=True)
         return fs.allocate_range(of.ino, offset, length, keep)      # ALLOCATE, UNSHARE (no shared blocks)
+
+    def _check_grows(self, of, keep, end):
+        """ext4's fallocate and zero range check the size they would set, as a truncate does"""
+        if not keep:
+            limits.check_new_size(end, self.fs.inode(of.ino).size)
 
     def posix_fallocate(self, fd, offset, length):
         """posix_fallocate(3): returns the error number instead of raising (glibc's contract)."""

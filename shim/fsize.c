@@ -1,0 +1,135 @@
+/* The program's file-size limit (RLIMIT_FSIZE, `ulimit -f`). It is the program's to apply to
+ * its files on the image, as the kernel applies it (pyfalloc/syscalls/limits.py says where);
+ * the image, the metadata and the volume's runtime files are files of the shim's, written at
+ * offsets far past any small limit, and the kernel would refuse those writes with EFBIG and a
+ * SIGXFSZ the program never caused. So while a thread is inside the Python half the limit is
+ * lifted (to the hard limit, or to none when the process may raise the hard one) and put back
+ * when it leaves; the program's value is kept for the Python half to apply. A SIGXFSZ the
+ * program's call earned is sent when the call leaves Python, as the kernel's arrives when the
+ * system call returns: the program's handler never runs inside Python. */
+#include "interpose.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+/* The limit is the process's, so one lift serves every thread inside: the first in lifts,
+ * the last out puts the program's value back. A hard limit only CAP_SYS_RESOURCE may raise
+ * (bash's `ulimit -f` sets both) can leave the shim's writes refused: the call then fails
+ * with EFBIG, and the kernel's SIGXFSZ for them is taken back (blocked while inside, then
+ * consumed), since the program's own file did not cause it. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int inside, lifted, capped;
+static struct rlimit program;
+static __thread int depth, xfsz_pending, masked, was_pending;
+static __thread sigset_t mask_before;
+
+static int get_fsize(struct rlimit *r) { return (int)syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, NULL, r); }
+static int set_fsize(const struct rlimit *r) { return (int)syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, r, NULL); }
+
+void fsize_lift(void)
+{
+    if (depth++)
+        return;
+    int e = errno;
+    pthread_mutex_lock(&lock);
+    if (!inside++) {
+        lifted = capped = 0;
+        if (!get_fsize(&program) && program.rlim_cur != RLIM_INFINITY) {
+            struct rlimit none = {RLIM_INFINITY, RLIM_INFINITY};
+            struct rlimit hard = {program.rlim_max, program.rlim_max};
+            if (!set_fsize(&none))
+                lifted = 1;
+            else {
+                capped = 1;
+                lifted = program.rlim_max != program.rlim_cur && !set_fsize(&hard);
+            }
+        }
+    }
+    int cap = capped;
+    pthread_mutex_unlock(&lock);
+    masked = 0;
+    if (cap) {
+        sigset_t xfsz, pending;
+        sigemptyset(&xfsz);
+        sigaddset(&xfsz, SIGXFSZ);
+        sigpending(&pending);
+        was_pending = sigismember(&pending, SIGXFSZ);
+        masked = !pthread_sigmask(SIG_BLOCK, &xfsz, &mask_before);
+    }
+    errno = e;
+}
+
+static void send_xfsz(void) { syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGXFSZ); }
+
+void fsize_restore(void)
+{
+    if (--depth)
+        return;
+    int e = errno;
+    if (masked) {
+        sigset_t xfsz, pending;
+        sigemptyset(&xfsz);
+        sigaddset(&xfsz, SIGXFSZ);
+        struct timespec zero = {0, 0};
+        if (!was_pending && !sigpending(&pending) && sigismember(&pending, SIGXFSZ))
+            sigtimedwait(&xfsz, NULL, &zero);
+        pthread_sigmask(SIG_SETMASK, &mask_before, NULL);
+        masked = 0;
+    }
+    pthread_mutex_lock(&lock);
+    if (!--inside && lifted) {
+        set_fsize(&program);
+        lifted = 0;
+    }
+    pthread_mutex_unlock(&lock);
+    if (xfsz_pending) {
+        xfsz_pending = 0;
+        send_xfsz();
+    }
+    errno = e;
+}
+
+void pyf_fsize_lift(void) { fsize_lift(); }
+void pyf_fsize_restore(void) { fsize_restore(); }
+
+/* the program's soft limit: -1 for none */
+long long pyf_fsize_limit(void)
+{
+    struct rlimit now;
+    long long r = -1;
+    pthread_mutex_lock(&lock);
+    if (inside)
+        now = program;
+    if ((inside || !get_fsize(&now)) && now.rlim_cur != RLIM_INFINITY)
+        r = (long long)now.rlim_cur;
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+void pyf_xfsz(void)
+{
+    if (depth)
+        xfsz_pending = 1;
+    else
+        send_xfsz();
+}
+
+/* The kernel's check of a write of n bytes at off (generic_write_check_limits): -1 and EFBIG,
+ * with the signal, at or past the program's limit; else how many of the n it may write.
+ * *limited (when given) tells whether there is a limit at all. */
+long long fsize_room(long long off, long long n, int *limited)
+{
+    long long lim = pyf_fsize_limit();
+    if (limited)
+        *limited = lim >= 0;
+    if (lim < 0)
+        return n;
+    if (off >= lim) {
+        pyf_xfsz();
+        errno = EFBIG;
+        return -1;
+    }
+    return n < lim - off ? n : lim - off;
+}
