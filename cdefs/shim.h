@@ -39,7 +39,7 @@ long long pyf_setattr(int fd, const char *path, long long *attr);
 /* the entries of a directory open as fd, "." and ".." first, each as "INO DTYPE NAME\0";
  * with size 0 (or too small) it answers the size needed */
 long long pyf_listdir(int fd, char *buf, long long size);
-/* bsize, blocks, bfree, bavail, files, ffree, namelen */
+/* bsize, blocks, bfree, bavail, files, ffree, namelen, the mount flags (ST_*) */
 long long pyf_statfs(long long *out);
 /* the path inside the image of the file open as fd (a directory adopted across exec) */
 long long pyf_path(int fd, char *buf, long long size);

@@ -29,8 +29,13 @@ ALLOC_FIXED_LEN = 0x2
 ALLOC_CONTIGUOUS = 0x4
 
 # inode flags (FS_IOC_GETFLAGS values)
+FS_SYNC_FL = 0x8
 FS_IMMUTABLE_FL = 0x10
 FS_APPEND_FL = 0x20
+FS_NODUMP_FL = 0x40
+FS_NOATIME_FL = 0x80
+FS_DAX_FL = 0x02000000
+FS_PROJINHERIT_FL = 0x20000000
 
 # FIEMAP
 FS_IOC_FIEMAP = 0xC020660B
@@ -86,6 +91,17 @@ FIGETBSZ = 2
 FS_IOC_GETFLAGS = 0x80086601        # an int, whatever the number says
 FS_IOC_SETFLAGS = 0x40086602
 FS_EXTENT_FL = 0x80000              # ext4 shows it on every extent-mapped inode (lsattr's 'e')
+# struct fsxattr { u32 fsx_xflags, fsx_extsize, fsx_nextents, fsx_projid, fsx_cowextsize; u8 pad[8]; }
+FS_IOC_FSGETXATTR = 0x801C581F
+FS_IOC_FSSETXATTR = 0x401C5820
+FSXATTR = struct.Struct("=IIIII8x")
+FS_XFLAG_EXTSIZE = 0x800
+FS_XFLAG_EXTSZINHERIT = 0x1000
+FS_XFLAG_COWEXTSIZE = 0x10000
+FS_XFLAG_DAX = 0x8000
+# the flags both interfaces name (the kernel's fileattr_fill_flags): inode flag -> xflag
+FS_COMMON_XFLAGS = {FS_SYNC_FL: 0x20, FS_IMMUTABLE_FL: 0x8, FS_APPEND_FL: 0x10, FS_NODUMP_FL: 0x80,
+                    FS_NOATIME_FL: 0x40, FS_DAX_FL: FS_XFLAG_DAX, FS_PROJINHERIT_FL: 0x200}
 FICLONE = 0x40049409
 FICLONERANGE = 0x4020940D
 FIDEDUPERANGE = 0xC0189436

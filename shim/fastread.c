@@ -7,6 +7,7 @@
  * file goes straight to the image. */
 #include "interpose.h"
 #include <pthread.h>
+#include <linux/fs.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -176,7 +177,7 @@ ssize_t image_pread(int fd, void *buf, size_t n, off_t off)
 static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off, int limited)
 {
     struct cached c = cached_of(fd);
-    if (!c.valid || c.x[X_FLAGS] || c.x[X_UNWRITTEN])
+    if (!c.valid || (c.x[X_FLAGS] & (FS_APPEND_FL | FS_IMMUTABLE_FL)) || c.x[X_UNWRITTEN])
         return -2;
     long long bs = c.x[X_BS], start = c.x[X_LBLK] * bs, end = (c.x[X_LBLK] + c.x[X_LEN]) * bs;
     if (off < start || off + (long long)n > end || off + (long long)n > c.x[X_SIZE])

@@ -1,5 +1,5 @@
 /* ioctl on image files: the requests the compactor and filefrag need, and those the kernel
- * serves for any filesystem (inode flags, FIONREAD, the XFS preallocation requests), with
+ * serves for any filesystem (inode flags in both forms, FIONREAD, the XFS preallocation requests), with
  * their sizes computed here so Python gets the whole kernel struct. */
 #include "interpose.h"
 #include <sys/ioctl.h>
@@ -13,6 +13,8 @@ REAL(int, ioctl, int, unsigned long, ...)
 #define FS_IOC_GETFLAGS_NR 0x80086601UL
 #define FS_IOC_SETFLAGS_NR 0x40086602UL
 #define FIONREAD_NR 0x541BUL
+#define FS_IOC_FSGETXATTR_NR 0x801C581FUL
+#define FS_IOC_FSSETXATTR_NR 0x401C5820UL
 #define FS_IOC_RESVSP64_NR 0x4030582AUL
 #define FS_IOC_UNRESVSP64_NR 0x4030582BUL
 
@@ -37,6 +39,9 @@ static long long ioctl_size(unsigned long req, const char *arg)
     case FS_IOC_SETFLAGS_NR:
     case FIONREAD_NR:
         return (long long)sizeof(int);
+    case FS_IOC_FSGETXATTR_NR:      /* struct fsxattr */
+    case FS_IOC_FSSETXATTR_NR:
+        return 28;
     case FS_IOC_RESVSP64_NR:        /* struct xfs_flock64 */
     case FS_IOC_UNRESVSP64_NR:
         return 48;
@@ -44,12 +49,15 @@ static long long ioctl_size(unsigned long req, const char *arg)
     return -1;
 }
 
-int ioctl(int fd, unsigned long req, ...)
+int ioctl(int fd, unsigned long request, ...)
 {
     va_list ap;
-    va_start(ap, req);
+    va_start(ap, request);
     char *arg = va_arg(ap, char *);
     va_end(ap);
+    /* the kernel takes the number as an unsigned int: a program that holds it in an int
+     * (xfs_io does) passes 0x801C581F sign-extended */
+    unsigned long req = (unsigned int)request;
     if (is_virt(fd) && req == FIONREAD_NR) {      /* the position is the shadow's */
         struct stat st;
         if (!arg)
@@ -72,5 +80,5 @@ int ioctl(int fd, unsigned long req, ...)
         return (int)PY(pyf_ioctl(fd, req, size >= 0 ? arg : none, size >= 0 ? size : 0));
     }
     load_ioctl();
-    return real_ioctl(fd, req, arg);
+    return real_ioctl(fd, request, arg);
 }

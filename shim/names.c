@@ -565,6 +565,7 @@ int fchown(int fd, uid_t uid, gid_t gid)
 
 /* ---- statfs ------------------------------------------------------------------------------------ */
 #define PYFALLOC_MAGIC 0x50594641         /* "PYFA" */
+#define ST_VALID 0x20                     /* f_flags holds the mount flags */
 
 static int image_statfs(struct statfs *sf)
 {
@@ -581,6 +582,7 @@ static int image_statfs(struct statfs *sf)
     sf->f_files = (fsfilcnt_t)v[4];
     sf->f_ffree = (fsfilcnt_t)v[5];
     sf->f_namelen = v[6];
+    sf->f_flags = ST_VALID | v[7];
     return 0;
 }
 
@@ -619,6 +621,7 @@ static int image_statvfs(struct statvfs *sv)
     sv->f_ffree = sf.f_ffree;
     sv->f_favail = sf.f_ffree;
     sv->f_namemax = (unsigned long)sf.f_namelen;
+    sv->f_flag = (unsigned long)(sf.f_flags & ~ST_VALID);
     return 0;
 }
 

@@ -746,3 +746,48 @@ def test_a_hard_file_size_limit_the_shim_cannot_lift_fails_cleanly(image, host_d
     assert "File too large" in img.stderr and "File size limit exceeded" not in img.stderr
     with Volume(image) as vol:
         assert vol.fsck() == []
+
+
+FSXATTR = r"""import errno, fcntl, os, struct, sys
+d = sys.argv[1]
+GET, SET, GETFLAGS, SETFLAGS = 0x801C581F, 0x401C5820, 0x80086601, 0x40086602
+FSX, INT = struct.Struct("=IIIII8x"), struct.Struct("=i")
+f = os.open(f"{d}/fx", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.mkdir(f"{d}/fxd")
+dd = os.open(f"{d}/fxd", os.O_RDONLY)
+ro = os.open(f"{d}/fx", os.O_RDONLY)
+def call(fd, req, st, *v):
+    try:
+        return st.unpack(fcntl.ioctl(fd, req, st.pack(*v) if v else bytes(st.size)))
+    except OSError as e:
+        return errno.errorcode[e.errno]
+def put(fd, *v):
+    r = call(fd, SET, FSX, *v)
+    return r if isinstance(r, str) else ("ok", call(fd, GET, FSX), call(fd, GETFLAGS, INT))
+print("get", call(f, GET, FSX), call(dd, GET, FSX), call(f, GETFLAGS, INT))
+# append-only, immutable, both (an immutable file keeps its other flags), no-atime, no-dump;
+# XFS-only flags are ignored, extent size hints are checked against the file type
+for xf in (0x10, 0x8, 0x18, 0x48, 0, 0x40, 0x80, 0xC0, 0, 0x1, 0x800, 0x1000, 0x2000, 0x4000, 0x80000000, 0x10000):
+    print(hex(xf), put(f, xf, 0, 0, 0, 0))
+print("hints", put(f, 0, 4096, 0, 0, 0), put(f, 0x800, 4096, 7, 0, 4096), put(dd, 0x1000, 0, 0, 0, 0), put(dd, 0x800, 0, 0, 0, 0))
+print("projid", put(f, 0x10, 0, 0, 7, 0), put(f, 0, 0, 0, 0, 0))
+print("dir", put(dd, 0x10, 0, 0, 0, 0), put(dd, 0, 0, 0, 0, 0))
+print("read-only descriptor", put(ro, 0x40, 0, 0, 0, 0), put(ro, 0, 0, 0, 0, 0))
+print("setflags", call(f, SETFLAGS, INT, 0x80010), call(f, SETFLAGS, INT, 0x80090), call(f, GET, FSX),
+      call(f, SETFLAGS, INT, 0x80000), call(f, GETFLAGS, INT))
+if os.fork() == 0:
+    os.setresuid(1000, 1000, 1000)
+    print("another user", call(f, GET, FSX), put(f, 0, 0, 0, 0, 0), call(f, SETFLAGS, INT, 0x80000))
+    os._exit(0)
+os.wait()
+"""
+
+
+def test_fsxattr_and_inode_flags_as_on_ext4(image, host_dir):
+    """FS_IOC_FSGETXATTR/FSSETXATTR (xfs_io's chattr, lsattr and stat use them) and
+    FS_IOC_SETFLAGS against ext4: the common flags both ways, the flags kept, XFS-only ones
+    ignored, the hint checks, the owner, an immutable file's other flags, no project ids."""
+    host, img = both(image, host_dir, [sys.executable, "-c", FSXATTR, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+    assert "0x18 EPERM" in img.stdout and "0x1000 EINVAL" in img.stdout

@@ -1,6 +1,8 @@
 """`pyfalloc run`: start an unmodified program with libpyfalloc preloaded, so paths under
 the mount prefix are files of the image."""
+import errno
 import os
+import shutil
 import signal
 import sys
 import sysconfig
@@ -67,3 +69,10 @@ def run(image, command, mount="/pyfalloc", meta=None):
         os.execvpe(command[0], command, env)
     except FileNotFoundError:
         raise FsError(2, f"{command[0]}: command not found") from None
+    except OSError as e:
+        if e.errno != errno.ENOEXEC:
+            raise
+    # a file without a #! line or a binary format: execvp(3) hands it to the shell, and so
+    # does this (env, xargs and shells behave the same)
+    path = command[0] if "/" in command[0] else shutil.which(command[0], path=env.get("PATH"))
+    os.execve("/bin/sh", ["/bin/sh", path] + list(command[1:]), env)

@@ -284,7 +284,7 @@ def bind(ffi, lib):
         def statfs():
             f = volume().statfs()
             for i, key in enumerate(("f_bsize", "f_blocks", "f_bfree", "f_bavail", "f_files", "f_ffree",
-                                     "f_namemax")):
+                                     "f_namemax", "f_flag")):
                 out[i] = f[key]
         return _call(statfs)
 

@@ -608,16 +608,53 @@ class Syscalls:
         """FS_IOC_GETFLAGS: the stored flags, and ext4's extent flag, which every file has."""
         return self.fs.inode(self._file(fd).ino).flags | uapi.FS_EXTENT_FL
 
-    def setflags(self, fd, flags):
-        """FS_IOC_SETFLAGS: append-only and immutable are kept (CAP_LINUX_IMMUTABLE to
-        change them); the extent flag is always there; other flags are refused."""
-        inode = self.fs.inode(self._file(fd).ino)
-        keep = uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL
+    def setflags(self, fd, flags, projid=0):
+        """FS_IOC_SETFLAGS (vfs_fileattr_set, then ext4's checks, in their order): the owner
+        or CAP_FOWNER; CAP_LINUX_IMMUTABLE to change append-only or immutable; an immutable
+        file may only lose that flag. Kept: append-only, immutable (the calls honour them),
+        no-atime (no access time is ever updated here) and no-dump (for dump programs to
+        read); the extent flag is always there; other flags are refused."""
+        of = self._file(fd)
+        inode = self.fs.inode(of.ino)
+        if not perms.owner_or_fowner(current_cred(), inode):
+            raise FsError(errno.EPERM, "not the owner")
+        guarded = uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL
+        if (flags ^ inode.flags) & guarded and not capable(CAP_LINUX_IMMUTABLE):
+            raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
+        keep = guarded | uapi.FS_NOATIME_FL | uapi.FS_NODUMP_FL
         if flags & ~(keep | uapi.FS_EXTENT_FL):
             raise FsError(errno.EOPNOTSUPP, f"inode flags {flags & ~(keep | uapi.FS_EXTENT_FL):#x}")
-        if (flags ^ inode.flags) & keep and not capable(CAP_LINUX_IMMUTABLE):
-            raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
+        if inode.flags & flags & uapi.FS_IMMUTABLE_FL and (inode.flags ^ flags) & keep & ~uapi.FS_IMMUTABLE_FL:
+            raise FsError(errno.EPERM, "an immutable file keeps its other flags")
         self.fs.set_flags(inode.ino, flags & keep)
+        if projid:
+            raise FsError(errno.EOPNOTSUPP, "no project ids (ext4 without its project feature)")
+
+    def getxattr_fs(self, fd):
+        """FS_IOC_FSGETXATTR: the flags both interfaces name, as xflags; no extent size
+        hints, extent count or project id (ext4 fills none of them)."""
+        flags = self.getflags(fd)
+        return sum(x for f, x in uapi.FS_COMMON_XFLAGS.items() if flags & f), 0, 0, 0, 0
+
+    def setxattr_fs(self, fd, xflags, extsize, nextents, projid, cowextsize):
+        """FS_IOC_FSSETXATTR: the common xflags become inode flags beside those only the
+        other interface names; the generic checks of the hint flags; then as setflags."""
+        of = self._file(fd)
+        inode = self.fs.inode(of.ino)
+        if not perms.owner_or_fowner(current_cred(), inode):
+            raise FsError(errno.EPERM, "not the owner")
+        common = sum(uapi.FS_COMMON_XFLAGS)
+        flags = (self.getflags(fd) & ~common) | sum(f for f, x in uapi.FS_COMMON_XFLAGS.items() if xflags & x)
+        if (flags ^ inode.flags) & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL) and not capable(CAP_LINUX_IMMUTABLE):
+            raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
+        is_reg, is_dir = st.S_ISREG(inode.mode), st.S_ISDIR(inode.mode)
+        if (xflags & (uapi.FS_XFLAG_EXTSIZE | uapi.FS_XFLAG_COWEXTSIZE) and not is_reg
+                or xflags & uapi.FS_XFLAG_EXTSZINHERIT and not is_dir
+                or xflags & uapi.FS_XFLAG_DAX and not (is_reg or is_dir)):
+            raise FsError(errno.EINVAL, f"xflags {xflags:#x} for this file type")
+        if flags & uapi.FS_PROJINHERIT_FL and not is_dir:
+            raise FsError(errno.EOPNOTSUPP, "project inheritance is for directories")
+        self.setflags(fd, flags, projid)
 
     def unread(self, fd):
         """FIONREAD on a regular file: the bytes from the position to the end."""
@@ -638,7 +675,9 @@ class Syscalls:
         return {"f_bsize": fs.bs, "f_frsize": fs.bs, "f_blocks": fs.nblocks, "f_bfree": free,
                 # inodes are rows, not a table on the device: at most one per block
                 "f_bavail": free, "f_files": files + fs.nblocks, "f_ffree": fs.nblocks,
-                "f_namemax": 255, "f_granule": fs.dev.granule}
+                "f_namemax": 255, "f_granule": fs.dev.granule,
+                # mount flags (statvfs's ST_*): reads never update atime here
+                "f_flag": os.ST_NOATIME | (os.ST_RDONLY if fs.meta.readonly else 0)}
 
     # ---- allocation --------------------------------------------------------------------------
     def fallocate(self, fd, mode, offset, length):

@@ -37,6 +37,14 @@ def ioctl(sc, fd, request, arg):
         _need(arg, _INT.size)
         sc.setflags(fd, _INT.unpack_from(arg)[0])
         return 0
+    if request == uapi.FS_IOC_FSGETXATTR:
+        _need(arg, uapi.FSXATTR.size)
+        uapi.FSXATTR.pack_into(arg, 0, *sc.getxattr_fs(fd))
+        return 0
+    if request == uapi.FS_IOC_FSSETXATTR:
+        _need(arg, uapi.FSXATTR.size)
+        sc.setxattr_fs(fd, *uapi.FSXATTR.unpack_from(arg))
+        return 0
     if request in _PREALLOCATE:
         return _preallocate(sc, fd, _PREALLOCATE[request], arg)
     if request == uapi.FIONREAD:
