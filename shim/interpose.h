@@ -46,6 +46,8 @@ HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread 
 #define PY(call) done(({ before_python(); fsize_lift(); in_py++; long long r_ = (call); in_py--; \
                             fsize_restore(); r_; }))
 HIDDEN void before_python(void);
+/* aio.c: io_submit with requests on image files (requests: struct iocb **) */
+HIDDEN long image_io_submit(unsigned long ctx, long nr, void *requests);
 /* fsize.c: the program's RLIMIT_FSIZE, lifted while the shim writes its own files */
 HIDDEN void fsize_lift(void);
 HIDDEN void fsize_restore(void);
