@@ -124,6 +124,7 @@ int close(int fd)
     }
     if (fd >= 0 && fd <= 2)
         std_before_change(fd);
+    uring_closed(fd);
     int was = is_virt(fd);
     if (was)
         drop_virt(fd);

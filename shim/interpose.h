@@ -48,6 +48,12 @@ HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread 
 HIDDEN void before_python(void);
 /* aio.c: io_submit with requests on image files (requests: struct iocb **) */
 HIDDEN long image_io_submit(unsigned long ctx, long nr, void *requests);
+/* uring.c: io_uring rings driven through syscall(), their requests on image files */
+HIDDEN long uring_setup(unsigned entries, void *params);
+HIDDEN void uring_mapped(int fd, off_t off, void *addr, size_t len);
+HIDDEN void uring_unmapped(void *addr, size_t len);
+HIDDEN void uring_closed(int fd);
+HIDDEN void uring_entering(int fd, unsigned to_submit, unsigned flags);
 /* fsize.c: the program's RLIMIT_FSIZE, lifted while the shim writes its own files */
 HIDDEN void fsize_lift(void);
 HIDDEN void fsize_restore(void);

@@ -116,7 +116,10 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
     load_mmap();
     if (!(flags & MAP_ANONYMOUS) && is_virt(fd))
         return map_image(addr, len, prot, flags, fd, off);
-    return real_mmap(addr, len, prot, flags, fd, off);
+    void *m = real_mmap(addr, len, prot, flags, fd, off);
+    if (m != MAP_FAILED && !(flags & MAP_ANONYMOUS))
+        uring_mapped(fd, off, m, len);
+    return m;
 }
 
 void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -150,6 +153,8 @@ int munmap(void *addr, size_t len)
 {
     load_munmap();
     int r = real_munmap(addr, len);
+    if (r == 0)
+        uring_unmapped(addr, len);
     if (r == 0 && nmaps && python_ready()) {
         long long inos[16];
         int e = errno, n = overlapping(addr, (char *)addr + len, inos, 16, 1);

@@ -869,3 +869,16 @@ def test_linux_aio_on_image_files_as_on_ext4(image, host_dir):
     assert img.stdout == host.stdout
     with Volume(image) as vol:
         assert vol.read_file("/aio")[100:104] == b"AAAA"
+
+
+def test_io_uring_through_syscall_on_image_files_as_on_ext4(image, host_dir, tmp_path):
+    """A ring driven through libc's syscall() (stress-ng's way): opens, writes, vectored and
+    positional writes, fsync, fallocate, reads, statx, rename, splice to a pipe, close and
+    unlink on image files and paths complete with the kernel's results on ext4, and what
+    was written is in the image. Before, the kernel ran them on the empty shadow or looked
+    the paths up on the host."""
+    exe = compile_prog(tmp_path, "uring", "-Wall")
+    host, img = both(image, host_dir, [exe, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+    assert "file      ..AAAA" in img.stdout and "pipe      AAAAAAAAAA" in img.stdout
