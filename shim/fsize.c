@@ -18,15 +18,49 @@
  * the last out puts the program's value back. A hard limit only CAP_SYS_RESOURCE may raise
  * (bash's `ulimit -f` sets both) can leave the shim's writes refused: the call then fails
  * with EFBIG, and the kernel's SIGXFSZ for them is taken back (blocked while inside, then
- * consumed), since the program's own file did not cause it. */
+ * consumed), since the program's own file did not cause it.
+ * The program's value is kept in memory (an overwrite in C must not pay a system call to
+ * read it) and read again after the program sets a limit through libc; another process's
+ * prlimit on this one goes unnoticed. */
+#define UNKNOWN (-2LL)
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int inside, lifted, capped;
 static struct rlimit program;
+static long long known = UNKNOWN;       /* the program's soft limit, -1 for none */
 static __thread int depth, xfsz_pending, masked, was_pending;
 static __thread sigset_t mask_before;
 
-static int get_fsize(struct rlimit *r) { return (int)syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, NULL, r); }
-static int set_fsize(const struct rlimit *r) { return (int)syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, r, NULL); }
+REAL(long, syscall, long, ...)
+REAL(int, setrlimit, __rlimit_resource_t, const struct rlimit *)
+REAL(int, setrlimit64, __rlimit_resource_t, const struct rlimit64 *)
+REAL(int, prlimit, pid_t, __rlimit_resource_t, const struct rlimit *, struct rlimit *)
+REAL(int, prlimit64, pid_t, __rlimit_resource_t, const struct rlimit64 *, struct rlimit64 *)
+
+static int get_fsize(struct rlimit *r)
+{
+    load_syscall();
+    return (int)real_syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, NULL, r);
+}
+
+static int set_fsize(const struct rlimit *r)
+{
+    load_syscall();
+    return (int)real_syscall(SYS_prlimit64, 0, RLIMIT_FSIZE, r, NULL);
+}
+
+static long long soft(const struct rlimit *r) { return r->rlim_cur == RLIM_INFINITY ? -1 : (long long)r->rlim_cur; }
+
+/* the program's soft limit, under the lock */
+static long long program_limit(void)
+{
+    if (inside)
+        return soft(&program);
+    if (known == UNKNOWN) {
+        struct rlimit now;
+        __atomic_store_n(&known, get_fsize(&now) ? -1 : soft(&now), __ATOMIC_RELEASE);
+    }
+    return known;
+}
 
 void fsize_lift(void)
 {
@@ -34,7 +68,7 @@ void fsize_lift(void)
         return;
     int e = errno;
     pthread_mutex_lock(&lock);
-    if (!inside++) {
+    if (!inside && program_limit() >= 0) {
         lifted = capped = 0;
         if (!get_fsize(&program) && program.rlim_cur != RLIM_INFINITY) {
             struct rlimit none = {RLIM_INFINITY, RLIM_INFINITY};
@@ -46,7 +80,11 @@ void fsize_lift(void)
                 lifted = program.rlim_max != program.rlim_cur && !set_fsize(&hard);
             }
         }
+    } else if (!inside) {
+        lifted = capped = 0;
+        program.rlim_cur = program.rlim_max = RLIM_INFINITY;
     }
+    inside++;
     int cap = capped;
     pthread_mutex_unlock(&lock);
     masked = 0;
@@ -97,15 +135,57 @@ void pyf_fsize_restore(void) { fsize_restore(); }
 /* the program's soft limit: -1 for none */
 long long pyf_fsize_limit(void)
 {
-    struct rlimit now;
-    long long r = -1;
+    long long k = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
+    if (k == -1 && !__atomic_load_n(&inside, __ATOMIC_ACQUIRE))
+        return -1;                      /* the common case: no limit, nothing lifted */
     pthread_mutex_lock(&lock);
-    if (inside)
-        now = program;
-    if ((inside || !get_fsize(&now)) && now.rlim_cur != RLIM_INFINITY)
-        r = (long long)now.rlim_cur;
+    k = program_limit();
     pthread_mutex_unlock(&lock);
-    return r;
+    return k;
+}
+
+/* the program set a limit: read it again at the next use */
+void fsize_changed(void)
+{
+    pthread_mutex_lock(&lock);
+    __atomic_store_n(&known, UNKNOWN, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&lock);
+}
+
+int setrlimit(__rlimit_resource_t resource, const struct rlimit *r)
+{
+    load_setrlimit();
+    int rc = real_setrlimit(resource, r);
+    if (rc == 0 && resource == RLIMIT_FSIZE)
+        fsize_changed();
+    return rc;
+}
+
+int setrlimit64(__rlimit_resource_t resource, const struct rlimit64 *r)
+{
+    load_setrlimit64();
+    int rc = real_setrlimit64(resource, r);
+    if (rc == 0 && resource == RLIMIT_FSIZE)
+        fsize_changed();
+    return rc;
+}
+
+int prlimit(pid_t pid, __rlimit_resource_t resource, const struct rlimit *r, struct rlimit *old)
+{
+    load_prlimit();
+    int rc = real_prlimit(pid, resource, r, old);
+    if (rc == 0 && r && resource == RLIMIT_FSIZE && (pid == 0 || pid == getpid()))
+        fsize_changed();
+    return rc;
+}
+
+int prlimit64(pid_t pid, __rlimit_resource_t resource, const struct rlimit64 *r, struct rlimit64 *old)
+{
+    load_prlimit64();
+    int rc = real_prlimit64(pid, resource, r, old);
+    if (rc == 0 && r && resource == RLIMIT_FSIZE && (pid == 0 || pid == getpid()))
+        fsize_changed();
+    return rc;
 }
 
 void pyf_xfsz(void)

@@ -141,5 +141,8 @@ long syscall(long nr, ...)
     }
     }
     load_syscall();
-    return real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    long r = real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (r == 0 && (nr == SYS_setrlimit || (nr == SYS_prlimit64 && a[2])))
+        fsize_changed();            /* the program's limits: fsize.c reads them again */
+    return r;
 }
