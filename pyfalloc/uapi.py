@@ -102,6 +102,9 @@ FS_XFLAG_DAX = 0x8000
 # the flags both interfaces name (the kernel's fileattr_fill_flags): inode flag -> xflag
 FS_COMMON_XFLAGS = {FS_SYNC_FL: 0x20, FS_IMMUTABLE_FL: 0x8, FS_APPEND_FL: 0x10, FS_NODUMP_FL: 0x80,
                     FS_NOATIME_FL: 0x40, FS_DAX_FL: FS_XFLAG_DAX, FS_PROJINHERIT_FL: 0x200}
+# FITRIM: struct fstrim_range { u64 start, len, minlen; } (len comes back as the bytes trimmed)
+FITRIM = 0xC0185879
+FSTRIM_RANGE = struct.Struct("=QQQ")
 FICLONE = 0x40049409
 FICLONERANGE = 0x4020940D
 FIDEDUPERANGE = 0xC0189436

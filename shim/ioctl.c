@@ -1,5 +1,5 @@
 /* ioctl on image files: the requests the compactor and filefrag need, and those the kernel
- * serves for any filesystem (inode flags in both forms, FIONREAD, the XFS preallocation requests), with
+ * serves for any filesystem (inode flags in both forms, FITRIM, FIONREAD, the XFS preallocation requests), with
  * their sizes computed here so Python gets the whole kernel struct. */
 #include "interpose.h"
 #include <sys/ioctl.h>
@@ -13,6 +13,7 @@ REAL(int, ioctl, int, unsigned long, ...)
 #define FS_IOC_GETFLAGS_NR 0x80086601UL
 #define FS_IOC_SETFLAGS_NR 0x40086602UL
 #define FIONREAD_NR 0x541BUL
+#define FITRIM_NR 0xC0185879UL
 #define FS_IOC_FSGETXATTR_NR 0x801C581FUL
 #define FS_IOC_FSSETXATTR_NR 0x401C5820UL
 #define FS_IOC_RESVSP64_NR 0x4030582AUL
@@ -39,6 +40,8 @@ static long long ioctl_size(unsigned long req, const char *arg)
     case FS_IOC_SETFLAGS_NR:
     case FIONREAD_NR:
         return (long long)sizeof(int);
+    case FITRIM_NR:                 /* struct fstrim_range */
+        return 24;
     case FS_IOC_FSGETXATTR_NR:      /* struct fsxattr */
     case FS_IOC_FSSETXATTR_NR:
         return 28;

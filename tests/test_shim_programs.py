@@ -882,3 +882,47 @@ def test_io_uring_through_syscall_on_image_files_as_on_ext4(image, host_dir, tmp
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert img.stdout == host.stdout
     assert "file      ..AAAA" in img.stdout and "pipe      AAAAAAAAAA" in img.stdout
+
+
+FITRIM = r"""import errno, fcntl, os, struct, sys
+d = sys.argv[1]
+FITRIM, R = 0xC0185879, struct.Struct("=QQQ")
+fd = os.open(d, os.O_RDONLY)
+f = os.open(d + "/tf", os.O_RDWR | os.O_CREAT, 0o644)
+def t(label, fd, start, length, minlen):
+    try:
+        fcntl.ioctl(fd, FITRIM, R.pack(start, length, minlen))
+        print(label, "ok")
+    except OSError as e:
+        print(label, errno.errorcode[e.errno])
+t("the mount point", fd, 0, 2**64 - 1, 0)
+t("a file", f, 0, 2**64 - 1, 0)
+t("start past the end", fd, 2**50, 2**64 - 1, 0)
+t("shorter than a block", fd, 0, 100, 0)
+t("minlen past a group", fd, 0, 2**64 - 1, 2**40)
+if os.fork() == 0:
+    os.setresuid(1000, 1000, 1000)
+    t("without CAP_SYS_ADMIN", fd, 0, 2**64 - 1, 0)
+    os._exit(0)
+os.wait()
+"""
+
+
+def test_fitrim_checks_as_on_ext4_and_fstrim_gives_granules_back(image, host_dir):
+    """FITRIM's checks in ext4's order (the range, minlen, CAP_SYS_ADMIN) on the mount
+    point and on a file; then util-linux fstrim on the image: the granules a deleted file
+    held are punched out of the image file, which the host then stores fewer blocks of."""
+    host, img = both(image, host_dir, [sys.executable, "-c", FITRIM, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+    fill = under_shim(image, ["sh", "-c", "head -c 33554432 /dev/urandom > /pyfalloc/big && sync"])
+    assert fill.returncode == 0, fill.stderr
+    held = os.stat(image).st_blocks
+    trim = under_shim(image, ["sh", "-c", "rm /pyfalloc/big && fstrim -v /pyfalloc"])
+    assert trim.returncode == 0, trim.stderr
+    trimmed = int(trim.stdout.split("(")[1].split()[0])
+    assert trimmed >= 32 << 20, trim.stdout
+    # all of it but the granules it shared with what stays (block 0 holds the superblock)
+    assert held - os.stat(image).st_blocks >= (30 << 20) // 512
+    with Volume(image) as vol:
+        assert vol.fsck() == []

@@ -8,6 +8,9 @@ import struct
 
 from pyfalloc import uapi
 from pyfalloc.errors import FsError
+from pyfalloc.syscalls.caps import capable
+
+CAP_SYS_ADMIN = 21
 
 FIEMAP_FLAG_XATTR = 0x2        # the xattr's mapping: there are no xattrs here, so none
 FIEMAP_FLAG_CACHE = 0x4        # ext4's: load the extent tree first (nothing to load here)
@@ -45,6 +48,8 @@ def ioctl(sc, fd, request, arg):
         _need(arg, uapi.FSXATTR.size)
         sc.setxattr_fs(fd, *uapi.FSXATTR.unpack_from(arg))
         return 0
+    if request == uapi.FITRIM:
+        return _fitrim(sc, fd, arg)
     if request in _PREALLOCATE:
         return _preallocate(sc, fd, _PREALLOCATE[request], arg)
     if request == uapi.FIONREAD:
@@ -72,6 +77,24 @@ def _preallocate(sc, fd, mode, arg):
     elif whence != os.SEEK_SET:
         raise FsError(errno.EINVAL, f"l_whence {whence}")
     sc.fallocate(fd, mode, start, length)
+    return 0
+
+
+def _fitrim(sc, fd, arg):
+    """FITRIM on any file of the volume, as fstrim(8) asks it of the mount point: ext4's
+    checks (CAP_SYS_ADMIN, a read-only volume, the range), then the granules wholly free
+    are discarded; len comes back as the bytes discarded."""
+    sc._file(fd)
+    if not capable(CAP_SYS_ADMIN):
+        raise FsError(errno.EPERM, "FITRIM needs CAP_SYS_ADMIN")
+    sc.fs.check_writable()
+    _need(arg, uapi.FSTRIM_RANGE.size)
+    start, length, minlen = uapi.FSTRIM_RANGE.unpack_from(arg)
+    if minlen > sc.fs.dev.group_size:
+        raise FsError(errno.EINVAL, f"minlen {minlen} is larger than a group")
+    from pyfalloc.fs import spacemap
+    done = spacemap.trim(sc.fs, start, length, minlen)
+    uapi.FSTRIM_RANGE.pack_into(arg, 0, start, done["trimmed_bytes"], minlen)
     return 0
 
 
