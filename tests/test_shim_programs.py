@@ -926,3 +926,16 @@ def test_fitrim_checks_as_on_ext4_and_fstrim_gives_granules_back(image, host_dir
     assert held - os.stat(image).st_blocks >= (30 << 20) // 512
     with Volume(image) as vol:
         assert vol.fsck() == []
+
+
+def test_a_fortified_program_reaches_the_image_as_ext4(image, host_dir, tmp_path):
+    """_FORTIFY_SOURCE turns realpath, read, pread, readlink and getcwd into glibc's __*_chk
+    entries, which glibc runs on its internal symbols: before they were served, realpath of
+    an image path failed (e4defrag's "Couldn't get full path")."""
+    exe = compile_prog(tmp_path, "fortified", "-O2", "-D_FORTIFY_SOURCE=2", "-Wall")
+    chk = subprocess.run(["nm", "-D", exe], capture_output=True, text=True).stdout
+    assert "__realpath_chk" in chk and "__read_chk" in chk, chk
+    host, img = both(image, host_dir, [exe, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert img.stdout == host.stdout
+    assert "read 15 fortified bytes" in img.stdout and "realpath /fortified" in img.stdout
