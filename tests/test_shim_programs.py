@@ -939,3 +939,28 @@ def test_a_fortified_program_reaches_the_image_as_ext4(image, host_dir, tmp_path
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert img.stdout == host.stdout
     assert "read 15 fortified bytes" in img.stdout and "realpath /fortified" in img.stdout
+
+
+PATHCONF = r"""import os, sys
+d = sys.argv[1]
+fd = os.open(d, os.O_RDONLY)
+for n in sorted(os.pathconf_names):
+    out = []
+    for arg in (d, fd, d + "/missing"):
+        try:
+            out.append(os.pathconf(arg, n))
+        except OSError as e:
+            out.append(os.strerror(e.errno))
+    print(n, *out)
+"""
+
+
+def test_pathconf_answers_ext4s_limits_but_links(image, host_dir):
+    """pathconf and fpathconf of the image's root, a descriptor of it and a missing path,
+    for every name Python knows: ext4's answers (glibc answers some from the filesystem's
+    statfs, which it made from inside itself, of the host: ENOENT), but LINK_MAX is 1."""
+    host, img = both(image, host_dir, [sys.executable, "-c", PATHCONF, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    differ = [(h, i) for h, i in zip(host.stdout.splitlines(), img.stdout.splitlines()) if h != i]
+    assert [i for _, i in differ] == ["PC_LINK_MAX 1 1 No such file or directory"], differ
+    assert len(img.stdout.splitlines()) == len(host.stdout.splitlines()) > 15
