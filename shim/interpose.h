@@ -46,6 +46,8 @@ HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread 
 #define PY(call) done(({ before_python(); fsize_lift(); in_py++; long long r_ = (call); in_py--; \
                             fsize_restore(); r_; }))
 HIDDEN void before_python(void);
+/* getdents.c: the old getdents records, for syscall(SYS_getdents, ...) */
+HIDDEN long image_getdents(int fd, void *buf, size_t n);
 /* aio.c: io_submit with requests on image files (requests: struct iocb **) */
 HIDDEN long image_io_submit(unsigned long ctx, long nr, void *requests);
 /* uring.c: io_uring rings driven through syscall(), their requests on image files */

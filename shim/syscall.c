@@ -69,6 +69,8 @@ long syscall(long nr, ...)
     case SYS_preadv2: return preadv2(fd0, (const struct iovec *)a[1], (int)a[2], (off_t)a[3], (int)a[5]);
     case SYS_pwritev2: return pwritev2(fd0, (const struct iovec *)a[1], (int)a[2], (off_t)a[3], (int)a[5]);
     case SYS_lseek: return lseek(fd0, (off_t)a[1], (int)a[2]);
+    case SYS_getdents64: return getdents64(fd0, (void *)a[1], (size_t)a[2]);
+    case SYS_getdents: return image_getdents(fd0, (void *)a[1], (size_t)a[2]);
     case SYS_io_submit: return image_io_submit((unsigned long)a[0], a[1], (void *)a[2]);
     case SYS_io_uring_setup: return uring_setup((unsigned)a[0], (void *)a[1]);
     case SYS_io_uring_enter: uring_entering(fd0, (unsigned)a[1], (unsigned)a[3]); break;
