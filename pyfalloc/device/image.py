@@ -11,8 +11,6 @@ import os
 import struct
 
 from pyfalloc.device.hostio import HostFile
-from pyfalloc.device.nbd import NbdFile, is_nbd_uri
-from pyfalloc.device.rbd import RbdFile, is_rbd_spec
 from pyfalloc.errors import FormatError, FsError
 from pyfalloc.units import format_size, is_pow2
 
@@ -53,16 +51,23 @@ def _uuid4():
     return bytes(b)
 
 
+_NBD = ("nbd://", "nbd+unix://", "nbds://", "nbds+unix://")
+_RBD = "rbd:"
+
+
 def is_device_uri(location):
     """An NBD URI or an RBD spec rather than an image file."""
-    return is_nbd_uri(location) or is_rbd_spec(location)
+    return isinstance(location, str) and location.startswith(_NBD + (_RBD,))
 
 
 def _backend(location, flags):
     readonly = flags & os.O_ACCMODE == os.O_RDONLY
-    if is_nbd_uri(location):
+    # the network backends imported when asked for: most processes open image files
+    if isinstance(location, str) and location.startswith(_NBD):
+        from pyfalloc.device.nbd import NbdFile
         return NbdFile(location, readonly)
-    if is_rbd_spec(location):
+    if isinstance(location, str) and location.startswith(_RBD):
+        from pyfalloc.device.rbd import RbdFile
         return RbdFile(location, readonly)
     return HostFile(location, flags)
 

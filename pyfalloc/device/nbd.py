@@ -13,10 +13,6 @@ from pyfalloc.forks import forget_fork
 ALLOCATION = "base:allocation"
 
 
-def is_nbd_uri(location):
-    return isinstance(location, str) and location.startswith(("nbd://", "nbd+unix://", "nbds://", "nbds+unix://"))
-
-
 def _binding():
     try:
         import nbd

@@ -17,10 +17,6 @@ from pyfalloc.errors import FsError
 from pyfalloc.forks import forget_fork
 
 
-def is_rbd_spec(location):
-    return isinstance(location, str) and location.startswith("rbd:")
-
-
 def parse_spec(spec):
     """rbd:POOL/NAME[:key=value...] -> (pool, name, options)."""
     body = spec[len("rbd:"):]

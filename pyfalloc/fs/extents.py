@@ -4,9 +4,9 @@ Extents of one inode never overlap; neighbours that are contiguous both logicall
 physically and have the same written state are merged, as ext4 does. Changes are made
 inside a metadata change (store.tx()).
 """
-from collections import namedtuple
+from pyfalloc.records import record
 
-Extent = namedtuple("Extent", "lblk len pblk unwritten")
+Extent = record("Extent", "lblk len pblk unwritten")
 
 
 class ExtentMap:

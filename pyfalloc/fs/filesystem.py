@@ -10,7 +10,6 @@ import errno
 import os
 import stat as st
 import time
-from collections import namedtuple
 
 from pyfalloc.alloc.freespace import FreeSpace
 from pyfalloc.alloc.policy import Allocator
@@ -19,13 +18,14 @@ from pyfalloc.fs import paths, perms
 from pyfalloc.fs.extents import ExtentMap
 from pyfalloc.fs.locks import InodeLocks
 from pyfalloc.fs.mapped import SharedMappings
+from pyfalloc.records import record
 from pyfalloc.store import Handles
 from pyfalloc.units import ceil_div
 
 ROOT_INO = 2
 FIRST_INO = 12                  # as ext4: 2 is the root, 11 lost+found, user inodes follow
 EXT_MAX_BLOCKS = (1 << 32) - 1  # ext4's last logical block + 1
-Inode = namedtuple("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
+Inode = record("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
 _FIELD = {name: i - 1 for i, name in enumerate(Inode._fields) if i}
 
 

@@ -17,7 +17,6 @@ process or a forked one), so "no mapping left" is an exclusive lock granted on i
 made, written back and dropped under the inode's exclusive lock; the shared log counts them,
 so a volume with none pays one read of that counter per call.
 """
-import contextlib
 import errno
 import fcntl
 import os
@@ -104,8 +103,10 @@ class SharedMappings:
             os.rename(tmp, path)
         except BaseException:
             os.close(fd)
-            with contextlib.suppress(OSError):
+            try:
                 os.unlink(tmp)
+            except OSError:
+                pass
             raise
         # the shim's answers about ino's blocks (reads and overwrites in C) stop holding
         fs.meta.note_copy(ino, 0)
@@ -132,8 +133,10 @@ class SharedMappings:
             fs.meta.commit()
 
     def _drop(self, ino):
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(self._path(ino))
+        except FileNotFoundError:
+            pass
         self.fs.meta.note_copy(ino, -1)
 
     def leave(self):
@@ -226,21 +229,12 @@ class SharedMappings:
                 i = j
 
     # ---- around changes of the mapping ----------------------------------------------------------------
-    @contextlib.contextmanager
     def changing(self, ino, start=None, end=None, write_back=False):
         """Around a change of ino's blocks (fallocate's modes, a move): write_back first when
         the change moves bytes within the file or to another; afterwards [start, end) of the
         copy (end None: to the end of the file) is read again from the image, and the copy
         follows the size. start None: the bytes did not change."""
-        if not self.any() or self.fs.readonly:
-            yield
-            return
-        if write_back:
-            self.sync(ino)
-        try:
-            yield
-        finally:
-            self.reload(ino, start, end)
+        return _Changing(self, ino, start, end, write_back)
 
     def reload(self, ino, start=None, end=None):
         fs = self.fs
@@ -271,3 +265,25 @@ class SharedMappings:
                 os.ftruncate(fd, size)
             finally:
                 os.close(fd)
+
+
+class _Changing:
+    """SharedMappings.changing's context (a class: contextlib's import is a cost every
+    process's start would pay)."""
+    __slots__ = ("mappings", "ino", "start", "end", "write_back", "active")
+
+    def __init__(self, mappings, ino, start, end, write_back):
+        self.mappings, self.ino, self.start, self.end, self.write_back = mappings, ino, start, end, write_back
+        self.active = False
+
+    def __enter__(self):
+        m = self.mappings
+        self.active = m.any() and not m.fs.readonly
+        if self.active and self.write_back:
+            m.sync(self.ino)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            self.mappings.reload(self.ino, self.start, self.end)
+        return False

@@ -5,9 +5,9 @@ surrogateescape (os.fsdecode), so any byte string round-trips and os.fsencode gi
 """
 import errno
 import os
-from collections import namedtuple
 
 from pyfalloc.errors import FsError
+from pyfalloc.records import record
 
 PATH_MAX = 4096             # with its NUL: a path of 4096 bytes is too long
 NAME_MAX = 255
@@ -15,7 +15,7 @@ NAME_MAX = 255
 # the kinds of a path's last component, as namei's LAST_* types
 NORM, ROOT, DOT, DOTDOT = "norm", "root", "dot", "dotdot"
 
-Parsed = namedtuple("Parsed", "dirs last kind trailing")
+Parsed = record("Parsed", "dirs last kind trailing")
 Parsed.__doc__ = """dirs: the components walked before the last (names, "." and ".." as
 written); last: the last component (None for the root); kind: NORM, ROOT, DOT or DOTDOT;
 trailing: whether the path ended in "/" (then the last component must be a directory)."""

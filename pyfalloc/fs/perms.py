@@ -4,17 +4,17 @@ overridden by the capabilities root holds."""
 import errno
 import os
 import stat as st
-from collections import namedtuple
 
 from pyfalloc.errors import FsError
 from pyfalloc.fs import paths
+from pyfalloc.records import record
 
 MAY_EXEC, MAY_WRITE, MAY_READ = 1, 2, 4
 # <linux/capability.h>
 CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID = 0, 1, 2, 3, 4
 CAP_LINUX_IMMUTABLE = 9
 
-Cred = namedtuple("Cred", "uid gid groups caps")
+Cred = record("Cred", "uid gid groups caps")
 Cred.__doc__ = "fsuid, fsgid, supplementary groups (a frozenset) and effective capability bits"
 
 

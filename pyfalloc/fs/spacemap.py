@@ -2,13 +2,13 @@
 import errno
 import heapq
 from array import array
-from collections import namedtuple
 
 from pyfalloc import uapi
 from pyfalloc.errors import FsError
+from pyfalloc.records import record
 from pyfalloc.units import ceil_div, round_up
 
-FsmapRecord = namedtuple("FsmapRecord", "physical length owner offset flags")
+FsmapRecord = record("FsmapRecord", "physical length owner offset flags")
 
 
 

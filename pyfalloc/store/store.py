@@ -14,7 +14,6 @@ A change is a list of (table, key, value) records applied under the exclusive lo
 shared log and published whole; a change that raises is undone before anyone sees it.
 """
 import _thread
-import contextlib
 import errno
 import fcntl
 import os
@@ -76,17 +75,21 @@ class Store:
     def create(cls, meta, uuid, settings, identity):
         """A new volume's metadata: a checkpoint holding only its settings."""
         journal.write_checkpoint(meta, uuid, 1, [("s", k, v) for k, v in sorted(settings.items())])
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(shm_path(identity, uuid))     # a log left by an earlier volume of this device
+        except FileNotFoundError:
+            pass
 
     def runtime_dir(self):
         """A directory for what lives only while the volume is in use (the shim's shadows),
         shared by every user and removed with the shared log."""
         path = self.log.shared_path + ".d"
         if not os.path.isdir(path):
-            with contextlib.suppress(FileExistsError):
+            try:
                 os.mkdir(path)
                 os.chmod(path, 0o1777)
+            except FileExistsError:
+                pass
         return path
 
     def forget_runtime(self, ino):
@@ -94,12 +97,16 @@ class Store:
         (inode numbers are never reused, and the directory would keep a file for every inode
         ever opened), and so does the copy of a shared mapping (fs/mapped.py): a mapping
         still alive keeps its bytes, as the kernel's keeps an unlinked file's."""
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(f"{self.log.shared_path}.d/{ino}")
+        except FileNotFoundError:
+            pass
         if self.copies():
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(f"{self.log.shared_path}.d/{ino}.map")
                 self.note_copy(ino, -1)
+            except FileNotFoundError:
+                pass
 
     def copies(self):
         """How many files have a shared mapping's copy (never fewer than there are)."""
@@ -460,15 +467,21 @@ def _remove_runtime(path, suffix=None):
     """rm -rf of the runtime directory, which holds only files (the shadows and the copies of
     shared mappings), or only its files ending in suffix. Not shutil's: most processes are the
     last user when they end, and its import costs each ~4 ms."""
-    with contextlib.suppress(OSError):
+    try:
         with os.scandir(path) as entries:
             for entry in entries:
                 if suffix is None or entry.name.endswith(suffix):
-                    with contextlib.suppress(OSError):
+                    try:
                         os.unlink(entry.path)
+                    except OSError:
+                        pass
+    except OSError:
+        pass
     if suffix is None:
-        with contextlib.suppress(OSError):
+        try:
             os.rmdir(path)
+        except OSError:
+            pass
 
 
 _changing = 0                   # changes under way in this process (any store)

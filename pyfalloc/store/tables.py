@@ -17,9 +17,9 @@ replica that applies the same records in the same order holds the same tables.
     "z"    ino             (size, log position)     a truncate left bytes past size in the
                                                     last block, to be zeroed before it grows
 """
-from functools import partial
+from _functools import partial          # functools' own, without functools' imports
 from itertools import groupby
-from operator import itemgetter
+from _operator import itemgetter        # operator's own, without operator's import
 
 from pyfalloc.sortedindex import SortedDict, SortedList
 

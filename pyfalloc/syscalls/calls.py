@@ -8,14 +8,14 @@ import fcntl
 import os
 import stat as st
 import struct
-from collections import namedtuple
 
 from pyfalloc import uapi
 from pyfalloc.errors import FsError
 from pyfalloc.fs import move, paths, perms
 from pyfalloc.fs.filesystem import clock
-from pyfalloc.syscalls import abi, limits
 from pyfalloc.fs.perms import CAP_FOWNER, CAP_LINUX_IMMUTABLE
+from pyfalloc.records import record
+from pyfalloc.syscalls import abi, limits
 from pyfalloc.syscalls.caps import capable, current_cred, real_caps
 from pyfalloc.uapi import (
     FALLOC_FL_COLLAPSE_RANGE,
@@ -31,9 +31,9 @@ from pyfalloc.uapi import (
 from pyfalloc.units import ceil_div
 
 LOFF_MAX = (1 << 63) - 1
-Stat = namedtuple("Stat", "st_mode st_ino st_dev st_nlink st_uid st_gid st_size st_atime st_mtime "
+Stat = record("Stat", "st_mode st_ino st_dev st_nlink st_uid st_gid st_size st_atime st_mtime "
                           "st_ctime st_blksize st_blocks st_flags")
-FiemapExtent = namedtuple("FiemapExtent", "logical physical length flags")
+FiemapExtent = record("FiemapExtent", "logical physical length flags")
 NOW = object()              # a time argument of setattr: the current time, as UTIME_NOW
 
 # what each call answers when its path ends in the root, "." or "..", as fs/namei.c
