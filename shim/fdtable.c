@@ -301,9 +301,29 @@ static void with_package_path(const char *ours)
     release(g);
 }
 
+/* A user who cannot read the Python the package was installed with (a program that
+ * switched to another user, and the interpreter under root's home) would die in the
+ * interpreter's start: the image is then unavailable to the process, and calls say so. */
+static int unusable_errno;
+
+int python_unusable(void) { return unusable_errno; }
+
+static void check_python_readable(void)
+{
+    const char *home = env("PYFALLOC_PYTHONHOME"), *path = env("PYFALLOC_PYTHONPATH");
+    char first[4096];
+    size_t n = path ? strcspn(path, ":") : 0;
+    snprintf(first, sizeof first, "%.*s", (int)n, path ? path : "");
+    if ((home && access(home, R_OK | X_OK) < 0) || (n && access(first, R_OK | X_OK) < 0))
+        unusable_errno = errno;
+}
+
 void before_python(void)
 {
-    if (python_started || signals_saved)
+    if (python_started || signals_saved || unusable_errno)
+        return;
+    check_python_readable();
+    if (unusable_errno)
         return;
     look_up_python();
     if (py_initialized && py_interpreters && !py_initialized() && !py_interpreters())
@@ -360,10 +380,14 @@ long long done(long long r)
         return r - 1;
     if (r == 0) {
         static int told;
-        if (!told++)
+        if (!told++ && unusable_errno)
+            fprintf(stderr, "libpyfalloc: user %d cannot read the Python pyfalloc runs on (%s, %s): "
+                            "the image is unavailable to this process\n", (int)geteuid(),
+                    env("PYFALLOC_PYTHONHOME") ? env("PYFALLOC_PYTHONHOME") : "", strerror(unusable_errno));
+        else if (told == 1)
             fprintf(stderr, "libpyfalloc: the embedded Python did not start "
                             "(run programs through `pyfalloc run`, which sets PYFALLOC_PYTHONHOME)\n");
-        errno = ENOSYS;
+        errno = unusable_errno ? unusable_errno : ENOSYS;
         return -1;
     }
     errno = (int)-r;

@@ -43,8 +43,9 @@ HIDDEN mode_t process_umask(void); /* umask.c */
 HIDDEN long long done(long long r);
 HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread is not in it */
 /* call the Python half: answers as libc does (-1 and errno on failure) */
-#define PY(call) done(({ before_python(); fsize_lift(); in_py++; long long r_ = (call); in_py--; \
-                            fsize_restore(); r_; }))
+#define PY(call) done(({ before_python(); fsize_lift(); in_py++; \
+                            long long r_ = python_unusable() ? 0 : (call); in_py--; fsize_restore(); r_; }))
+HIDDEN int python_unusable(void);   /* the errno why this process cannot start the Python half */
 HIDDEN void before_python(void);
 /* getdents.c: the old getdents records, for syscall(SYS_getdents, ...) */
 HIDDEN long image_getdents(int fd, void *buf, size_t n);

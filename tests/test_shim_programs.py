@@ -1024,3 +1024,22 @@ def test_raw_directory_reads_as_on_ext4(image, host_dir):
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert img.stdout == host.stdout
     assert "'file-039-" in img.stdout and "tiny ('error', 'Invalid argument')" in img.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_a_user_who_cannot_read_the_python_gets_a_clear_error(image, tmp_path):
+    """A program that switched to a user who cannot read the Python pyfalloc runs on (su to
+    a service user, with the interpreter under root's home) used to die in the
+    interpreter's start (no module named 'encodings'); its image calls now fail with the
+    errno and one message, and it runs on."""
+    hidden = tmp_path / "python-home"
+    hidden.mkdir(mode=0o700)
+    env = environment(image)
+    env["PYFALLOC_PYTHONHOME"] = str(hidden)
+    os.chmod(image, 0o666)
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+                        "cat /pyfalloc/x; echo cat=$?; echo still here"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["cat=1", "still", "here"], (r.stdout, r.stderr)
+    assert "cannot read the Python pyfalloc runs on" in r.stderr and "Permission denied" in r.stderr
+    assert "encodings" not in r.stderr
