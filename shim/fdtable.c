@@ -380,13 +380,14 @@ long long done(long long r)
         return r - 1;
     if (r == 0) {
         static int told;
-        if (!told++ && unusable_errno)
+        if (!told && unusable_errno)
             fprintf(stderr, "libpyfalloc: user %d cannot read the Python pyfalloc runs on (%s, %s): "
                             "the image is unavailable to this process\n", (int)geteuid(),
                     env("PYFALLOC_PYTHONHOME") ? env("PYFALLOC_PYTHONHOME") : "", strerror(unusable_errno));
-        else if (told == 1)
+        else if (!told)
             fprintf(stderr, "libpyfalloc: the embedded Python did not start "
                             "(run programs through `pyfalloc run`, which sets PYFALLOC_PYTHONHOME)\n");
+        told = 1;
         errno = unusable_errno ? unusable_errno : ENOSYS;
         return -1;
     }

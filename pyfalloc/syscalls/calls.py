@@ -32,7 +32,7 @@ from pyfalloc.units import ceil_div
 
 LOFF_MAX = (1 << 63) - 1
 Stat = record("Stat", "st_mode st_ino st_dev st_nlink st_uid st_gid st_size st_atime st_mtime "
-                          "st_ctime st_blksize st_blocks st_flags")
+                      "st_ctime st_blksize st_blocks st_flags")
 FiemapExtent = record("FiemapExtent", "logical physical length flags")
 NOW = object()              # a time argument of setattr: the current time, as UTIME_NOW
 
@@ -608,27 +608,34 @@ class Syscalls:
         """FS_IOC_GETFLAGS: the stored flags, and ext4's extent flag, which every file has."""
         return self.fs.inode(self._file(fd).ino).flags | uapi.FS_EXTENT_FL
 
-    def setflags(self, fd, flags, projid=0):
-        """FS_IOC_SETFLAGS (vfs_fileattr_set, then ext4's checks, in their order): the owner
-        or CAP_FOWNER; CAP_LINUX_IMMUTABLE to change append-only or immutable; an immutable
-        file may only lose that flag. Kept: append-only, immutable (the calls honour them),
-        no-atime (no access time is ever updated here) and no-dump (for dump programs to
-        read); the extent flag is always there; other flags are refused."""
-        of = self._file(fd)
-        inode = self.fs.inode(of.ino)
+    def setflags(self, fd, flags):
+        """FS_IOC_SETFLAGS: vfs_fileattr_set's checks, then ext4's (_set_flags)."""
+        inode = self.fs.inode(self._file(fd).ino)
+        self._may_set_flags(inode, flags)
+        self._set_flags(inode, flags)
+
+    def _may_set_flags(self, inode, flags):
+        """The generic checks of a change of inode flags: the owner or CAP_FOWNER, and
+        CAP_LINUX_IMMUTABLE to change append-only or immutable."""
         if not perms.owner_or_fowner(current_cred(), inode):
             raise FsError(errno.EPERM, "not the owner")
-        guarded = uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL
-        if (flags ^ inode.flags) & guarded and not capable(CAP_LINUX_IMMUTABLE):
+        if (flags ^ inode.flags) & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL) and not capable(CAP_LINUX_IMMUTABLE):
             raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
-        keep = guarded | uapi.FS_NOATIME_FL | uapi.FS_NODUMP_FL
+
+    def _set_flags(self, inode, flags, projid=0):
+        """ext4's part: an immutable file may only lose that flag; project ids are refused
+        after the flags are set, as ext4 without its project feature does. Kept: append-only,
+        immutable (the calls honour them), no-atime (no access time is ever updated here) and
+        no-dump (for dump programs to read); the extent flag is always there; other flags
+        are refused."""
+        keep = uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL | uapi.FS_NOATIME_FL | uapi.FS_NODUMP_FL
         if flags & ~(keep | uapi.FS_EXTENT_FL):
             raise FsError(errno.EOPNOTSUPP, f"inode flags {flags & ~(keep | uapi.FS_EXTENT_FL):#x}")
         if inode.flags & flags & uapi.FS_IMMUTABLE_FL and (inode.flags ^ flags) & keep & ~uapi.FS_IMMUTABLE_FL:
             raise FsError(errno.EPERM, "an immutable file keeps its other flags")
         self.fs.set_flags(inode.ino, flags & keep)
         if projid:
-            raise FsError(errno.EOPNOTSUPP, "no project ids (ext4 without its project feature)")
+            raise FsError(errno.EOPNOTSUPP, "no project ids")
 
     def getxattr_fs(self, fd):
         """FS_IOC_FSGETXATTR: the flags both interfaces name, as xflags; no extent size
@@ -638,15 +645,11 @@ class Syscalls:
 
     def setxattr_fs(self, fd, xflags, extsize, nextents, projid, cowextsize):
         """FS_IOC_FSSETXATTR: the common xflags become inode flags beside those only the
-        other interface names; the generic checks of the hint flags; then as setflags."""
-        of = self._file(fd)
-        inode = self.fs.inode(of.ino)
-        if not perms.owner_or_fowner(current_cred(), inode):
-            raise FsError(errno.EPERM, "not the owner")
+        other interface names; the generic checks, those of the hint flags, then ext4's."""
+        inode = self.fs.inode(self._file(fd).ino)
         common = sum(uapi.FS_COMMON_XFLAGS)
         flags = (self.getflags(fd) & ~common) | sum(f for f, x in uapi.FS_COMMON_XFLAGS.items() if xflags & x)
-        if (flags ^ inode.flags) & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL) and not capable(CAP_LINUX_IMMUTABLE):
-            raise FsError(errno.EPERM, "CAP_LINUX_IMMUTABLE needed")
+        self._may_set_flags(inode, flags)
         is_reg, is_dir = st.S_ISREG(inode.mode), st.S_ISDIR(inode.mode)
         if (xflags & (uapi.FS_XFLAG_EXTSIZE | uapi.FS_XFLAG_COWEXTSIZE) and not is_reg
                 or xflags & uapi.FS_XFLAG_EXTSZINHERIT and not is_dir
@@ -654,7 +657,7 @@ class Syscalls:
             raise FsError(errno.EINVAL, f"xflags {xflags:#x} for this file type")
         if flags & uapi.FS_PROJINHERIT_FL and not is_dir:
             raise FsError(errno.EOPNOTSUPP, "project inheritance is for directories")
-        self.setflags(fd, flags, projid)
+        self._set_flags(inode, flags, projid)
 
     def unread(self, fd):
         """FIONREAD on a regular file: the bytes from the position to the end."""
