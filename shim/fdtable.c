@@ -237,10 +237,47 @@ void copied_fd(int oldfd, int newfd)
         above[newfd] = oldfd >= 0 && oldfd < MAX_FDS && above[oldfd];
 }
 
+/* A program that is itself Python looks for the PYTHONPATH directories while its
+ * interpreter starts, when image paths are still the host's: one on the image is found
+ * missing and its import finder cached as None, which would hide it for good. The first
+ * path the program names once started (the import system's next look at sys.path) drops
+ * those entries, so the next look finds the directory on the image. */
+static int importer_fix_pending;
+
+static void fix_importer_cache(void)
+{
+    look_up_python();
+    if (!py_initialized || shim_starts_python) {
+        importer_fix_pending = 0;           /* no Python program here */
+        return;
+    }
+    if (!py_initialized())
+        return;                             /* its start still runs */
+    importer_fix_pending = 0;
+    int (*ensure)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "PyGILState_Ensure");
+    void (*release)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "PyGILState_Release");
+    int (*run)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "PyRun_SimpleString");
+    char code[4096 + 512];
+    if (!ensure || !release || !run)
+        return;
+    snprintf(code, sizeof code,
+             "exec('import sys\\n'\n"
+             "     'c = sys.path_importer_cache\\n'\n"
+             "     'for k in [k for k, v in c.items() if v is None and (k == m or k.startswith(m + \"/\"))]:\\n'\n"
+             "     '    del c[k]\\n', {'m': '%s'})\n", prefix);
+    int g = ensure();
+    in_py++;
+    run(code);
+    in_py--;
+    release(g);
+}
+
 /* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
 const char *image_path(int dirfd, const char *path)
 {
     static __thread char joined[8192];
+    if (importer_fix_pending && !in_py)
+        fix_importer_cache();
     if (!path || in_py)
         return NULL;
     if (nesc)
@@ -735,6 +772,8 @@ __attribute__((constructor)) static void shim_init(void)
             prefix[--prefix_len] = 0;
     }
     memcpy(prefix_parent, prefix, prefix_len + 1);
+    const char *pythonpath = env("PYTHONPATH");
+    importer_fix_pending = pythonpath && strstr(pythonpath, prefix) && !strpbrk(prefix, "'\\");
     char *slash = strrchr(prefix_parent, '/');
     if (slash)
         slash[slash == prefix_parent] = 0;

@@ -1043,3 +1043,17 @@ def test_a_user_who_cannot_read_the_python_gets_a_clear_error(image, tmp_path):
     assert r.stdout.split() == ["cat=1", "still", "here"], (r.stdout, r.stderr)
     assert "cannot read the Python pyfalloc runs on" in r.stderr and "Permission denied" in r.stderr
     assert "encodings" not in r.stderr
+
+
+def test_a_pythonpath_directory_on_the_image_is_imported_from(image):
+    """A Python program looks for its PYTHONPATH directories while its interpreter starts,
+    before the shim can serve it: one on the image was found missing then and skipped for
+    good (ModuleNotFoundError). Its first look at a path once started clears that."""
+    made = under_shim(image, ["sh", "-c", "mkdir -p /pyfalloc/lib/pkg && echo 'WHERE = __file__' > /pyfalloc/lib/pkg/__init__.py"])
+    assert made.returncode == 0, made.stderr
+    env = environment(image)
+    env["PYTHONPATH"] = "/pyfalloc/lib"
+    r = subprocess.run([sys.executable, "-c", "import pkg; print(pkg.WHERE)"], env=env, capture_output=True,
+                       text=True, timeout=60, cwd=tempfile.gettempdir())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "/pyfalloc/lib/pkg/__init__.py"
