@@ -351,8 +351,10 @@ static void check_python_readable(void)
     char first[4096];
     size_t n = path ? strcspn(path, ":") : 0;
     snprintf(first, sizeof first, "%.*s", (int)n, path ? path : "");
-    if ((home && access(home, R_OK | X_OK) < 0) || (n && access(first, R_OK | X_OK) < 0))
-        unusable_errno = errno;
+    if (home && access(home, R_OK | X_OK) < 0)
+        unusable_errno = errno;             /* the interpreter's start would abort */
+    else if (n && access(first, R_OK | X_OK) < 0 && errno == EACCES)
+        unusable_errno = EACCES;            /* a missing package fails the start gently */
 }
 
 void before_python(void)
@@ -418,9 +420,9 @@ long long done(long long r)
     if (r == 0) {
         static int told;
         if (!told && unusable_errno)
-            fprintf(stderr, "libpyfalloc: user %d cannot read the Python pyfalloc runs on (%s, %s): "
-                            "the image is unavailable to this process\n", (int)geteuid(),
-                    env("PYFALLOC_PYTHONHOME") ? env("PYFALLOC_PYTHONHOME") : "", strerror(unusable_errno));
+            fprintf(stderr, "libpyfalloc: the Python pyfalloc runs on (%s) cannot be read by user %d: %s; "
+                            "the image is unavailable to this process\n",
+                    env("PYFALLOC_PYTHONHOME") ? env("PYFALLOC_PYTHONHOME") : "", (int)geteuid(), strerror(unusable_errno));
         else if (!told)
             fprintf(stderr, "libpyfalloc: the embedded Python did not start "
                             "(run programs through `pyfalloc run`, which sets PYFALLOC_PYTHONHOME)\n");
