@@ -78,10 +78,16 @@ static void look_up_python(void)
 
 static int program_python_starting(void)
 {
-    if (python_started || shim_starts_python)
+    if (python_started)
         return 0;
     look_up_python();
-    return py_initialized && py_interpreters && !py_initialized() && py_interpreters();
+    if (!py_initialized || !py_interpreters || py_initialized() || !py_interpreters())
+        return 0;
+    /* an interpreter is starting: the program's, unless the shim started it. Read after the
+     * interpreter was seen: a thread that starts it sets the flag first, so another thread
+     * of a C program never takes the shim's start for the program's (its image paths would
+     * have gone to the host) */
+    return !__atomic_load_n(&shim_starts_python, __ATOMIC_ACQUIRE);
 }
 
 /* The embedded Python sees the host only: its own start touches descriptors 0-2, which may
@@ -366,7 +372,7 @@ void before_python(void)
         return;
     look_up_python();
     if (py_initialized && py_interpreters && !py_initialized() && !py_interpreters())
-        shim_starts_python = 1;
+        __atomic_store_n(&shim_starts_python, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < 3; i++)
         sigaction(kept_signals[i], NULL, &program_sig[i]);
     signals_saved = 1;
