@@ -26,18 +26,8 @@ def build(outdir):
                    # the preloaded library finds libpython without LD_LIBRARY_PATH
                    extra_link_args=[f"-Wl,-rpath,{libdir}"] if libdir else [])
     ffi.embedding_init_code("""
-        import os, sys
-        # The interpreter started without its site step, with the package's directories on
-        # its path; of their .pth files only the directory lines count (the link to
-        # python3-libnbd): the code lines (an editable install's finder) serve nothing here.
-        for p in os.environ.get("PYFALLOC_PYTHONPATH", "").split(os.pathsep):
-            for pth in sorted(n for n in (os.listdir(p) if os.path.isdir(p) else ()) if n.endswith(".pth")):
-                with open(os.path.join(p, pth)) as f:
-                    for line in f:
-                        d = os.path.join(p, line.strip())
-                        if line.strip() and not line.startswith(("#", "import ", "import\t")) \
-                                and d not in sys.path and os.path.isdir(d):
-                            sys.path.append(d)
+        # The interpreter started without its site step, with the package's directories
+        # (and those their .pth files name: pyfalloc/shim/run.py) as its path.
         from libpyfalloc import ffi, lib
         from pyfalloc.shim import serve
         serve.bind(ffi, lib)

@@ -54,6 +54,16 @@ def python_path():
     import _cffi_backend
     dirs = [ROOT, sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
             os.path.dirname(_cffi_backend.__file__)]
+    # of their .pth files only the directory lines count (the link to python3-libnbd): the
+    # code lines (an editable install's finder) serve nothing there. Read here once, not
+    # by every process the shim starts in.
+    for p in list(dirs):
+        for pth in sorted(n for n in (os.listdir(p) if os.path.isdir(p) else ()) if n.endswith(".pth")):
+            with open(os.path.join(p, pth)) as f:
+                for line in f:
+                    d = os.path.join(p, line.strip())
+                    if line.strip() and not line.startswith(("#", "import ", "import\t")) and os.path.isdir(d):
+                        dirs.append(d)
     return list(dict.fromkeys(dirs))
 
 
