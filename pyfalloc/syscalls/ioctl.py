@@ -8,9 +8,8 @@ import struct
 
 from pyfalloc import uapi
 from pyfalloc.errors import FsError
+from pyfalloc.fs.perms import CAP_SYS_ADMIN
 from pyfalloc.syscalls.caps import capable
-
-CAP_SYS_ADMIN = 21
 
 FIEMAP_FLAG_XATTR = 0x2        # the xattr's mapping: there are no xattrs here, so none
 FIEMAP_FLAG_CACHE = 0x4        # ext4's: load the extent tree first (nothing to load here)
