@@ -1,5 +1,6 @@
-/* Directory streams on the image: opendir, fdopendir, readdir(64), closedir, dirfd,
- * rewinddir (ls, find, rm -r). Entries are fetched from Python once per open or rewind. */
+/* Directory streams on the image: opendir, fdopendir, readdir(64), readdir(64)_r, closedir,
+ * dirfd, rewinddir, telldir, seekdir (ls, find, rm -r). Entries are fetched from Python once
+ * per open or rewind; a stream's position is the byte offset of its next entry in them. */
 #include "interpose.h"
 #include <dirent.h>
 
@@ -18,6 +19,10 @@ REAL(struct dirent64 *, readdir64, DIR *)
 REAL(int, closedir, DIR *)
 REAL(int, dirfd, DIR *)
 REAL(void, rewinddir, DIR *)
+REAL(int, readdir_r, DIR *, struct dirent *, struct dirent **)
+REAL(int, readdir64_r, DIR *, struct dirent64 *, struct dirent64 **)
+REAL(long, telldir, DIR *)
+REAL(void, seekdir, DIR *, long)
 
 static struct image_dir *ours(DIR *d)
 {
@@ -180,3 +185,59 @@ void rewinddir(DIR *dir)
     load_entries(d);
 }
 
+/* the reentrant forms: the entry copied into the caller's, NULL at the end */
+static int next_into(DIR *dir, struct dirent64 *entry, struct dirent64 **result)
+{
+    int e = errno;
+    errno = 0;
+    struct dirent64 *d = readdir64(dir);
+    int err = errno;
+    errno = e;
+    if (!d) {
+        *result = NULL;
+        return err;
+    }
+    memcpy(entry, d, sizeof *d);
+    *result = entry;
+    return 0;
+}
+
+int readdir64_r(DIR *dir, struct dirent64 *entry, struct dirent64 **result)
+{
+    if (!ours(dir)) {
+        load_readdir64_r();
+        return real_readdir64_r(dir, entry, result);
+    }
+    return next_into(dir, entry, result);
+}
+
+int readdir_r(DIR *dir, struct dirent *entry, struct dirent **result)
+{
+    if (!ours(dir)) {
+        load_readdir_r();
+        return real_readdir_r(dir, entry, result);
+    }
+    return next_into(dir, (struct dirent64 *)entry, (struct dirent64 **)result);
+}
+
+long telldir(DIR *dir)
+{
+    struct image_dir *d = ours(dir);
+    if (!d) {
+        load_telldir();
+        return real_telldir(dir);
+    }
+    return d->next - d->data;
+}
+
+void seekdir(DIR *dir, long pos)
+{
+    struct image_dir *d = ours(dir);
+    if (!d) {
+        load_seekdir();
+        real_seekdir(dir, pos);
+        return;
+    }
+    if (pos >= 0 && pos <= d->end - d->data)    /* a position telldir gave */
+        d->next = d->data + pos;
+}

@@ -1060,3 +1060,13 @@ def test_a_pythonpath_directory_on_the_image_is_imported_from(image):
                        text=True, timeout=60, cwd=tempfile.gettempdir())
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "/pyfalloc/lib/pkg/__init__.py"
+
+
+def test_telldir_seekdir_and_readdir_r_on_image_directories(image, host_dir, tmp_path):
+    """A directory stream of the image is the shim's own: glibc's telldir, seekdir and
+    readdir_r read it as theirs and crashed (SIGSEGV); now they are served, as on ext4."""
+    exe = compile_prog(tmp_path, "dirstream", "-Wall")
+    host, img = both(image, host_dir, [exe, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, (img.returncode, img.stderr)
+    assert img.stdout == host.stdout
+    assert "seekdir back: same entries" in img.stdout and "readdir_r: 14 entries" in img.stdout
