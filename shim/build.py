@@ -23,8 +23,11 @@ def build(outdir):
     ffi.set_source("libpyfalloc", '#include "shim.h"\n#include "shim_c.h"',
                    sources=sorted(glob.glob(os.path.join(HERE, "*.c"))),
                    include_dirs=[os.path.join(ROOT, "cdefs"), HERE], libraries=["dl", "pthread"],
-                   # the preloaded library finds libpython without LD_LIBRARY_PATH
-                   extra_link_args=[f"-Wl,-rpath,{libdir}"] if libdir else [])
+                   # the preloaded library finds libpython without LD_LIBRARY_PATH; its calls
+                   # of its own functions stay its own (syscall() routes a number to the
+                   # wrapper of the same name: a program's own renameat2 over syscall(), as
+                   # gnulib builds into patch, would otherwise be called back without end)
+                   extra_link_args=["-Wl,-Bsymbolic-functions"] + ([f"-Wl,-rpath,{libdir}"] if libdir else []))
     ffi.embedding_init_code("""
         # The interpreter started without its site step, with the package's directories
         # (and those their .pth files name: pyfalloc/shim/run.py) as its path.

@@ -1070,3 +1070,17 @@ def test_telldir_seekdir_and_readdir_r_on_image_directories(image, host_dir, tmp
     assert host.returncode == 0 and img.returncode == 0, (img.returncode, img.stderr)
     assert img.stdout == host.stdout
     assert "seekdir back: same entries" in img.stdout and "readdir_r: 14 entries" in img.stdout
+
+
+def test_a_programs_own_wrapper_over_syscall_is_not_called_back(image, host_dir, tmp_path):
+    """GNU patch carries gnulib's renameat2, which calls syscall(SYS_renameat2): the shim's
+    syscall() sent the number to the renameat2 the program defines, which called syscall()
+    again until the stack ran out (patch died of SIGSEGV on every image file)."""
+    exe = compile_prog(tmp_path, "own_wrapper", "-Wall")
+    host, img = both(image, host_dir, [exe, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, (img.returncode, img.stderr)
+    assert img.stdout == host.stdout
+    assert img.stdout.splitlines() == ["renameat2 0 ", "moved 0 1", "onto an existing name -1 EEXIST"]
+    patched = under_shim(image, ["sh", "-c", "cd /pyfalloc && seq 100 > a && seq 100 | sed s/5/five/ > b && "
+                                             "diff -u a b > d; patch -s a < d && cmp a b && echo patched"])
+    assert patched.stdout.strip() == "patched", patched.stderr
