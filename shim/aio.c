@@ -25,6 +25,19 @@ static long real_submit(aio_context_t ctx, long n, struct iocb **iocbs)
     return real_syscall(SYS_io_submit, ctx, n, iocbs);
 }
 
+/* a forked child makes a scratch of its own: the inherited one is the parent's description,
+ * and the two processes' substitutes would read each other's copies */
+static void child_scratch(void)
+{
+    if (scratch >= 0) {
+        forget_own(scratch);
+        k_close(scratch);
+        scratch = -1;
+    }
+}
+
+__attribute__((constructor)) static void aio_init(void) { pthread_atfork(NULL, NULL, child_scratch); }
+
 static int scratch_fd(void)
 {
     if (scratch < 0) {

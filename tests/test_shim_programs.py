@@ -1084,3 +1084,44 @@ def test_a_programs_own_wrapper_over_syscall_is_not_called_back(image, host_dir,
     patched = under_shim(image, ["sh", "-c", "cd /pyfalloc && seq 100 > a && seq 100 | sed s/5/five/ > b && "
                                              "diff -u a b > d; patch -s a < d && cmp a b && echo patched"])
     assert patched.stdout.strip() == "patched", patched.stderr
+
+
+AIO_FORK = r"""import ctypes, os, struct, sys
+d = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def sc(*a):
+    r = libc.syscall(*[ctypes.c_long(x) if isinstance(x, int) else x for x in a])
+    if r < 0: raise OSError(ctypes.get_errno(), "")
+    return r
+def work(tag):
+    ctx = ctypes.c_ulong(0); sc(206, 64, ctypes.byref(ctx))
+    fd = os.open(f"{d}/af-{tag}", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    bad = 0
+    for i in range(300):
+        data = (tag * 4096)[:4096].encode()
+        os.pwrite(fd, data, 0)
+        buf = ctypes.create_string_buffer(4096)
+        cb = ctypes.create_string_buffer(struct.pack("=QIIHhIQQqQII", i, 0, 0, 0, 0, fd, ctypes.addressof(buf), 4096, 0, 0, 0, 0), 64)
+        arr = (ctypes.c_void_p * 1)(ctypes.addressof(cb))
+        sc(209, ctx, 1, arr)
+        ev = ctypes.create_string_buffer(32); sc(208, ctx, 1, 1, ev, None)
+        bad += buf.raw != data
+    return bad
+work("w")
+pid = os.fork()
+if pid == 0:
+    os._exit(min(work("c"), 100))
+b = work("p")
+_, st = os.waitpid(pid, 0)
+print("parent wrong reads", b, "child wrong reads", os.waitstatus_to_exitcode(st))
+"""
+
+
+def test_linux_aio_in_a_parent_and_its_forked_child_at_once(image):
+    """Both processes read image files through io_submit at once after a fork: each
+    request's completion is handed over through a scratch memfd, and a child that kept its
+    parent's (one description, shared) read the other process's bytes (about 55 of 300)."""
+    r = under_shim(image, [sys.executable, "-c", AIO_FORK, "/pyfalloc"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["parent", "wrong", "reads", "0", "child", "wrong", "reads", "0"]
