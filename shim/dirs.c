@@ -32,34 +32,55 @@ static struct image_dir *ours(DIR *d)
     return NULL;
 }
 
-/* the listing in one call when it fits a first guess (Python builds it each time it is
- * asked), else a second with the size the first reported */
-static int load_entries(struct image_dir *d)
+/* The listing of the image directory open as fd, as "ino type name\0" entries one after the
+ * other (malloc'd, *len bytes): in one call when it fits a first guess (Python builds it each
+ * time it is asked), else a second with the size the first reported. Shared with
+ * getdents.c. */
+char *image_listing(int fd, long long *len)
 {
-    size_t size = 64 << 10;
+    long long size = 64 << 10;
     for (;;) {
-        char *buf = malloc(size + 1);
+        char *buf = malloc((size_t)size + 1);
         if (!buf) {
             errno = ENOMEM;
-            return -1;
+            return NULL;
         }
-        long long got = PY(pyf_listdir(d->fd, buf, (long long)size));
+        long long got = PY(pyf_listdir(fd, buf, size));
         if (got < 0) {
             int e = errno;
             free(buf);
             errno = e;
-            return -1;
+            return NULL;
         }
-        if ((size_t)got <= size) {
-            free(d->data);
-            d->data = buf;
-            d->next = buf;
-            d->end = buf + got;
-            return 0;
+        if (got <= size) {
+            *len = got;
+            return buf;
         }
         free(buf);
-        size = (size_t)got;         /* the directory grew meanwhile: ask again */
+        size = got;                 /* the directory grew meanwhile: ask again */
     }
+}
+
+/* one entry of a listing at p: its inode and type, its name; the next entry after it */
+const char *listing_entry(const char *p, unsigned long long *ino, unsigned *type, const char **name)
+{
+    char *q;
+    *ino = strtoull(p, &q, 10);
+    *type = (unsigned)strtoul(q, &q, 10);
+    *name = q + 1;
+    return *name + strlen(*name) + 1;
+}
+
+static int load_entries(struct image_dir *d)
+{
+    long long len;
+    char *buf = image_listing(d->fd, &len);
+    if (!buf)
+        return -1;
+    free(d->data);
+    d->data = d->next = buf;
+    d->end = buf + len;
+    return 0;
 }
 
 static DIR *image_fdopendir(int fd)
@@ -121,20 +142,18 @@ struct dirent64 *readdir64(DIR *dir)
     }
     if (d->next >= d->end)
         return NULL;            /* the end: errno untouched */
-    char *p;
-    unsigned long long ino = strtoull(d->next, &p, 10);
-    unsigned type = (unsigned)strtoul(p, &p, 10);
-    const char *name = p + 1;
+    unsigned long long ino;
+    unsigned type;
+    const char *name;
+    d->next = (char *)listing_entry(d->next, &ino, &type, &name);
     size_t len = strlen(name);
     if (len >= sizeof d->ent.d_name)
         len = sizeof d->ent.d_name - 1;
     d->ent.d_ino = ino;
-    d->ent.d_off = 0;
     d->ent.d_type = (unsigned char)type;
     d->ent.d_reclen = sizeof d->ent;
     memcpy(d->ent.d_name, name, len);
     d->ent.d_name[len] = 0;
-    d->next = (char *)name + strlen(name) + 1;
     d->ent.d_off = d->next - d->data;
     return &d->ent;
 }

@@ -250,6 +250,22 @@ void copied_fd(int oldfd, int newfd)
  * those entries, so the next look finds the directory on the image. */
 static int importer_fix_pending;
 
+/* run code in the interpreter of a program that is itself Python, under its GIL, in a
+ * namespace of its own (the program's __main__ gains no names) */
+static void run_in_program_python(const char *code)
+{
+    int (*ensure)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "PyGILState_Ensure");
+    void (*release)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "PyGILState_Release");
+    int (*run)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "PyRun_SimpleString");
+    if (!ensure || !release || !run)
+        return;
+    int g = ensure();
+    in_py++;
+    run(code);
+    in_py--;
+    release(g);
+}
+
 static void fix_importer_cache(void)
 {
     look_up_python();
@@ -260,22 +276,13 @@ static void fix_importer_cache(void)
     if (!py_initialized())
         return;                             /* its start still runs */
     importer_fix_pending = 0;
-    int (*ensure)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "PyGILState_Ensure");
-    void (*release)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "PyGILState_Release");
-    int (*run)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "PyRun_SimpleString");
     char code[4096 + 512];
-    if (!ensure || !release || !run)
-        return;
     snprintf(code, sizeof code,
              "exec('import sys\\n'\n"
              "     'c = sys.path_importer_cache\\n'\n"
              "     'for k in [k for k, v in c.items() if v is None and (k == m or k.startswith(m + \"/\"))]:\\n'\n"
              "     '    del c[k]\\n', {'m': '%s'})\n", prefix);
-    int g = ensure();
-    in_py++;
-    run(code);
-    in_py--;
-    release(g);
+    run_in_program_python(code);
 }
 
 /* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
@@ -331,17 +338,10 @@ static int home_set;
  * from that path before the init code runs, so the package's directories join it first. */
 static void with_package_path(const char *ours)
 {
-    int (*ensure)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "PyGILState_Ensure");
-    void (*release)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "PyGILState_Release");
-    int (*run)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "PyRun_SimpleString");
-    if (!ours || !ensure || !release || !run)
-        return;
-    int g = ensure();
-    /* in a namespace of its own: the program's __main__ gains no names */
-    run("exec('import os, sys\\n'\n"
-        "     'for p in os.environ.get(\"PYFALLOC_PYTHONPATH\", \"\").split(os.pathsep):\\n'\n"
-        "     '    if p and p not in sys.path: sys.path.append(p)\\n', {})\n");
-    release(g);
+    if (ours)
+        run_in_program_python("exec('import os, sys\\n'\n"
+                              "     'for p in os.environ.get(\"PYFALLOC_PYTHONPATH\", \"\").split(os.pathsep):\\n'\n"
+                              "     '    if p and p not in sys.path: sys.path.append(p)\\n', {})\n");
 }
 
 /* A user who cannot read the Python the package was installed with (a program that

@@ -32,9 +32,7 @@ static __thread sigset_t mask_before;
 
 REAL(long, syscall, long, ...)
 REAL(int, setrlimit, __rlimit_resource_t, const struct rlimit *)
-REAL(int, setrlimit64, __rlimit_resource_t, const struct rlimit64 *)
 REAL(int, prlimit, pid_t, __rlimit_resource_t, const struct rlimit *, struct rlimit *)
-REAL(int, prlimit64, pid_t, __rlimit_resource_t, const struct rlimit64 *, struct rlimit64 *)
 
 static int get_fsize(struct rlimit *r)
 {
@@ -161,13 +159,10 @@ int setrlimit(__rlimit_resource_t resource, const struct rlimit *r)
     return rc;
 }
 
+/* struct rlimit64 is struct rlimit on 64-bit Linux */
 int setrlimit64(__rlimit_resource_t resource, const struct rlimit64 *r)
 {
-    load_setrlimit64();
-    int rc = real_setrlimit64(resource, r);
-    if (rc == 0 && resource == RLIMIT_FSIZE)
-        fsize_changed();
-    return rc;
+    return setrlimit(resource, (const struct rlimit *)r);
 }
 
 int prlimit(pid_t pid, __rlimit_resource_t resource, const struct rlimit *r, struct rlimit *old)
@@ -181,11 +176,7 @@ int prlimit(pid_t pid, __rlimit_resource_t resource, const struct rlimit *r, str
 
 int prlimit64(pid_t pid, __rlimit_resource_t resource, const struct rlimit64 *r, struct rlimit64 *old)
 {
-    load_prlimit64();
-    int rc = real_prlimit64(pid, resource, r, old);
-    if (rc == 0 && r && resource == RLIMIT_FSIZE && (pid == 0 || pid == getpid()))
-        fsize_changed();
-    return rc;
+    return prlimit(pid, resource, (const struct rlimit *)r, (struct rlimit *)old);
 }
 
 void pyf_xfsz(void)

@@ -19,48 +19,22 @@ struct old_dirent {
     char d_name[];
 };
 
-static char *listing(int fd, long long *len)
-{
-    long long size = 64 << 10;
-    for (;;) {
-        char *buf = malloc((size_t)size + 1);
-        if (!buf) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        long long got = PY(pyf_listdir(fd, buf, size));
-        if (got < 0 || got <= size) {
-            if (got < 0) {
-                int e = errno;
-                free(buf);
-                errno = e;
-                return NULL;
-            }
-            *len = got;
-            return buf;
-        }
-        free(buf);
-        size = got;                 /* the directory grew meanwhile: ask again */
-    }
-}
-
 static ssize_t fill(int fd, char *buf, size_t n, int old)
 {
     off_t pos = k_lseek(fd, 0, SEEK_CUR);
     long long len;
-    char *data = pos < 0 ? NULL : listing(fd, &len);
+    char *data = pos < 0 ? NULL : image_listing(fd, &len);
     if (!data)
         return -1;
-    char *p = data, *end = data + len;
+    const char *p = data, *end = data + len;
     long long index = 0;
     size_t used = 0;
     while (p < end) {
-        char *q;
-        unsigned long long ino = strtoull(p, &q, 10);
-        unsigned type = (unsigned)strtoul(q, &q, 10);
-        const char *name = q + 1;
+        unsigned long long ino;
+        unsigned type;
+        const char *name;
+        const char *next = listing_entry(p, &ino, &type, &name);
         size_t nl = strlen(name);
-        char *next = (char *)name + nl + 1;
         if (index < pos) {
             index++;
             p = next;

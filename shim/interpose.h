@@ -47,6 +47,9 @@ HIDDEN int python_ready(void);     /* the embedded Python runs, and this thread 
                             long long r_ = python_unusable() ? 0 : (call); in_py--; fsize_restore(); r_; }))
 HIDDEN int python_unusable(void);   /* the errno why this process cannot start the Python half */
 HIDDEN void before_python(void);
+/* dirs.c: an image directory's listing ("ino type name\0" entries, malloc'd) and its entries */
+HIDDEN char *image_listing(int fd, long long *len);
+HIDDEN const char *listing_entry(const char *p, unsigned long long *ino, unsigned *type, const char **name);
 /* getdents.c: the old getdents records, for syscall(SYS_getdents, ...) */
 HIDDEN long image_getdents(int fd, void *buf, size_t n);
 /* aio.c: io_submit with requests on image files (requests: struct iocb **) */

@@ -58,28 +58,28 @@ static long of_file(const struct stat *st, int name)
     return -1;
 }
 
+/* an image file's answer: by path, or (path NULL) of the descriptor */
+static long image_pathconf(const char *path, int fd, int name)
+{
+    long c = constant(name);
+    struct stat st;
+    if (c != -2)
+        return c;
+    return (path ? stat(path, &st) : fstat(fd, &st)) < 0 ? -1 : of_file(&st, name);
+}
+
 long pathconf(const char *path, int name)
 {
-    if (HERE(path)) {
-        long c = constant(name);
-        struct stat st;
-        if (c != -2)
-            return c;
-        return stat(path, &st) < 0 ? -1 : of_file(&st, name);
-    }
+    if (HERE(path))
+        return image_pathconf(path, -1, name);
     load_pathconf();
     return real_pathconf(alias(path), name);
 }
 
 long fpathconf(int fd, int name)
 {
-    if (is_virt(fd)) {
-        long c = constant(name);
-        struct stat st;
-        if (c != -2)
-            return c;
-        return fstat(fd, &st) < 0 ? -1 : of_file(&st, name);
-    }
+    if (is_virt(fd))
+        return image_pathconf(NULL, fd, name);
     load_fpathconf();
     return real_fpathconf(fd, name);
 }

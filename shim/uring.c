@@ -117,91 +117,78 @@ static int on_image_path(int dirfd, uint64_t path)
     return path && image_path(dirfd, (const char *)(uintptr_t)path) != NULL;
 }
 
+/* An operation naming paths, carried out here when one is on the image: 1 and *res set, 0
+ * when the kernel runs it as it is, -1 when it names no path. */
+static int serve_path(const struct io_uring_sqe *e, int *res)
+{
+    int fd = e->fd, op = e->opcode;
+    const char *path = (const char *)(uintptr_t)e->addr;
+    if (op != IORING_OP_OPENAT && op != IORING_OP_STATX && op != IORING_OP_UNLINKAT && op != IORING_OP_MKDIRAT
+        && op != IORING_OP_RENAMEAT)
+        return -1;
+    if ((op == IORING_OP_OPENAT && e->file_index)       /* a direct descriptor: the kernel's */
+        || !(on_image_path(fd, e->addr) || (op == IORING_OP_RENAMEAT && on_image_path((int)e->len, e->addr2))))
+        return 0;
+    long r = op == IORING_OP_OPENAT ? openat(fd, path, (int)e->open_flags, (mode_t)e->len)
+           : op == IORING_OP_STATX ? statx(fd, path, (int)e->statx_flags, e->len, (struct statx *)(uintptr_t)e->addr2)
+           : op == IORING_OP_UNLINKAT ? unlinkat(fd, path, (int)e->unlink_flags)
+           : op == IORING_OP_MKDIRAT ? mkdirat(fd, path, (mode_t)e->len)
+           : renameat2(fd, path, (int)e->len, (const char *)(uintptr_t)e->addr2, e->rename_flags);
+    *res = result(r);
+    return 1;
+}
+
 /* The entry's operation carried out here when it touches the image; 1 and *res set, else 0
  * (the kernel runs it as it is). */
 static int serve(const struct io_uring_sqe *e, int *res)
 {
+    int by_path = serve_path(e, res);
+    if (by_path >= 0)
+        return by_path;
     int fd = e->fd;
-    int image_fd = !(e->flags & IOSQE_FIXED_FILE) && is_virt(fd);
-    void *addr = (void *)(uintptr_t)e->addr;
-    off_t off = (off_t)e->off;
-    switch (e->opcode) {
-    case IORING_OP_READ:
-    case IORING_OP_READ_FIXED:
-        if (!image_fd)
-            return 0;
-        *res = result(e->off == (uint64_t)-1 ? read(fd, addr, e->len) : preadv2(fd, &(struct iovec){addr, e->len}, 1, off, (int)e->rw_flags));
-        return 1;
-    case IORING_OP_WRITE:
-    case IORING_OP_WRITE_FIXED:
-        if (!image_fd)
-            return 0;
-        *res = result(e->off == (uint64_t)-1 ? write(fd, addr, e->len) : pwritev2(fd, &(struct iovec){addr, e->len}, 1, off, (int)e->rw_flags));
-        return 1;
-    case IORING_OP_READV:
-        if (!image_fd)
-            return 0;
-        *res = result(preadv2(fd, addr, (int)e->len, e->off == (uint64_t)-1 ? -1 : off, (int)e->rw_flags));
-        return 1;
-    case IORING_OP_WRITEV:
-        if (!image_fd)
-            return 0;
-        *res = result(pwritev2(fd, addr, (int)e->len, e->off == (uint64_t)-1 ? -1 : off, (int)e->rw_flags));
-        return 1;
-    case IORING_OP_FSYNC:
-        if (!image_fd)
-            return 0;
-        *res = result(e->fsync_flags & IORING_FSYNC_DATASYNC ? fdatasync(fd) : fsync(fd));
-        return 1;
-    case IORING_OP_FALLOCATE:
-        if (!image_fd)
-            return 0;
-        *res = result(fallocate(fd, (int)e->len, off, (off_t)e->addr));
-        return 1;
-    case IORING_OP_FADVISE:
-        if (!image_fd)
-            return 0;
-        *res = -posix_fadvise(fd, off, (off_t)e->len, (int)e->fadvise_advice);
-        return 1;
-    case IORING_OP_CLOSE:
-        if (!is_virt(fd) || e->file_index)
-            return 0;
-        *res = result(close(fd));
-        return 1;
-    case IORING_OP_OPENAT:
-        if (e->file_index || !on_image_path(fd, e->addr))
-            return 0;
-        *res = result(openat(fd, addr, (int)e->open_flags, (mode_t)e->len));
-        return 1;
-    case IORING_OP_STATX:
-        if (!on_image_path(fd, e->addr))
-            return 0;
-        *res = result(statx(fd, addr, (int)e->statx_flags, e->len, (struct statx *)(uintptr_t)e->addr2));
-        return 1;
-    case IORING_OP_UNLINKAT:
-        if (!on_image_path(fd, e->addr))
-            return 0;
-        *res = result(unlinkat(fd, addr, (int)e->unlink_flags));
-        return 1;
-    case IORING_OP_MKDIRAT:
-        if (!on_image_path(fd, e->addr))
-            return 0;
-        *res = result(mkdirat(fd, addr, (mode_t)e->len));
-        return 1;
-    case IORING_OP_RENAMEAT:
-        if (!on_image_path(fd, e->addr) && !on_image_path((int)e->len, e->addr2))
-            return 0;
-        *res = result(renameat2(fd, addr, (int)e->len, (const char *)(uintptr_t)e->addr2, e->rename_flags));
-        return 1;
-    case IORING_OP_SPLICE: {
+    if (e->opcode == IORING_OP_SPLICE) {        /* either end may be the image file */
         int in = e->splice_fd_in;
-        if (e->splice_flags & SPLICE_F_FD_IN_FIXED || !(image_fd || is_virt(in)))
+        if (e->splice_flags & SPLICE_F_FD_IN_FIXED || (!is_virt(fd) && !is_virt(in)))
             return 0;
-        loff_t off_in = (loff_t)e->splice_off_in, off_out = off;
+        loff_t off_in = (loff_t)e->splice_off_in, off_out = (loff_t)e->off;
         *res = result(splice(in, e->splice_off_in == (uint64_t)-1 ? NULL : &off_in, fd,
                              e->off == (uint64_t)-1 ? NULL : &off_out, e->len, e->splice_flags));
         return 1;
     }
+    if (e->flags & IOSQE_FIXED_FILE || !is_virt(fd))
+        return 0;
+    /* an offset of -1 is the file position, as preadv2 and pwritev2 take it */
+    off_t off = e->off == (uint64_t)-1 ? -1 : (off_t)e->off;
+    struct iovec one = {(void *)(uintptr_t)e->addr, e->len};
+    switch (e->opcode) {
+    case IORING_OP_READ:
+    case IORING_OP_READ_FIXED:
+        *res = result(preadv2(fd, &one, 1, off, (int)e->rw_flags));
+        return 1;
+    case IORING_OP_WRITE:
+    case IORING_OP_WRITE_FIXED:
+        *res = result(pwritev2(fd, &one, 1, off, (int)e->rw_flags));
+        return 1;
+    case IORING_OP_READV:
+        *res = result(preadv2(fd, (const struct iovec *)(uintptr_t)e->addr, (int)e->len, off, (int)e->rw_flags));
+        return 1;
+    case IORING_OP_WRITEV:
+        *res = result(pwritev2(fd, (const struct iovec *)(uintptr_t)e->addr, (int)e->len, off, (int)e->rw_flags));
+        return 1;
+    case IORING_OP_FSYNC:
+        *res = result(e->fsync_flags & IORING_FSYNC_DATASYNC ? fdatasync(fd) : fsync(fd));
+        return 1;
+    case IORING_OP_FALLOCATE:
+        *res = result(fallocate(fd, (int)e->len, (off_t)e->off, (off_t)e->addr));
+        return 1;
+    case IORING_OP_FADVISE:
+        *res = -posix_fadvise(fd, (off_t)e->off, (off_t)e->len, (int)e->fadvise_advice);
+        return 1;
+    case IORING_OP_CLOSE:
+        if (e->file_index)
+            return 0;
+        *res = result(close(fd));
+        return 1;
     case IORING_OP_NOP:
     case IORING_OP_POLL_ADD:
     case IORING_OP_POLL_REMOVE:
@@ -210,12 +197,9 @@ static int serve(const struct io_uring_sqe *e, int *res)
     case IORING_OP_TIMEOUT_REMOVE:
     case IORING_OP_LINK_TIMEOUT:
         return 0;                       /* no file data: the shadow answers as the file would */
-    default:
-        if (!image_fd)
-            return 0;
-        *res = -EOPNOTSUPP;             /* splice, xattrs, ...: never on the shadow */
-        return 1;
     }
+    *res = -EOPNOTSUPP;                 /* xattrs and the rest: never on the shadow */
+    return 1;
 }
 
 /* before the kernel takes to_submit entries from the ring of fd */
