@@ -10,53 +10,62 @@ from pyfalloc.units import ceil_div, round_up
 
 FsmapRecord = record("FsmapRecord", "physical length owner offset flags")
 
-
-
-def _sources(t):
-    """Each table that owns physical space: its rows by start block, and how a row reads
-    as (length, owner, logical block, flags). Pending frees are free space: an allocation
-    that needs them commits first."""
-    special = uapi.FMR_OF_SPECIAL_OWNER
-    return (
-        (t.owner, lambda v: (v[0], v[1], v[2], uapi.FMR_OF_PREALLOC if v[3] else 0)),
-        (t.free, lambda n: (n, uapi.FMR_OWN_FREE, 0, special)),
-        (t.pending, lambda n: (n, uapi.FMR_OWN_FREE, 0, special)),
-        (t.win, lambda v: (v[0], uapi.PYFALLOC_FMR_OWN_PREALLOC, 0, special)),
-    )
+# the tables that own physical space; pending frees are free space (an allocation that
+# needs them commits first)
+_OWNER, _FREE, _WINDOW, _SUPER = 0, 1, 2, 3
 
 
 def getfsmap(fs, low=0, high=None, count=None):
     """Records overlapping bytes [low, high], in physical order; the first is cut to start at
-    low, so a query continues with low = last.physical + last.length. The tables are merged
-    lazily: a query of count records reads about count rows, not count from each table."""
+    low, so a query continues with low = last.physical + last.length. A query of count
+    records reads at most count + 1 rows of a table, and none past a row that count rows
+    of a table already precede."""
     bs = fs.bs
     high = fs.nblocks * bs - 1 if high is None else high
     lo_blk, hi_blk = low // bs, high // bs
     fs.meta.fresh()
-    streams = [_owned(table, read, lo_blk, hi_blk) for table, read in _sources(fs.meta.t)]
-    if lo_blk == 0:
-        streams.append(iter([(0, 1, uapi.FMR_OWN_FS, 0, uapi.FMR_OF_SPECIAL_OWNER)]))   # the superblock
+    t = fs.meta.t
+    rows = [(0, _SUPER, None)] if lo_blk == 0 else []       # no table holds the superblock
+    for table, kind in ((t.owner, _OWNER), (t.free, _FREE), (t.pending, _FREE), (t.win, _WINDOW)):
+        got = _owned(table, kind, lo_blk, hi_blk, count)
+        if count is not None and len(got) > count:
+            hi_blk = got[-1][0]     # count rows come before it: nothing past it can be returned
+        rows += got
+    rows.sort()         # sorted runs, merged; a start is in one table only, so only starts compare
+    more = count is not None and len(rows) > count
+    if more:
+        del rows[count:]
     out = []
-    more = False
-    for pblk, n, owner, lblk, flags in heapq.merge(*streams):
-        if count is not None and len(out) == count:
-            more = True
-            break
-        start = max(pblk, lo_blk)
+    for pblk, kind, v in rows:
+        if kind == _OWNER:
+            n, owner, lblk, flags = v[0], v[1], v[2], uapi.FMR_OF_PREALLOC if v[3] else 0
+        elif kind == _FREE:
+            n, owner, lblk, flags = v, uapi.FMR_OWN_FREE, 0, uapi.FMR_OF_SPECIAL_OWNER
+        elif kind == _WINDOW:
+            n, owner, lblk, flags = v[0], uapi.PYFALLOC_FMR_OWN_PREALLOC, 0, uapi.FMR_OF_SPECIAL_OWNER
+        else:
+            n, owner, lblk, flags = 1, uapi.FMR_OWN_FS, 0, uapi.FMR_OF_SPECIAL_OWNER
+        start = pblk if pblk >= lo_blk else lo_blk
         out.append(FsmapRecord(start * bs, (pblk + n - start) * bs, owner, (lblk + start - pblk) * bs, flags))
     if out and not more:
         out[-1] = out[-1]._replace(flags=out[-1].flags | uapi.FMR_OF_LAST)
     return out
 
 
-def _owned(table, read, lo_blk, hi_blk):
-    """A table's rows overlapping blocks [lo_blk, hi_blk], as (pblk, len, owner, lblk, flags)."""
-    for pblk in table.islice(max(table.bisect_right(lo_blk) - 1, 0)):
+def _owned(table, kind, lo_blk, hi_blk, limit):
+    """Up to limit rows of a table overlapping blocks [lo_blk, hi_blk], as (pblk, kind, row)."""
+    keys = table.islice(max(table.bisect_right(lo_blk) - 1, 0))
+    out = []
+    for pblk in keys:
         if pblk > hi_blk:
-            return
-        n, owner, lblk, flags = read(table[pblk])
-        if pblk + n > lo_blk:
-            yield pblk, n, owner, lblk, flags
+            break
+        v = table[pblk]
+        if pblk < lo_blk and pblk + (v if kind == _FREE else v[0]) <= lo_blk:
+            continue                # the row before lo_blk ends before it
+        out.append((pblk, kind, v))
+        if limit is not None and len(out) > limit:
+            break
+    return out
 
 
 def granule_usage(fs):

@@ -1,6 +1,7 @@
 """The plan: the fractional bound on what can be freed and what it must move, and the exact
 strategy's choice of victims and holes."""
 from pyfalloc.sortedindex import SortedList
+from pyfalloc.tools.compact.survey import without_collector
 
 
 def lower_bound(snap):
@@ -75,6 +76,7 @@ class HolePool:
         return out
 
 
+@without_collector
 def plan_exact(snap, k, budget=None):
     """The k cheapest granules that the holes of the others can absorb (k as in the bound,
     cut by the budget) are the victims; their pieces go, largest first, into the smallest
