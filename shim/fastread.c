@@ -16,8 +16,7 @@
 enum { SHM_EPOCH = 24, SHM_TAIL = 32, SHM_GENS = 4096, GEN_SLOTS = 8192, SHM_MAPPED = SHM_GENS + 8 * GEN_SLOTS };
 /* what pyf_extent answers, in this order */
 enum { X_EPOCH, X_GEN, X_SIZE, X_LBLK, X_LEN, X_PBLK, X_UNWRITTEN, X_BS, X_INO, X_MTIME, X_FLAGS, X_COUNT };
-/* the lock bytes of an inode (pyfalloc/fs/locks.py: INODE_BASE + ino, DATA_BASE + ino) */
-#define INODE_BASE (1LL << 62)
+/* the data lock byte of an inode (pyfalloc/fs/locks.py: DATA_BASE + ino) */
 #define DATA_BASE ((1LL << 62) + (1LL << 40))
 
 struct cached {
@@ -35,13 +34,11 @@ REAL(ssize_t, pwrite, int, const void *, size_t, off_t)
 
 static unsigned long long field(int at) { return *(const volatile unsigned long long *)(header + at); }
 
-static int lock_byte(long long byte, short kind)
+static int data_lock(long long ino, short kind)
 {
-    struct flock l = {.l_type = kind, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    struct flock l = {.l_type = kind, .l_whence = SEEK_SET, .l_start = DATA_BASE + ino, .l_len = 1};
     return k_fcntl(image_fd, F_OFD_SETLKW, (long)&l);
 }
-
-static int data_lock(long long ino, short kind) { return lock_byte(DATA_BASE + ino, kind); }
 
 /* the cached answer still holds: no process changed the inode since it was given */
 static int still_holds(const struct cached *c)
@@ -172,8 +169,11 @@ ssize_t image_pread(int fd, void *buf, size_t n, off_t off)
 
 /* An overwrite inside the file and one written extent, within the clock tick of the file's
  * mtime (the kernel moves times only when the coarse clock did): nothing in the metadata
- * changes, so it goes straight to the image, under the inode and data locks as Python's
- * writes take them. -2 when the slow way must write. */
+ * changes, so it goes straight to the image under the data lock alone. Every change of a
+ * file's mapping or size holds that lock exclusively, and the counter tells whether one
+ * came between; a move holds the inode lock throughout but the data lock per step, and an
+ * overwrite between two steps lands in blocks the next step copies (or, once a step has
+ * swapped them, finds the counter moved). -2 when the slow way must write. */
 static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off, int limited)
 {
     struct cached c = cached_of(fd);
@@ -189,23 +189,20 @@ static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off, int 
     if ((double)now.tv_sec + now.tv_nsec * 1e-9 != mtime)       /* computed as Python does */
         return -2;
     long long ino = c.x[X_INO];
-    if (lock_byte(INODE_BASE + ino, F_WRLCK) < 0)
+    if (data_lock(ino, F_WRLCK) < 0)
         return -2;
     ssize_t r = -2;
-    if (data_lock(ino, F_WRLCK) == 0) {
-        if (still_holds(&c)) {
-            load_pwrite();
-            if (limited)
-                fsize_lift();
-            r = real_pwrite(image_fd, buf, n, c.x[X_PBLK] * bs + (off - start));
-            if (limited)
-                fsize_restore();
-            if (r != (ssize_t)n)
-                r = -2;
-        }
-        data_lock(ino, F_UNLCK);
+    if (still_holds(&c)) {
+        load_pwrite();
+        if (limited)
+            fsize_lift();
+        r = real_pwrite(image_fd, buf, n, c.x[X_PBLK] * bs + (off - start));
+        if (limited)
+            fsize_restore();
+        if (r != (ssize_t)n)
+            r = -2;
     }
-    lock_byte(INODE_BASE + ino, F_UNLCK);
+    data_lock(ino, F_UNLCK);
     return r;
 }
 

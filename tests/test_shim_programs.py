@@ -364,37 +364,47 @@ def test_a_walk_from_the_host_root_one_name_at_a_time_reaches_the_image(image, t
 
 OVERWRITER = """
 import os, sys, time
+at = int(sys.argv[1])
 fd = os.open("/pyfalloc/w", os.O_RDWR)
 print("ready", flush=True)
 i, stop = 0, time.time() + 2.0
 while time.time() < stop:                  # overwrites, most of them written in C
     i += 1
-    os.pwrite(fd, bytes([i % 251 + 1]) * 4096, 0)
+    data = bytes([i % 251 + 1]) * 4096
+    os.pwrite(fd, data, at)
+    if os.pread(fd, 4096, at) != data:      # a write into blocks a move had taken away
+        sys.exit(f"write {i} lost")
 print(i % 251 + 1, flush=True)
 """
 
 
-def test_overwrites_written_in_c_follow_moves(image):
+@pytest.mark.parametrize("size,at", [(64 << 10, 0), (12 << 20, 9 << 20)], ids=["one-step", "later-step"])
+def test_overwrites_written_in_c_follow_moves(image, size, at):
     """Overwrites must land in the file's current blocks while another process moves it:
-    a writer's cached extent goes stale at each move (even within one clock tick)."""
+    a writer's cached extent goes stale at each move (even within one clock tick). A move
+    of 12 MiB takes three steps, and an overwrite of its third step's range, taken without
+    the inode lock the move holds, must be carried by the step that copies it."""
     from pyfalloc import Volume
     from pyfalloc.tools.relocate import relocate
     with Volume(image) as vol:
-        vol.write_file("/w", b"x" * (64 << 10))
-    writer = subprocess.Popen([sys.executable, "-c", OVERWRITER], env=environment(image), stdout=subprocess.PIPE,
-                              text=True)
+        vol.write_file("/w", b"x" * size)
+    writer = subprocess.Popen([sys.executable, "-c", OVERWRITER, str(at)], env=environment(image),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert writer.stdout.readline().strip() == "ready"
     moves = 0
     with Volume(image) as vol:
         fd = vol.open("/w", os.O_RDWR)
         while writer.poll() is None and moves < 400:
-            relocate(vol, fd, 0, None, (100 + 10 * (moves % 2)) << 20)
+            relocate(vol, fd, 0, None, (100 + 20 * (moves % 2)) << 20)
             moves += 1
         vol.close(fd)
-    last = int(writer.stdout.readline())
-    assert writer.wait(timeout=30) == 0 and moves >= 10
+    out, err = writer.communicate(timeout=30)
+    assert writer.returncode == 0 and moves >= 10, err
+    last = int(out)
     with Volume(image) as vol:
-        assert vol.read_file("/w")[:4096] == bytes([last]) * 4096
+        data = vol.read_file("/w")
+    assert data[at:at + 4096] == bytes([last]) * 4096
+    assert data[:at] + data[at + 4096:] == b"x" * (size - 4096)
 
 
 ARCHIVES = """set -e

@@ -1,7 +1,8 @@
 """Per-inode locks that exclude across processes and threads, in two levels as ext4 has:
 
-- the inode lock (ext4's i_rwsem): taken by everything that changes a file, and by a
-  move for its whole length, so writers wait for a move to finish;
+- the inode lock (ext4's i_rwsem): taken by everything that changes a file's metadata,
+  and by a move for its whole length, so those writers wait for a move to finish (an
+  overwrite that changes no metadata, served in C, takes the data lock only);
 - the data lock: shared by readers, exclusive while a file's bytes or mapping change, so a
   read never sees half a write (POSIX's atomicity of read against write) nor a half-switched
   range. The shim's reads in C take it too (shim/fastread.c), on the same byte.

@@ -11,7 +11,8 @@ The file therefore maps either its old blocks or fully copied new ones at every 
 and every block keeps exactly one owner. The copy needs no flush of its own: the change
 of step 3 reaches the journal only in a commit, which flushes the image first, and the
 old blocks stay pending until then. A move holds both inode locks from start to end, so
-writers wait for it, as they do in ext4; readers wait only for a step.
+writers that change metadata wait for it, as they do in ext4; readers, and overwrites of
+written blocks (shim/fastread.c), wait only for a step.
 """
 import errno
 import os
