@@ -251,7 +251,11 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(f
 #ifndef RWF_ATOMIC
 #define RWF_ATOMIC 0x40
 #endif
-#define RWF_KNOWN (RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND | RWF_NOAPPEND | RWF_ATOMIC)
+#ifndef RWF_DONTCACHE
+#define RWF_DONTCACHE 0x80          /* ext4 takes it since Linux 6.15; the image has no page cache to drop */
+#endif
+#define RWF_KNOWN (RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND | RWF_NOAPPEND | RWF_ATOMIC \
+                   | RWF_DONTCACHE)
 
 /* one read or write per element, at off (off < 0: at the position), stopping at the first
  * short one */

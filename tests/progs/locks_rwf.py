@@ -59,6 +59,9 @@ show("pwritev2 SYNC|HIPRI", lambda: os.pwritev(fd, [b"ef"], 6, os.RWF_SYNC | os.
 show("pwritev2 APPEND", lambda: os.pwritev(fd, [b"tail"], 0, os.RWF_APPEND))
 show("pwritev2 NOWAIT", lambda: os.pwritev(fd, [b"x"], 0, os.RWF_NOWAIT))
 show("pwritev2 unknown flag", lambda: os.pwritev(fd, [b"x"], 0, 0x1000))
+RWF_DONTCACHE = 0x80                        # Linux 6.15; the answer is the running kernel's
+show("pwritev2 DONTCACHE", lambda: os.pwritev(fd, [b"dc"], 10, RWF_DONTCACHE))
+show("preadv2 DONTCACHE", lambda: (os.preadv(fd, [buf], 8, RWF_DONTCACHE), bytes(buf)))
 show("pwritev2 at -1 (position)", lambda: (os.lseek(fd, 50, 0), os.pwritev(fd, [b"pos"], -1, os.RWF_DSYNC),
                                            os.lseek(fd, 0, os.SEEK_CUR)))
 show("pwritev2 at -2", lambda: os.pwritev(fd, [b"x"], -2, os.RWF_DSYNC))
