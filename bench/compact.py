@@ -131,10 +131,13 @@ def main():
                   f"granules {vol.granules()['free']} free, {vol.granules()['partial']} partly used")
             size, granule = vol.size, vol.granule
             nfiles = len(walk(vol))
-            t = time.monotonic()
-            snap = snapshot(vol)
-            plan_exact(snap, lower_bound(snap)["k_max"])
-            plan_s = time.monotonic() - t
+            times = []
+            for _ in range(3):          # best of three: one pass is at the mercy of the machine
+                t = time.monotonic()
+                snap = snapshot(vol)
+                plan_exact(snap, lower_bound(snap)["k_max"])
+                times.append(time.monotonic() - t)
+            plan_s = min(times)
             prefix = cheapest_costs(snap)
             del snap
             # the memory in a second pass: tracemalloc counts every allocation (and slows them)
@@ -146,7 +149,8 @@ def main():
             del snap, plan
         n = max(1, nfiles)
         print(f"planning (GETFSMAP, the tree walk, the plan): {plan_s:.2f} s for {nfiles} files, "
-              f"{plan_s / n * 1e6:.1f} us per file; memory per file {held / n:.0f} bytes held by the plan "
+              f"{plan_s / n * 1e6:.1f} us per file (best of 3; worst {max(times) / n * 1e6:.1f}); "
+              f"memory per file {held / n:.0f} bytes held by the plan "
               f"and its snapshot, {peak / n:.0f} at the peak")
         rows = {}
         for strategy in args.strategies.split(","):
