@@ -1,6 +1,7 @@
 """The plan: the fractional bound on what can be freed and what it must move, and the exact
 strategy's choice of victims and holes."""
-from pyfalloc.sortedindex import SortedList
+from heapq import heappop, heappush
+
 from pyfalloc.tools.compact.survey import without_collector
 
 
@@ -30,33 +31,34 @@ def cheapest_costs(snap):
 
 
 class HolePool:
-    """Holes of the granules that stay, for best fit: the smallest hole a piece fits in."""
+    """Holes of the granules that stay, for best fit: the smallest hole a piece fits in, the
+    lowest address among holes of that length. A hole is no longer than a granule, so the
+    lengths (in blocks) are few: a heap of addresses per length and a bit per length that
+    has holes make a best fit a shift and a lowest-bit test."""
 
-    def __init__(self, granules, granule_size):
-        self.G = granule_size
-        self.by_len = SortedList()
-        self.frags = {}                     # granule index -> {(length, physical)}
+    def __init__(self, granules, granule_size, block):
+        self.block = block
+        self.heaps = [[] for _ in range(granule_size // block + 1)]
+        self.mask = 0                       # bit b: some hole is b blocks long
         self.total = 0
         for g in granules:
-            self.add_granule(g)
-
-    def add_granule(self, g):
-        for p, n in g.holes:
-            self._add(n, p)
+            for p, n in g.holes:
+                self._add(n, p)
 
     def _add(self, n, p):
-        self.by_len.add((n, p))
-        self.frags.setdefault(p // self.G, set()).add((n, p))
+        b = n // self.block
+        heappush(self.heaps[b], p)
+        self.mask |= 1 << b
         self.total += n
 
-    def _remove(self, n, p):
-        self.by_len.remove((n, p))
-        self.frags[p // self.G].discard((n, p))
-        self.total -= n
-
-    def remove_granule(self, g):
-        for n, p in list(self.frags.get(g.index, ())):
-            self._remove(n, p)
+    def _pop(self, b):
+        """The lowest address of the holes b blocks long."""
+        heap = self.heaps[b]
+        p = heappop(heap)
+        if not heap:
+            self.mask &= ~(1 << b)
+        self.total -= b * self.block
+        return p
 
     def take(self, length):
         """Place length bytes: best fit, else split over the largest holes. Returns
@@ -65,9 +67,12 @@ class HolePool:
             return None
         out = []
         while length:
-            i = self.by_len.bisect_left((length, -1))
-            n, p = self.by_len[i] if i < len(self.by_len) else self.by_len[-1]
-            self._remove(n, p)
+            need = -(-length // self.block)
+            fits = self.mask >> need
+            # the shortest hole that holds it all, else the longest (and the piece is split)
+            b = need + (fits & -fits).bit_length() - 1 if fits else self.mask.bit_length() - 1
+            p = self._pop(b)
+            n = b * self.block
             used = min(n, length)
             out.append((p, used))
             if n > used:
@@ -90,7 +95,7 @@ def plan_exact(snap, k, budget=None):
         victims.append(g)
         spent += g.live
     chosen = {g.index for g in victims}
-    pool = HolePool((g for g in snap.partial() if g.index not in chosen), snap.granule)
+    pool = HolePool((g for g in snap.partial() if g.index not in chosen), snap.granule, snap.block)
     moves = {g.index: [] for g in victims}
     pieces = sorted(((length, ino, logical, g.index) for g in victims for ino, logical, _, length in g.pieces),
                     reverse=True)

@@ -169,7 +169,8 @@ class Compactor:
             finally:
                 vol.close(fd)
             fresh = snapshot(vol, self.min_age)
-            pool = HolePool((g for g in fresh.partial() if g.index not in self.victims), fresh.granule)
+            pool = HolePool((g for g in fresh.partial() if g.index not in self.victims), fresh.granule,
+                            fresh.block)
             spots = pool.take(length)
             if not spots or len(spots) > 1:
                 return
