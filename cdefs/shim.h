@@ -33,6 +33,8 @@ long long pyf_unlink(const char *path, int rmdir);
 long long pyf_mkdir(const char *path, int mode);          /* umask applied */
 long long pyf_access(const char *path, int mode, int flags);
 long long pyf_rename(const char *from, const char *to, unsigned int flags);
+/* linkat(2); fd >= 0: AT_EMPTY_PATH's descriptor (from is then empty) */
+long long pyf_link(const char *from, const char *to, int flags, int fd);
 long long pyf_dup(int oldfd, int newfd);
 /* attr: mode, uid, gid, atime ns, mtime ns; -1 leaves one as it is (fd < 0: by path) */
 long long pyf_setattr(int fd, const char *path, long long *attr);

@@ -317,6 +317,9 @@ const char *image_path(int dirfd, const char *path)
         memcpy(joined + nb + 1, path, strlen(path) + 1);
     }
     normalize(joined);
+    size_t n = strlen(path), nj = strlen(joined);
+    if (n && path[n - 1] == '/' && nj > 1 && nj + 1 < sizeof joined)
+        memcpy(joined + nj, "/", 2);    /* "name/" must name a directory: Python checks it */
     if (on_image(joined))
         return program_python_starting() ? NULL : joined;
     if (path[0] != '/' && dirfd == AT_FDCWD && !vcwd[0])
@@ -440,6 +443,15 @@ long long done(long long r)
     return -1;
 }
 
+/* image_path keeps a trailing slash for the checks it asks for; a name kept for later
+ * (the working directory, a descriptor's path) is the directory's own, without it */
+void drop_trailing_slash(char *path)
+{
+    size_t n = strlen(path);
+    if (n > 1 && path[n - 1] == '/')
+        path[n - 1] = 0;
+}
+
 void set_virt(int fd, const char *path, int acc)
 {
     forget_extent(fd);
@@ -447,6 +459,8 @@ void set_virt(int fd, const char *path, int acc)
     vacc[fd] = (unsigned char)(acc & O_ACCMODE);
     free(vpath[fd]);
     vpath[fd] = path && *path ? strdup(path) : NULL;
+    if (vpath[fd])
+        drop_trailing_slash(vpath[fd]);
 }
 
 int failed_errno(int e)

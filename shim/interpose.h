@@ -66,6 +66,7 @@ HIDDEN void fsize_restore(void);
 HIDDEN long long fsize_room(long long off, long long n, int *limited);
 HIDDEN void fsize_changed(void);        /* the program set its limits */
 HIDDEN const char *image_path(int dirfd, const char *path);
+HIDDEN void drop_trailing_slash(char *path);
 HIDDEN void note_host_cwd(void);       /* after the host working directory changed */
 /* the shared log's position (fastread.c): 0 before Python opened the volume */
 HIDDEN int log_position(unsigned long long pos[2]);

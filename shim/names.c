@@ -145,7 +145,7 @@ int rename(const char *from, const char *to)
 }
 
 /* mknod: a regular file is created as open would; FIFOs and device nodes the image stores
- * neither, so it refuses them as it refuses links, in do_mknodat's order (the type, then
+ * neither, so it refuses them as it refuses symbolic links, in do_mknodat's order (the type, then
  * the path's own errors, EEXIST, then the filesystem's EPERM) */
 REAL(int, mknodat, int, const char *, mode_t, dev_t)
 
@@ -194,23 +194,22 @@ int mknod(const char *path, mode_t mode, dev_t dev) { return mknodat(AT_FDCWD, p
 int mkfifoat(int dirfd, const char *path, mode_t mode) { return mknodat(dirfd, path, S_IFIFO | (mode & 07777), 0); }
 int mkfifo(const char *path, mode_t mode) { return mkfifoat(AT_FDCWD, path, mode); }
 
-/* the image has neither hard nor symbolic links: what Linux answers on such a filesystem */
-static int no_links(const char *a, const char *b)
-{
-    return failed(a && b ? EPERM : EXDEV);   /* within the image, or across the prefix */
-}
-
+/* Hard links within the image; across the prefix EXDEV, as between two mounts. With
+ * AT_EMPTY_PATH and an empty name the old file is the descriptor's. */
 int linkat(int olddir, const char *from, int newdir, const char *to, int flags)
 {
     char a[8192];
-    const char *ia = image_path(olddir, from);
-    if (ia) {
-        snprintf(a, sizeof a, "%s", ia);
+    const char *ia = NULL;
+    int by_fd = (flags & AT_EMPTY_PATH) && !from[0] && is_virt(olddir);
+    if (!by_fd && (ia = image_path(olddir, from))) {
+        snprintf(a, sizeof a, "%s", ia);        /* image_path's buffer is reused by the second call */
         ia = a;
     }
     const char *ib = image_path(newdir, to);
-    if (ia || ib)
-        return no_links(ia, ib);
+    if ((by_fd || ia) && ib)
+        return (int)PY(pyf_link(by_fd ? "" : inner(ia), inner(ib), flags, by_fd ? olddir : -1));
+    if (by_fd || ia || ib)
+        return failed(EXDEV);
     load_linkat();
     return real_linkat(alias_dir(olddir, from), alias(from), alias_dir(newdir, to), alias(to), flags);
 }
@@ -284,6 +283,7 @@ static int enter(const char *ip, int fd)
     if (!vcwd[0])
         leave_real_cwd();
     memmove(vcwd, ip, strlen(ip) + 1);
+    drop_trailing_slash(vcwd);
     return 0;
 }
 

@@ -76,6 +76,28 @@ def test_locks_conflict_between_processes_and_rwf_flags_match_ext4(image, host_d
     assert img.stdout.splitlines() == host.stdout.splitlines()
 
 
+def test_hard_links_as_on_ext4(image, host_dir):
+    """link and linkat, their errors in order, counts, data through both names, unlink and
+    rename among links, O_TMPFILE named by AT_EMPTY_PATH, protected hard links."""
+    host, img = both(image, host_dir, [sys.executable, os.path.join(ROOT, "tests", "progs", "hardlinks.py"), "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "nlink a, sub: [3, 2]" in host.stdout and "link a directory: EPERM" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+    from pyfalloc import Volume
+    with Volume(image) as vol:
+        assert vol.fsck() == []             # every inode's count equals its entries
+
+
+def test_names_ending_in_a_slash_as_on_ext4(image, host_dir):
+    """"name/" must be a directory for every call (an unlink of "f/" removed f, a create of
+    "n/" made a file); the working directory keeps no trailing slash."""
+    host, img = both(image, host_dir, [sys.executable, os.path.join(ROOT, "tests", "progs", "trailing_slash.py"),
+                                       "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "unlink f/ ENOTDIR" in host.stdout and "creat n/ EISDIR" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+
+
 EDITS = """set -e
 cd {}
 printf 'alpha\\nbeta\\n' > f

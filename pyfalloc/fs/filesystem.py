@@ -240,6 +240,18 @@ class FileSystem:
                 self._set(parent, nlink=self.inode(parent).nlink - 1)
             self._touch(parent)
 
+    def link(self, ino, parent, name):
+        """A new entry parent/name for ino (its checks made by the caller, under a look that
+        may be stale: the name and the directory are looked at again inside the change)."""
+        with self.meta.tx() as s:
+            if self.entry(parent, name) is not None:
+                raise FsError(errno.EEXIST, name)
+            if self.inode(parent).nlink == 0:
+                raise FsError(errno.ENOENT, "directory was removed")
+            s.put("d", (parent, name), ino)
+            self._set(ino, nlink=self.inode(ino).nlink + 1, ctime=clock())
+            self._touch(parent)
+
     def _drop_link(self, inode):
         nlink = 0 if st.S_ISDIR(inode.mode) else inode.nlink - 1
         self._set(inode.ino, nlink=nlink, ctime=clock())

@@ -248,6 +248,11 @@ def bind(ffi, lib):
         return _call(lambda: volume().rename(os.fsdecode(ffi.string(src)), os.fsdecode(ffi.string(dst)), flags))
 
     @ffi.def_extern()
+    def pyf_link(src, dst, flags, fd):
+        return _call(lambda: volume().link(os.fsdecode(ffi.string(src)), os.fsdecode(ffi.string(dst)), flags,
+                                           fd if fd >= 0 else None))
+
+    @ffi.def_extern()
     def pyf_listdir(fd, buf, size):
         def listdir():
             v = volume()

@@ -78,6 +78,24 @@ def _foreign_donor(fd):
     raise FsError(errno.EINVAL, "donor is on another filesystem")
 
 
+LINK_MAX = 65000                # ext4's EXT4_LINK_MAX
+_AT_SYMLINK_FOLLOW, _AT_EMPTY_PATH = 0x400, 0x1000
+try:
+    with open("/proc/sys/fs/protected_hardlinks") as _f:
+        _PROTECTED_HARDLINKS = _f.read().strip() != "0"
+except OSError:
+    _PROTECTED_HARDLINKS = True
+
+
+def _safe_link_source(cred, inode):
+    """may_linkat's safe source: a regular file, not set-user-ID, not set-group-ID and
+    group-executable, that the caller may read and write."""
+    mode = inode.mode
+    return (st.S_ISREG(mode) and not mode & st.S_ISUID
+            and mode & (st.S_ISGID | st.S_IXGRP) != st.S_ISGID | st.S_IXGRP
+            and perms.allowed(cred, inode, perms.MAY_READ | perms.MAY_WRITE))
+
+
 def check_fallocate_mode(mode, offset, length):
     """vfs_fallocate's first checks (steps 1-3 of the reference order)."""
     if offset < 0 or length <= 0:
@@ -109,6 +127,9 @@ class Syscalls:
         # fd -> OpenFile of a descriptor a front opened without telling (the shim answers
         # opens that change nothing itself): set by that front, None otherwise
         self.claim = None
+        # O_TMPFILE inodes made without O_EXCL and not linked yet: linkat may name them
+        # (ext4's I_LINKABLE; kept by the process that made them)
+        self._linkable = set()
 
     # ---- descriptors -----------------------------------------------------------------------
     def _known(self, fd):
@@ -236,6 +257,8 @@ class Syscalls:
         with fs.meta.tx():
             ino = self._create(parent, None, st.S_IFREG | (mode & 0o7777), cred)
             fs.add_handle(ino)
+        if not flags & os.O_EXCL:
+            self._linkable.add(ino)
         return self._install(fd, OpenFile(ino, flags & ~os.O_TMPFILE, False))
 
     def _install(self, fd, of):
@@ -268,6 +291,7 @@ class Syscalls:
                 raise FsError(errno.EBADF, f"fd {fd} is not open on this volume")
             of.refs -= 1
             if of.refs == 0:
+                self._linkable.discard(of.ino)      # once unnamed and closed, it is gone
                 self.fs.drop_handle(of.ino)
 
     def dup(self, fd, newfd=None):
@@ -546,6 +570,44 @@ class Syscalls:
             is_dir = st.S_ISDIR(self.fs.inode(ino).mode)
             raise FsError(errno.EISDIR if is_dir else errno.ENOTDIR, _shown(path))
         self.fs.unlink(parent, name)
+
+    def link(self, src, dst, flags=0, fd=None):
+        """linkat(2) in do_linkat's order: the old name looked up, then the new one, then
+        may_linkat (protected hard links) and vfs_link's checks. fd: AT_EMPTY_PATH with an
+        empty old name, the descriptor's inode (an O_TMPFILE made without O_EXCL can be
+        given a name; any other inode without links cannot)."""
+        fs = self.fs
+        if flags & ~(_AT_SYMLINK_FOLLOW | _AT_EMPTY_PATH):
+            raise FsError(errno.EINVAL, f"unknown linkat flags {flags:#x}")
+        cred = current_cred()
+        if fd is not None:
+            if not perms.capable(cred, perms.CAP_DAC_READ_SEARCH):
+                raise FsError(errno.ENOENT, "an empty name needs CAP_DAC_READ_SEARCH")
+            ino = self._file(fd).ino
+        else:
+            ino = fs.resolve(src, cred)
+        parent, p = fs.walk_parent(dst, cred)
+        if p.kind != paths.NORM or fs.entry(parent, p.last) is not None:
+            raise FsError(errno.EEXIST, _shown(dst))
+        if p.trailing:
+            raise FsError(errno.ENOENT, f"{_shown(dst)}: a new name with a trailing slash")
+        fs.check_writable()
+        inode = fs.inode(ino)
+        if _PROTECTED_HARDLINKS and not perms.owner_or_fowner(cred, inode) and not _safe_link_source(cred, inode):
+            raise FsError(errno.EPERM, f"{_shown(src)}: not the owner, and not a safe source (protected_hardlinks)")
+        perms.check(cred, fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, dst)
+        if fs.inode(parent).nlink == 0:
+            raise FsError(errno.ENOENT, f"{_shown(dst)}: directory was removed")
+        if inode.flags & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL):
+            raise FsError(errno.EPERM, f"{_shown(src)}: append-only or immutable")
+        if st.S_ISDIR(inode.mode):
+            raise FsError(errno.EPERM, f"{_shown(src)}: a directory")
+        if inode.nlink == 0 and ino not in self._linkable:
+            raise FsError(errno.ENOENT, f"{_shown(src)}: unlinked")
+        if inode.nlink >= LINK_MAX:
+            raise FsError(errno.EMLINK, f"{_shown(src)}: {LINK_MAX} links")
+        fs.link(ino, parent, p.last)
+        self._linkable.discard(ino)
 
     def rename(self, src, dst, flags=0):
         """renameat2(2): its flag checks first (do_renameat2's order); no whiteouts here."""
