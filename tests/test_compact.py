@@ -51,6 +51,24 @@ def test_rfc_example_moves_4k_not_1m(tmp_path):
     vol.umount()
 
 
+def test_a_file_with_two_names_moves_once_and_both_names_follow(tmp_path):
+    """A hard-linked victim: the walk names it once, its 4 KiB move is counted once, and
+    both names read the same bytes from the new place."""
+    vol = Volume.mkfs(tmp_path / "hl.img", "4M", granule="1M", group_size="1M")
+    vol.mkdir("/d")
+    place(vol, "/d/filler", 4 * K, 1020 * K, 1)
+    place(vol, "/d/big", M, 1020 * K, 2)
+    place(vol, "/d/small", 2 * M, 4 * K, 3)
+    vol.link("/d/small", "/other")
+    assert len(walk(vol)) == 3
+    r = Compactor(vol, "exact").run()
+    assert r["bytes_moved"] == 4 * K and r["granules_freed"] == 1 and r["files_moved"] == 1
+    assert vol.fiemap_path("/other")[0].physical == M + 1020 * K
+    assert vol.read_file("/other") == vol.read_file("/d/small") and vol.stat("/other").st_nlink == 2
+    assert vol.fsck() == []
+    vol.umount()
+
+
 HOLDER = """
 import os, sys, time
 sys.path.insert(0, {root!r})

@@ -184,12 +184,23 @@ class FileSystem:
         self.meta.fresh()
         parts = []
         while ino != ROOT_INO:
-            key = self.meta.t.parent.get(ino)
+            key = self.meta.t.parent.get(ino) or self._other_name(ino)
             if key is None:
                 raise FsError(errno.ENOENT, f"inode {ino} has no name")
             parts.append(key[1])
             ino = key[0]
         return "/" + "/".join(reversed(parts))
+
+    def _other_name(self, ino):
+        """A remaining entry of a file with hard links whose indexed entry was removed (the
+        index keeps one entry per inode; this search is the rare case)."""
+        if self.meta.t.inodes.get(ino, (0,) * 5)[4] == 0:
+            return None
+        for parent, entries in self.meta.t.dirs.items():
+            for name, i in entries.items():
+                if i == ino:
+                    return parent, name
+        return None
 
     def readdir(self, ino):
         if not st.S_ISDIR(self.inode(ino).mode):

@@ -62,6 +62,7 @@ class PathIndex:
 
     def __init__(self, pairs):
         rows = sorted((ino, path.encode("utf-8", "surrogateescape")) for ino, path in pairs)   # by ino, for bisect
+        rows = [r for i, r in enumerate(rows) if not i or rows[i - 1][0] != r[0]]     # hard links: one name
         self._inos = array("q", [ino for ino, _ in rows])
         self._ends = array("q", accumulate(len(name) for _, name in rows))
         self._blob = b"".join(name for _, name in rows)
