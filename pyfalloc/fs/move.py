@@ -30,13 +30,15 @@ STEP_BYTES = 4 << 20        # longest stretch readers of the file wait for
 
 def move_extent(fs, orig, donor, orig_start, donor_start, length):
     """Move [orig_start, +length) blocks of inode orig into donor's blocks at donor_start.
-    Returns the number of blocks moved; an FsError raised part way carries .moved_len."""
+    Returns the number of blocks moved; an FsError raised part way carries .moved_len.
+
+    A move of more than one step is recorded (its row, and a lock byte that tells whether
+    its process is alive) from its first step's change to its last's; a move of one step
+    is a single change, with nothing to record around it."""
     moved = 0
-    mid = fs.meta.next_move_id()
-    with fs.locks.inode(orig, donor), fs.locks.move(mid):
+    mid = held = None
+    with fs.locks.inode(orig, donor):
         length = _check_arguments(fs, orig, donor, orig_start, donor_start, length)
-        with fs.meta.tx() as s:
-            s.put("m", mid, (orig, donor, os.getpid(), 0))
         step = max(1, STEP_BYTES // fs.bs)
         o, o_end, d = orig_start, orig_start + length, donor_start
         try:
@@ -50,18 +52,26 @@ def move_extent(fs, orig, donor, orig_start, donor_start, length):
                     if o >= o_end:
                         break
                 n = min(ext.lblk + ext.len, o_end, o + step) - o
+                last = o + n >= o_end
+                if mid is None and not last:
+                    mid = fs.meta.next_move_id()
+                    held = fs.locks.move(mid)
+                    held.__enter__()
                 with fs.locks.data(orig, donor):
-                    moved += _swap(fs, mid, orig, donor, o, d, n, ext.pblk + (o - ext.lblk), ext.unwritten,
-                                   last=o + n >= o_end)
+                    moved += _swap(fs, mid, orig, donor, o, d, n, ext.pblk + (o - ext.lblk), ext.unwritten, last)
                 o += n
                 d += n
         except FsError as e:
             e.moved_len = moved
             raise
         finally:
-            if mid in fs.meta.t.moves:      # the last step's change did not end it
-                with fs.meta.tx() as s:
-                    s.put("m", mid, None)
+            try:
+                if mid in fs.meta.t.moves:      # the last step's change did not end it
+                    with fs.meta.tx() as s:
+                        s.put("m", mid, None)
+            finally:
+                if held is not None:
+                    held.__exit__(None, None, None)
     return moved
 
 
@@ -96,8 +106,9 @@ def _check_arguments(fs, orig, donor, orig_start, donor_start, length):
 
 def _swap(fs, mid, orig, donor, o, d, n, opblk, unwritten, last):
     """Exchange orig [o, o+n) (one extent, at physical opblk) with whatever the donor maps
-    at [d, d+n); donor holes leave the file's blocks where they are. The last step's change
-    also ends the move's row. Returns blocks moved."""
+    at [d, d+n); donor holes leave the file's blocks where they are. A recorded move (mid)
+    has its row made by its first step's change and ended by its last's. Returns blocks
+    moved."""
     bs = fs.bs
     pieces = [(lblk, m, e.pblk, e.unwritten) for lblk, m, e in fs.extmap.segments(donor, d, d + n) if e]
     if not pieces:
@@ -123,6 +134,7 @@ def _swap(fs, mid, orig, donor, o, d, n, opblk, unwritten, last):
             fs.extmap.insert(orig, lo, m, dpblk, unwritten)
             fs.extmap.insert(donor, lblk, m, opblk + lblk - d, True)
             count += m
-        orig_, donor_, pid, moved = s.t.moves[mid]
-        s.put("m", mid, None if last else (orig_, donor_, pid, moved + count))
+        if mid is not None:
+            moved = s.t.moves[mid][3] if mid in s.t.moves else 0
+            s.put("m", mid, None if last else (orig, donor, os.getpid(), moved + count))
     return count
