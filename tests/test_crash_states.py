@@ -1,6 +1,6 @@
 """The durability contract under power cuts: states built from the recorded write stream of
 a workload (creates, writes, appends, truncates, punches, zero/collapse/insert ranges,
-unlinks, renames, fsyncs, moves and a defrag) must all open clean and show only bytes their
+unlinks, renames, hard links, fsyncs, moves and a defrag) must all open clean and show only bytes their
 files were given."""
 import os
 import random
@@ -24,7 +24,7 @@ def workload(seed, steps=70):
         live = []
         for step in range(steps):
             op = rng.choice(["create", "write", "write", "append", "truncate", "punch", "zero", "collapse",
-                             "insert", "unlink", "rename", "fsync", "move"])
+                             "insert", "unlink", "rename", "link", "fsync", "move"])
             if op == "create" or not live:
                 path = f"/d/f{step}"
                 vol.write_file(path, _data(rng, rng.randrange(1, 6) * BS + rng.randrange(BS)))
@@ -64,20 +64,33 @@ def workload(seed, steps=70):
                             pass
             finally:
                 vol.close(fd)
+            ino = vol.stat(path).st_ino
+
+            def last_name(p, i):        # the file leaves with its last name only
+                return not any(q != p and vol.stat(q).st_ino == i for q in live)
+
             if op == "unlink":
-                oracle.gone(vol.stat(path).st_ino)
+                if last_name(path, ino):
+                    oracle.gone(ino)
                 vol.unlink(path)
                 live.remove(path)
             elif op == "rename":
                 new = f"/d/r{step}"
-                old_ino = vol.stat(path).st_ino
-                if live and rng.random() < 0.3 and len(live) > 1:       # over another file
-                    new = rng.choice([p for p in live if p != path])
-                    oracle.gone(vol.stat(new).st_ino)
+                others = [p for p in live if vol.stat(p).st_ino != ino]     # not onto its own link
+                if others and rng.random() < 0.3:       # over another file
+                    new = rng.choice(others)
+                    if last_name(new, vol.stat(new).st_ino):
+                        oracle.gone(vol.stat(new).st_ino)
                     live.remove(new)
-                oracle.gone(old_ino)
+                if last_name(path, ino):
+                    oracle.gone(ino)
                 vol.rename(path, new)
                 live[live.index(path)] = new
+                oracle.version(vol, new)
+            elif op == "link":
+                new = f"/d/l{step}"
+                vol.link(path, new)
+                live.append(new)
                 oracle.version(vol, new)
             elif op not in ("fsync", "move"):
                 oracle.version(vol, path)
@@ -120,10 +133,12 @@ def _journal_before_data(monkeypatch):
 
 @pytest.mark.parametrize("break_it", [_reuse_freed_blocks_at_once, _journal_before_data])
 def test_the_harness_catches_a_store_without_ordering(tmp_path, monkeypatch, break_it):
-    """The two rules of data=ordered, each removed in turn: the same states must fail."""
+    """The two rules of data=ordered, each removed in turn: the same states must fail.
+    Seeds 5 and 6 are workloads that reuse freed blocks inside the window a power cut can
+    expose (of seeds 1-8, the others' first 100 states miss it)."""
     break_it(monkeypatch)
     failing = 0
-    for seed in (1, 2):
+    for seed in (5, 6):
         image = str(tmp_path / f"rec{seed}.img")
         base, events = crashstates.record(image, workload(seed), size="8M", granule="64K", group_size="2M")
         failing += len(crashstates.run_states(image, base, events, 100, seed)[1])

@@ -94,7 +94,7 @@ def test_names_ending_in_a_slash_as_on_ext4(image, host_dir):
     host, img = both(image, host_dir, [sys.executable, os.path.join(ROOT, "tests", "progs", "trailing_slash.py"),
                                        "{}"])
     assert host.returncode == 0 and img.returncode == 0, img.stderr
-    assert "unlink f/ ENOTDIR" in host.stdout and "creat n/ EISDIR" in host.stdout
+    assert "unlink f/: ENOTDIR" in host.stdout and "creat n/: EISDIR" in host.stdout
     assert img.stdout.splitlines() == host.stdout.splitlines()
 
 

@@ -637,21 +637,29 @@ class FileSystem:
             if offset >= size:
                 return
             end = min(offset + length, ceil_div(size, bs) * bs)
-            self._zero_edges(ino, offset, end)
+            # bytes past the end are a truncate's stale tail, zeroed once the file grows
+            # and the truncate is durable: zeros written there now could reach the disk
+            # before the truncate does, and show at the old size
+            self._zero_edges(ino, offset, end, stop=size)
             with self.meta.tx():
                 for e in self.extmap.remove(ino, ceil_div(offset, bs), end // bs):
                     self.free.give(e.pblk, e.len)
                 self.free.discard_windows_of(ino)
                 self._touch(ino)
 
-    def _zero_edges(self, ino, start, end):
+    def _zero_edges(self, ino, start, end, stop=None):
+        """Zero in place the parts of [start, end) in blocks the range does not cover whole
+        (those are unmapped or made unwritten), none of it at or past stop."""
         bs = self.bs
+        stop = end if stop is None else min(end, stop)
         a, b = ceil_div(start, bs), end // bs
         if a > b:                       # inside a single block
-            self._zero_bytes(ino, start, end)
-            return
-        self._zero_bytes(ino, start, a * bs)
-        self._zero_bytes(ino, b * bs, end)
+            spans = [(start, stop)]
+        else:
+            spans = [(start, min(a * bs, stop)), (b * bs, stop)]
+        for lo, hi in spans:
+            if lo < hi:
+                self._zero_bytes(ino, lo, hi)
 
     def zero_range(self, ino, offset, length, keep_size, write_zeroes=False):
         """ZERO_RANGE (interior blocks become unwritten) or WRITE_ZEROES (interior blocks

@@ -11,15 +11,10 @@ import os
 import struct
 import sys
 
+from oracle import show
+
 libc = ctypes.CDLL(None, use_errno=True)
 d = sys.argv[1]
-
-
-def show(name, fn):
-    try:
-        print(f"{name}: {fn()!r}")
-    except OSError as e:
-        print(f"{name}: {errno.errorcode[e.errno]}")
 
 
 def check(r):

@@ -6,11 +6,12 @@ the protected-hard-links rule for a user who does not own the file.
     python hardlinks.py DIR
 """
 import ctypes
-import errno
 import fcntl
 import os
 import struct
 import sys
+
+from oracle import show
 
 d = os.path.join(sys.argv[1], "hl")
 os.mkdir(d)
@@ -19,14 +20,6 @@ os.chdir(d)
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD, AT_EMPTY_PATH = -100, 0x1000
 FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
-
-
-def show(name, fn):
-    try:
-        r = fn()
-        print(f"{name}: {r!r}")
-    except OSError as e:
-        print(f"{name}: {errno.errorcode[e.errno]}")
 
 
 def linkat(olddir, old, newdir, new, flags):

@@ -3,22 +3,15 @@ directory and a run on the image can be compared line by line.
 
     python locks_rwf.py DIR
 """
-import errno
 import fcntl
 import os
 import subprocess
 import sys
 
+from oracle import show
+
 d = sys.argv[1]
 path = os.path.join(d, "locked")
-
-
-def show(name, fn):
-    try:
-        r = fn()
-        print(f"{name}: {r!r}")
-    except OSError as e:
-        print(f"{name}: {errno.errorcode[e.errno]}")
 
 
 HOLDER = """

@@ -4,20 +4,14 @@ libc from an image working directory: printed for comparison with a host directo
     python nodes_names.py DIR
 """
 import ctypes
-import errno
 import os
 import stat
 import sys
 
+from oracle import show
+
 d = sys.argv[1]
 libc = ctypes.CDLL(None, use_errno=True)
-
-
-def show(name, fn):
-    try:
-        print(f"{name}: {fn()!r}")
-    except OSError as e:
-        print(f"{name}: {errno.errorcode[e.errno]}")
 
 
 show("mknod regular", lambda: (os.mknod(d + "/reg", 0o640 | stat.S_IFREG), oct(os.stat(d + "/reg").st_mode)))

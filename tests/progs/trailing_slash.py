@@ -4,22 +4,15 @@ path, and the working directory and a descriptor's directory keep no trailing sl
 
     python trailing_slash.py DIR
 """
-import errno
 import os
 import sys
+
+from oracle import show
 
 os.chdir(sys.argv[1])
 os.makedirs("sl/d")
 os.chdir("sl")
 open("f", "w").close()
-
-
-def show(name, fn):
-    try:
-        print(name, repr(fn()))
-    except OSError as e:
-        print(name, errno.errorcode[e.errno])
-
 
 show("stat f/", lambda: os.stat("f/").st_size)
 show("stat d/", lambda: os.stat("d/").st_nlink)
