@@ -678,7 +678,10 @@ class FileSystem:
                 except FsError as e:
                     error = e
             if error is None:
-                self._zero_edges(ino, offset, end)
+                # past the end only once the file grows over it (its stale tail settled
+                # first): as in punch_hole
+                grows = not keep_size and end > inode.size
+                self._zero_edges(ino, offset, end, stop=None if grows else inode.size)
                 if write_zeroes:
                     for _, n, e in self.extmap.segments(ino, a, b):
                         self.dev.zero(e.pblk * bs, n * bs)
