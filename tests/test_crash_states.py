@@ -44,8 +44,9 @@ def workload(seed, steps=70):
                 elif op == "punch":
                     vol.fallocate(fd, uapi.FALLOC_FL_PUNCH_HOLE | uapi.FALLOC_FL_KEEP_SIZE,
                                   rng.randrange(4 * BS), rng.randrange(1, 3 * BS))
-                elif op == "zero":
-                    vol.fallocate(fd, uapi.FALLOC_FL_ZERO_RANGE, rng.randrange(4 * BS), rng.randrange(1, 3 * BS))
+                elif op == "zero":          # every other one keeps the size (past the end too)
+                    keep = uapi.FALLOC_FL_KEEP_SIZE if step % 2 else 0
+                    vol.fallocate(fd, uapi.FALLOC_FL_ZERO_RANGE | keep, rng.randrange(4 * BS), rng.randrange(1, 3 * BS))
                 elif op in ("collapse", "insert"):
                     mode = uapi.FALLOC_FL_COLLAPSE_RANGE if op == "collapse" else uapi.FALLOC_FL_INSERT_RANGE
                     try:
@@ -131,15 +132,24 @@ def _journal_before_data(monkeypatch):
     monkeypatch.setattr(Store, "_journal_published", without_flush)
 
 
-@pytest.mark.parametrize("break_it", [_reuse_freed_blocks_at_once, _journal_before_data])
-def test_the_harness_catches_a_store_without_ordering(tmp_path, monkeypatch, break_it):
-    """The two rules of data=ordered, each removed in turn: the same states must fail.
-    Seeds 5 and 6 are workloads that reuse freed blocks inside the window a power cut can
-    expose (of seeds 1-8, the others' first 100 states miss it)."""
+def _zero_past_the_end(monkeypatch):
+    from pyfalloc.fs.filesystem import FileSystem
+    zero = FileSystem._zero_edges
+    monkeypatch.setattr(FileSystem, "_zero_edges", lambda self, ino, start, end, stop=None: zero(self, ino, start, end))
+
+
+@pytest.mark.parametrize("break_it,seeds,states", [
+    (_reuse_freed_blocks_at_once, (5, 6), 100), (_journal_before_data, (5, 6), 100),
+    (_zero_past_the_end, (14,), 200)])
+def test_the_harness_catches_a_store_without_ordering(tmp_path, monkeypatch, break_it, seeds, states):
+    """The two rules of data=ordered, and the stale tail left alone by punch and zero range,
+    each removed in turn: the same states must fail. The seeds are workloads that meet the
+    case inside the window a power cut can expose (reused freed blocks: 5 and 6 of seeds
+    1-8; a punch past the end of a file whose truncate is not durable: 14 of 1-20)."""
     break_it(monkeypatch)
     failing = 0
-    for seed in (5, 6):
+    for seed in seeds:
         image = str(tmp_path / f"rec{seed}.img")
         base, events = crashstates.record(image, workload(seed), size="8M", granule="64K", group_size="2M")
-        failing += len(crashstates.run_states(image, base, events, 100, seed)[1])
+        failing += len(crashstates.run_states(image, base, events, states, seed)[1])
     assert failing > 0
