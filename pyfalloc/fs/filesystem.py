@@ -25,6 +25,7 @@ from pyfalloc.units import ceil_div
 ROOT_INO = 2
 FIRST_INO = 12                  # as ext4: 2 is the root, 11 lost+found, user inodes follow
 EXT_MAX_BLOCKS = (1 << 32) - 1  # ext4's last logical block + 1
+LINK_MAX = 65000                # ext4's EXT4_LINK_MAX: links of one inode
 Inode = record("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
 _FIELD = {name: i - 1 for i, name in enumerate(Inode._fields) if i}
 
@@ -251,16 +252,22 @@ class FileSystem:
                 self._set(parent, nlink=self.inode(parent).nlink - 1)
             self._touch(parent)
 
-    def link(self, ino, parent, name):
-        """A new entry parent/name for ino (its checks made by the caller, under a look that
-        may be stale: the name and the directory are looked at again inside the change)."""
+    def link(self, ino, parent, name, linkable=False):
+        """A new entry parent/name for ino. The caller made the path and permission checks;
+        the name, the directory and the count are looked at inside the change, as vfs_link
+        looks at them under the inode's lock. linkable: an O_TMPFILE that may get a name."""
         with self.meta.tx() as s:
             if self.entry(parent, name) is not None:
                 raise FsError(errno.EEXIST, name)
             if self.inode(parent).nlink == 0:
                 raise FsError(errno.ENOENT, "directory was removed")
+            nlink = self.inode(ino).nlink
+            if nlink == 0 and not linkable:
+                raise FsError(errno.ENOENT, f"inode {ino} has no name left")
+            if nlink >= LINK_MAX:
+                raise FsError(errno.EMLINK, f"inode {ino} has {LINK_MAX} links")
             s.put("d", (parent, name), ino)
-            self._set(ino, nlink=self.inode(ino).nlink + 1, ctime=clock())
+            self._set(ino, nlink=nlink + 1, ctime=clock())
             self._touch(parent)
 
     def _drop_link(self, inode):

@@ -78,7 +78,6 @@ def _foreign_donor(fd):
     raise FsError(errno.EINVAL, "donor is on another filesystem")
 
 
-LINK_MAX = 65000                # ext4's EXT4_LINK_MAX
 _AT_SYMLINK_FOLLOW, _AT_EMPTY_PATH = 0x400, 0x1000
 try:
     with open("/proc/sys/fs/protected_hardlinks") as _f:
@@ -580,6 +579,7 @@ class Syscalls:
         if flags & ~(_AT_SYMLINK_FOLLOW | _AT_EMPTY_PATH):
             raise FsError(errno.EINVAL, f"unknown linkat flags {flags:#x}")
         cred = current_cred()
+        what = _shown(src) if fd is None else f"fd {fd}"
         if fd is not None:
             if not perms.capable(cred, perms.CAP_DAC_READ_SEARCH):
                 raise FsError(errno.ENOENT, "an empty name needs CAP_DAC_READ_SEARCH")
@@ -594,19 +594,15 @@ class Syscalls:
         fs.check_writable()
         inode = fs.inode(ino)
         if _PROTECTED_HARDLINKS and not perms.owner_or_fowner(cred, inode) and not _safe_link_source(cred, inode):
-            raise FsError(errno.EPERM, f"{_shown(src)}: not the owner, and not a safe source (protected_hardlinks)")
-        perms.check(cred, fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, dst)
-        if fs.inode(parent).nlink == 0:
+            raise FsError(errno.EPERM, f"{what}: not the owner, and not a safe source (protected_hardlinks)")
+        if fs.inode(parent).nlink == 0:                     # may_create: a removed directory
             raise FsError(errno.ENOENT, f"{_shown(dst)}: directory was removed")
+        perms.check(cred, fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, dst)
         if inode.flags & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL):
-            raise FsError(errno.EPERM, f"{_shown(src)}: append-only or immutable")
+            raise FsError(errno.EPERM, f"{what}: append-only or immutable")
         if st.S_ISDIR(inode.mode):
-            raise FsError(errno.EPERM, f"{_shown(src)}: a directory")
-        if inode.nlink == 0 and ino not in self._linkable:
-            raise FsError(errno.ENOENT, f"{_shown(src)}: unlinked")
-        if inode.nlink >= LINK_MAX:
-            raise FsError(errno.EMLINK, f"{_shown(src)}: {LINK_MAX} links")
-        fs.link(ino, parent, p.last)
+            raise FsError(errno.EPERM, f"{what}: a directory")
+        fs.link(ino, parent, p.last, linkable=ino in self._linkable)
         self._linkable.discard(ino)
 
     def rename(self, src, dst, flags=0):
