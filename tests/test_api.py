@@ -204,3 +204,23 @@ def test_policy_hook_forbids_groups(tmp_path):
     groups = {e.physical // (8 << 20) for i in range(30) for e in vol.fiemap_path(f"/f{i}")}
     assert groups and not groups & forbid
     vol.umount()
+
+
+def test_link_counts_stop_at_the_limit_and_a_file_without_names_gets_none(vol, monkeypatch):
+    """EMLINK when the count reaches LINK_MAX (ext4's 65000, lowered here); ENOENT for an
+    open file whose names are all gone; fsck holds every count to its entries."""
+    from pyfalloc.fs import filesystem
+    monkeypatch.setattr(filesystem, "LINK_MAX", 3)
+    fd = vol.open("/f", os.O_RDWR | os.O_CREAT)
+    vol.link("/f", "/g")
+    vol.link("/f", "/h")
+    with pytest.raises(FsError) as e:
+        vol.link("/f", "/i")
+    assert e.value.errno == errno.EMLINK and vol.stat("/f").st_nlink == 3
+    for name in ("/f", "/g", "/h"):
+        vol.unlink(name)
+    with pytest.raises(FsError) as e:
+        vol.link("", "/back", 0x1000, fd)         # AT_EMPTY_PATH: an unlinked, not an O_TMPFILE
+    assert e.value.errno == errno.ENOENT
+    assert vol.fsck() == []
+    vol.close(fd)
