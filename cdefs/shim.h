@@ -33,6 +33,8 @@ long long pyf_unlink(const char *path, int rmdir);
 long long pyf_mkdir(const char *path, int mode);          /* umask applied */
 long long pyf_access(const char *path, int mode, int flags);
 long long pyf_rename(const char *from, const char *to, unsigned int flags);
+/* extended attributes: op 0 get, 1 set, 2 list, 3 remove; by path, or by fd when path is NULL */
+long long pyf_xattr(int op, int fd, const char *path, const char *name, char *value, long long size, int flags);
 /* linkat(2); fd >= 0: AT_EMPTY_PATH's descriptor (from is then empty) */
 long long pyf_link(const char *from, const char *to, int flags, int fd);
 long long pyf_dup(int oldfd, int newfd);

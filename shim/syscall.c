@@ -11,6 +11,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <sys/time.h>
 #include <utime.h>
 
@@ -128,6 +129,18 @@ long syscall(long nr, ...)
     case SYS_symlinkat: return symlinkat(p0, (int)a[1], (const char *)a[2]);
     case SYS_readlink: return readlink(p0, (char *)a[1], (size_t)a[2]);
     case SYS_readlinkat: return readlinkat(fd0, p1, (char *)a[2], (size_t)a[3]);
+    case SYS_getxattr: return getxattr(p0, p1, (void *)a[2], (size_t)a[3]);
+    case SYS_lgetxattr: return lgetxattr(p0, p1, (void *)a[2], (size_t)a[3]);
+    case SYS_fgetxattr: return fgetxattr(fd0, p1, (void *)a[2], (size_t)a[3]);
+    case SYS_setxattr: return setxattr(p0, p1, (const void *)a[2], (size_t)a[3], (int)a[4]);
+    case SYS_lsetxattr: return lsetxattr(p0, p1, (const void *)a[2], (size_t)a[3], (int)a[4]);
+    case SYS_fsetxattr: return fsetxattr(fd0, p1, (const void *)a[2], (size_t)a[3], (int)a[4]);
+    case SYS_listxattr: return listxattr(p0, (char *)a[1], (size_t)a[2]);
+    case SYS_llistxattr: return llistxattr(p0, (char *)a[1], (size_t)a[2]);
+    case SYS_flistxattr: return flistxattr(fd0, (char *)a[1], (size_t)a[2]);
+    case SYS_removexattr: return removexattr(p0, p1);
+    case SYS_lremovexattr: return lremovexattr(p0, p1);
+    case SYS_fremovexattr: return fremovexattr(fd0, p1);
     case SYS_chdir: return chdir(p0);
     case SYS_chmod: return chmod(p0, (mode_t)a[1]);
     case SYS_fchmodat: return fchmodat(fd0, p1, (mode_t)a[2], 0);

@@ -148,14 +148,20 @@ def test_a_checkpoint_loads_into_the_same_tables_as_its_rows_applied_one_by_one(
         for i in range(64):                         # a growing file gets a window of its own
             vol.pwrite(fd, b"x" * 16384, i * 16384)
         vol.unlink("/held")
+        vol.close(vol.open("/tagged", os.O_RDWR | os.O_CREAT))
+        for i in range(3):
+            vol.setxattr("/tagged", f"user.k{i}", bytes([i]) * (i + 1))
+        vol.setxattr(None, "user.on_the_orphan", b"x", 0, fd)
         t = vol.fs.meta.t
         assert t.orphans and t.pending and t.free_grp and any(ino for _, ino, _ in t.win.values())
+        assert len(t.xattrs) == 2
         rows = t.dump()
         vol.close(fd)
+        assert len(t.xattrs) == 1 and vol.fsck() == []      # the orphan's went with it
     applied, loaded = Tables(t.group_blocks), Tables(t.group_blocks)
     applied.apply(rows)
     loaded.load(rows)
-    for name in ("settings", "inodes", "dirs", "parent", "orphans", "moves", "stale_tail", "next_ino"):
+    for name in ("settings", "inodes", "dirs", "parent", "orphans", "moves", "stale_tail", "xattrs", "next_ino"):
         assert getattr(loaded, name) == getattr(applied, name), name
     for name in ("owner", "free", "win", "pending"):
         assert list(getattr(loaded, name).items()) == list(getattr(applied, name).items()), name

@@ -88,6 +88,21 @@ def test_hard_links_as_on_ext4(image, host_dir):
         assert vol.fsck() == []             # every inode's count equals its entries
 
 
+@pytest.mark.skipif(not shutil.which("tar"), reason="tar is not installed")
+def test_extended_attributes_as_on_ext4(image, host_dir):
+    """user.*, trusted.* and security.*: set, get, list and remove with their flags and
+    errors, the namespace and permission rules for root and for nobody, an immutable file,
+    and cp --preserve=xattr and tar --xattrs keeping them."""
+    host, img = both(image, host_dir, [sys.executable, os.path.join(ROOT, "tests", "progs", "xattrs.py"), "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "create user.a again: EEXIST" in host.stdout and "nobody: get trusted.t: ENODATA" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+    from pyfalloc import Volume
+    with Volume(image) as vol:
+        assert vol.fsck() == []
+        assert vol.getxattr("/xa/untar/f", "trusted.t") == b"root's"
+
+
 def test_names_ending_in_a_slash_as_on_ext4(image, host_dir):
     """"name/" must be a directory for every call (an unlink of "f/" removed f, a create of
     "n/" made a file); the working directory keeps no trailing slash."""

@@ -26,6 +26,16 @@ ROOT_INO = 2
 FIRST_INO = 12                  # as ext4: 2 is the root, 11 lost+found, user inodes follow
 EXT_MAX_BLOCKS = (1 << 32) - 1  # ext4's last logical block + 1
 LINK_MAX = 65000                # ext4's EXT4_LINK_MAX: links of one inode
+
+
+def _xattr_bytes(attrs):
+    """The room attributes take in ext4's attribute block: its 32-byte header, then per
+    entry a 16-byte head and the name (past its namespace prefix, which the entry codes as
+    one byte) and value, each padded to 4 bytes, and a 4-byte end."""
+    def pad(n):
+        return (n + 3) & ~3
+    return 32 + 4 + sum(16 + pad(len(name) - len(name.split(b".", 1)[0]) - 1) + pad(len(value))
+                        for name, value in attrs.items())
 Inode = record("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
 _FIELD = {name: i - 1 for i, name in enumerate(Inode._fields) if i}
 
@@ -270,6 +280,31 @@ class FileSystem:
             self._set(ino, nlink=nlink + 1, ctime=clock())
             self._touch(parent)
 
+    # ---- extended attributes (names and values as bytes) -------------------------------------
+    def xattrs(self, ino):
+        """{name: value} of ino."""
+        self.meta.fresh()
+        self.inode(ino)
+        return dict(self.meta.t.xattrs.get(ino, {}))
+
+    def set_xattr(self, ino, name, value, create=False, replace=False):
+        """Set (value None: remove) one attribute: EEXIST for create over one that exists,
+        ENODATA for replace or remove of one that does not; ENOSPC past what ext4 keeps of
+        one inode's attributes (one block; ext4 also has a little room in the inode itself, not
+        counted here). The change time moves."""
+        with self.meta.tx() as s:
+            self.inode(ino)
+            attrs = s.t.xattrs.get(ino, {})
+            if name in attrs and create:
+                raise FsError(errno.EEXIST, f"attribute {name!r} exists")
+            if name not in attrs and (replace or value is None):
+                raise FsError(errno.ENODATA, f"no attribute {name!r}")
+            if value is not None:
+                if _xattr_bytes({**attrs, name: value}) > self.bs:
+                    raise FsError(errno.ENOSPC, "no room for the attribute in the inode's block")
+            s.put("x", (ino, name), value)
+            self._set(ino, ctime=clock())
+
     def _drop_link(self, inode):
         nlink = 0 if st.S_ISDIR(inode.mode) else inode.nlink - 1
         self._set(inode.ino, nlink=nlink, ctime=clock())
@@ -383,6 +418,8 @@ class FileSystem:
         self.free.discard_windows_of(ino)
         if ino in self.meta.t.stale_tail:
             self.meta.put("z", ino, None)
+        for name in list(self.meta.t.xattrs.get(ino, ())):
+            self.meta.put("x", (ino, name), None)
         self.meta.put("i", ino, None)
         self.meta.forget_runtime(ino)
         return True

@@ -99,4 +99,7 @@ def fsck(fs):
             problems.append(f"move {mid} names missing inode {orig} or {donor}")
         if not fs.locks.move_alive(mid):
             problems.append(f"move {mid} ({orig} -> {donor}) of dead process {pid} not recovered")
+    for ino in t.xattrs:
+        if ino not in inodes:
+            problems.append(f"extended attributes of missing inode {ino}")
     return problems

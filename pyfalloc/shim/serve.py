@@ -248,6 +248,27 @@ def bind(ffi, lib):
         return _call(lambda: volume().rename(os.fsdecode(ffi.string(src)), os.fsdecode(ffi.string(dst)), flags))
 
     @ffi.def_extern()
+    def pyf_xattr(op, fd, path, name, value, size, flags):
+        def xattr():
+            v = volume()
+            p = None if path == ffi.NULL else os.fsdecode(ffi.string(path))
+            at = fd if p is None else None
+            n = None if name == ffi.NULL else ffi.string(name)
+            if op == 1:
+                v.setxattr(p, n, ffi.buffer(value, size)[:] if size else b"", flags, at)
+                return 0
+            if op == 3:
+                v.removexattr(p, n, at)
+                return 0
+            blob = v.getxattr(p, n, at) if op == 0 else b"".join(x + b"\0" for x in v.listxattr(p, at))
+            if size:
+                if size < len(blob):
+                    raise FsError(errno.ERANGE, f"{len(blob)} bytes do not fit in {size}")
+                ffi.memmove(value, blob, len(blob))
+            return len(blob)
+        return _call(xattr)
+
+    @ffi.def_extern()
     def pyf_link(src, dst, flags, fd):
         return _call(lambda: volume().link(os.fsdecode(ffi.string(src)), os.fsdecode(ffi.string(dst)), flags,
                                            fd if fd >= 0 else None))

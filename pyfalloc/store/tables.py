@@ -16,6 +16,7 @@ replica that applies the same records in the same order holds the same tables.
     "m"    id              (orig, donor, pid, moved) relocation under way
     "z"    ino             (size, log position)     a truncate left bytes past size in the
                                                     last block, to be zeroed before it grows
+    "x"    (ino, name)     value                    extended attribute (name and value bytes)
 """
 from _functools import partial          # functools' own, without functools' imports
 from itertools import groupby
@@ -45,8 +46,9 @@ class Tables:
         self.pending = SortedDict()  # pblk -> len
         self.moves = {}
         self.stale_tail = {}
+        self.xattrs = {}            # ino -> {name: value}
         self.next_ino = 1
-        self._set = {"i": self._i, "d": self._d, "e": self._e, "f": self._f, "w": self._w}
+        self._set = {"i": self._i, "d": self._d, "e": self._e, "f": self._f, "w": self._w, "x": self._x}
         self._set.update((table, partial(self._plain, getattr(self, name))) for table, name in _PLAIN.items())
 
     def set(self, table, key, value):
@@ -71,6 +73,10 @@ class Tables:
         self.inodes.update(inodes)
         self.orphans.update(ino for ino, value in inodes.items() if value[4] == 0)
         self.next_ino = max(self.next_ino, max(inodes) + 1)
+
+    def _load_x(self, rows):
+        for _, (ino, name), value in rows:
+            self.xattrs.setdefault(ino, {})[name] = value
 
     def _load_d(self, rows):
         dirs, parent = self.dirs, self.parent
@@ -131,6 +137,19 @@ class Tables:
         if ino is not None:
             self.dirs.setdefault(parent, {})[name] = ino
             self.parent[ino] = key
+        return old
+
+    def _x(self, key, value):
+        ino, name = key
+        attrs = self.xattrs.get(ino)
+        old = attrs.get(name) if attrs else None
+        if value is None:
+            if old is not None:
+                del attrs[name]
+                if not attrs:
+                    del self.xattrs[ino]
+        else:
+            self.xattrs.setdefault(ino, {})[name] = value
         return old
 
     def _e(self, key, value):
@@ -198,4 +217,5 @@ class Tables:
         out += [("p", k, v) for k, v in self.pending.items()]
         out += [("m", k, v) for k, v in self.moves.items()]
         out += [("z", k, v) for k, v in self.stale_tail.items()]
+        out += [("x", (ino, name), v) for ino, m in self.xattrs.items() for name, v in m.items()]
         return out

@@ -15,7 +15,8 @@ d = os.fsencode(sys.argv[1])
 AT_FDCWD = -100
 NR = {"openat": 257, "write": 1, "pread64": 17, "close": 3, "newfstatat": 262, "renameat2": 316,
       "unlinkat": 263, "mkdirat": 258, "openat2": 437, "statx": 332, "faccessat2": 439, "getcwd": 79,
-      "ftruncate": 77, "lseek": 8, "fsync": 74, "readlinkat": 267}
+      "ftruncate": 77, "lseek": 8, "fsync": 74, "readlinkat": 267, "setxattr": 188, "fgetxattr": 193,
+      "listxattr": 194, "fremovexattr": 199}
 
 
 def call(name, *args):
@@ -57,6 +58,12 @@ print("openat2 short struct", call("openat2", c_long(AT_FDCWD), path(b"g"), ctyp
 print("openat2 mode without O_CREAT", call("openat2", c_long(AT_FDCWD), path(b"g"),
                                            ctypes.c_char_p(struct.pack("QQQ", 0, 0o644, 0)), c_long(24)))
 print("readlinkat of a file", call("readlinkat", c_long(AT_FDCWD), path(b"g"), buf, c_long(16)))
+print("setxattr", call("setxattr", path(b"g"), ctypes.c_char_p(b"user.raw"), ctypes.c_char_p(b"val"), c_long(3),
+                       c_long(0)))
+print("fgetxattr", call("fgetxattr", c_long(fd), ctypes.c_char_p(b"user.raw"), buf, c_long(16)), buf.value[:3])
+print("listxattr", call("listxattr", path(b"g"), buf, c_long(16)), buf.raw[:9])
+print("fremovexattr", call("fremovexattr", c_long(fd), ctypes.c_char_p(b"user.raw")),
+      call("fremovexattr", c_long(fd), ctypes.c_char_p(b"user.raw")))
 print("unlinkat dir without AT_REMOVEDIR", call("unlinkat", c_long(AT_FDCWD), path(b"d"), c_long(0)))
 print("unlinkat", call("unlinkat", c_long(AT_FDCWD), path(b"g"), c_long(0)))
 print("close", call("close", c_long(fd)), call("close", c_long(fd)))
