@@ -696,10 +696,12 @@ class Syscalls:
         self.setxattr(path, name, None, 0, fd)
 
     def listxattr(self, path, fd=None):
-        """The names the caller may see (trusted.* only with CAP_SYS_ADMIN), as bytes."""
+        """The names the caller may see (trusted.* only with CAP_SYS_ADMIN), as bytes, in the
+        order they were first set: ext4's order for the attributes that fit in its inode
+        (it lists those that did not from its block, sorted)."""
         cred, ino, _ = self._xattr_target(path, fd)
         trusted = perms.capable(cred, perms.CAP_SYS_ADMIN)
-        return [name for name in sorted(self.fs.xattrs(ino)) if trusted or not name.startswith(b"trusted.")]
+        return [name for name in self.fs.xattrs(ino) if trusted or not name.startswith(b"trusted.")]
 
     def rename(self, src, dst, flags=0):
         """renameat2(2): its flag checks first (do_renameat2's order); no whiteouts here."""
