@@ -50,6 +50,16 @@ static int failed(int e)
     return -1;
 }
 
+/* image_path's answer copied into buf, or NULL: its own buffer serves the next call */
+static const char *image_path_kept(int dirfd, const char *path, char *buf, size_t n)
+{
+    const char *ip = image_path(dirfd, path);
+    if (!ip)
+        return NULL;
+    snprintf(buf, n, "%s", ip);
+    return buf;
+}
+
 /* ---- names ------------------------------------------------------------------------------------ */
 int unlink(const char *path)
 {
@@ -64,13 +74,11 @@ int unlink(const char *path)
 REAL(int, remove, const char *)
 int remove(const char *path)
 {
-    const char *ip = HERE(path);
-    if (!ip) {
+    char own[4096];
+    if (!image_path_kept(AT_FDCWD, path, own, sizeof own)) {
         load_remove();
         return real_remove(alias(path));
     }
-    char own[4096];                     /* image_path's buffer is reused by the calls below */
-    snprintf(own, sizeof own, "%s", ip);
     int r = unlink(own);
     return r < 0 && errno == EISDIR ? rmdir(own) : r;
 }
@@ -114,11 +122,7 @@ int mkdirat(int dirfd, const char *path, mode_t mode)
 int renameat2(int olddir, const char *from, int newdir, const char *to, unsigned int flags)
 {
     char a[8192];
-    const char *ia = image_path(olddir, from);
-    if (ia) {                   /* image_path's buffer is reused by the second call */
-        snprintf(a, sizeof a, "%s", ia);
-        ia = a;
-    }
+    const char *ia = image_path_kept(olddir, from, a, sizeof a);
     const char *ib = image_path(newdir, to);
     if (ia && ib)
         return (int)PY(pyf_rename(inner(ia), inner(ib), flags));
@@ -199,12 +203,8 @@ int mkfifo(const char *path, mode_t mode) { return mkfifoat(AT_FDCWD, path, mode
 int linkat(int olddir, const char *from, int newdir, const char *to, int flags)
 {
     char a[8192];
-    const char *ia = NULL;
     int by_fd = (flags & AT_EMPTY_PATH) && !from[0] && is_virt(olddir);
-    if (!by_fd && (ia = image_path(olddir, from))) {
-        snprintf(a, sizeof a, "%s", ia);        /* image_path's buffer is reused by the second call */
-        ia = a;
-    }
+    const char *ia = by_fd ? NULL : image_path_kept(olddir, from, a, sizeof a);
     const char *ib = image_path(newdir, to);
     if ((by_fd || ia) && ib)
         return (int)PY(pyf_link(by_fd ? "" : inner(ia), inner(ib), flags, by_fd ? olddir : -1));

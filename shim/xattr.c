@@ -26,106 +26,40 @@ static ssize_t image_xattr(int op, int fd, const char *ip, const char *name, con
     return (ssize_t)PY(pyf_xattr(op, fd, ip ? inner(ip) : NULL, name, (char *)value, (long long)size, flags));
 }
 
-ssize_t getxattr(const char *path, const char *name, void *value, size_t size)
-{
-    const char *ip = HERE(path);
-    if (ip)
-        return image_xattr(X_GET, -1, ip, name, value, size, 0);
-    load_getxattr();
-    return real_getxattr(alias(path), name, value, size);
-}
+/* one wrapper: image paths and descriptors to Python as op, the rest to libc */
+#define BY_PATH(ret, fn, op, params, name, value, size, flags, args)            \
+    ret fn params                                                               \
+    {                                                                           \
+        const char *ip = HERE(path);                                            \
+        if (ip)                                                                 \
+            return (ret)image_xattr(op, -1, ip, name, value, size, flags);      \
+        load_##fn();                                                            \
+        return real_##fn args;                                                  \
+    }
+#define BY_FD(ret, fn, op, params, name, value, size, flags, args)              \
+    ret fn params                                                               \
+    {                                                                           \
+        if (is_virt(fd))                                                        \
+            return (ret)image_xattr(op, fd, NULL, name, value, size, flags);    \
+        load_##fn();                                                            \
+        return real_##fn args;                                                  \
+    }
 
-ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size)
-{
-    const char *ip = HERE(path);
-    if (ip)
-        return image_xattr(X_GET, -1, ip, name, value, size, 0);
-    load_lgetxattr();
-    return real_lgetxattr(alias(path), name, value, size);
-}
-
-ssize_t fgetxattr(int fd, const char *name, void *value, size_t size)
-{
-    if (is_virt(fd))
-        return image_xattr(X_GET, fd, NULL, name, value, size, 0);
-    load_fgetxattr();
-    return real_fgetxattr(fd, name, value, size);
-}
-
-int setxattr(const char *path, const char *name, const void *value, size_t size, int flags)
-{
-    const char *ip = HERE(path);
-    if (ip)
-        return (int)image_xattr(X_SET, -1, ip, name, value, size, flags);
-    load_setxattr();
-    return real_setxattr(alias(path), name, value, size, flags);
-}
-
-int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)
-{
-    const char *ip = HERE(path);
-    if (ip)
-        return (int)image_xattr(X_SET, -1, ip, name, value, size, flags);
-    load_lsetxattr();
-    return real_lsetxattr(alias(path), name, value, size, flags);
-}
-
-int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)
-{
-    if (is_virt(fd))
-        return (int)image_xattr(X_SET, fd, NULL, name, value, size, flags);
-    load_fsetxattr();
-    return real_fsetxattr(fd, name, value, size, flags);
-}
-
-ssize_t listxattr(const char *path, char *list, size_t size)
-{
-    const char *ip = HERE(path);
-    if (ip)
-        return image_xattr(X_LIST, -1, ip, NULL, list, size, 0);
-    load_listxattr();
-    return real_listxattr(alias(path), list, size);
-}
-
-ssize_t llistxattr(const char *path, char *list, size_t size)
-{
-    const char *ip = HERE(path);
-    if (ip)
-        return image_xattr(X_LIST, -1, ip, NULL, list, size, 0);
-    load_llistxattr();
-    return real_llistxattr(alias(path), list, size);
-}
-
-ssize_t flistxattr(int fd, char *list, size_t size)
-{
-    if (is_virt(fd))
-        return image_xattr(X_LIST, fd, NULL, NULL, list, size, 0);
-    load_flistxattr();
-    return real_flistxattr(fd, list, size);
-}
-
-int removexattr(const char *path, const char *name)
-{
-    const char *ip = HERE(path);
-    if (ip)
-        return (int)image_xattr(X_REMOVE, -1, ip, name, NULL, 0, 0);
-    load_removexattr();
-    return real_removexattr(alias(path), name);
-}
-
-int lremovexattr(const char *path, const char *name)
-{
-    const char *ip = HERE(path);
-    if (ip)
-        return (int)image_xattr(X_REMOVE, -1, ip, name, NULL, 0, 0);
-    load_lremovexattr();
-    return real_lremovexattr(alias(path), name);
-}
-
-int fremovexattr(int fd, const char *name)
-{
-    if (is_virt(fd))
-        return (int)image_xattr(X_REMOVE, fd, NULL, name, NULL, 0, 0);
-    load_fremovexattr();
-    return real_fremovexattr(fd, name);
-}
+#define GET_PARAMS (const char *path, const char *name, void *value, size_t size)
+#define SET_PARAMS (const char *path, const char *name, const void *value, size_t size, int flags)
+#define LIST_PARAMS (const char *path, char *list, size_t size)
+#define REMOVE_PARAMS (const char *path, const char *name)
+BY_PATH(ssize_t, getxattr, X_GET, GET_PARAMS, name, value, size, 0, (alias(path), name, value, size))
+BY_PATH(ssize_t, lgetxattr, X_GET, GET_PARAMS, name, value, size, 0, (alias(path), name, value, size))
+BY_FD(ssize_t, fgetxattr, X_GET, (int fd, const char *name, void *value, size_t size), name, value, size, 0,
+      (fd, name, value, size))
+BY_PATH(int, setxattr, X_SET, SET_PARAMS, name, value, size, flags, (alias(path), name, value, size, flags))
+BY_PATH(int, lsetxattr, X_SET, SET_PARAMS, name, value, size, flags, (alias(path), name, value, size, flags))
+BY_FD(int, fsetxattr, X_SET, (int fd, const char *name, const void *value, size_t size, int flags), name, value,
+      size, flags, (fd, name, value, size, flags))
+BY_PATH(ssize_t, listxattr, X_LIST, LIST_PARAMS, NULL, list, size, 0, (alias(path), list, size))
+BY_PATH(ssize_t, llistxattr, X_LIST, LIST_PARAMS, NULL, list, size, 0, (alias(path), list, size))
+BY_FD(ssize_t, flistxattr, X_LIST, (int fd, char *list, size_t size), NULL, list, size, 0, (fd, list, size))
+BY_PATH(int, removexattr, X_REMOVE, REMOVE_PARAMS, name, NULL, 0, 0, (alias(path), name))
+BY_PATH(int, lremovexattr, X_REMOVE, REMOVE_PARAMS, name, NULL, 0, 0, (alias(path), name))
+BY_FD(int, fremovexattr, X_REMOVE, (int fd, const char *name), name, NULL, 0, 0, (fd, name))

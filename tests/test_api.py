@@ -224,3 +224,24 @@ def test_link_counts_stop_at_the_limit_and_a_file_without_names_gets_none(vol, m
     assert e.value.errno == errno.ENOENT
     assert vol.fsck() == []
     vol.close(fd)
+
+
+def test_a_file_with_links_keeps_a_name_as_its_names_go(vol):
+    """The name index keeps one of a file's entries while it has any: path_of names a
+    remaining link after the others are unlinked or renamed, and none once all are gone."""
+    vol.mkdir("/d")
+    fd = vol.open("/a", os.O_RDWR | os.O_CREAT)
+    vol.link("/a", "/d/b")
+    vol.link("/a", "/c")
+    vol.unlink("/c")
+    assert vol.path_of(fd) in ("/a", "/d/b")
+    vol.unlink("/a")
+    assert vol.path_of(fd) == "/d/b"
+    vol.rename("/d/b", "/e")
+    assert vol.path_of(fd) == "/e"
+    vol.unlink("/e")
+    with pytest.raises(FsError) as e:
+        vol.path_of(fd)
+    assert e.value.errno == errno.ENOENT
+    assert vol.fsck() == []
+    vol.close(fd)

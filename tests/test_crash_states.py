@@ -22,6 +22,12 @@ def workload(seed, steps=70):
         rng = random.Random(seed)
         vol.mkdir("/d")
         live = []
+
+        def leave(p):                   # name p goes: its file too, when p is its last name
+            ino = vol.stat(p).st_ino
+            if not any(q != p and vol.stat(q).st_ino == ino for q in live):
+                oracle.gone(ino)
+
         for step in range(steps):
             op = rng.choice(["create", "write", "write", "append", "truncate", "punch", "zero", "collapse",
                              "insert", "unlink", "rename", "link", "fsync", "move"])
@@ -65,26 +71,19 @@ def workload(seed, steps=70):
                             pass
             finally:
                 vol.close(fd)
-            ino = vol.stat(path).st_ino
-
-            def last_name(p, i):        # the file leaves with its last name only
-                return not any(q != p and vol.stat(q).st_ino == i for q in live)
-
             if op == "unlink":
-                if last_name(path, ino):
-                    oracle.gone(ino)
+                leave(path)
                 vol.unlink(path)
                 live.remove(path)
             elif op == "rename":
                 new = f"/d/r{step}"
+                ino = vol.stat(path).st_ino
                 others = [p for p in live if vol.stat(p).st_ino != ino]     # not onto its own link
                 if others and rng.random() < 0.3:       # over another file
                     new = rng.choice(others)
-                    if last_name(new, vol.stat(new).st_ino):
-                        oracle.gone(vol.stat(new).st_ino)
+                    leave(new)
                     live.remove(new)
-                if last_name(path, ino):
-                    oracle.gone(ino)
+                leave(path)
                 vol.rename(path, new)
                 live[live.index(path)] = new
                 oracle.version(vol, new)

@@ -161,7 +161,8 @@ def test_a_checkpoint_loads_into_the_same_tables_as_its_rows_applied_one_by_one(
     applied, loaded = Tables(t.group_blocks), Tables(t.group_blocks)
     applied.apply(rows)
     loaded.load(rows)
-    for name in ("settings", "inodes", "dirs", "parent", "orphans", "moves", "stale_tail", "xattrs", "next_ino"):
+    for name in ("settings", "inodes", "dirs", "parent", "links", "orphans", "moves", "stale_tail", "xattrs",
+                 "next_ino"):
         assert getattr(loaded, name) == getattr(applied, name), name
     for name in ("owner", "free", "win", "pending"):
         assert list(getattr(loaded, name).items()) == list(getattr(applied, name).items()), name

@@ -36,6 +36,8 @@ def _xattr_bytes(attrs):
         return (n + 3) & ~3
     return 32 + 4 + sum(16 + pad(len(name) - len(name.split(b".", 1)[0]) - 1) + pad(len(value))
                         for name, value in attrs.items())
+
+
 Inode = record("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
 _FIELD = {name: i - 1 for i, name in enumerate(Inode._fields) if i}
 
@@ -195,23 +197,12 @@ class FileSystem:
         self.meta.fresh()
         parts = []
         while ino != ROOT_INO:
-            key = self.meta.t.parent.get(ino) or self._other_name(ino)
+            key = self.meta.t.parent.get(ino)
             if key is None:
                 raise FsError(errno.ENOENT, f"inode {ino} has no name")
             parts.append(key[1])
             ino = key[0]
         return "/" + "/".join(reversed(parts))
-
-    def _other_name(self, ino):
-        """A remaining entry of a file with hard links whose indexed entry was removed (the
-        index keeps one entry per inode; this search is the rare case)."""
-        if self.meta.t.inodes.get(ino, (0,) * 5)[4] == 0:
-            return None
-        for parent, entries in self.meta.t.dirs.items():
-            for name, i in entries.items():
-                if i == ino:
-                    return parent, name
-        return None
 
     def readdir(self, ino):
         if not st.S_ISDIR(self.inode(ino).mode):

@@ -24,6 +24,7 @@ _make_claim = None              # bind's: the hook that takes over descriptors t
 # dropped first (a program that lists a directory again while nothing changed gets it as is)
 _listings = {}
 _LISTINGS_KEPT = 64
+_X_GET, _X_SET, _X_LIST, _X_REMOVE = range(4)      # pyf_xattr's op (shim/xattr.c)
 # os.fsencode's encoding, without its cost per name (a directory listing encodes thousands)
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 def shadows(directory):
@@ -254,13 +255,13 @@ def bind(ffi, lib):
             p = None if path == ffi.NULL else os.fsdecode(ffi.string(path))
             at = fd if p is None else None
             n = None if name == ffi.NULL else ffi.string(name)
-            if op == 1:
+            if op == _X_SET:
                 v.setxattr(p, n, ffi.buffer(value, size)[:] if size else b"", flags, at)
                 return 0
-            if op == 3:
+            if op == _X_REMOVE:
                 v.removexattr(p, n, at)
                 return 0
-            blob = v.getxattr(p, n, at) if op == 0 else b"".join(x + b"\0" for x in v.listxattr(p, at))
+            blob = v.getxattr(p, n, at) if op == _X_GET else b"".join(x + b"\0" for x in v.listxattr(p, at))
             if size:
                 if size < len(blob):
                     raise FsError(errno.ERANGE, f"{len(blob)} bytes do not fit in {size}")

@@ -34,7 +34,8 @@ class Tables:
         self.settings = {}
         self.inodes = {}
         self.dirs = {}              # parent -> {name: ino}
-        self.parent = {}            # ino -> (parent, name) of its entry
+        self.parent = {}            # ino -> (parent, name): one of its entries
+        self.links = {}             # ino -> {entry: None}: its other entries (hard links), in order
         self.orphans = set()        # inodes with nlink 0 (alive while someone holds them)
         self.ext = {}               # ino -> SortedDict lblk -> (len, pblk, unwritten)
         self.owner = SortedDict()   # pblk -> (len, ino, lblk, unwritten): extents by place
@@ -79,10 +80,10 @@ class Tables:
             self.xattrs.setdefault(ino, {})[name] = value
 
     def _load_d(self, rows):
-        dirs, parent = self.dirs, self.parent
+        dirs = self.dirs
         for _, key, ino in rows:
             dirs.setdefault(key[0], {})[key[1]] = ino
-            parent[ino] = key
+            self._index(ino, key)
 
     def _load_e(self, rows):
         ext, owner = {}, {}
@@ -130,14 +131,31 @@ class Tables:
         old = entries.get(name) if entries else None
         if old is not None:
             del entries[name]
-            if self.parent.get(old) == key:
-                del self.parent[old]
+            self._unindex(old, key)
             if not entries:
                 del self.dirs[parent]
         if ino is not None:
             self.dirs.setdefault(parent, {})[name] = ino
-            self.parent[ino] = key
+            self._index(ino, key)
         return old
+
+    def _index(self, ino, key):
+        if self.parent.setdefault(ino, key) != key:
+            self.links.setdefault(ino, {})[key] = None
+
+    def _unindex(self, ino, key):
+        """parent keeps one of ino's entries while it has any."""
+        more = self.links.get(ino)
+        if self.parent.get(ino) != key:
+            if more:
+                more.pop(key, None)
+        elif more:
+            self.parent[ino] = next(iter(more))
+            del more[self.parent[ino]]
+        else:
+            del self.parent[ino]
+        if more is not None and not more:
+            del self.links[ino]
 
     def _x(self, key, value):
         ino, name = key

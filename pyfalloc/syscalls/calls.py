@@ -15,7 +15,7 @@ from pyfalloc.fs import move, paths, perms
 from pyfalloc.fs.filesystem import clock
 from pyfalloc.fs.perms import CAP_FOWNER, CAP_LINUX_IMMUTABLE
 from pyfalloc.records import record
-from pyfalloc.syscalls import abi, limits
+from pyfalloc.syscalls import abi, limits, xattr
 from pyfalloc.syscalls.caps import capable, current_cred, real_caps
 from pyfalloc.uapi import (
     FALLOC_FL_COLLAPSE_RANGE,
@@ -79,65 +79,18 @@ def _foreign_donor(fd):
 
 
 _AT_SYMLINK_FOLLOW, _AT_EMPTY_PATH = 0x400, 0x1000
-try:
-    with open("/proc/sys/fs/protected_hardlinks") as _f:
-        _PROTECTED_HARDLINKS = _f.read().strip() != "0"
-except OSError:
-    _PROTECTED_HARDLINKS = True
+_protected_hardlinks = None         # fs.protected_hardlinks, read at the first link
 
 
-XATTR_CREATE, XATTR_REPLACE = 1, 2
-_XATTR_NAME_MAX, _XATTR_SIZE_MAX = 255, 65536
-_XATTR_NAMESPACES = (b"user.", b"trusted.", b"security.")   # ext4's, but system.* (ACLs)
-_CAP_SETFCAP = 31
-
-
-def _xattr_name(name):
-    """The name as bytes, with the system call's ERANGE for an empty or too long one."""
-    name = os.fsencode(name)
-    if not name or len(name) > _XATTR_NAME_MAX:
-        raise FsError(errno.ERANGE, f"attribute name of {len(name)} bytes")
-    return name
-
-
-def _xattr_permission(cred, inode, name, mask):
-    """xattr_permission: immutable and append-only refuse writes; trusted.* is for
-    CAP_SYS_ADMIN; user.* only on regular files and directories (a sticky directory's
-    only for its owner); security.* and system.* unchecked here; then inode_permission."""
-    write = mask & perms.MAY_WRITE
-    if write and inode.flags & (uapi.FS_IMMUTABLE_FL | uapi.FS_APPEND_FL):
-        raise FsError(errno.EPERM, "immutable or append-only")
-    if name.startswith((b"security.", b"system.")):
-        return
-    if name.startswith(b"trusted."):
-        if not perms.capable(cred, perms.CAP_SYS_ADMIN):
-            raise FsError(errno.EPERM if write else errno.ENODATA, "trusted.* needs CAP_SYS_ADMIN")
-        return
-    if name.startswith(b"user."):
-        if not st.S_ISREG(inode.mode) and not st.S_ISDIR(inode.mode):
-            raise FsError(errno.EPERM if write else errno.ENODATA, "user.* only on files and directories")
-        if st.S_ISDIR(inode.mode) and inode.mode & st.S_ISVTX and write and not perms.owner_or_fowner(cred, inode):
-            raise FsError(errno.EPERM, "a sticky directory's user.* attributes are its owner's")
-    perms.check(cred, inode, mask)
-
-
-def _xattr_security_write(cred, name):
-    """The capability module's rule for security.*: CAP_SYS_ADMIN, or CAP_SETFCAP for
-    security.capability (whose value the kernel also checks; not here)."""
-    if name.startswith(b"security."):
-        cap = _CAP_SETFCAP if name == b"security.capability" else perms.CAP_SYS_ADMIN
-        if not perms.capable(cred, cap):
-            raise FsError(errno.EPERM, f"{name.decode(errors='replace')} needs a capability")
-
-
-def _xattr_handler(name):
-    """The handler look-up: a namespace ext4 serves here, and a name after its prefix."""
-    for prefix in _XATTR_NAMESPACES:
-        if name.startswith(prefix):
-            if name == prefix:
-                raise FsError(errno.EINVAL, "an attribute name is more than its namespace")
-            return
-    raise FsError(errno.EOPNOTSUPP, f"namespace of {name.decode(errors='replace')!r}")
+def _hardlinks_protected():
+    global _protected_hardlinks
+    if _protected_hardlinks is None:
+        try:
+            with open("/proc/sys/fs/protected_hardlinks") as f:
+                _protected_hardlinks = f.read().strip() != "0"
+        except OSError:
+            _protected_hardlinks = True
+    return _protected_hardlinks
 
 
 def _safe_link_source(cred, inode):
@@ -647,7 +600,7 @@ class Syscalls:
             raise FsError(errno.ENOENT, f"{_shown(dst)}: a new name with a trailing slash")
         fs.check_writable()
         inode = fs.inode(ino)
-        if _PROTECTED_HARDLINKS and not perms.owner_or_fowner(cred, inode) and not _safe_link_source(cred, inode):
+        if _hardlinks_protected() and not perms.owner_or_fowner(cred, inode) and not _safe_link_source(cred, inode):
             raise FsError(errno.EPERM, f"{what}: not the owner, and not a safe source (protected_hardlinks)")
         if fs.inode(parent).nlink == 0:                     # may_create: a removed directory
             raise FsError(errno.ENOENT, f"{_shown(dst)}: directory was removed")
@@ -667,10 +620,10 @@ class Syscalls:
 
     def getxattr(self, path, name, fd=None):
         """The value (bytes) of one attribute, in getxattr(2)'s order of checks."""
-        name = _xattr_name(name)
+        name = xattr.checked_name(name)
         cred, ino, inode = self._xattr_target(path, fd)
-        _xattr_permission(cred, inode, name, perms.MAY_READ)
-        _xattr_handler(name)
+        xattr.permission(cred, inode, name, perms.MAY_READ)
+        xattr.handler(name)
         value = self.fs.xattrs(ino).get(name)
         if value is None:
             raise FsError(errno.ENODATA, f"no attribute {name.decode(errors='replace')!r}")
@@ -679,18 +632,18 @@ class Syscalls:
     def setxattr(self, path, name, value, flags=0, fd=None):
         """setxattr(2): flags XATTR_CREATE or XATTR_REPLACE; value None removes
         (removexattr(2), whose checks are the same but for the flags and the size)."""
-        if flags & ~(XATTR_CREATE | XATTR_REPLACE):
+        if flags & ~(xattr.XATTR_CREATE | xattr.XATTR_REPLACE):
             raise FsError(errno.EINVAL, f"unknown xattr flags {flags:#x}")
-        name = _xattr_name(name)
-        if value is not None and len(value) > _XATTR_SIZE_MAX:
+        name = xattr.checked_name(name)
+        if value is not None and len(value) > xattr.XATTR_SIZE_MAX:
             raise FsError(errno.E2BIG, f"a value of {len(value)} bytes")
         cred, ino, inode = self._xattr_target(path, fd)
         self.fs.check_writable()
-        _xattr_permission(cred, inode, name, perms.MAY_WRITE)
-        _xattr_security_write(cred, name)
-        _xattr_handler(name)
+        xattr.permission(cred, inode, name, perms.MAY_WRITE)
+        xattr.security_write(cred, name)
+        xattr.handler(name)
         self.fs.set_xattr(ino, name, None if value is None else bytes(value),
-                          create=bool(flags & XATTR_CREATE), replace=bool(flags & XATTR_REPLACE))
+                          create=bool(flags & xattr.XATTR_CREATE), replace=bool(flags & xattr.XATTR_REPLACE))
 
     def removexattr(self, path, name, fd=None):
         self.setxattr(path, name, None, 0, fd)

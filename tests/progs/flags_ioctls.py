@@ -11,17 +11,9 @@ import os
 import struct
 import sys
 
-from oracle import show
+from oracle import check, libc, show
 
-libc = ctypes.CDLL(None, use_errno=True)
 d = sys.argv[1]
-
-
-def check(r):
-    if r < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return r
 
 
 def renameat2(a, b, flags):

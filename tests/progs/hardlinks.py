@@ -5,28 +5,17 @@ the protected-hard-links rule for a user who does not own the file.
 
     python hardlinks.py DIR
 """
-import ctypes
-import fcntl
 import os
-import struct
 import sys
 
-from oracle import show
+from oracle import as_nobody, check, libc, set_immutable, show, workdir
 
-d = os.path.join(sys.argv[1], "hl")
-os.mkdir(d)
-os.chmod(d, 0o777)
-os.chdir(d)
-libc = ctypes.CDLL(None, use_errno=True)
+workdir(sys.argv[1], "hl")
 AT_FDCWD, AT_EMPTY_PATH = -100, 0x1000
-FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
 
 
 def linkat(olddir, old, newdir, new, flags):
-    if libc.linkat(olddir, old.encode(), newdir, new.encode(), flags) < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return 0
+    return check(libc.linkat(olddir, old.encode(), newdir, new.encode(), flags))
 
 
 def nlinks(*names):
@@ -82,10 +71,9 @@ os.close(fd)
 
 # an immutable file cannot get a link
 fd = os.open("e", os.O_RDONLY)
-flags = struct.unpack("l", fcntl.ioctl(fd, FS_IOC_GETFLAGS, struct.pack("l", 0)))[0]
-fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("l", flags | FS_IMMUTABLE_FL))
+set_immutable(fd, True)
 show("link an immutable file", lambda: os.link("e", "imm"))
-fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("l", flags))
+set_immutable(fd, False)
 os.close(fd)
 
 # protected hard links: a user who does not own the file needs read and write access to it
@@ -95,15 +83,13 @@ os.chmod("private", 0o600)
 with open("shared", "w") as f:
     f.write("anyone's")
 os.chmod("shared", 0o666)
-sys.stdout.flush()
-pid = os.fork()
-if pid == 0:
-    os.setgid(65534)
-    os.setuid(65534)
+
+
+def nobody():
     show("nobody links root's 0600 file", lambda: os.link("private", "p2"))
     show("nobody links root's 0666 file", lambda: os.link("shared", "s2"))
-    sys.stdout.flush()
-    os._exit(0)
-os.waitpid(pid, 0)
+
+
+as_nobody(nobody)
 show("entries", lambda: sorted(os.listdir(".")))
 show("nlink shared", lambda: nlinks("shared"))

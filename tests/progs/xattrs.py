@@ -5,30 +5,19 @@ rules for root and for a user who is not, immutable files, and cp and tar preser
     python xattrs.py DIR
 """
 import ctypes
-import fcntl
 import os
-import struct
 import subprocess
 import sys
 
-from oracle import show
+from oracle import as_nobody, check, libc, set_immutable, show, workdir
 
-d = os.path.join(sys.argv[1], "xa")
-os.mkdir(d)
-os.chmod(d, 0o777)
-os.chdir(d)
-libc = ctypes.CDLL(None, use_errno=True)
-FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
+workdir(sys.argv[1], "xa")
 
 
 def getxattr_size(path, name, size):
-    """getxattr(2) with a buffer of size bytes: the length, or the errno's name."""
+    """getxattr(2) with a buffer of size bytes: the length, or the errno raised."""
     buf = ctypes.create_string_buffer(max(size, 1))
-    n = libc.getxattr(path.encode(), name.encode(), buf if size else None, size)
-    if n < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return n
+    return check(libc.getxattr(path.encode(), name.encode(), buf if size else None, size))
 
 
 with open("f", "w") as f:
@@ -69,11 +58,10 @@ show("fgetxattr", lambda: os.getxattr(fd, "trusted.t"))
 show("flistxattr", lambda: sorted(os.listxattr(fd)))
 show("fsetxattr on a read-only descriptor", lambda: os.setxattr(fd, "user.viafd", b"fd"))
 show("fremovexattr", lambda: os.removexattr(fd, "user.viafd"))
-flags = struct.unpack("l", fcntl.ioctl(fd, FS_IOC_GETFLAGS, struct.pack("l", 0)))[0]
-fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("l", flags | FS_IMMUTABLE_FL))
+set_immutable(fd, True)
 show("set on an immutable file", lambda: os.setxattr("f", "user.z", b"z"))
 show("get on an immutable file", lambda: os.getxattr("f", "user.a")[:3])
-fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("l", flags))
+set_immutable(fd, False)
 os.close(fd)
 show("missing file", lambda: os.getxattr("nofile", "user.a"))
 show("file/ (trailing slash)", lambda: os.listxattr("f/"))
@@ -81,11 +69,9 @@ show("file/ (trailing slash)", lambda: os.listxattr("f/"))
 # a user who is neither the owner nor root: trusted.* hidden, writes need write permission
 os.mkdir("sticky")
 os.chmod("sticky", 0o1777)
-sys.stdout.flush()
-pid = os.fork()
-if pid == 0:
-    os.setgid(65534)
-    os.setuid(65534)
+
+
+def nobody():
     show("nobody: list", lambda: sorted(os.listxattr("f")))
     show("nobody: get trusted.t", lambda: os.getxattr("f", "trusted.t"))
     show("nobody: get user.a", lambda: len(os.getxattr("f", "user.a")))
@@ -96,9 +82,9 @@ if pid == 0:
     with open("mine", "w") as f:
         f.write("nobody's")
     show("nobody: set user.m on a file of its own", lambda: os.setxattr("mine", "user.m", b"m"))
-    sys.stdout.flush()
-    os._exit(0)
-os.waitpid(pid, 0)
+
+
+as_nobody(nobody)
 
 # the tools keep them
 r = subprocess.run(["cp", "--preserve=xattr", "f", "copy"], capture_output=True, text=True)
