@@ -47,6 +47,8 @@ long long pyf_listdir(int fd, char *buf, long long size);
 long long pyf_statfs(long long *out);
 /* the path inside the image of the file open as fd (a directory adopted across exec) */
 long long pyf_path(int fd, char *buf, long long size);
+/* where names relative to fd are looked up: a directory's path now (ENOTDIR for a file) */
+long long pyf_dir_path(int fd, char *buf, long long size);
 /* a shadow of inode ino received as fd (SCM_RIGHTS): an image file of this process */
 long long pyf_adopt(int fd, long long ino, int flags);
 /* mmap(MAP_SHARED) of fd (writable: PROT_WRITE asked): a descriptor of the file's copy

@@ -286,6 +286,59 @@ static void fix_importer_cache(void)
 }
 
 /* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
+/* Where a name relative to image descriptor fd is looked up: the directory's path now
+ * (renamed since it was opened, the new one), asked of Python and kept while the log stays
+ * where it was read. NULL for a descriptor that is no directory: the kernel answers ENOTDIR
+ * from its shadow, a regular file, as it does for any file's descriptor. A removed
+ * directory holds no names: the lookup goes to a host path that does not exist (ENOENT),
+ * never to a directory that took the old name since. */
+static const char *shadow_dir(void);
+static unsigned char vkind[MAX_FDS];                    /* 0 unknown, 1 directory, 2 other */
+static unsigned long long vseen[MAX_FDS][2];
+static pthread_mutex_t vbase_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void forget_base(int fd) { vkind[fd] = 0; }
+
+static const char *dir_base(int fd, const char *path, char *out, size_t size)
+{
+    if (vkind[fd] == 2)
+        return NULL;
+    unsigned long long pos[2];
+    int known = log_position(pos);
+    pthread_mutex_lock(&vbase_lock);
+    int kept = vkind[fd] == 1 && known && vseen[fd][0] == pos[0] && vseen[fd][1] == pos[1] && vpath[fd];
+    if (kept)
+        snprintf(out, size, "%s", vpath[fd]);
+    pthread_mutex_unlock(&vbase_lock);
+    if (kept)
+        return out;
+    char inside[4096];
+    if (PY(pyf_dir_path(fd, inside, sizeof inside)) < 0) {
+        if (errno == ENOTDIR) {
+            vkind[fd] = 2;
+            return NULL;
+        }
+        if (errno == ENOENT && shadow_dir()) {
+            char gone[8192];
+            snprintf(gone, sizeof gone, "%s/.removed/%s", shadow_dir(), path);
+            note_escape(path, gone);
+        }
+        return NULL;
+    }
+    if ((size_t)snprintf(out, size, "%s%s", prefix, strcmp(inside, "/") ? inside : "") >= size)
+        return too_long();
+    pthread_mutex_lock(&vbase_lock);
+    if (!vpath[fd] || strcmp(vpath[fd], out)) {
+        free(vpath[fd]);
+        vpath[fd] = strdup(out);
+    }
+    vkind[fd] = 1;
+    vseen[fd][0] = known ? pos[0] : ~0ULL;
+    vseen[fd][1] = known ? pos[1] : ~0ULL;
+    pthread_mutex_unlock(&vbase_lock);
+    return out;
+}
+
 const char *image_path(int dirfd, const char *path)
 {
     static __thread char joined[8192];
@@ -304,8 +357,11 @@ const char *image_path(int dirfd, const char *path)
             return too_long();
         snprintf(joined, sizeof joined, "%s", path);
     } else {
+        if (!*path)
+            return NULL;            /* "" names nothing (AT_EMPTY_PATH is the caller's): ENOENT */
+        static __thread char dir[8192];
         const char *base = dirfd == AT_FDCWD ? (vcwd[0] ? vcwd : host_cwd_above ? host_cwd : NULL)
-                           : is_virt(dirfd) ? virt_path(dirfd)
+                           : is_virt(dirfd) ? dir_base(dirfd, path, dir, sizeof dir)
                            : dirfd >= 0 && dirfd < MAX_FDS && above[dirfd] ? prefix_parent : NULL;
         if (!base)
             return NULL;
@@ -455,6 +511,7 @@ void drop_trailing_slash(char *path)
 void set_virt(int fd, const char *path, int acc)
 {
     forget_extent(fd);
+    forget_base(fd);
     virt[fd] = 1;
     vacc[fd] = (unsigned char)(acc & O_ACCMODE);
     free(vpath[fd]);
@@ -472,6 +529,7 @@ int failed_errno(int e)
 void clear_virt(int fd)
 {
     forget_extent(fd);
+    forget_base(fd);
     virt[fd] = 0;
     free(vpath[fd]);
     vpath[fd] = NULL;

@@ -126,8 +126,10 @@ static int serve_path(const struct io_uring_sqe *e, int *res)
     if (op != IORING_OP_OPENAT && op != IORING_OP_STATX && op != IORING_OP_UNLINKAT && op != IORING_OP_MKDIRAT
         && op != IORING_OP_RENAMEAT)
         return -1;
+    /* statx of the descriptor itself (an empty name with AT_EMPTY_PATH), as stress-ng asks */
+    int of_fd = op == IORING_OP_STATX && (e->statx_flags & AT_EMPTY_PATH) && path && !*path && is_virt(fd);
     if ((op == IORING_OP_OPENAT && e->file_index)       /* a direct descriptor: the kernel's */
-        || !(on_image_path(fd, e->addr) || (op == IORING_OP_RENAMEAT && on_image_path((int)e->len, e->addr2))))
+        || !(of_fd || on_image_path(fd, e->addr) || (op == IORING_OP_RENAMEAT && on_image_path((int)e->len, e->addr2))))
         return 0;
     long r = op == IORING_OP_OPENAT ? openat(fd, path, (int)e->open_flags, (mode_t)e->len)
            : op == IORING_OP_STATX ? statx(fd, path, (int)e->statx_flags, e->len, (struct statx *)(uintptr_t)e->addr2)

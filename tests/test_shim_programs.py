@@ -113,6 +113,19 @@ def test_names_ending_in_a_slash_as_on_ext4(image, host_dir):
     assert img.stdout.splitlines() == host.stdout.splitlines()
 
 
+def test_names_relative_to_a_descriptor_as_on_ext4(image, host_dir):
+    """A directory renamed while open is searched under its new name: a create by its
+    descriptor went to the old path, into whatever directory took that name. A removed
+    directory holds no names; a file's descriptor gives ENOTDIR, "." and ".." and an
+    unlinked file's included (stress-ng's io-uring statx met ENOENT); "" is ENOENT."""
+    host, img = both(image, host_dir, [sys.executable, os.path.join(ROOT, "tests", "progs", "dirfd_lookups.py"),
+                                       "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "in a/c: ['w', 'x', 'y', 'z']" in host.stdout
+    assert "stat '..' under an unlinked file: ENOTDIR" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+
+
 EDITS = """set -e
 cd {}
 printf 'alpha\\nbeta\\n' > f

@@ -293,14 +293,19 @@ def bind(ffi, lib):
             return len(blob)
         return _call(listdir)
 
+    def _put_path(path, buf, size):
+        blob = os.fsencode(path)
+        if len(blob) >= size:
+            raise FsError(errno.ENAMETOOLONG, "path of a descriptor")
+        ffi.memmove(buf, blob + b"\0", len(blob) + 1)
+
     @ffi.def_extern()
     def pyf_path(fd, buf, size):
-        def path():
-            blob = os.fsencode(volume().path_of(fd))
-            if len(blob) >= size:
-                raise FsError(errno.ENAMETOOLONG, "path of an inherited descriptor")
-            ffi.memmove(buf, blob + b"\0", len(blob) + 1)
-        return _call(path)
+        return _call(lambda: _put_path(volume().path_of(fd), buf, size))
+
+    @ffi.def_extern()
+    def pyf_dir_path(fd, buf, size):
+        return _call(lambda: _put_path(volume().dir_path(fd), buf, size))
 
     @ffi.def_extern()
     def pyf_adopt(fd, ino, flags):

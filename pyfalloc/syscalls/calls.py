@@ -290,6 +290,15 @@ class Syscalls:
         """The path inside the volume of the file open as fd (its name at this moment)."""
         return self.fs.path_of(self._file(fd).ino)
 
+    def dir_path(self, fd):
+        """Where a name relative to fd is looked up: the directory's path at this moment (it
+        may have been renamed since it was opened); ENOTDIR when fd is no directory, ENOENT
+        when the directory was removed, as path_init and the lookup answer."""
+        of = self._file(fd)
+        if not of.is_dir:
+            raise FsError(errno.ENOTDIR, f"fd {fd} is not a directory")
+        return self.fs.path_of(of.ino)
+
     def close(self, fd):
         with self._lock:
             of = self.files.pop(fd, None)

@@ -98,6 +98,16 @@ int main(int argc, char **argv)
                               .addr2 = (uintptr_t)&sx, .user_data = 9};
     submit(&e, "statx");
     printf("statx     size %llu\n", (unsigned long long)sx.stx_size);
+    memset(&sx, 0, sizeof sx);
+    int fd_at = open(path, O_PATH);       /* stress-ng's way: a name-only descriptor */
+    e = (struct io_uring_sqe){.opcode = IORING_OP_STATX, .fd = fd_at, .addr = (uintptr_t)"", .len = STATX_SIZE,
+                              .statx_flags = AT_EMPTY_PATH, .addr2 = (uintptr_t)&sx, .user_data = 15};
+    submit(&e, "statx fd");
+    printf("statx fd  size %llu\n", (unsigned long long)sx.stx_size);
+    /* a relative name under a file's descriptor: ENOTDIR (stress-ng 0.15's statx) */
+    e = (struct io_uring_sqe){.opcode = IORING_OP_STATX, .fd = fd, .addr = (uintptr_t)"./d/name", .len = STATX_SIZE,
+                              .statx_flags = AT_EMPTY_PATH, .addr2 = (uintptr_t)&sx, .user_data = 16};
+    submit(&e, "statx under a file");
     e = (struct io_uring_sqe){.opcode = IORING_OP_RENAMEAT, .fd = AT_FDCWD, .addr = (uintptr_t)path, .len = AT_FDCWD,
                               .addr2 = (uintptr_t)other, .user_data = 10};
     submit(&e, "renameat");
