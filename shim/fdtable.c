@@ -104,6 +104,8 @@ static int on_image(const char *path)
 }
 
 /* the path inside the image of a path under the prefix: Python never sees the prefix */
+const char *mount_prefix(void) { return prefix; }
+
 const char *inner(const char *path)
 {
     return path && path[prefix_len] ? path + prefix_len : path ? "/" : NULL;

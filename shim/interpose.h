@@ -78,6 +78,7 @@ HIDDEN int answer_lookup(int table, const char *ip, int key, const unsigned long
 HIDDEN void answer_remember(int table, const char *ip, int key, const unsigned long long pos[2], const long long *v,
                             int n, int err);
 HIDDEN const char *inner(const char *path);
+HIDDEN const char *mount_prefix(void);
 /* the host path (and AT_FDCWD) to use for a path that left the image by ".." */
 HIDDEN const char *alias(const char *path);
 HIDDEN int alias_dir(int dirfd, const char *path);

@@ -238,6 +238,46 @@ int symlink(const char *target, const char *path)
     return real_symlink(target, alias(path));
 }
 
+/* The descriptor an absolute /proc/self/fd/N, /proc/thread-self/fd/N, /proc/PID/fd/N (this
+ * process) or /dev/fd/N names, when it is an image file; else -1. */
+static int proc_fd(const char *path)
+{
+    const char *n = NULL;
+    char own[64];
+    snprintf(own, sizeof own, "/proc/%d/fd/", (int)getpid());
+    if (!strncmp(path, "/proc/", 6)) {
+        if (!strncmp(path, "/proc/self/fd/", 14))
+            n = path + 14;
+        else if (!strncmp(path, "/proc/thread-self/fd/", 21))
+            n = path + 21;
+        else if (!strncmp(path, own, strlen(own)))
+            n = path + strlen(own);
+    } else if (!strncmp(path, "/dev/fd/", 8)) {
+        n = path + 8;
+    }
+    if (!n || *n < '0' || *n > '9')
+        return -1;
+    char *end;
+    long fd = strtol(n, &end, 10);
+    return *end || fd >= MAX_FDS || !is_virt((int)fd) ? -1 : (int)fd;
+}
+
+/* The link of an image descriptor in /proc: its path now, " (deleted)" after it once it has
+ * no name, as d_path writes it (and not its shadow's name). */
+static ssize_t fd_link(int fd, char *buf, size_t size)
+{
+    char inside[4096], full[8192];
+    if (PY(pyf_path(fd, inside, sizeof inside)) < 0) {
+        if (errno != ENOENT)
+            return -1;
+        snprintf(inside, sizeof inside, "%s (deleted)", virt_path(fd) ? inner(virt_path(fd)) : "/");
+    }
+    int n = snprintf(full, sizeof full, "%s%s", mount_prefix(), strcmp(inside, "/") ? inside : "");
+    size_t len = (size_t)n < size ? (size_t)n : size;
+    memcpy(buf, full, len);
+    return (ssize_t)len;
+}
+
 ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
 {
     const char *ip = image_path(dirfd, path);
@@ -245,13 +285,16 @@ ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
         struct stat st;
         return image_stat(-1, ip, &st) < 0 ? -1 : failed(EINVAL);    /* not a symbolic link */
     }
+    int fd = path[0] == '/' ? proc_fd(path) : -1;
+    if (fd >= 0)
+        return fd_link(fd, buf, size);
     load_readlinkat();
     return real_readlinkat(alias_dir(dirfd, path), alias(path), buf, size);
 }
 
 ssize_t readlink(const char *path, char *buf, size_t size)
 {
-    if (HERE(path))
+    if (HERE(path) || (path[0] == '/' && proc_fd(path) >= 0))
         return readlinkat(AT_FDCWD, path, buf, size);
     load_readlink();
     return real_readlink(alias(path), buf, size);

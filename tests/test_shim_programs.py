@@ -126,6 +126,16 @@ def test_names_relative_to_a_descriptor_as_on_ext4(image, host_dir):
     assert img.stdout.splitlines() == host.stdout.splitlines()
 
 
+def test_descriptor_links_in_proc_as_on_ext4(image, host_dir):
+    """readlink of /proc/self/fd/N, /proc/PID/fd/N, /proc/thread-self/fd/N and /dev/fd/N of an
+    image file gives its path, as the kernel's d_path: it gave the shadow's name under
+    /dev/shm."""
+    host, img = both(image, host_dir, [sys.executable, os.path.join(ROOT, "tests", "progs", "fd_links.py"), "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "after a rename: 'TOP/g'" in host.stdout and "unlinked: 'TOP/u (deleted)'" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+
+
 EDITS = """set -e
 cd {}
 printf 'alpha\\nbeta\\n' > f
