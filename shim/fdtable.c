@@ -305,6 +305,8 @@ static const char *dir_base(int fd, const char *path, char *out, size_t size)
 {
     if (vkind[fd] == 2)
         return NULL;
+    if (!own_process())                 /* a vfork child: the parent's Python is not its own */
+        return vpath[fd];
     unsigned long long pos[2];
     int known = log_position(pos);
     pthread_mutex_lock(&vbase_lock);
@@ -393,6 +395,9 @@ static struct sigaction program_sig[3];
 static int signals_saved;
 static char *program_pythonpath;
 static int pythonpath_swapped;
+extern char **environ;
+static char **environ_before;       /* the environment's array before the start's setenv */
+static size_t environ_count;
 static int home_set;
 
 /* A program that is itself Python keeps its own start and path; cffi imports its backend
@@ -455,12 +460,30 @@ void before_python(void)
     const char *theirs = env("PYTHONPATH");
     program_pythonpath = theirs ? strdup(theirs) : NULL;
     pythonpath_swapped = 1;
+    environ_before = environ;
+    for (environ_count = 0; environ && environ[environ_count]; environ_count++)
+        ;
     setenv("PYTHONPATH", ours, 1);
     const char *home = env("PYFALLOC_PYTHONHOME");
     if (home && !env("PYTHONHOME")) {
         setenv("PYTHONHOME", home, 1);
         home_set = 1;
     }
+}
+
+/* A variable added for the start made setenv move the environment to an array of its own.
+ * A program may hold the first one (strace keeps it, and frees its own copy when environ
+ * differs at the end: free of the stack): with the same variables again, they go back in
+ * it. */
+static void keep_environ_array(void)
+{
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    if (!environ_before || environ == environ_before || n != environ_count)
+        return;
+    memmove(environ_before, environ, (n + 1) * sizeof *environ);
+    environ = environ_before;
 }
 
 /* map a Python answer (result + 1, -errno, or 0 = Python did not start) to libc's way */
@@ -476,6 +499,7 @@ long long done(long long r)
         if (home_set)
             unsetenv("PYTHONHOME");
         home_set = 0;
+        keep_environ_array();
     }
     if (!python_started && r != 0) {
         python_started = 1;

@@ -136,6 +136,19 @@ def test_descriptor_links_in_proc_as_on_ext4(image, host_dir):
     assert img.stdout.splitlines() == host.stdout.splitlines()
 
 
+def test_programs_stored_on_the_image_run_as_on_ext4(image, host_dir):
+    """A binary, scripts (with an argument, nested, without "#!") and PATH searches on the
+    image run by subprocess (a vfork child), posix_spawn, execv after fork, fexecve and the
+    shell, and the refusals give the kernel's errno: before, the kernel looked for the image
+    path on the host (ENOENT, "required file not found")."""
+    host, img = both(image, host_dir, [sys.executable, os.path.join(ROOT, "tests", "progs", "exec_image.py"), "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "ELF by subprocess: (0, 'elf args\\n', '')" in host.stdout
+    assert "script as interpreter: (0, 'inner -x ./outer o\\n', '')" in host.stdout
+    assert "by spawnp" in host.stdout and "no #!: 'ENOEXEC'" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+
+
 EDITS = """set -e
 cd {}
 printf 'alpha\\nbeta\\n' > f
