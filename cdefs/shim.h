@@ -19,7 +19,8 @@ long long pyf_extent(int fd, long long off, long long *out);
 long long pyf_write(int fd, const char *buf, long long n, long long off, long long *end);
 /* the new position from the current one, pos */
 long long pyf_lseek(int fd, long long off, int whence, long long pos);
-long long pyf_stat(int fd, const char *path, long long *out);              /* fd < 0: by path */
+/* fd < 0: by path (-1; -2 for a last symbolic link itself, as lstat) */
+long long pyf_stat(int fd, const char *path, long long *out);
 long long pyf_fallocate(int fd, int mode, long long off, long long len, unsigned long long physical);
 /* fallocate3's struct checked and decoded into out: mode, offset, len, physical (any fd) */
 long long pyf_decode_how(const char *how, long long size, long long *out);
@@ -33,13 +34,19 @@ long long pyf_unlink(const char *path, int rmdir);
 long long pyf_mkdir(const char *path, int mode);          /* umask applied */
 long long pyf_access(const char *path, int mode, int flags);
 long long pyf_rename(const char *from, const char *to, unsigned int flags);
-/* extended attributes: op 0 get, 1 set, 2 list, 3 remove; by path, or by fd when path is NULL */
+/* extended attributes: op 0 get, 1 set, 2 list, 3 remove; by path (fd -2: a last link itself),
+ * or by fd when path is NULL */
 long long pyf_xattr(int op, int fd, const char *path, const char *name, char *value, long long size, int flags);
 /* linkat(2); fd >= 0: AT_EMPTY_PATH's descriptor (from is then empty) */
 long long pyf_link(const char *from, const char *to, int flags, int fd);
 long long pyf_dup(int oldfd, int newfd);
-/* attr: mode, uid, gid, atime ns, mtime ns; -1 leaves one as it is (fd < 0: by path) */
+/* attr: mode, uid, gid, atime ns, mtime ns; -1 leaves one as it is (fd < 0: by path; -2: a
+ * last symbolic link itself) */
 long long pyf_setattr(int fd, const char *path, long long *attr);
+/* symlink(2); readlink(2) into buf (the bytes put, at most size); realpath(3) into buf */
+long long pyf_symlink(const char *target, const char *path);
+long long pyf_readlink(const char *path, char *buf, long long size);
+long long pyf_realpath(const char *path, char *buf, long long size);
 /* the entries of a directory open as fd, "." and ".." first, each as "INO DTYPE NAME\0";
  * with size 0 (or too small) it answers the size needed */
 long long pyf_listdir(int fd, char *buf, long long size);

@@ -402,26 +402,27 @@ int posix_fadvise64(int fd, off_t off, off_t len, int advice) { return posix_fad
 enum { ST_MODE, ST_INO, ST_NLINK, ST_UID, ST_GID, ST_SIZE, ST_ATIME, ST_MTIME, ST_CTIME, ST_BLKSIZE,
        ST_BLOCKS, ST_ATIME_NS, ST_MTIME_NS, ST_CTIME_NS, ST_DEV, ST_N };
 
-int image_stat(int fd, const char *path, struct stat *st)
+/* by descriptor (fd >= 0) or by path; nofollow: a last symbolic link itself (lstat) */
+static int stat_of(int fd, const char *path, struct stat *st, int nofollow)
 {
     long long v[ST_N];
     if (fd < 0) {
         const char *ip = inner(path);
         unsigned long long pos[2];
         int known = log_position(pos);
-        int hit = known ? answer_lookup(ANSWERS_STAT, ip, 0, pos, v, ST_N) : 0;
+        int hit = known ? answer_lookup(ANSWERS_STAT, ip, nofollow, pos, v, ST_N) : 0;
         if (hit < 0)
             return -1;
         if (!hit) {
-            if (PY(pyf_stat(fd, ip, v)) < 0) {
+            if (PY(pyf_stat(nofollow ? -2 : -1, ip, v)) < 0) {
                 int e = errno;
-                if (known && (e == ENOENT || e == ENOTDIR || e == EACCES || e == ENAMETOOLONG))
-                    answer_remember(ANSWERS_STAT, ip, 0, pos, v, ST_N, e);
+                if (known && (e == ENOENT || e == ENOTDIR || e == EACCES || e == ENAMETOOLONG || e == ELOOP))
+                    answer_remember(ANSWERS_STAT, ip, nofollow, pos, v, ST_N, e);
                 errno = e;
                 return -1;
             }
             if (known)
-                answer_remember(ANSWERS_STAT, ip, 0, pos, v, ST_N, 0);
+                answer_remember(ANSWERS_STAT, ip, nofollow, pos, v, ST_N, 0);
         }
     } else if (PY(pyf_stat(fd, inner(path), v)) < 0)
         return -1;
@@ -444,6 +445,9 @@ int image_stat(int fd, const char *path, struct stat *st)
     return 0;
 }
 
+int image_stat(int fd, const char *path, struct stat *st) { return stat_of(fd, path, st, 0); }
+int image_lstat(const char *path, struct stat *st) { return stat_of(-1, path, st, 1); }
+
 int fstat(int fd, struct stat *st)
 {
     if (is_virt(fd))
@@ -465,7 +469,7 @@ int lstat(const char *path, struct stat *st)
 {
     const char *ip = HERE(path);
     if (ip)
-        return image_stat(-1, ip, st);     /* the image has no symbolic links */
+        return image_lstat(ip, st);
     load_lstat();
     return real_lstat(alias(path), st);
 }
@@ -476,7 +480,7 @@ int fstatat(int dirfd, const char *path, struct stat *st, int flags)
         return image_stat(dirfd, NULL, st);
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return image_stat(-1, ip, st);
+        return flags & AT_SYMLINK_NOFOLLOW ? image_lstat(ip, st) : image_stat(-1, ip, st);
     load_fstatat();
     return real_fstatat(alias_dir(dirfd, path), alias(path), st, flags);
 }
@@ -512,7 +516,8 @@ int statx(int dirfd, const char *path, int flags, unsigned int mask, struct stat
     const char *ip = by_fd ? NULL : image_path(dirfd, path);
     if (by_fd || ip) {
         struct stat st;
-        if (image_stat(by_fd ? dirfd : -1, ip, &st) < 0)
+        if ((by_fd ? image_stat(dirfd, NULL, &st)
+                   : flags & AT_SYMLINK_NOFOLLOW ? image_lstat(ip, &st) : image_stat(-1, ip, &st)) < 0)
             return -1;
         memset(sx, 0, sizeof *sx);
         sx->stx_mask = STATX_BASIC_STATS;

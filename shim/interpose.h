@@ -120,6 +120,7 @@ HIDDEN void forget_extent(int fd);
 
 /* ---- files.c ---------------------------------------------------------------------------------- */
 HIDDEN int image_stat(int fd, const char *path, struct stat *st);
+HIDDEN int image_lstat(const char *path, struct stat *st);   /* a last symbolic link itself */
 
 /* ---- stdio.c: the standard streams follow descriptors 0-2 onto the image and back ------------ */
 HIDDEN void std_before_change(int fd);

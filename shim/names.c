@@ -1,6 +1,7 @@
 /* Calls by path on the image: unlink, rmdir, mkdir, rename, link, the working directory,
  * access, attributes (times, mode, owner) and statfs. */
 #include "interpose.h"
+#include <limits.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/time.h>
@@ -222,10 +223,14 @@ int link(const char *from, const char *to)
     return real_link(alias(from), alias(to));
 }
 
+/* A link on the image keeps its target as given: a relative one is looked up from the
+ * link's directory, an absolute one under the mount prefix names a file of the image (one
+ * elsewhere on the host names nothing there, see fs/filesystem.py) */
 int symlinkat(const char *target, int dirfd, const char *path)
 {
-    if (image_path(dirfd, path))
-        return failed(EPERM);
+    const char *ip = image_path(dirfd, path);
+    if (ip)
+        return (int)PY(pyf_symlink(target, inner(ip)));
     load_symlinkat();
     return real_symlinkat(target, alias_dir(dirfd, path), alias(path));
 }
@@ -233,7 +238,7 @@ int symlinkat(const char *target, int dirfd, const char *path)
 int symlink(const char *target, const char *path)
 {
     if (HERE(path))
-        return failed(EPERM);
+        return symlinkat(target, AT_FDCWD, path);
     load_symlink();
     return real_symlink(target, alias(path));
 }
@@ -281,10 +286,8 @@ static ssize_t fd_link(int fd, char *buf, size_t size)
 ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
 {
     const char *ip = image_path(dirfd, path);
-    if (ip) {
-        struct stat st;
-        return image_stat(-1, ip, &st) < 0 ? -1 : failed(EINVAL);    /* not a symbolic link */
-    }
+    if (ip)
+        return (ssize_t)PY(pyf_readlink(inner(ip), buf, (long long)size));
     int fd = path[0] == '/' ? proc_fd(path) : -1;
     if (fd >= 0)
         return fd_link(fd, buf, size);
@@ -321,6 +324,13 @@ static int enter(const char *ip, int fd)
         return -1;
     if (!S_ISDIR(st.st_mode))
         return failed(ENOTDIR);
+    char inside[PATH_MAX], real[PATH_MAX + 4096];
+    if (fd < 0) {                   /* the directory's own path, not the links that led there */
+        if (PY(pyf_realpath(inner(ip), inside, sizeof inside)) < 0)
+            return -1;
+        snprintf(real, sizeof real, "%s%s", mount_prefix(), strcmp(inside, "/") ? inside : "");
+        ip = real;
+    }
     if (strlen(ip) >= sizeof vcwd)
         return failed(ENAMETOOLONG);
     if (!vcwd[0])
@@ -448,7 +458,7 @@ int utimensat(int dirfd, const char *path_arg, const struct timespec t[2], int f
     if (!ip && path && !*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd))
         return set_times(dirfd, NULL, t);
     if (ip)
-        return set_times(-1, ip, t);
+        return set_times(flags & AT_SYMLINK_NOFOLLOW ? -2 : -1, ip, t);
     load_utimensat();
     return real_utimensat(alias_dir(dirfd, path), alias(path), t, flags);
 }
@@ -502,8 +512,13 @@ static void to_timespecs(const struct timeval tv[2], struct timespec t[2])
 
 int lutimes(const char *path, const struct timeval tv[2])
 {
-    if (HERE(path))
-        return utimes(path, tv);
+    const char *ip = HERE(path);
+    if (ip) {
+        struct timespec t[2];
+        if (tv)
+            to_timespecs(tv, t);
+        return set_times(-2, ip, tv ? t : NULL);
+    }
     load_lutimes();
     return real_lutimes(alias(path), tv);
 }
@@ -534,6 +549,7 @@ int futimesat(int dirfd, const char *path, const struct timeval tv[2])
     return path ? real_futimesat(alias_dir(dirfd, path), alias(path), tv) : real_futimesat(dirfd, path, tv);
 }
 
+/* by descriptor, or by path ip (fd -1; -2 for a last symbolic link itself) */
 static int set_owner_mode(int fd, const char *ip, long long mode, long long uid, long long gid)
 {
     long long a[A_N] = {mode, uid, gid, -1, -1};
@@ -547,7 +563,7 @@ int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 {
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return set_owner_mode(-1, ip, mode & 07777, -1, -1);
+        return set_owner_mode(flags & AT_SYMLINK_NOFOLLOW ? -2 : -1, ip, mode & 07777, -1, -1);
     load_fchmodat();
     return real_fchmodat(alias_dir(dirfd, path), alias(path), mode, flags);
 }
@@ -575,7 +591,7 @@ int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
         return set_owner_mode(dirfd, NULL, -1, id_arg(uid), id_arg(gid));
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return set_owner_mode(-1, ip, -1, id_arg(uid), id_arg(gid));
+        return set_owner_mode(flags & AT_SYMLINK_NOFOLLOW ? -2 : -1, ip, -1, id_arg(uid), id_arg(gid));
     load_fchownat();
     return real_fchownat(alias_dir(dirfd, path), alias(path), uid, gid, flags);
 }
@@ -593,7 +609,7 @@ int lchown(const char *path, uid_t uid, gid_t gid)
 {
     const char *ip = HERE(path);
     if (ip)
-        return set_owner_mode(-1, ip, -1, id_arg(uid), id_arg(gid));
+        return set_owner_mode(-2, ip, -1, id_arg(uid), id_arg(gid));
     load_lchown();
     return real_lchown(alias(path), uid, gid);
 }

@@ -1,7 +1,7 @@
 /* pathconf and fpathconf of image files. glibc answers several names from the
  * filesystem's statfs, which it makes from inside itself (past the interposer), so an image
  * path would be asked of the host. The answers are ext4's (the image keeps ext4's name and
- * path limits and its block size), except that the image has no symbolic links. */
+ * path limits, its block size and its symbolic links). */
 #include "interpose.h"
 #include <limits.h>
 
@@ -40,7 +40,7 @@ static long of_file(const struct stat *st, int name)
     case _PC_LINK_MAX:
         return 65000;                   /* ext4's EXT4_LINK_MAX */
     case _PC_2_SYMLINKS:
-        return 0;                       /* no symbolic links */
+        return 1;
     case _PC_NAME_MAX:
         return 255;
     case _PC_CHOWN_RESTRICTED:

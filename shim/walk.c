@@ -16,8 +16,7 @@ REAL(int, glob, const char *, int, int (*)(const char *, int), glob_t *)
 REAL(int, nftw, const char *, int (*)(const char *, const struct stat *, int, struct FTW *), int, int)
 REAL(int, ftw, const char *, int (*)(const char *, const struct stat *, int), int)
 
-/* ---- realpath: the image has no symbolic links, so the name is the normalized path, if it
- * exists ---------------------------------------------------------------------------------------- */
+/* ---- realpath: resolved by the volume (links, ".", "..") ----------------------------------------- */
 char *realpath(const char *path, char *resolved)
 {
     const char *ip = HERE(path);
@@ -25,17 +24,18 @@ char *realpath(const char *path, char *resolved)
         load_realpath();
         return real_realpath(alias(path), resolved);
     }
-    struct stat st;
-    if (image_stat(-1, ip, &st) < 0)
+    char inside[PATH_MAX];
+    if (PY(pyf_realpath(inner(ip), inside, sizeof inside)) < 0)
         return NULL;
-    size_t n = strlen(ip);
+    const char *top = mount_prefix();
+    size_t n = strlen(top) + (strcmp(inside, "/") ? strlen(inside) : 0);
     if (n >= PATH_MAX) {
         errno = ENAMETOOLONG;
         return NULL;
     }
     if (!resolved && !(resolved = malloc(PATH_MAX)))
         return NULL;
-    memcpy(resolved, ip, n + 1);
+    snprintf(resolved, PATH_MAX, "%s%s", top, strcmp(inside, "/") ? inside : "");
     return resolved;
 }
 

@@ -1,6 +1,6 @@
 /* Extended attributes of image files and directories (user.*, trusted.*, security.*), kept
- * by the volume; the checks are Python's, in the kernel's order. The l* forms are the same
- * on the image, which has no symbolic links. */
+ * by the volume; the checks are Python's, in the kernel's order. The l* forms act on a last
+ * symbolic link itself (pyf_xattr's fd -2). */
 #include "interpose.h"
 #include <sys/xattr.h>
 
@@ -19,7 +19,7 @@ REAL(int, fremovexattr, int, const char *)
 
 enum { X_GET, X_SET, X_LIST, X_REMOVE };       /* pyf_xattr's op */
 
-/* by path (ip, fd ignored) or by descriptor (ip NULL) */
+/* by path (ip; fd -1, or -2 for a last link itself) or by descriptor (ip NULL) */
 static ssize_t image_xattr(int op, int fd, const char *ip, const char *name, const void *value, size_t size,
                            int flags)
 {
@@ -27,15 +27,17 @@ static ssize_t image_xattr(int op, int fd, const char *ip, const char *name, con
 }
 
 /* one wrapper: image paths and descriptors to Python as op, the rest to libc */
-#define BY_PATH(ret, fn, op, params, name, value, size, flags, args)            \
+#define BY_PATH_AS(at, ret, fn, op, params, name, value, size, flags, args)    \
     ret fn params                                                               \
     {                                                                           \
         const char *ip = HERE(path);                                            \
         if (ip)                                                                 \
-            return (ret)image_xattr(op, -1, ip, name, value, size, flags);      \
+            return (ret)image_xattr(op, at, ip, name, value, size, flags);      \
         load_##fn();                                                            \
         return real_##fn args;                                                  \
     }
+#define BY_PATH(...) BY_PATH_AS(-1, __VA_ARGS__)         /* a last link followed */
+#define BY_LPATH(...) BY_PATH_AS(-2, __VA_ARGS__)        /* the l* forms: the link itself */
 #define BY_FD(ret, fn, op, params, name, value, size, flags, args)              \
     ret fn params                                                               \
     {                                                                           \
@@ -50,16 +52,16 @@ static ssize_t image_xattr(int op, int fd, const char *ip, const char *name, con
 #define LIST_PARAMS (const char *path, char *list, size_t size)
 #define REMOVE_PARAMS (const char *path, const char *name)
 BY_PATH(ssize_t, getxattr, X_GET, GET_PARAMS, name, value, size, 0, (alias(path), name, value, size))
-BY_PATH(ssize_t, lgetxattr, X_GET, GET_PARAMS, name, value, size, 0, (alias(path), name, value, size))
+BY_LPATH(ssize_t, lgetxattr, X_GET, GET_PARAMS, name, value, size, 0, (alias(path), name, value, size))
 BY_FD(ssize_t, fgetxattr, X_GET, (int fd, const char *name, void *value, size_t size), name, value, size, 0,
       (fd, name, value, size))
 BY_PATH(int, setxattr, X_SET, SET_PARAMS, name, value, size, flags, (alias(path), name, value, size, flags))
-BY_PATH(int, lsetxattr, X_SET, SET_PARAMS, name, value, size, flags, (alias(path), name, value, size, flags))
+BY_LPATH(int, lsetxattr, X_SET, SET_PARAMS, name, value, size, flags, (alias(path), name, value, size, flags))
 BY_FD(int, fsetxattr, X_SET, (int fd, const char *name, const void *value, size_t size, int flags), name, value,
       size, flags, (fd, name, value, size, flags))
 BY_PATH(ssize_t, listxattr, X_LIST, LIST_PARAMS, NULL, list, size, 0, (alias(path), list, size))
-BY_PATH(ssize_t, llistxattr, X_LIST, LIST_PARAMS, NULL, list, size, 0, (alias(path), list, size))
+BY_LPATH(ssize_t, llistxattr, X_LIST, LIST_PARAMS, NULL, list, size, 0, (alias(path), list, size))
 BY_FD(ssize_t, flistxattr, X_LIST, (int fd, char *list, size_t size), NULL, list, size, 0, (fd, list, size))
 BY_PATH(int, removexattr, X_REMOVE, REMOVE_PARAMS, name, NULL, 0, 0, (alias(path), name))
-BY_PATH(int, lremovexattr, X_REMOVE, REMOVE_PARAMS, name, NULL, 0, 0, (alias(path), name))
+BY_LPATH(int, lremovexattr, X_REMOVE, REMOVE_PARAMS, name, NULL, 0, 0, (alias(path), name))
 BY_FD(int, fremovexattr, X_REMOVE, (int fd, const char *name), name, NULL, 0, 0, (fd, name))

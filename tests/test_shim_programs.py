@@ -149,6 +149,20 @@ def test_programs_stored_on_the_image_run_as_on_ext4(image, host_dir):
     assert img.stdout.splitlines() == host.stdout.splitlines()
 
 
+def test_symbolic_links_as_on_ext4(image, host_dir):
+    """Links made, read and followed by every call as on ext4: lstat and readlink, O_NOFOLLOW
+    (ELOOP), O_PATH of the link, O_CREAT through a dangling link, a trailing slash, chmod,
+    lchown and utime of the link, hard links of it, user.* on it (EPERM), loops and namei's
+    40, getcwd after a chdir through one; before, symlink gave EPERM."""
+    host, img = both(image, host_dir, [sys.executable, os.path.join(ROOT, "tests", "progs", "symlinks.py"), "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "41 links: ELOOP" in host.stdout and "read upward: b'file f\\n'" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+    with Volume(image) as vol:
+        assert vol.readlink("/sy/abs") == "/pyfalloc/sy/d/e/f"
+        assert vol.fsck() == []
+
+
 EDITS = """set -e
 cd {}
 printf 'alpha\\nbeta\\n' > f

@@ -26,6 +26,7 @@ ROOT_INO = 2
 FIRST_INO = 12                  # as ext4: 2 is the root, 11 lost+found, user inodes follow
 EXT_MAX_BLOCKS = (1 << 32) - 1  # ext4's last logical block + 1
 LINK_MAX = 65000                # ext4's EXT4_LINK_MAX: links of one inode
+MAXSYMLINKS = 40                # namei: symbolic links one look-up follows
 
 
 def _xattr_bytes(attrs):
@@ -72,6 +73,9 @@ class FileSystem:
         self.locks = InodeLocks(device.path if device.local else store.log.path, after_acquire=store.fresh,
                                 readonly=store.readonly)
         self.handles = Handles(store.log.path)
+        # where the host sees the image (the shim's prefix): an absolute link target under
+        # it is a path of the image
+        self.mount = os.environ.get("PYFALLOC_MOUNT") or "/pyfalloc"
         self.mapped = SharedMappings(self)
         store.on_leave = self.mapped.leave
 
@@ -145,14 +149,24 @@ class FileSystem:
 
     # ---- names ---------------------------------------------------------------------------
     def walk_parent(self, path, cred=None):
-        """(parent, parsed path): every component but the last looked up, each directory on
-        the way searchable, the parent too (cred None: no permission checks)."""
+        """(parent, parsed path): every component but the last looked up, symbolic links
+        among them followed, each directory on the way searchable, the parent too (cred
+        None: no permission checks)."""
+        parent, p, _ = self._walk_parent(path, cred)
+        return parent, p
+
+    def _walk_parent(self, path, cred):
         p = paths.parse(path)
         self.meta.fresh()
-        t = self.meta.t
-        inodes, dirs = t.inodes, t.dirs
-        ino = ROOT_INO
+        budget = [0]                    # links followed by this look-up, as nd->total_link_count
         steps = p.dirs if p.kind == paths.ROOT else p.dirs + ["."]
+        return self._walk(ROOT_INO, steps, cred, path, budget), p, budget
+
+    def _walk(self, ino, steps, cred, path, budget):
+        """The directory that steps (names, "." and "..") lead to from directory ino: each
+        one searched must be a searchable directory, and a link among them is followed."""
+        t = self.meta.t
+        inodes, dirs, links = t.inodes, t.dirs, t.symlinks
         for part in steps:
             v = inodes.get(ino)
             if v is None:
@@ -169,20 +183,71 @@ class FileSystem:
             child = dirs.get(ino, {}).get(part)
             if child is None:
                 raise FsError(errno.ENOENT, _shown(path))
+            if links and child in links:
+                child = self._follow(ino, child, cred, path, budget)[2]
+                if child is None:
+                    raise FsError(errno.ENOENT, f"{_shown(path)}: a symbolic link names nothing")
             ino = child
-        return ino, p
+        return ino
 
-    def resolve(self, path, cred=None):
-        parent, p = self.walk_parent(path, cred)
+    def _follow(self, parent, link, cred, path, budget):
+        """Where symbolic link `link` in directory parent leads, links on the way followed:
+        (directory, name, inode), the inode None when the name is missing (its directory and
+        name then say where an O_CREAT would make it), directory and name None for a target
+        whose last component is ".", ".." or the root. A relative target starts at parent,
+        an absolute one at the root of the host, which holds the image at the mount prefix:
+        a target elsewhere on the host names nothing here (ENOENT)."""
+        budget[0] += 1
+        if budget[0] > MAXSYMLINKS:
+            raise FsError(errno.ELOOP, f"{_shown(path)}: more than {MAXSYMLINKS} symbolic links")
+        target = self.meta.t.symlinks[link]
+        start = parent
+        if target.startswith("/"):
+            inside = self.inside_mount(target)
+            if inside is None:
+                raise FsError(errno.ENOENT, f"{_shown(path)}: a symbolic link to {target!r}, outside the image")
+            target, start = inside, ROOT_INO
+        p = paths.parse(target)
+        d = self._walk(start, p.dirs if p.kind == paths.ROOT else p.dirs + ["."], cred, path, budget)
+        if p.kind == paths.ROOT:
+            return None, None, ROOT_INO
+        if p.kind != paths.NORM:
+            return None, None, self.parent_of(d) if p.kind == paths.DOTDOT else d
+        child = self.meta.t.dirs.get(d, {}).get(p.last)
+        if child is not None and child in self.meta.t.symlinks:
+            return self._follow(d, child, cred, path, budget)
+        if child is not None and p.trailing and not st.S_ISDIR(self.meta.t.inodes[child][0]):
+            raise FsError(errno.ENOTDIR, f"{_shown(path)}: not a directory")
+        return d, p.last, child
+
+    def inside_mount(self, target):
+        """An absolute link target as a path of the image, or None when it leaves it."""
+        m = self.mount.rstrip("/")
+        if target == m or target.startswith(m + "/"):
+            return target[len(m):] or "/"
+        return None
+
+    def resolve(self, path, cred=None, follow=True):
+        """The inode path names. follow: a symbolic link as the last component is followed
+        (stat, open); else the link itself (lstat, O_NOFOLLOW). A trailing slash follows."""
+        parent, p, budget = self._walk_parent(path, cred)
         if p.kind == paths.NORM:
             ino = self.meta.t.dirs.get(parent, {}).get(p.last)
             if ino is None:
                 raise FsError(errno.ENOENT, _shown(path))
+            if (follow or p.trailing) and ino in self.meta.t.symlinks:
+                ino = self._follow(parent, ino, cred, path, budget)[2]
+                if ino is None:
+                    raise FsError(errno.ENOENT, f"{_shown(path)}: a symbolic link names nothing")
         else:
             ino = self.parent_of(parent) if p.kind == paths.DOTDOT else parent
         if p.trailing and not st.S_ISDIR(self.inode(ino).mode):
             raise FsError(errno.ENOTDIR, f"{_shown(path)}: not a directory")
         return ino
+
+    def follow_entry(self, parent, link, cred, path):
+        """_follow with a budget of its own: open's O_CREAT through a link"""
+        return self._follow(parent, link, cred, path, [0])
 
     def entry(self, parent, name):
         return self.meta.t.dirs.get(parent, {}).get(name)
@@ -233,6 +298,20 @@ class FileSystem:
             s.put("d", (parent, name), ino)
             self._touch(parent)
         return ino
+
+    def symlink(self, parent, name, target, uid=None, gid=None):
+        """A symbolic link parent/name to target, made and named in one change."""
+        with self.meta.tx() as s:
+            ino = self.create(parent, name, st.S_IFLNK | 0o777, uid, gid)
+            self._set(ino, size=len(os.fsencode(target)))
+            s.put("l", ino, target)
+        return ino
+
+    def readlink(self, ino):
+        target = self.meta.t.symlinks.get(ino)
+        if target is None:
+            raise FsError(errno.EINVAL, f"inode {ino} is not a symbolic link")
+        return target
 
     def unlink(self, parent, name, want_dir=False):
         with self.meta.tx() as s:
@@ -411,6 +490,8 @@ class FileSystem:
             self.meta.put("z", ino, None)
         for name in list(self.meta.t.xattrs.get(ino, ())):
             self.meta.put("x", (ino, name), None)
+        if ino in self.meta.t.symlinks:
+            self.meta.put("l", ino, None)
         self.meta.put("i", ino, None)
         self.meta.forget_runtime(ino)
         return True

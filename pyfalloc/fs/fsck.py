@@ -2,6 +2,7 @@
 
 The store checks its own integrity when it opens (checksums of the checkpoint and of every
 journal block); this checks the tables against each other and against the device."""
+import os
 import stat as st
 
 from pyfalloc.fs.filesystem import ROOT_INO
@@ -102,4 +103,16 @@ def fsck(fs):
     for ino in t.xattrs:
         if ino not in inodes:
             problems.append(f"extended attributes of missing inode {ino}")
+    for ino, (mode, _, _, size, *_rest) in inodes.items():
+        if st.S_ISLNK(mode):
+            target = t.symlinks.get(ino)
+            if target is None:
+                problems.append(f"symbolic link {ino} has no target")
+            elif size != len(os.fsencode(target)):
+                problems.append(f"symbolic link {ino}: size {size}, its target has {len(os.fsencode(target))} bytes")
+            if ino in last:
+                problems.append(f"symbolic link {ino} has data extents")
+    for ino in t.symlinks:
+        if ino not in inodes or not st.S_ISLNK(inodes[ino][0]):
+            problems.append(f"a link target for inode {ino}, which is no symbolic link")
     return problems

@@ -36,6 +36,11 @@ def encode(path):
     return raw
 
 
+def decoded(raw):
+    """bytes from encode() as the str names are kept in"""
+    return raw.decode("ascii") if raw.isascii() else os.fsdecode(raw)
+
+
 def parse(path):
     if type(path) is str and path.isascii():        # the common case: bytes are characters
         if not path:

@@ -180,7 +180,7 @@ def bind(ffi, lib):
     def pyf_stat(fd, path, out):
         def stat():
             v = volume()
-            s = v.fstat(fd) if fd >= 0 else v.stat(os.fsdecode(ffi.string(path)))
+            s = v.fstat(fd) if fd >= 0 else v.stat(os.fsdecode(ffi.string(path)), follow=fd != -2)
             times = [s.st_atime, s.st_mtime, s.st_ctime]
             vals = [s.st_mode, s.st_ino, s.st_nlink, s.st_uid, s.st_gid, s.st_size, *(int(t) for t in times),
                     s.st_blksize, s.st_blocks, *(int((t - int(t)) * 1e9) for t in times), s.st_dev]
@@ -254,14 +254,16 @@ def bind(ffi, lib):
             v = volume()
             p = None if path == ffi.NULL else os.fsdecode(ffi.string(path))
             at = fd if p is None else None
+            follow = fd != -2
             n = None if name == ffi.NULL else ffi.string(name)
             if op == _X_SET:
-                v.setxattr(p, n, ffi.buffer(value, size)[:] if size else b"", flags, at)
+                v.setxattr(p, n, ffi.buffer(value, size)[:] if size else b"", flags, at, follow)
                 return 0
             if op == _X_REMOVE:
-                v.removexattr(p, n, at)
+                v.removexattr(p, n, at, follow)
                 return 0
-            blob = v.getxattr(p, n, at) if op == _X_GET else b"".join(x + b"\0" for x in v.listxattr(p, at))
+            blob = v.getxattr(p, n, at, follow) if op == _X_GET else \
+                b"".join(x + b"\0" for x in v.listxattr(p, at, follow))
             if size:
                 if size < len(blob):
                     raise FsError(errno.ERANGE, f"{len(blob)} bytes do not fit in {size}")
@@ -330,4 +332,20 @@ def bind(ffi, lib):
         atime, mtime = (t if t is None else NOW if t == -2 else t / 1e9 for t in (atime, mtime))
         return _call(lambda: volume().setattr(
             fd=fd if fd >= 0 else None, path=None if fd >= 0 else os.fsdecode(ffi.string(path)),
-            mode=mode, uid=uid, gid=gid, atime=atime, mtime=mtime))
+            mode=mode, uid=uid, gid=gid, atime=atime, mtime=mtime, follow=fd != -2))
+
+    @ffi.def_extern()
+    def pyf_symlink(target, path):
+        return _call(lambda: volume().symlink(ffi.string(target), os.fsdecode(ffi.string(path))))
+
+    @ffi.def_extern()
+    def pyf_readlink(path, buf, size):
+        def readlink():
+            blob = os.fsencode(volume().readlink(os.fsdecode(ffi.string(path))))[:size]
+            ffi.memmove(buf, blob, len(blob))
+            return len(blob)
+        return _call(readlink)
+
+    @ffi.def_extern()
+    def pyf_realpath(path, buf, size):
+        return _call(lambda: _put_path(volume().realpath(os.fsdecode(ffi.string(path))), buf, size))

@@ -181,7 +181,7 @@ class Syscalls:
                     raise FsError(errno.EISDIR, _shown(path))
                 if acc != os.O_RDONLY or flags & os.O_TRUNC:
                     fs.check_writable()
-                if not created:
+                if not created and not flags & os.O_PATH:      # O_PATH reads nothing: no check
                     want = (perms.MAY_READ if acc != os.O_WRONLY else 0) | \
                            (perms.MAY_WRITE if acc != os.O_RDONLY or flags & os.O_TRUNC else 0)
                     perms.check(cred, inode, want, path)
@@ -210,6 +210,16 @@ class Syscalls:
         if flags & os.O_CREAT and p.trailing:
             raise FsError(errno.EISDIR, f"{_shown(path)}: O_CREAT of a name ending in /")
         ino = fs.entry(parent, p.last)
+        if ino is not None and ino in fs.t.symlinks:
+            if flags & os.O_CREAT and flags & os.O_EXCL:
+                raise FsError(errno.EEXIST, _shown(path))
+            if flags & os.O_PATH and flags & os.O_NOFOLLOW:
+                return ino, False                       # the link itself
+            if flags & os.O_NOFOLLOW:
+                raise FsError(errno.ELOOP, f"{_shown(path)}: a symbolic link (O_NOFOLLOW)")
+            parent, name, ino = fs.follow_entry(parent, ino, cred, path)
+            if ino is None:                             # a dangling link: O_CREAT makes its target
+                p = paths.Parsed([], name, paths.NORM, False)
         if ino is not None:
             if flags & os.O_CREAT and flags & os.O_EXCL:
                 raise FsError(errno.EEXIST, _shown(path))
@@ -505,14 +515,52 @@ class Syscalls:
     def fstat(self, fd):
         return self._stat_ino(self._file(fd).ino)
 
-    def stat(self, path):
-        return self._stat_ino(self.fs.resolve(path, current_cred()))
+    def stat(self, path, follow=True):
+        """stat(2); follow False: lstat(2), a symbolic link itself."""
+        return self._stat_ino(self.fs.resolve(path, current_cred(), follow))
 
-    def setattr(self, fd=None, path=None, mode=None, uid=None, gid=None, atime=None, mtime=None):
-        """chmod, chown, utimensat by descriptor or path, with their permission rules. A time
-        of NOW is the current time, set as by UTIME_NOW (which any writer may do)."""
+    def symlink(self, target, path):
+        """symlink(2): the target as given (not looked at), in do_symlinkat's order."""
+        target = paths.decoded(paths.encode(target))      # ENOENT for "", ENAMETOOLONG, EINVAL for a NUL
         cred = current_cred()
-        ino = self._file(fd).ino if fd is not None else self.fs.resolve(path, cred)
+        parent, p = self.fs.walk_parent(path, cred)
+        if p.kind != paths.NORM or self.fs.entry(parent, p.last) is not None:
+            raise FsError(errno.EEXIST, _shown(path))
+        if p.trailing:
+            raise FsError(errno.ENOENT, f"{_shown(path)}: a new name with a trailing slash")
+        self._may_change(parent, cred, path)
+        pinode = self.fs.inode(parent)
+        gid = pinode.gid if pinode.mode & st.S_ISGID else cred.gid
+        self.fs.symlink(parent, p.last, target, cred.uid, gid)
+
+    def readlink(self, path):
+        """readlink(2): the target of the link path names (EINVAL for any other file)."""
+        return self.fs.readlink(self.fs.resolve(path, current_cred(), follow=False))
+
+    def realpath(self, path):
+        """The path with every symbolic link, ".", ".." and "//" resolved, as realpath(3)
+        gives it: the directories' names up from the inode, then the last name."""
+        fs = self.fs
+        cred = current_cred()
+        ino = fs.resolve(path, cred)
+        if st.S_ISDIR(fs.inode(ino).mode):
+            return fs.path_of(ino)
+        parent, p, budget = fs._walk_parent(path, cred)
+        name = p.last
+        link = fs.entry(parent, name)
+        if link in fs.t.symlinks:
+            parent, name, _ = fs.follow_entry(parent, link, cred, path)
+        base = fs.path_of(parent)
+        return base.rstrip("/") + "/" + name
+
+    def setattr(self, fd=None, path=None, mode=None, uid=None, gid=None, atime=None, mtime=None, follow=True):
+        """chmod, chown, utimensat by descriptor or path, with their permission rules. A time
+        of NOW is the current time, set as by UTIME_NOW (which any writer may do). follow
+        False: lchown, AT_SYMLINK_NOFOLLOW (a link's mode cannot change: EOPNOTSUPP)."""
+        cred = current_cred()
+        ino = self._file(fd).ino if fd is not None else self.fs.resolve(path, cred, follow)
+        if mode is not None and ino in self.fs.t.symlinks:
+            raise FsError(errno.EOPNOTSUPP, f"{_shown(path)}: the mode of a symbolic link")
         inode = self.fs.inode(ino)
         self.fs.check_writable()
         if mode is not None:
@@ -601,7 +649,7 @@ class Syscalls:
                 raise FsError(errno.ENOENT, "an empty name needs CAP_DAC_READ_SEARCH")
             ino = self._file(fd).ino
         else:
-            ino = fs.resolve(src, cred)
+            ino = fs.resolve(src, cred, follow=bool(flags & _AT_SYMLINK_FOLLOW))
         parent, p = fs.walk_parent(dst, cred)
         if p.kind != paths.NORM or fs.entry(parent, p.last) is not None:
             raise FsError(errno.EEXIST, _shown(dst))
@@ -622,15 +670,16 @@ class Syscalls:
         self._linkable.discard(ino)
 
     # ---- extended attributes: path, or fd when path is None --------------------------------------
-    def _xattr_target(self, path, fd):
+    def _xattr_target(self, path, fd, follow):
         cred = current_cred()
-        ino = self._file(fd).ino if path is None else self.fs.resolve(path, cred)
+        ino = self._file(fd).ino if path is None else self.fs.resolve(path, cred, follow)
         return cred, ino, self.fs.inode(ino)
 
-    def getxattr(self, path, name, fd=None):
-        """The value (bytes) of one attribute, in getxattr(2)'s order of checks."""
+    def getxattr(self, path, name, fd=None, follow=True):
+        """The value (bytes) of one attribute, in getxattr(2)'s order of checks (follow
+        False: lgetxattr)."""
         name = xattr.checked_name(name)
-        cred, ino, inode = self._xattr_target(path, fd)
+        cred, ino, inode = self._xattr_target(path, fd, follow)
         xattr.permission(cred, inode, name, perms.MAY_READ)
         xattr.handler(name)
         value = self.fs.xattrs(ino).get(name)
@@ -638,7 +687,7 @@ class Syscalls:
             raise FsError(errno.ENODATA, f"no attribute {name.decode(errors='replace')!r}")
         return value
 
-    def setxattr(self, path, name, value, flags=0, fd=None):
+    def setxattr(self, path, name, value, flags=0, fd=None, follow=True):
         """setxattr(2): flags XATTR_CREATE or XATTR_REPLACE; value None removes
         (removexattr(2), whose checks are the same but for the flags and the size)."""
         if flags & ~(xattr.XATTR_CREATE | xattr.XATTR_REPLACE):
@@ -646,7 +695,7 @@ class Syscalls:
         name = xattr.checked_name(name)
         if value is not None and len(value) > xattr.XATTR_SIZE_MAX:
             raise FsError(errno.E2BIG, f"a value of {len(value)} bytes")
-        cred, ino, inode = self._xattr_target(path, fd)
+        cred, ino, inode = self._xattr_target(path, fd, follow)
         self.fs.check_writable()
         xattr.permission(cred, inode, name, perms.MAY_WRITE)
         xattr.security_write(cred, name)
@@ -654,14 +703,14 @@ class Syscalls:
         self.fs.set_xattr(ino, name, None if value is None else bytes(value),
                           create=bool(flags & xattr.XATTR_CREATE), replace=bool(flags & xattr.XATTR_REPLACE))
 
-    def removexattr(self, path, name, fd=None):
-        self.setxattr(path, name, None, 0, fd)
+    def removexattr(self, path, name, fd=None, follow=True):
+        self.setxattr(path, name, None, 0, fd, follow)
 
-    def listxattr(self, path, fd=None):
+    def listxattr(self, path, fd=None, follow=True):
         """The names the caller may see (trusted.* only with CAP_SYS_ADMIN), as bytes, in the
         order they were first set: ext4's order for the attributes that fit in its inode
         (it lists those that did not from its block, sorted)."""
-        cred, ino, _ = self._xattr_target(path, fd)
+        cred, ino, _ = self._xattr_target(path, fd, follow)
         trusted = perms.capable(cred, perms.CAP_SYS_ADMIN)
         return [name for name in self.fs.xattrs(ino) if trusted or not name.startswith(b"trusted.")]
 
