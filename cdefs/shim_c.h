@@ -13,3 +13,6 @@ void pyf_xfsz(void);
  * (a Python program's finalization), and put back */
 void pyf_fsize_lift(void);
 void pyf_fsize_restore(void);
+/* a look-up that a symbolic link took out of the image goes on at this host path: the call
+ * that answers EXDEV next is made by the host (shim/fdtable.c, left_image) */
+void pyf_leaves_image(const char *host);

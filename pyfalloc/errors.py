@@ -22,6 +22,20 @@ class FsError(OSError):
         return f"{text}: {self.detail}" if self.detail else text
 
 
+class LeavesImage(FsError):
+    """A look-up that a symbolic link took out of the image: `host` is the path it goes on
+    with on the host (the link's absolute target, then the components after the link).
+    EXDEV for a front that cannot go there; the shim goes on with the host's own call."""
+
+    def __init__(self, host):
+        super().__init__(errno.EXDEV, f"a symbolic link leads out of the image, to {host}")
+        self.host = host
+
+    def then(self, *names):
+        """the same, with names looked up after the link"""
+        return LeavesImage("/".join([self.host.rstrip("/") or "", *names]) if names else self.host)
+
+
 class FormatError(FsError):
     """The image or its metadata is missing, foreign or corrupt."""
 

@@ -113,6 +113,10 @@ DIR *opendir(const char *path)
         int fd = open_image(ip, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
         if (fd < 0)
             return NULL;
+        if (!is_virt(fd)) {             /* a link led out of the image: a host directory */
+            load_fdopendir();
+            return real_fdopendir(fd);
+        }
         DIR *d = image_fdopendir(fd);
         if (!d) {
             int e = errno;

@@ -112,6 +112,15 @@ static int prepare_image(const char *path, const char *image, char *const argv[]
 {
     char ip[PATH_MAX + 64];             /* image_path's buffer is the next call's */
     snprintf(ip, sizeof ip, "%s", image);
+    char inside[PATH_MAX];
+    if (PY(pyf_realpath(inner(ip), inside, sizeof inside)) < 0) {
+        const char *host = left_image();
+        if (!host)
+            return -1;
+        char there[PATH_MAX];           /* a link led out of the image: the host's program */
+        snprintf(there, sizeof there, "%s", host);
+        return prepare(there, argv, l, depth);
+    }
     struct stat st;
     if (image_stat(-1, ip, &st) < 0)
         return -1;

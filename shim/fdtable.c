@@ -111,8 +111,8 @@ const char *inner(const char *path)
     return path && path[prefix_len] ? path + prefix_len : path ? "/" : NULL;
 }
 
-/* path with "." and ".." taken out and slashes collapsed, in place: lexical is exact here,
- * as the image has no symbolic links and the prefix is no directory of the host */
+/* path with "." and ".." taken out and slashes collapsed, in place: lexical, which decides
+ * whether a path is the image's (the prefix is no directory of the host) */
 static void normalize(char *path)
 {
     char *out = path, *in = path;
@@ -343,6 +343,40 @@ static const char *dir_base(int fd, const char *path, char *out, size_t size)
     return out;
 }
 
+/* A path under the prefix with its ".." kept, for Python to walk: after a symbolic link,
+ * ".." is the parent of where the link led, not of the link. Slashes collapsed and "."
+ * dropped in place; 0 (path unusable) when a ".." would climb to the prefix or above, where
+ * the lexical answer stands. */
+static int keep_dotdot(char *path)
+{
+    if (!on_image(path))
+        return 0;
+    char *out = path + prefix_len, *in = out;
+    int depth = 0;
+    while (*in) {
+        while (*in == '/')
+            in++;
+        char *end = in;
+        while (*end && *end != '/')
+            end++;
+        size_t n = (size_t)(end - in);
+        if (n == 2 && in[0] == '.' && in[1] == '.') {
+            if (--depth < 0)
+                return 0;
+        } else if (n) {
+            depth++;
+        }
+        if (n && !(n == 1 && in[0] == '.')) {
+            *out++ = '/';
+            memmove(out, in, n);
+            out += n;
+        }
+        in = end;
+    }
+    *out = 0;
+    return 1;
+}
+
 const char *image_path(int dirfd, const char *path)
 {
     static __thread char joined[8192];
@@ -376,7 +410,13 @@ const char *image_path(int dirfd, const char *path)
         joined[nb] = '/';
         memcpy(joined + nb + 1, path, strlen(path) + 1);
     }
+    static __thread char raw[8192];
+    int dots = strstr(joined, "/..") != NULL;
+    if (dots)
+        memcpy(raw, joined, strlen(joined) + 1);
     normalize(joined);
+    if (dots && on_image(joined) && keep_dotdot(raw))
+        memcpy(joined, raw, strlen(raw) + 1);
     size_t n = strlen(path), nj = strlen(joined);
     if (n && path[n - 1] == '/' && nj > 1 && nj + 1 < sizeof joined)
         memcpy(joined + nj, "/", 2);    /* "name/" must name a directory: Python checks it */
@@ -429,8 +469,29 @@ static void check_python_readable(void)
         unusable_errno = EACCES;            /* a missing package fails the start gently */
 }
 
+/* Where a symbolic link took the look-up of the call under way out of the image (Python
+ * answers EXDEV after noting it): the wrappers that follow links go on with the host's
+ * call there, as the kernel would. */
+static __thread char host_left[4096];
+static __thread int host_left_set;
+
+void pyf_leaves_image(const char *host)
+{
+    snprintf(host_left, sizeof host_left, "%s", host);
+    host_left_set = 1;
+}
+
+const char *left_image(void)
+{
+    if (!host_left_set || errno != EXDEV)
+        return NULL;
+    host_left_set = 0;
+    return host_left;
+}
+
 void before_python(void)
 {
+    host_left_set = 0;
     if (python_started || signals_saved || unusable_errno)
         return;
     check_python_readable();
@@ -739,8 +800,11 @@ int open_image(const char *path, int flags, mode_t mode)
     if (flags & O_CREAT || (flags & O_TMPFILE) == O_TMPFILE)
         mode &= ~process_umask();
     if (PY(pyf_open(inner(path), flags, (int)mode, fd, got)) < 0) {
-        int e = errno;
+        const char *host = left_image();
         k_close(fd);
+        if (host)
+            return k_open(host, flags, mode);
+        int e = errno;
         if (known && (e == ENOENT || e == ENOTDIR || e == EACCES || e == EISDIR || e == EPERM
                       || e == ENAMETOOLONG))
             answer_remember(ANSWERS_OPEN, inner(path), flags, pos, got, 2, e);

@@ -415,6 +415,15 @@ static int stat_of(int fd, const char *path, struct stat *st, int nofollow)
             return -1;
         if (!hit) {
             if (PY(pyf_stat(nofollow ? -2 : -1, ip, v)) < 0) {
+                const char *host = left_image();
+                if (host) {
+                    if (nofollow) {
+                        load_lstat();
+                        return real_lstat(host, st);
+                    }
+                    load_stat();
+                    return real_stat(host, st);
+                }
                 int e = errno;
                 if (known && (e == ENOENT || e == ENOTDIR || e == EACCES || e == ENAMETOOLONG || e == ELOOP))
                     answer_remember(ANSWERS_STAT, ip, nofollow, pos, v, ST_N, e);
@@ -557,7 +566,7 @@ int truncate(const char *path, off_t len)
 {
     const char *ip = HERE(path);
     if (ip)
-        return (int)PY(pyf_ftruncate(-1, inner(ip), len));
+        return (int)OR_HOST(PY(pyf_ftruncate(-1, inner(ip), len)), (load_truncate(), real_truncate(host, len)));
     load_truncate();
     return real_truncate(alias(path), len);
 }

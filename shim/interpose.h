@@ -79,6 +79,12 @@ HIDDEN void answer_remember(int table, const char *ip, int key, const unsigned l
                             int n, int err);
 HIDDEN const char *inner(const char *path);
 HIDDEN const char *mount_prefix(void);
+/* the host path a link led the failed call (EXDEV) to, once; NULL when it stayed on the image */
+HIDDEN const char *left_image(void);
+/* an image call's result r, unless a symbolic link took its path out of the image: then
+ * host_call, the host's own call on `host` (the path there), as the kernel would go on */
+#define OR_HOST(r, host_call) ({ long long r_ = (r); const char *host = r_ < 0 ? left_image() : NULL; \
+                                 host ? (long long)(host_call) : r_; })
 /* the host path (and AT_FDCWD) to use for a path that left the image by ".." */
 HIDDEN const char *alias(const char *path);
 HIDDEN int alias_dir(int dirfd, const char *path);

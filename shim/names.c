@@ -66,7 +66,7 @@ int unlink(const char *path)
 {
     const char *ip = HERE(path);
     if (ip)
-        return (int)PY(pyf_unlink(inner(ip), 0));
+        return (int)OR_HOST(PY(pyf_unlink(inner(ip), 0)), (load_unlink(), real_unlink(host)));
     load_unlink();
     return real_unlink(alias(path));
 }
@@ -88,7 +88,8 @@ int unlinkat(int dirfd, const char *path, int flags)
 {
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return (int)PY(pyf_unlink(inner(ip), (flags & AT_REMOVEDIR) != 0));
+        return (int)OR_HOST(PY(pyf_unlink(inner(ip), (flags & AT_REMOVEDIR) != 0)),
+                            (load_unlinkat(), real_unlinkat(AT_FDCWD, host, flags)));
     load_unlinkat();
     return real_unlinkat(alias_dir(dirfd, path), alias(path), flags);
 }
@@ -97,7 +98,7 @@ int rmdir(const char *path)
 {
     const char *ip = HERE(path);
     if (ip)
-        return (int)PY(pyf_unlink(inner(ip), 1));
+        return (int)OR_HOST(PY(pyf_unlink(inner(ip), 1)), (load_rmdir(), real_rmdir(host)));
     load_rmdir();
     return real_rmdir(alias(path));
 }
@@ -106,7 +107,8 @@ int mkdir(const char *path, mode_t mode)
 {
     const char *ip = HERE(path);
     if (ip)
-        return (int)PY(pyf_mkdir(inner(ip), (int)(mode & ~process_umask())));
+        return (int)OR_HOST(PY(pyf_mkdir(inner(ip), (int)(mode & ~process_umask()))),
+                            (load_mkdir(), real_mkdir(host, mode)));
     load_mkdir();
     return real_mkdir(alias(path), mode);
 }
@@ -115,7 +117,8 @@ int mkdirat(int dirfd, const char *path, mode_t mode)
 {
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return (int)PY(pyf_mkdir(inner(ip), (int)(mode & ~process_umask())));
+        return (int)OR_HOST(PY(pyf_mkdir(inner(ip), (int)(mode & ~process_umask()))),
+                            (load_mkdirat(), real_mkdirat(AT_FDCWD, host, mode)));
     load_mkdirat();
     return real_mkdirat(alias_dir(dirfd, path), alias(path), mode);
 }
@@ -230,7 +233,7 @@ int symlinkat(const char *target, int dirfd, const char *path)
 {
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return (int)PY(pyf_symlink(target, inner(ip)));
+        return (int)OR_HOST(PY(pyf_symlink(target, inner(ip))), (load_symlinkat(), real_symlinkat(target, AT_FDCWD, host)));
     load_symlinkat();
     return real_symlinkat(target, alias_dir(dirfd, path), alias(path));
 }
@@ -286,8 +289,14 @@ static ssize_t fd_link(int fd, char *buf, size_t size)
 ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
 {
     const char *ip = image_path(dirfd, path);
-    if (ip)
-        return (ssize_t)PY(pyf_readlink(inner(ip), buf, (long long)size));
+    if (ip) {
+        ssize_t r = (ssize_t)PY(pyf_readlink(inner(ip), buf, (long long)size));
+        const char *host = r < 0 ? left_image() : NULL;
+        if (!host)
+            return r;
+        load_readlinkat();
+        return real_readlinkat(AT_FDCWD, host, buf, size);
+    }
     int fd = path[0] == '/' ? proc_fd(path) : -1;
     if (fd >= 0)
         return fd_link(fd, buf, size);
@@ -326,8 +335,17 @@ static int enter(const char *ip, int fd)
         return failed(ENOTDIR);
     char inside[PATH_MAX], real[PATH_MAX + 4096];
     if (fd < 0) {                   /* the directory's own path, not the links that led there */
-        if (PY(pyf_realpath(inner(ip), inside, sizeof inside)) < 0)
-            return -1;
+        if (PY(pyf_realpath(inner(ip), inside, sizeof inside)) < 0) {
+            const char *host = left_image();
+            if (!host)
+                return -1;
+            load_chdir();           /* a link led out of the image: a host directory */
+            if (real_chdir(host) < 0)
+                return -1;
+            vcwd[0] = 0;
+            note_host_cwd();
+            return 0;
+        }
         snprintf(real, sizeof real, "%s%s", mount_prefix(), strcmp(inside, "/") ? inside : "");
         ip = real;
     }
@@ -393,8 +411,14 @@ char *getcwd(char *buf, size_t size)
 int faccessat(int dirfd, const char *path, int mode, int flags)
 {
     const char *ip = image_path(dirfd, path);
-    if (ip)
-        return (int)PY(pyf_access(inner(ip), mode, flags));
+    if (ip) {
+        int r = (int)PY(pyf_access(inner(ip), mode, flags));
+        const char *host = r < 0 ? left_image() : NULL;
+        if (!host)
+            return r;
+        load_faccessat();
+        return real_faccessat(AT_FDCWD, host, mode, flags);
+    }
     load_faccessat();
     return real_faccessat(alias_dir(dirfd, path), alias(path), mode, flags);
 }
@@ -443,7 +467,8 @@ static int set_times(int fd, const char *ip, const struct timespec *t)
               || (t[1].tv_nsec != UTIME_NOW && t[1].tv_nsec != UTIME_OMIT && (t[1].tv_nsec < 0 || t[1].tv_nsec > 999999999))))
         return failed(EINVAL);
     long long a[A_N] = {-1, -1, -1, stamp(t, 0), stamp(t, 1)};
-    return (int)PY(pyf_setattr(fd, ip ? inner(ip) : NULL, a));
+    return (int)OR_HOST(PY(pyf_setattr(fd, ip ? inner(ip) : NULL, a)),
+                        (load_utimensat(), real_utimensat(AT_FDCWD, host, t, fd == -2 ? AT_SYMLINK_NOFOLLOW : 0)));
 }
 
 int utimensat(int dirfd, const char *path_arg, const struct timespec t[2], int flags)
@@ -553,7 +578,10 @@ int futimesat(int dirfd, const char *path, const struct timeval tv[2])
 static int set_owner_mode(int fd, const char *ip, long long mode, long long uid, long long gid)
 {
     long long a[A_N] = {mode, uid, gid, -1, -1};
-    return (int)PY(pyf_setattr(fd, ip ? inner(ip) : NULL, a));
+    int nofollow = fd == -2 ? AT_SYMLINK_NOFOLLOW : 0;
+    return (int)OR_HOST(PY(pyf_setattr(fd, ip ? inner(ip) : NULL, a)),
+                        mode != -1 ? (load_fchmodat(), real_fchmodat(AT_FDCWD, host, (mode_t)mode, nofollow))
+                                   : (load_fchownat(), real_fchownat(AT_FDCWD, host, (uid_t)uid, (gid_t)gid, nofollow)));
 }
 
 /* (uid_t)-1 and (gid_t)-1 leave that owner alone, as chown(2) */

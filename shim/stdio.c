@@ -109,6 +109,10 @@ static FILE *image_fopen(const char *path, const char *mode)
     int fd = open_image(path, stdio_flags(mode), 0666);
     if (fd < 0)
         return NULL;
+    if (!is_virt(fd)) {                 /* a link led out of the image: a host file */
+        load_fdopen();
+        return real_fdopen(fd, mode);
+    }
     FILE *f = cookie_stream(fd, mode, 1);
     if (!f) {
         int e = errno;

@@ -25,8 +25,15 @@ char *realpath(const char *path, char *resolved)
         return real_realpath(alias(path), resolved);
     }
     char inside[PATH_MAX];
-    if (PY(pyf_realpath(inner(ip), inside, sizeof inside)) < 0)
-        return NULL;
+    if (PY(pyf_realpath(inner(ip), inside, sizeof inside)) < 0) {
+        const char *host = left_image();
+        if (!host)
+            return NULL;
+        char there[PATH_MAX];       /* a link led out of the image: the host resolves the rest */
+        snprintf(there, sizeof there, "%s", host);
+        load_realpath();
+        return real_realpath(there, resolved);
+    }
     const char *top = mount_prefix();
     size_t n = strlen(top) + (strcmp(inside, "/") ? strlen(inside) : 0);
     if (n >= PATH_MAX) {

@@ -245,3 +245,27 @@ def test_a_file_with_links_keeps_a_name_as_its_names_go(vol):
     assert e.value.errno == errno.ENOENT
     assert vol.fsck() == []
     vol.close(fd)
+
+
+def test_symbolic_links_through_the_api_survive_a_reopen(image):
+    """symlink, readlink, lstat and realpath on the Python API; a target outside the image
+    is EXDEV there (only the shim can go on at the host); the link's target and size are in
+    the tables after a reopen and fsck holds them to each other."""
+    with Volume(image) as vol:
+        vol.mkdir("/d")
+        vol.write_file("/d/f", b"data")
+        vol.symlink("d/f", "/rel")
+        vol.symlink("/pyfalloc/d", "/abs")
+        vol.symlink("/etc", "/host")
+        assert vol.read_file("/rel") == b"data" and vol.read_file("/abs/f") == b"data"
+        assert vol.readlink("/rel") == "d/f" and vol.stat("/rel", follow=False).st_size == 3
+        assert vol.realpath("/abs/f") == "/d/f"
+        raises(errno.EXDEV, vol.stat, "/host/passwd")
+        raises(errno.EINVAL, vol.readlink, "/d/f")
+        raises(errno.EEXIST, vol.symlink, "x", "/rel")
+        raises(errno.ENOENT, vol.symlink, "", "/empty")
+        vol.unlink("/host")
+    with Volume(image) as vol:
+        assert vol.readlink("/abs") == "/pyfalloc/d" and vol.read_file("/rel") == b"data"
+        raises(errno.ENOENT, vol.readlink, "/host")
+        assert vol.fsck() == []

@@ -163,6 +163,22 @@ def test_symbolic_links_as_on_ext4(image, host_dir):
         assert vol.fsck() == []
 
 
+def test_symbolic_links_out_of_the_image_as_on_ext4(image, host_dir, tmp_path):
+    """A link whose target is elsewhere on the host: reads, writes, creates, removals,
+    attributes, listings, chdir, realpath and exec go on there as the kernel's calls do,
+    and a rename or hard link between the two is EXDEV (the outside directory is on tmpfs,
+    another filesystem for the ext4 run too)."""
+    out = tempfile.mkdtemp(prefix="pyfalloc-outside-", dir="/dev/shm")
+    try:
+        host, img = both(image, host_dir, [sys.executable, os.path.join(ROOT, "tests", "progs", "links_out.py"), "{}",
+                                           out])
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "mkdir: True" in host.stdout and "rename across: EXDEV" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+
+
 EDITS = """set -e
 cd {}
 printf 'alpha\\nbeta\\n' > f
@@ -536,7 +552,7 @@ def test_ctrl_c_stops_tail_f_of_an_image_file_as_on_ext4(image, host_dir):
 
 
 STRESSORS = ["rename", "utime", "open", "dir", "dentry", "fallocate", "fiemap", "lockf", "flock", "readahead",
-             "seek", "hdd"]
+             "seek", "hdd", "symlink", "link"]
 
 
 @pytest.mark.skipif(not shutil.which("stress-ng"), reason="stress-ng is not installed (apt stress-ng)")

@@ -13,7 +13,7 @@ import time
 
 from pyfalloc.alloc.freespace import FreeSpace
 from pyfalloc.alloc.policy import Allocator
-from pyfalloc.errors import FsError
+from pyfalloc.errors import FsError, LeavesImage
 from pyfalloc.fs import paths, perms
 from pyfalloc.fs.extents import ExtentMap
 from pyfalloc.fs.locks import InodeLocks
@@ -160,14 +160,17 @@ class FileSystem:
         self.meta.fresh()
         budget = [0]                    # links followed by this look-up, as nd->total_link_count
         steps = p.dirs if p.kind == paths.ROOT else p.dirs + ["."]
-        return self._walk(ROOT_INO, steps, cred, path, budget), p, budget
+        try:
+            return self._walk(ROOT_INO, steps, cred, path, budget), p, budget
+        except LeavesImage as e:
+            raise e.then(*([p.last + "/" if p.trailing else p.last] if p.last else [])) from None
 
     def _walk(self, ino, steps, cred, path, budget):
         """The directory that steps (names, "." and "..") lead to from directory ino: each
         one searched must be a searchable directory, and a link among them is followed."""
         t = self.meta.t
         inodes, dirs, links = t.inodes, t.dirs, t.symlinks
-        for part in steps:
+        for i, part in enumerate(steps):
             v = inodes.get(ino)
             if v is None:
                 raise FsError(errno.ENOENT, _shown(path))
@@ -184,7 +187,10 @@ class FileSystem:
             if child is None:
                 raise FsError(errno.ENOENT, _shown(path))
             if links and child in links:
-                child = self._follow(ino, child, cred, path, budget)[2]
+                try:
+                    child = self._follow(ino, child, cred, path, budget)[2]
+                except LeavesImage as e:
+                    raise e.then(*steps[i + 1:]) from None
                 if child is None:
                     raise FsError(errno.ENOENT, f"{_shown(path)}: a symbolic link names nothing")
             ino = child
@@ -196,7 +202,7 @@ class FileSystem:
         name then say where an O_CREAT would make it), directory and name None for a target
         whose last component is ".", ".." or the root. A relative target starts at parent,
         an absolute one at the root of the host, which holds the image at the mount prefix:
-        a target elsewhere on the host names nothing here (ENOENT)."""
+        a target elsewhere on the host is LeavesImage."""
         budget[0] += 1
         if budget[0] > MAXSYMLINKS:
             raise FsError(errno.ELOOP, f"{_shown(path)}: more than {MAXSYMLINKS} symbolic links")
@@ -205,7 +211,7 @@ class FileSystem:
         if target.startswith("/"):
             inside = self.inside_mount(target)
             if inside is None:
-                raise FsError(errno.ENOENT, f"{_shown(path)}: a symbolic link to {target!r}, outside the image")
+                raise LeavesImage(target)
             target, start = inside, ROOT_INO
         p = paths.parse(target)
         d = self._walk(start, p.dirs if p.kind == paths.ROOT else p.dirs + ["."], cred, path, budget)
@@ -236,7 +242,10 @@ class FileSystem:
             if ino is None:
                 raise FsError(errno.ENOENT, _shown(path))
             if (follow or p.trailing) and ino in self.meta.t.symlinks:
-                ino = self._follow(parent, ino, cred, path, budget)[2]
+                try:
+                    ino = self._follow(parent, ino, cred, path, budget)[2]
+                except LeavesImage as e:
+                    raise e.then("") if p.trailing else e from None
                 if ino is None:
                     raise FsError(errno.ENOENT, f"{_shown(path)}: a symbolic link names nothing")
         else:

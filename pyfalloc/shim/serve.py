@@ -13,13 +13,14 @@ import os
 import sys
 
 from pyfalloc.api.volume import Volume
-from pyfalloc.errors import FsError
+from pyfalloc.errors import FsError, LeavesImage
 from pyfalloc.syscalls import abi, limits
 from pyfalloc.syscalls.calls import NOW
 
 _vol = None
 _lift = _restore = lambda: None     # bind's: the program's file-size limit lifted and put back
 _make_claim = None              # bind's: the hook that takes over descriptors the C half opened
+_leaves = None                  # bind's: tells the C half the host path a link led to
 # directory listings as the C half reads them, by inode: (dir_version, blob), the oldest
 # dropped first (a program that lists a directory again while nothing changed gets it as is)
 _listings = {}
@@ -91,11 +92,16 @@ os.register_at_fork(before=lambda: _serial.acquire(), after_in_parent=lambda: _s
 def _call(fn, *args):
     """One call of the program into the volume. Threads of the program take turns: each
     process changes its copy of the tables in place, and a thread must not read them
-    half-changed (the interpreter lets only one run at a time anyway)."""
+    half-changed (the interpreter lets only one run at a time anyway). A look-up that a
+    link took out of the image tells the C half where it goes on (EXDEV)."""
     try:
         with _serial:
             r = fn(*args)
         return (0 if r is None else r) + 1
+    except LeavesImage as e:
+        if _leaves is not None:
+            _leaves(os.fsencode(e.host))
+        return -e.errno
     except FsError as e:
         return -e.errno
     except OSError as e:
@@ -127,8 +133,9 @@ def bind(ffi, lib):
     _make_claim = lambda vol: _claimer(ffi, lib, vol)
     limits.limit = lambda: (lambda v: None if v < 0 else v)(lib.pyf_fsize_limit())
     limits.send_signal = lib.pyf_xfsz
-    global _lift, _restore
+    global _lift, _restore, _leaves
     _lift, _restore = lib.pyf_fsize_lift, lib.pyf_fsize_restore
+    _leaves = lib.pyf_leaves_image
 
     @ffi.def_extern()
     def pyf_open(path, flags, mode, fd, out):
