@@ -9,6 +9,11 @@ from pyfalloc.errors import FsError
 from pyfalloc.forks import at_fork_in_child
 
 
+def _never_release(obj):
+    import ctypes                   # only a forked child of a network device's user needs it
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+
+
 class RemoteFile:
     fd = None                       # no host descriptor: the C fast paths stay off
     shared = True                   # other hosts may reach it: block 0 holds the writer's claim
@@ -17,11 +22,28 @@ class RemoteFile:
     def __init__(self, location, readonly=False):
         self.path = location
         self.readonly = readonly
+        before = set(vars(self))
         self._connect()
+        self._connection = set(vars(self)) - before     # what _connect set
         at_fork_in_child(self)
 
     def _after_fork(self):
-        self._connect()             # a connection carries its own process's requests
+        # the parent's connection is the parent's: its library's threads, which serve it, do
+        # not exist in the child, and closing it would wait on them for ever (librbd) or end
+        # the parent's session (libnbd). The child keeps those objects unreleased, through
+        # its exit too, and connects on its first use of the device: a child that only
+        # execs (a shell's) never pays for a connection.
+        for name in self._connection:
+            _never_release(self.__dict__.pop(name, None))
+        self._forked = True
+
+    def __getattr__(self, name):
+        """a connection's attribute in a forked child that has not connected yet"""
+        if name.startswith("__") or not self.__dict__.get("_forked"):
+            raise AttributeError(name)
+        self._forked = False
+        self._connect()
+        return getattr(self, name)
 
     def _io(self, what, fn, *args):
         try:

@@ -254,6 +254,18 @@ class FileSystem:
             raise FsError(errno.ENOTDIR, f"{_shown(path)}: not a directory")
         return ino
 
+    def real_path(self, path, cred=None):
+        """path's own name: a directory's from its entries up to the root, a file's the name
+        its last link led to (a file with hard links has several; this is the one asked)."""
+        ino = self.resolve(path, cred)
+        if st.S_ISDIR(self.inode(ino).mode):
+            return self.path_of(ino)
+        parent, p = self.walk_parent(path, cred)
+        name, link = p.last, self.entry(parent, p.last)
+        if link in self.meta.t.symlinks:
+            parent, name, _ = self.follow_entry(parent, link, cred, path)
+        return self.path_of(parent).rstrip("/") + "/" + name
+
     def follow_entry(self, parent, link, cred, path):
         """_follow with a budget of its own: open's O_CREAT through a link"""
         return self._follow(parent, link, cred, path, [0])

@@ -539,19 +539,8 @@ class Syscalls:
 
     def realpath(self, path):
         """The path with every symbolic link, ".", ".." and "//" resolved, as realpath(3)
-        gives it: the directories' names up from the inode, then the last name."""
-        fs = self.fs
-        cred = current_cred()
-        ino = fs.resolve(path, cred)
-        if st.S_ISDIR(fs.inode(ino).mode):
-            return fs.path_of(ino)
-        parent, p, budget = fs._walk_parent(path, cred)
-        name = p.last
-        link = fs.entry(parent, name)
-        if link in fs.t.symlinks:
-            parent, name, _ = fs.follow_entry(parent, link, cred, path)
-        base = fs.path_of(parent)
-        return base.rstrip("/") + "/" + name
+        gives it (ENOENT when it names nothing)."""
+        return self.fs.real_path(path, current_cred())
 
     def setattr(self, fd=None, path=None, mode=None, uid=None, gid=None, atime=None, mtime=None, follow=True):
         """chmod, chown, utimensat by descriptor or path, with their permission rules. A time
