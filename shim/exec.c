@@ -8,12 +8,12 @@
  * is copied into a memfd that the kernel executes (binfmt_elf, or ENOEXEC as for the
  * file). The checks are the kernel's: a regular file with execute permission for the
  * effective ids (EACCES). Set-user-ID and set-group-ID bits give no ids, as on a nosuid
- * mount; /proc/self/exe names the memfd. */
+ * mount; /proc/self/exe names the memfd. A symbolic link out of the image runs the host's
+ * program it leads to. */
 #include "interpose.h"
 #include <limits.h>
 #include <spawn.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 
 extern char **environ;
 
@@ -54,12 +54,16 @@ static void release(char **e, char *const envp[])
         free(e);
 }
 
+enum { SCRIPT_HEAD = 256, SCRIPT_DEPTH = 5 };      /* binfmt_script's buffer; scripts nested, as exec_binprm allows */
+
 /* What the kernel is given to run a program: a host path and the arguments; fd >= 0 is a
- * memfd holding an image program's copy, argv_made an argument list built for a script. */
+ * memfd holding an image program's copy; made, the argument lists built for scripts (each
+ * with its interpreter's name and argument inside it: a later level points into them). */
 struct launch {
     char path[64 + PATH_MAX];
     char *const *argv;
-    char **argv_made;
+    char **made[SCRIPT_DEPTH];
+    int nmade;
     int fd;
 };
 
@@ -68,11 +72,10 @@ static void launch_done(struct launch *l)
     int e = errno;
     if (l->fd >= 0)
         close(l->fd);
-    free(l->argv_made);
+    while (l->nmade)
+        free(l->made[--l->nmade]);
     errno = e;
 }
-
-enum { SCRIPT_HEAD = 256, SCRIPT_DEPTH = 5 };      /* binfmt_script's buffer; scripts nested, as exec_binprm allows */
 
 /* "#!interp [arg]" as binfmt_script splits it: 1 with the interpreter (and the argument, or
  * NULL) cut out of head, 0 for no "#!", -1 for a line with no interpreter (ENOEXEC) */
@@ -146,29 +149,24 @@ static int prepare_image(const char *path, const char *image, char *const argv[]
         size_t argc = 0;
         while (argv && argv[argc])
             argc++;
-        char **made = malloc((argc + 4) * sizeof *made);
+        size_t ni = strlen(interp) + 1, na = arg ? strlen(arg) + 1 : 0;
+        char **made = malloc((argc + 4) * sizeof *made + ni + na);
         if (!made)
             return failed_errno(ENOMEM);
-        size_t k = 0;
-        made[k++] = interp;
+        char *names = (char *)(made + argc + 4);     /* head is this frame's: copied */
+        memcpy(names, interp, ni);
         if (arg)
-            made[k++] = arg;
+            memcpy(names + ni, arg, na);
+        size_t k = 0;
+        made[k++] = names;
+        if (arg)
+            made[k++] = names + ni;
         made[k++] = (char *)path;           /* the name as given, argv[0] dropped */
         for (size_t i = 1; i < argc; i++)
             made[k++] = argv[i];
         made[k] = NULL;
-        int r = prepare(interp, made, l, depth + 1);
-        if (r < 0) {
-            free(made);
-            return -1;
-        }
-        if (l->argv_made) {                 /* the interpreter was a script too */
-            free(made);
-        } else {
-            l->argv_made = made;
-            l->argv = made;
-        }
-        return 0;
+        l->made[l->nmade++] = made;
+        return prepare(names, made, l, depth + 1);
     }
     const char *base = strrchr(ip, '/');
     int m = memfd_create(base ? base + 1 : ip, MFD_CLOEXEC);
@@ -215,15 +213,17 @@ static int prepare(const char *path, char *const argv[], struct launch *l, int d
     if (strlen(alias(path)) >= sizeof l->path)
         return failed_errno(ENAMETOOLONG);
     snprintf(l->path, sizeof l->path, "%s", alias(path));
-    if (!l->argv)
-        l->argv = argv;
+    l->argv = argv;
     return 0;
 }
 
 static int launch_start(const char *path, char *const argv[], struct launch *l)
 {
     *l = (struct launch){.fd = -1};
-    return prepare(path, argv, l, 0);
+    if (prepare(path, argv, l, 0) == 0)
+        return 0;
+    launch_done(l);
+    return -1;
 }
 
 /* vfork is fork here. A child of vfork runs in its parent's memory until it execs, and an

@@ -287,7 +287,6 @@ static void fix_importer_cache(void)
     run_in_program_python(code);
 }
 
-/* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
 /* Where a name relative to image descriptor fd is looked up: the directory's path now
  * (renamed since it was opened, the new one), asked of Python and kept while the log stays
  * where it was read. NULL for a descriptor that is no directory: the kernel answers ENOTDIR
@@ -377,6 +376,7 @@ static int keep_dotdot(char *path)
     return 1;
 }
 
+/* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
 const char *image_path(int dirfd, const char *path)
 {
     static __thread char joined[8192];
@@ -800,11 +800,11 @@ int open_image(const char *path, int flags, mode_t mode)
     if (flags & O_CREAT || (flags & O_TMPFILE) == O_TMPFILE)
         mode &= ~process_umask();
     if (PY(pyf_open(inner(path), flags, (int)mode, fd, got)) < 0) {
+        int e = errno;
         const char *host = left_image();
         k_close(fd);
-        if (host)
+        if (host)                       /* a link led out of the image: a host file */
             return k_open(host, flags, mode);
-        int e = errno;
         if (known && (e == ENOENT || e == ENOTDIR || e == EACCES || e == EISDIR || e == EPERM
                       || e == ENAMETOOLONG))
             answer_remember(ANSWERS_OPEN, inner(path), flags, pos, got, 2, e);

@@ -44,6 +44,10 @@ class Oracle:
         """The file left its name (unlink, or a rename over it or of it)."""
         self.events.append(("gone", ino))
 
+    def symlink(self, path, target):
+        """A symbolic link made (links are not renamed or removed by the workload)."""
+        self.events.append(("symlink", path, target))
+
     def committed(self):
         """An fsync/sync/umount returned: everything before it must survive."""
         self.events.append(("commit",))
@@ -183,9 +187,31 @@ def expectations(events, k):
     return allowed, names, must_exist
 
 
-def check(vol, allowed, names, must_exist):
-    """Problems of a recovered volume against the contract; empty when it holds."""
+def link_targets(events, k):
+    """The symbolic links of the workload: every one's target (a state cut inside the
+    symlink call may hold it before its event), and those made before the last commit."""
+    targets, made, durable = {}, set(), set()
+    for i, e in enumerate(events):
+        if e[0] == "symlink":
+            targets[e[1]] = e[2]
+            if i < k:
+                made.add(e[1])
+        elif e[0] == "commit" and i < k:
+            durable |= made
+    return targets, durable
+
+
+def check(vol, allowed, names, must_exist, links=None):
+    """Problems of a recovered volume against the contract; empty when it holds. links:
+    link_targets()."""
     problems = [f"fsck: {p}" for p in vol.fsck()]
+    targets, durable = links or ({}, set())
+    found = dict(_links(vol))
+    for path, target in found.items():
+        if targets.get(path) != target:
+            problems.append(f"{path}: a symbolic link to {target!r}, which the workload never made")
+    for path in durable - set(found):
+        problems.append(f"{path}: a symbolic link made before a commit is gone")
     seen = set()
     for path, ino in _files(vol):
         seen.add(ino)
@@ -224,14 +250,22 @@ def _sector_given(piece, off, versions):
     return False
 
 
-def _files(vol, top="/"):
+def _entries(vol, top="/"):
     for name in vol.listdir(top):
         path = top.rstrip("/") + "/" + name
-        s = vol.stat(path)
+        s = vol.stat(path, follow=False)
         if s.st_mode & 0o170000 == 0o040000:
-            yield from _files(vol, path)
+            yield from _entries(vol, path)
         else:
-            yield path, s.st_ino
+            yield path, s
+
+
+def _files(vol):
+    return ((path, s.st_ino) for path, s in _entries(vol) if s.st_mode & 0o170000 != 0o120000)
+
+
+def _links(vol):
+    return ((path, vol.readlink(path)) for path, s in _entries(vol) if s.st_mode & 0o170000 == 0o120000)
 
 
 def run_states(image, base, events, count, seed):
@@ -251,9 +285,10 @@ def run_states(image, base, events, count, seed):
                 with open(dst, "wb") as f:
                     f.write(files.get(src, b""))
             allowed, names, must_exist = expectations(events, k)
+            links = link_targets(events, k)
             try:
                 with Volume(target) as vol:
-                    problems = check(vol, allowed, names, must_exist)
+                    problems = check(vol, allowed, names, must_exist, links)
             except Exception as e:          # a state that does not open breaks the contract too
                 problems = [f"open: {type(e).__name__}: {e}"]
             finally:

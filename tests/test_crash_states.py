@@ -94,6 +94,10 @@ def workload(seed, steps=70):
                 oracle.version(vol, new)
             elif op not in ("fsync", "move"):
                 oracle.version(vol, path)
+            if step % 9 == 8 and live:  # a link to a file now and then (drawing nothing from rng)
+                target = os.path.basename(live[-1])
+                vol.symlink(target, f"/d/s{step}")
+                oracle.symlink(f"/d/s{step}", target)
         Compactor(vol, "exact").run()
     return run
 
