@@ -111,11 +111,12 @@ const char *inner(const char *path)
     return path && path[prefix_len] ? path + prefix_len : path ? "/" : NULL;
 }
 
-/* path with "." and ".." taken out and slashes collapsed, in place: lexical, which decides
- * whether a path is the image's (the prefix is no directory of the host) */
-static void normalize(char *path)
+/* start's path with slashes collapsed and "." dropped, in place. ".." is taken out with the
+ * name before it (lexical), or with keep, kept: then 0 when one would climb above start. */
+static int tidy(char *start, int keep)
 {
-    char *out = path, *in = path;
+    char *out = start, *in = start;
+    int depth = 0;
     while (*in) {
         while (*in == '/')
             in++;
@@ -123,20 +124,29 @@ static void normalize(char *path)
         while (*end && *end != '/')
             end++;
         size_t n = (size_t)(end - in);
-        if (n == 2 && in[0] == '.' && in[1] == '.') {
-            while (out > path && *--out != '/')
+        int dotdot = n == 2 && in[0] == '.' && in[1] == '.';
+        if (dotdot && !keep) {
+            while (out > start && *--out != '/')
                 ;
         } else if (n && !(n == 1 && in[0] == '.')) {
+            depth += dotdot ? -1 : 1;
+            if (depth < 0)
+                return 0;
             *out++ = '/';
             memmove(out, in, n);
             out += n;
         }
         in = end;
     }
-    if (out == path)
+    if (out == start && !keep)
         *out++ = '/';
     *out = 0;
+    return 1;
 }
+
+/* the lexical path, which decides whether a path is the image's (the prefix is no
+ * directory of the host) */
+static void normalize(char *path) { tidy(path, 0); }
 
 /* A path that goes through the image and leaves it by ".." names a host file, as it would on
  * Linux: /pyfalloc/d/../../etc/x is the host's /etc/x, and so is ../../etc/x from an image
@@ -343,38 +353,9 @@ static const char *dir_base(int fd, const char *path, char *out, size_t size)
 }
 
 /* A path under the prefix with its ".." kept, for Python to walk: after a symbolic link,
- * ".." is the parent of where the link led, not of the link. Slashes collapsed and "."
- * dropped in place; 0 (path unusable) when a ".." would climb to the prefix or above, where
- * the lexical answer stands. */
-static int keep_dotdot(char *path)
-{
-    if (!on_image(path))
-        return 0;
-    char *out = path + prefix_len, *in = out;
-    int depth = 0;
-    while (*in) {
-        while (*in == '/')
-            in++;
-        char *end = in;
-        while (*end && *end != '/')
-            end++;
-        size_t n = (size_t)(end - in);
-        if (n == 2 && in[0] == '.' && in[1] == '.') {
-            if (--depth < 0)
-                return 0;
-        } else if (n) {
-            depth++;
-        }
-        if (n && !(n == 1 && in[0] == '.')) {
-            *out++ = '/';
-            memmove(out, in, n);
-            out += n;
-        }
-        in = end;
-    }
-    *out = 0;
-    return 1;
-}
+ * ".." is the parent of where the link led, not of the link. 0 (path unusable) when a ".."
+ * would climb to the prefix or above, where the lexical answer stands. */
+static int keep_dotdot(char *path) { return on_image(path) && tidy(path + prefix_len, 1); }
 
 /* the image path a (dirfd, path) pair names, or NULL when it is not on the image */
 const char *image_path(int dirfd, const char *path)
