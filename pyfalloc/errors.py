@@ -32,8 +32,9 @@ class LeavesImage(FsError):
         self.host = host
 
     def then(self, *names):
-        """the same, with names looked up after the link"""
-        return LeavesImage("/".join([self.host.rstrip("/") or "", *names]) if names else self.host)
+        """the same, with names looked up after the link ("." adds nothing)"""
+        names = [n for n in names if n != "."]
+        return LeavesImage("/".join([self.host.rstrip("/"), *names]) if names else self.host)
 
 
 class FormatError(FsError):

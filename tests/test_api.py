@@ -7,7 +7,7 @@ import pytest
 
 import pyfalloc
 from pyfalloc import Volume, uapi
-from pyfalloc.errors import FsError
+from pyfalloc.errors import FsError, LeavesImage
 
 BS = 4096
 A = uapi
@@ -248,9 +248,10 @@ def test_a_file_with_links_keeps_a_name_as_its_names_go(vol):
 
 
 def test_symbolic_links_through_the_api_survive_a_reopen(image):
-    """symlink, readlink, lstat and realpath on the Python API; a target outside the image
-    is EXDEV there (only the shim can go on at the host); the link's target and size are in
-    the tables after a reopen and fsck holds them to each other."""
+    """symlink, readlink, lstat and realpath on the Python API; a target outside the image,
+    or a relative one whose ".." passes the image's root, is EXDEV there, naming the host
+    path (only the shim can go on at the host); the link's target and size are in the
+    tables after a reopen and fsck holds them to each other."""
     with Volume(image) as vol:
         vol.mkdir("/d")
         vol.write_file("/d/f", b"data")
@@ -261,6 +262,10 @@ def test_symbolic_links_through_the_api_survive_a_reopen(image):
         assert vol.readlink("/rel") == "d/f" and vol.stat("/rel", follow=False).st_size == 3
         assert vol.realpath("/abs/f") == "/d/f"
         raises(errno.EXDEV, vol.stat, "/host/passwd")
+        vol.symlink("../../etc", "/d/up")       # ".." past the image's root: the mount's parent
+        with pytest.raises(LeavesImage) as out:
+            vol.stat("/d/up/passwd")
+        assert out.value.host == "/etc/passwd"
         raises(errno.EINVAL, vol.readlink, "/d/f")
         raises(errno.EEXIST, vol.symlink, "x", "/rel")
         raises(errno.ENOENT, vol.symlink, "", "/empty")

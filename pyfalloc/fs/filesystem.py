@@ -165,9 +165,11 @@ class FileSystem:
         except LeavesImage as e:
             raise e.then(*([p.last + "/" if p.trailing else p.last] if p.last else [])) from None
 
-    def _walk(self, ino, steps, cred, path, budget):
+    def _walk(self, ino, steps, cred, path, budget, in_link=False):
         """The directory that steps (names, "." and "..") lead to from directory ino: each
-        one searched must be a searchable directory, and a link among them is followed."""
+        one searched must be a searchable directory, and a link among them is followed.
+        in_link: steps of a link's target, whose ".." at the root leaves the image for the
+        host directory that holds the mount prefix, as ".." leaves a mounted filesystem."""
         t = self.meta.t
         inodes, dirs, links = t.inodes, t.dirs, t.symlinks
         for i, part in enumerate(steps):
@@ -181,6 +183,8 @@ class FileSystem:
             if part == ".":
                 continue
             if part == "..":
+                if in_link and ino == ROOT_INO:
+                    raise LeavesImage(self._above_mount()).then(*steps[i + 1:])
                 ino = self.parent_of(ino)
                 continue
             child = dirs.get(ino, {}).get(part)
@@ -214,9 +218,14 @@ class FileSystem:
                 raise LeavesImage(target)
             target, start = inside, ROOT_INO
         p = paths.parse(target)
-        d = self._walk(start, p.dirs if p.kind == paths.ROOT else p.dirs + ["."], cred, path, budget)
+        try:
+            d = self._walk(start, p.dirs if p.kind == paths.ROOT else p.dirs + ["."], cred, path, budget, True)
+        except LeavesImage as e:
+            raise e.then(*([p.last + "/" if p.trailing else p.last] if p.last else [])) from None
         if p.kind == paths.ROOT:
             return None, None, ROOT_INO
+        if p.kind == paths.DOTDOT and d == ROOT_INO:
+            raise LeavesImage(self._above_mount())
         if p.kind != paths.NORM:
             return None, None, self.parent_of(d) if p.kind == paths.DOTDOT else d
         child = self.meta.t.dirs.get(d, {}).get(p.last)
@@ -225,6 +234,9 @@ class FileSystem:
         if child is not None and p.trailing and not st.S_ISDIR(self.meta.t.inodes[child][0]):
             raise FsError(errno.ENOTDIR, f"{_shown(path)}: not a directory")
         return d, p.last, child
+
+    def _above_mount(self):
+        return os.path.dirname(self.mount.rstrip("/")) or "/"
 
     def inside_mount(self, target):
         """An absolute link target as a path of the image, or None when it leaves it."""
