@@ -422,13 +422,23 @@ static size_t environ_count;
 static int home_set;
 
 /* A program that is itself Python keeps its own start and path; cffi imports its backend
- * from that path before the init code runs, so the package's directories join it first. */
+ * before the init code runs. The package's directories serve the package's own modules to
+ * it (a finder after the program's, for those names only), not to the program: appended to
+ * its path, they lent it every module of the package's environment (a fresh venv's
+ * ensurepip found pip there and installed none). */
 static void with_package_path(const char *ours)
 {
     if (ours)
-        run_in_program_python("exec('import os, sys\\n'\n"
-                              "     'for p in os.environ.get(\"PYFALLOC_PYTHONPATH\", \"\").split(os.pathsep):\\n'\n"
-                              "     '    if p and p not in sys.path: sys.path.append(p)\\n', {})\n");
+        run_in_program_python(
+            "exec('import os, sys\\n'\n"
+            "     'from importlib.machinery import PathFinder\\n'\n"
+            "     'dirs = [p for p in os.environ.get(\"PYFALLOC_PYTHONPATH\", \"\").split(os.pathsep) if p]\\n'\n"
+            "     'names = {\"pyfalloc\", \"cffi\", \"_cffi_backend\", \"nbd\", \"libnbdmod\", \"rados\", \"rbd\"}\\n'\n"
+            "     'class PyfallocModules:\\n'\n"
+            "     '    @staticmethod\\n'\n"
+            "     '    def find_spec(name, path=None, target=None):\\n'\n"
+            "     '        return PathFinder.find_spec(name, dirs) if path is None and name in names else None\\n'\n"
+            "     'sys.meta_path.append(PyfallocModules)\\n', {})\n");
 }
 
 /* A user who cannot read the Python the package was installed with (a program that

@@ -179,6 +179,31 @@ def test_symbolic_links_out_of_the_image_as_on_ext4(image, host_dir, tmp_path):
     assert img.stdout.splitlines() == host.stdout.splitlines()
 
 
+VENV = """set -e
+cd /pyfalloc
+"$1" -m venv v
+v/bin/python -c 'import pip, sys; print(pip.__file__); print(sys.prefix)'
+v/bin/pip --version | cut -d" " -f1-2
+if v/bin/python -c 'import hypothesis' 2>/dev/null; then echo "hypothesis lent"; fi
+readlink v/lib64
+"""
+
+
+def test_a_python_venv_made_on_the_image_has_its_own_pip_and_links(image):
+    """python -m venv on the image: its links (lib64, bin/python to the host's Python) work,
+    and ensurepip installs pip into it. Before, a Python program under the shim had the
+    package's environment on its path: ensurepip found pip there and installed none, and
+    any module of that environment (hypothesis here) was lent to the program."""
+    r = under_shim(image, ["bash", "-c", VENV, "venv", sys.executable])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["/pyfalloc/v/lib/python%d.%d/site-packages/pip/__init__.py" % sys.version_info[:2],
+                         "/pyfalloc/v"]
+    assert lines[2].startswith("pip ") and lines[3:] == ["lib"]
+    with Volume(image) as vol:
+        assert vol.fsck() == []
+
+
 EDITS = """set -e
 cd {}
 printf 'alpha\\nbeta\\n' > f
