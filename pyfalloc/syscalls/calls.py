@@ -508,7 +508,10 @@ class Syscalls:
     # ---- metadata ---------------------------------------------------------------------------
     def _stat_ino(self, ino):
         i = self.fs.inode(ino)
-        blocks = self.fs.extmap.count_blocks(ino) * self.fs.bs // 512
+        if st.S_ISDIR(i.mode):          # its entries' block, as ext4 counts a directory's
+            blocks = i.size // 512
+        else:
+            blocks = self.fs.extmap.count_blocks(ino) * self.fs.bs // 512
         return Stat(i.mode, i.ino, 0, i.nlink, i.uid, i.gid, i.size, i.atime, i.mtime, i.ctime,
                     self.fs.bs, blocks, i.flags)
 
