@@ -43,6 +43,8 @@ long long pyf_dup(int oldfd, int newfd);
 /* attr: mode, uid, gid, atime ns, mtime ns; -1 leaves one as it is (fd < 0: by path; -2: a
  * last symbolic link itself) */
 long long pyf_setattr(int fd, const char *path, long long *attr);
+/* mknod(2): a FIFO, socket, device node or regular file (mode with the umask applied) */
+long long pyf_mknod(const char *path, int mode, long long dev);
 /* symlink(2); readlink(2) into buf (the bytes put, at most size); realpath(3) into buf */
 long long pyf_symlink(const char *target, const char *path);
 long long pyf_readlink(const char *path, char *buf, long long size);

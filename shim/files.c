@@ -1,6 +1,7 @@
 /* Descriptor calls on image files: open, close, data, stat, truncate, sync, dup, fcntl. The
  * file position and O_APPEND live in the shadow's kernel description; Python is told them. */
 #include "interpose.h"
+#include <sys/sysmacros.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
@@ -400,7 +401,7 @@ int posix_fadvise64(int fd, off_t off, off_t len, int advice) { return posix_fad
 
 /* ---- metadata -------------------------------------------------------------------------------- */
 enum { ST_MODE, ST_INO, ST_NLINK, ST_UID, ST_GID, ST_SIZE, ST_ATIME, ST_MTIME, ST_CTIME, ST_BLKSIZE,
-       ST_BLOCKS, ST_ATIME_NS, ST_MTIME_NS, ST_CTIME_NS, ST_DEV, ST_N };
+       ST_BLOCKS, ST_ATIME_NS, ST_MTIME_NS, ST_CTIME_NS, ST_DEV, ST_RDEV, ST_N };
 
 /* by descriptor (fd >= 0) or by path; nofollow: a last symbolic link itself (lstat) */
 static int stat_of(int fd, const char *path, struct stat *st, int nofollow)
@@ -439,6 +440,7 @@ static int stat_of(int fd, const char *path, struct stat *st, int nofollow)
     st->st_mode = (mode_t)v[ST_MODE];
     st->st_ino = (ino_t)v[ST_INO];
     st->st_dev = (dev_t)v[ST_DEV];
+    st->st_rdev = (dev_t)v[ST_RDEV];
     st->st_nlink = (nlink_t)v[ST_NLINK];
     st->st_uid = (uid_t)v[ST_UID];
     st->st_gid = (gid_t)v[ST_GID];
@@ -546,6 +548,8 @@ int statx(int dirfd, const char *path, int flags, unsigned int mask, struct stat
         sx->stx_ctime.tv_nsec = (uint32_t)st.st_ctim.tv_nsec;
         sx->stx_dev_major = (uint32_t)(st.st_dev >> 8);
         sx->stx_dev_minor = (uint32_t)(st.st_dev & 0xff);
+        sx->stx_rdev_major = major(st.st_rdev);
+        sx->stx_rdev_minor = minor(st.st_rdev);
         return 0;
     }
     load_statx();

@@ -152,48 +152,16 @@ int rename(const char *from, const char *to)
     return real_rename(alias(from), alias(to));
 }
 
-/* mknod: a regular file is created as open would; FIFOs and device nodes the image stores
- * neither, so it refuses them as it refuses symbolic links, in do_mknodat's order (the type, then
- * the path's own errors, EEXIST, then the filesystem's EPERM) */
+/* mknod: FIFOs, sockets and device nodes are made by the volume, with the umask applied
+ * as the kernel applies it; a regular file as open makes it */
 REAL(int, mknodat, int, const char *, mode_t, dev_t)
-
-static int image_mknod(const char *image, mode_t mode)
-{
-    char ip[4096];                      /* image_path's buffer is reused by the calls below */
-    snprintf(ip, sizeof ip, "%s", image);
-    switch (mode & S_IFMT) {
-    case 0:
-    case S_IFREG: {
-        int fd = open(ip, O_WRONLY | O_CREAT | O_EXCL, mode & 07777);
-        return fd < 0 ? -1 : close(fd);
-    }
-    case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK:
-        break;
-    case S_IFDIR:
-        return failed(EPERM);
-    default:
-        return failed(EINVAL);
-    }
-    struct stat st;
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", ip);
-    char *slash = strrchr(parent, '/');
-    if (slash)
-        *(slash == parent ? slash + 1 : slash) = 0;
-    if (image_stat(-1, parent, &st) < 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode))
-        return failed(ENOTDIR);
-    if (image_stat(-1, ip, &st) == 0)
-        return failed(EEXIST);
-    return failed(EPERM);
-}
 
 int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
 {
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return image_mknod(ip, mode);
+        return (int)OR_HOST(PY(pyf_mknod(inner(ip), (int)(mode & ~(mode_t)process_umask()), (long long)dev)),
+                            (load_mknodat(), real_mknodat(AT_FDCWD, host, mode, dev)));
     load_mknodat();
     return real_mknodat(alias_dir(dirfd, path), alias(path), mode, dev);
 }

@@ -340,6 +340,26 @@ class FileSystem:
             s.put("l", ino, target)
         return ino
 
+    def mknod(self, parent, name, mode, rdev, uid=None, gid=None):
+        """A FIFO, socket or device node parent/name (its number in the "r" table), in one
+        change."""
+        with self.meta.tx() as s:
+            ino = self.create(parent, name, mode, uid, gid)
+            if rdev:
+                s.put("r", ino, rdev)
+        return ino
+
+    def fifo_path(self, ino):
+        """The host FIFO that stands for FIFO ino: the kernel's pipe between its openers, in
+        the runtime directory every process of the volume shares."""
+        path = os.path.join(self.meta.runtime_dir(), f"fifo.{ino}")
+        try:
+            os.mkfifo(path)
+            os.chmod(path, 0o666)       # the image's permissions decide who may open it
+        except FileExistsError:
+            pass
+        return path
+
     def readlink(self, ino):
         target = self.meta.t.symlinks.get(ino)
         if target is None:
@@ -414,7 +434,9 @@ class FileSystem:
         if nlink == 0:
             self.release_if_orphan(inode.ino)
 
-    def rename(self, src_parent, src_name, dst_parent, dst_name, noreplace=False, exchange=False):
+    def rename(self, src_parent, src_name, dst_parent, dst_name, noreplace=False, exchange=False, whiteout=None):
+        """whiteout: (uid, gid) of the whiteout left at the old name (RENAME_WHITEOUT): a
+        character device 0:0 with no permission bits, made in the same change."""
         with self.meta.tx() as s:
             ino = self.entry(src_parent, src_name)
             if ino is None:
@@ -454,6 +476,8 @@ class FileSystem:
             s.put("d", (src_parent, src_name), None)
             s.put("d", (dst_parent, dst_name), ino)
             self._fix_dir_counts(ino, src_parent, dst_parent)
+            if whiteout is not None:
+                self.create(src_parent, src_name, st.S_IFCHR, *whiteout)
             self._touch(src_parent)
             self._touch(dst_parent)
             self._set(ino, ctime=clock())
@@ -525,6 +549,13 @@ class FileSystem:
             self.meta.put("x", (ino, name), None)
         if ino in self.meta.t.symlinks:
             self.meta.put("l", ino, None)
+        if ino in self.meta.t.rdevs:
+            self.meta.put("r", ino, None)
+        if st.S_ISFIFO(v[0]):
+            try:
+                os.unlink(os.path.join(self.meta.runtime_dir(), f"fifo.{ino}"))
+            except FileNotFoundError:
+                pass
         self.meta.put("i", ino, None)
         self.meta.forget_runtime(ino)
         return True

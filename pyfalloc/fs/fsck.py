@@ -115,4 +115,7 @@ def fsck(fs):
     for ino in t.symlinks:
         if ino not in inodes or not st.S_ISLNK(inodes[ino][0]):
             problems.append(f"a link target for inode {ino}, which is no symbolic link")
+    for ino in t.rdevs:
+        if ino not in inodes or not (st.S_ISCHR(inodes[ino][0]) or st.S_ISBLK(inodes[ino][0])):
+            problems.append(f"a device number for inode {ino}, which is no device node")
     return problems

@@ -14,6 +14,7 @@ MAY_EXEC, MAY_WRITE, MAY_READ = 1, 2, 4
 CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID = 0, 1, 2, 3, 4
 CAP_LINUX_IMMUTABLE = 9
 CAP_SYS_ADMIN = 21
+CAP_MKNOD = 27
 
 Cred = record("Cred", "uid gid groups caps")
 Cred.__doc__ = "fsuid, fsgid, supplementary groups (a frozenset) and effective capability bits"

@@ -190,7 +190,7 @@ def bind(ffi, lib):
             s = v.fstat(fd) if fd >= 0 else v.stat(os.fsdecode(ffi.string(path)), follow=fd != -2)
             times = [s.st_atime, s.st_mtime, s.st_ctime]
             vals = [s.st_mode, s.st_ino, s.st_nlink, s.st_uid, s.st_gid, s.st_size, *(int(t) for t in times),
-                    s.st_blksize, s.st_blocks, *(int((t - int(t)) * 1e9) for t in times), s.st_dev]
+                    s.st_blksize, s.st_blocks, *(int((t - int(t)) * 1e9) for t in times), s.st_dev, s.st_rdev]
             out[0:len(vals)] = vals             # one cffi call, not one per field
         return _call(stat)
 
@@ -340,6 +340,10 @@ def bind(ffi, lib):
         return _call(lambda: volume().setattr(
             fd=fd if fd >= 0 else None, path=None if fd >= 0 else os.fsdecode(ffi.string(path)),
             mode=mode, uid=uid, gid=gid, atime=atime, mtime=mtime, follow=fd != -2))
+
+    @ffi.def_extern()
+    def pyf_mknod(path, mode, dev):
+        return _call(lambda: volume().mknod(os.fsdecode(ffi.string(path)), mode, dev))
 
     @ffi.def_extern()
     def pyf_symlink(target, path):

@@ -18,6 +18,7 @@ replica that applies the same records in the same order holds the same tables.
                                                     last block, to be zeroed before it grows
     "x"    (ino, name)     value                    extended attribute (name and value bytes)
     "l"    ino             target                   a symbolic link's target
+    "r"    ino             rdev                     a device node's device number
 """
 from _functools import partial          # functools' own, without functools' imports
 from itertools import groupby
@@ -26,7 +27,7 @@ from _operator import itemgetter        # operator's own, without operator's imp
 from pyfalloc.sortedindex import SortedDict, SortedList
 
 # the tables with no index of their own, by their attribute
-_PLAIN = {"s": "settings", "p": "pending", "m": "moves", "z": "stale_tail", "l": "symlinks"}
+_PLAIN = {"s": "settings", "p": "pending", "m": "moves", "z": "stale_tail", "l": "symlinks", "r": "rdevs"}
 
 
 class Tables:
@@ -50,6 +51,7 @@ class Tables:
         self.stale_tail = {}
         self.xattrs = {}            # ino -> {name: value}
         self.symlinks = {}          # ino -> target
+        self.rdevs = {}             # ino -> device number
         self.next_ino = 1
         self._set = {"i": self._i, "d": self._d, "e": self._e, "f": self._f, "w": self._w, "x": self._x}
         self._set.update((table, partial(self._plain, getattr(self, name))) for table, name in _PLAIN.items())
@@ -239,4 +241,5 @@ class Tables:
         out += [("z", k, v) for k, v in self.stale_tail.items()]
         out += [("x", (ino, name), v) for ino, m in self.xattrs.items() for name, v in m.items()]
         out += [("l", k, v) for k, v in self.symlinks.items()]
+        out += [("r", k, v) for k, v in self.rdevs.items()]
         return out

@@ -10,7 +10,7 @@ import stat as st
 import struct
 
 from pyfalloc import uapi
-from pyfalloc.errors import FsError
+from pyfalloc.errors import FsError, LeavesImage
 from pyfalloc.fs import move, paths, perms
 from pyfalloc.fs.filesystem import clock
 from pyfalloc.fs.perms import CAP_FOWNER, CAP_LINUX_IMMUTABLE
@@ -32,7 +32,7 @@ from pyfalloc.units import ceil_div
 
 LOFF_MAX = (1 << 63) - 1
 Stat = record("Stat", "st_mode st_ino st_dev st_nlink st_uid st_gid st_size st_atime st_mtime "
-                      "st_ctime st_blksize st_blocks st_flags")
+                      "st_ctime st_blksize st_blocks st_flags st_rdev")
 FiemapExtent = record("FiemapExtent", "logical physical length flags")
 NOW = object()              # a time argument of setattr: the current time, as UTIME_NOW
 
@@ -175,6 +175,9 @@ class Syscalls:
             try:
                 inode = fs.inode(ino)
                 is_dir = st.S_ISDIR(inode.mode)
+                special = st.S_IFMT(inode.mode) in (st.S_IFIFO, st.S_IFCHR, st.S_IFBLK, st.S_IFSOCK)
+                if special and not flags & os.O_PATH:
+                    self._open_special(inode, flags, cred, path)
                 if flags & os.O_DIRECTORY and not is_dir:
                     raise FsError(errno.ENOTDIR, _shown(path))
                 if is_dir and (acc != os.O_RDONLY or flags & os.O_CREAT):
@@ -240,6 +243,20 @@ class Syscalls:
             if e.errno != errno.EEXIST or flags & os.O_EXCL or ino is None:
                 raise
             return ino, False
+
+    def _open_special(self, inode, flags, cred, path):
+        """A FIFO opens as the host FIFO that stands for it (LeavesImage: the shim opens it,
+        and the kernel pipes between its openers); a device node as on a nodev mount
+        (EACCES); a socket as Linux opens one (ENXIO)."""
+        kind = st.S_IFMT(inode.mode)
+        if kind == st.S_IFSOCK:
+            raise FsError(errno.ENXIO, f"{_shown(path)}: a socket")
+        if kind != st.S_IFIFO:
+            raise FsError(errno.EACCES, f"{_shown(path)}: device nodes are not opened (nodev)")
+        acc = flags & os.O_ACCMODE
+        want = (perms.MAY_READ if acc != os.O_WRONLY else 0) | (perms.MAY_WRITE if acc != os.O_RDONLY else 0)
+        perms.check(cred, inode, want, path)
+        raise LeavesImage(self.fs.fifo_path(inode.ino))
 
     def _may_change(self, parent, cred, path):
         """The caller may add or remove entries of directory parent: a writable volume (a
@@ -513,7 +530,7 @@ class Syscalls:
         else:
             blocks = self.fs.extmap.count_blocks(ino) * self.fs.bs // 512
         return Stat(i.mode, i.ino, 0, i.nlink, i.uid, i.gid, i.size, i.atime, i.mtime, i.ctime,
-                    self.fs.bs, blocks, i.flags)
+                    self.fs.bs, blocks, i.flags, self.fs.t.rdevs.get(ino, 0))
 
     def fstat(self, fd):
         return self._stat_ino(self._file(fd).ino)
@@ -521,6 +538,33 @@ class Syscalls:
     def stat(self, path, follow=True):
         """stat(2); follow False: lstat(2), a symbolic link itself."""
         return self._stat_ino(self.fs.resolve(path, current_cred(), follow))
+
+    def mknod(self, path, mode, dev=0):
+        """mknod(2) in do_mknodat's order: the type (EINVAL; a directory EPERM), the name
+        (EEXIST), the directory's write and search permission, then CAP_MKNOD for a device. A
+        regular file is made as open makes it. The mode is taken as given (the caller's umask
+        applied by the caller)."""
+        kind = st.S_IFMT(mode) or st.S_IFREG
+        if kind == st.S_IFDIR:
+            raise FsError(errno.EPERM, "mknod of a directory")
+        if kind not in (st.S_IFREG, st.S_IFCHR, st.S_IFBLK, st.S_IFIFO, st.S_IFSOCK):
+            raise FsError(errno.EINVAL, f"file type {kind:#o}")
+        cred = current_cred()
+        parent, p = self.fs.walk_parent(path, cred)
+        if p.kind != paths.NORM or self.fs.entry(parent, p.last) is not None:
+            raise FsError(errno.EEXIST, _shown(path))
+        if p.trailing:
+            raise FsError(errno.ENOENT, f"{_shown(path)}: a new name with a trailing slash")
+        self._may_change(parent, cred, path)
+        if kind in (st.S_IFCHR, st.S_IFBLK) and not perms.capable(cred, perms.CAP_MKNOD):
+            raise FsError(errno.EPERM, "a device node needs CAP_MKNOD")
+        if kind == st.S_IFREG:
+            self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred)
+            return
+        pinode = self.fs.inode(parent)
+        gid = pinode.gid if pinode.mode & st.S_ISGID else cred.gid
+        rdev = dev if kind in (st.S_IFCHR, st.S_IFBLK) else 0
+        self.fs.mknod(parent, p.last, kind | (mode & 0o7777), rdev, cred.uid, gid)
 
     def symlink(self, target, path):
         """symlink(2): the target as given (not looked at), in do_symlinkat's order."""
@@ -707,7 +751,9 @@ class Syscalls:
         return [name for name in self.fs.xattrs(ino) if trusted or not name.startswith(b"trusted.")]
 
     def rename(self, src, dst, flags=0):
-        """renameat2(2): its flag checks first (do_renameat2's order); no whiteouts here."""
+        """renameat2(2): its flag checks first (do_renameat2's order), then the names'.
+        RENAME_WHITEOUT leaves a whiteout (a character device 0:0, which needs no CAP_MKNOD
+        since Linux 5.8) at the old name, as ext4 does for overlayfs."""
         if flags & ~(uapi.RENAME_NOREPLACE | uapi.RENAME_EXCHANGE | uapi.RENAME_WHITEOUT):
             raise FsError(errno.EINVAL, f"unknown rename flags {flags:#x}")
         if flags & (uapi.RENAME_NOREPLACE | uapi.RENAME_WHITEOUT) and flags & uapi.RENAME_EXCHANGE:
@@ -715,8 +761,10 @@ class Syscalls:
         cred = current_cred()
         sp, sn, sparsed = self._name(src, cred, _RENAME_REFUSED)
         dp, dn, dparsed = self._name(dst, cred, _RENAME_REFUSED)
+        whiteout = None
         if flags & uapi.RENAME_WHITEOUT:
-            raise FsError(errno.EINVAL, "this filesystem has no whiteouts")
+            pinode = self.fs.inode(sp)
+            whiteout = (cred.uid, pinode.gid if pinode.mode & st.S_ISGID else cred.gid)
         ino = self._may_delete(cred, sp, sn, src)
         target = self._may_delete(cred, dp, dn, dst)
         if ino is not None:
@@ -729,7 +777,7 @@ class Syscalls:
             if is_dir and sp != dp and target != ino:       # its ".." changes: it must be writable
                 perms.check(cred, inode, perms.MAY_WRITE, src)
         self.fs.rename(sp, sn, dp, dn, noreplace=bool(flags & uapi.RENAME_NOREPLACE),
-                       exchange=bool(flags & uapi.RENAME_EXCHANGE))
+                       exchange=bool(flags & uapi.RENAME_EXCHANGE), whiteout=whiteout)
 
     def readdir_fd(self, fd):
         """getdents of a directory descriptor: (name, ino, d_type), "." and ".." first."""
