@@ -490,8 +490,8 @@ int utime(const char *path, const struct utimbuf *u)
     return real_utime(alias(path), u);
 }
 
-/* lutimes, futimes and futimesat: glibc calls utimensat from inside itself; the image has no
- * symbolic links, so lutimes is utimes there */
+/* lutimes, futimes and futimesat: glibc calls utimensat from inside itself, so each is made
+ * here with the interposed calls (lutimes with AT_SYMLINK_NOFOLLOW's Python call) */
 REAL(int, lutimes, const char *, const struct timeval *)
 REAL(int, futimesat, int, const char *, const struct timeval *)
 

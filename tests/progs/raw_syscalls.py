@@ -57,6 +57,17 @@ print("openat2", call("openat2", c_long(AT_FDCWD), path(b"g"), ctypes.c_char_p(h
 print("openat2 short struct", call("openat2", c_long(AT_FDCWD), path(b"g"), ctypes.c_char_p(how), c_long(16)))
 print("openat2 mode without O_CREAT", call("openat2", c_long(AT_FDCWD), path(b"g"),
                                            ctypes.c_char_p(struct.pack("QQQ", 0, 0o644, 0)), c_long(24)))
+os.symlink("d", d + b"/dl")
+os.symlink("g", d + b"/gl")
+NO_SYMLINKS = 0x04
+for name, flags in ((b"dl/x", os.O_RDONLY | os.O_CREAT), (b"gl", os.O_RDONLY), (b"gl", os.O_PATH | os.O_NOFOLLOW),
+                    (b"g", os.O_RDONLY)):
+    r = call("openat2", c_long(AT_FDCWD), path(name), ctypes.c_char_p(struct.pack("QQQ", flags, 0, NO_SYMLINKS)),
+             c_long(24))
+    print("openat2 RESOLVE_NO_SYMLINKS", name, r if isinstance(r, str) else "opened")
+print("readlinkat of a link", call("readlinkat", c_long(AT_FDCWD), path(b"gl"), buf, c_long(16)), buf.raw[:1])
+os.unlink(d + b"/dl")
+os.unlink(d + b"/gl")
 print("readlinkat of a file", call("readlinkat", c_long(AT_FDCWD), path(b"g"), buf, c_long(16)))
 print("setxattr", call("setxattr", path(b"g"), ctypes.c_char_p(b"user.raw"), ctypes.c_char_p(b"val"), c_long(3),
                        c_long(0)))
