@@ -550,35 +550,34 @@ class Syscalls:
         if kind not in (st.S_IFREG, st.S_IFCHR, st.S_IFBLK, st.S_IFIFO, st.S_IFSOCK):
             raise FsError(errno.EINVAL, f"file type {kind:#o}")
         cred = current_cred()
+        parent, name, gid = self._new_entry(path, cred)
+        if kind in (st.S_IFCHR, st.S_IFBLK) and not perms.capable(cred, perms.CAP_MKNOD):
+            raise FsError(errno.EPERM, "a device node needs CAP_MKNOD")
+        if kind == st.S_IFREG:
+            self._create(parent, name, st.S_IFREG | (mode & 0o7777), cred)
+            return
+        rdev = dev if kind in (st.S_IFCHR, st.S_IFBLK) else 0
+        self.fs.mknod(parent, name, kind | (mode & 0o7777), rdev, cred.uid, gid)
+
+    def _new_entry(self, path, cred):
+        """filename_create's checks for the name a call adds: EEXIST for one that exists or
+        is no name, ENOENT for a trailing slash, then write and search on the directory;
+        (parent, name, the new inode's group: a set-group-ID directory's, else the caller's)."""
         parent, p = self.fs.walk_parent(path, cred)
         if p.kind != paths.NORM or self.fs.entry(parent, p.last) is not None:
             raise FsError(errno.EEXIST, _shown(path))
         if p.trailing:
             raise FsError(errno.ENOENT, f"{_shown(path)}: a new name with a trailing slash")
         self._may_change(parent, cred, path)
-        if kind in (st.S_IFCHR, st.S_IFBLK) and not perms.capable(cred, perms.CAP_MKNOD):
-            raise FsError(errno.EPERM, "a device node needs CAP_MKNOD")
-        if kind == st.S_IFREG:
-            self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred)
-            return
         pinode = self.fs.inode(parent)
-        gid = pinode.gid if pinode.mode & st.S_ISGID else cred.gid
-        rdev = dev if kind in (st.S_IFCHR, st.S_IFBLK) else 0
-        self.fs.mknod(parent, p.last, kind | (mode & 0o7777), rdev, cred.uid, gid)
+        return parent, p.last, pinode.gid if pinode.mode & st.S_ISGID else cred.gid
 
     def symlink(self, target, path):
         """symlink(2): the target as given (not looked at), in do_symlinkat's order."""
         target = paths.decoded(paths.encode(target))      # ENOENT for "", ENAMETOOLONG, EINVAL for a NUL
         cred = current_cred()
-        parent, p = self.fs.walk_parent(path, cred)
-        if p.kind != paths.NORM or self.fs.entry(parent, p.last) is not None:
-            raise FsError(errno.EEXIST, _shown(path))
-        if p.trailing:
-            raise FsError(errno.ENOENT, f"{_shown(path)}: a new name with a trailing slash")
-        self._may_change(parent, cred, path)
-        pinode = self.fs.inode(parent)
-        gid = pinode.gid if pinode.mode & st.S_ISGID else cred.gid
-        self.fs.symlink(parent, p.last, target, cred.uid, gid)
+        parent, name, gid = self._new_entry(path, cred)
+        self.fs.symlink(parent, name, target, cred.uid, gid)
 
     def readlink(self, path):
         """readlink(2): the target of the link path names (EINVAL for any other file)."""
