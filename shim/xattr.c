@@ -31,8 +31,13 @@ static ssize_t image_xattr(int op, int fd, const char *ip, const char *name, con
     ret fn params                                                               \
     {                                                                           \
         const char *ip = HERE(path);                                            \
-        if (ip)                                                                 \
-            return (ret)image_xattr(op, at, ip, name, value, size, flags);      \
+        if (ip) {                                                               \
+            ret r = (ret)image_xattr(op, at, ip, name, value, size, flags);     \
+            const char *host = r < 0 ? left_image() : NULL;                     \
+            if (!host)                                                          \
+                return r;                                                       \
+            path = host;                /* a link led out of the image */       \
+        }                                                                       \
         load_##fn();                                                            \
         return real_##fn args;                                                  \
     }

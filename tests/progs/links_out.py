@@ -1,7 +1,8 @@
 """Symbolic links whose targets leave the directory for another place on the host, printed
 so a run in a host directory and a run on the image can be compared line by line: every
 call goes on at the target as the kernel's would (reads, writes, creates, removals,
-attributes, listings, chdir, realpath, exec), and a rename or hard link across is EXDEV.
+attributes, extended attributes, listings, chdir, realpath, exec), and a rename or hard
+link across is EXDEV.
 
     python links_out.py DIR OUTSIDE     (OUTSIDE: a host directory, emptied first)
 """
@@ -35,6 +36,8 @@ show("truncate", lambda: (os.truncate("o/new", 2), open(out + "/new").read())[1]
 show("symlink there", lambda: (os.symlink("f", "o/l"), os.readlink(out + "/l"))[1])
 show("readlink there", lambda: os.readlink("o/l"))
 show("access", lambda: os.access("o/new", os.W_OK))
+show("xattr", lambda: (os.setxattr("o/f", "user.t", b"1"), os.getxattr(out + "/f", "user.t"), os.listxattr("o/f"),
+                       os.removexattr("o/f", "user.t"), os.listxattr(out + "/f"))[1:])
 show("realpath", lambda: T(os.path.realpath("o/sub")))
 show("rename across", lambda: os.rename("o/new", "moved"))
 show("rename into", lambda: os.rename("echo", "o/echo"))
