@@ -77,6 +77,47 @@ static void launch_done(struct launch *l)
     errno = e;
 }
 
+/* the entries of argv */
+static size_t count(char *const argv[])
+{
+    size_t n = 0;
+    while (argv && argv[n])
+        n++;
+    return n;
+}
+
+/* into out (room for nhead + count(argv) + 1): head, then argv without its argv[0] (the
+ * list an interpreter or a shell is given for a program) */
+static void spliced(char **out, char *const head[], size_t nhead, char *const argv[])
+{
+    size_t k = 0;
+    for (size_t i = 0; i < nhead; i++)
+        out[k++] = head[i];
+    for (size_t i = 1, n = count(argv); i < n; i++)
+        out[k++] = argv[i];
+    out[k] = NULL;
+}
+
+/* A PATH search's next candidate for file, as execvp makes them (an empty entry is the
+ * working directory; no PATH is "/bin:/usr/bin"): 1 with full set and *cursor moved on, 0
+ * after the last. *cursor starts NULL. A candidate too long for full is skipped. */
+static const char path_end[1];
+
+static int next_candidate(const char **cursor, const char *file, char *full, size_t size)
+{
+    for (;;) {
+        const char *p = *cursor ? *cursor : getenv("PATH") ? getenv("PATH") : "/bin:/usr/bin";
+        if (p == path_end)
+            return 0;
+        const char *end = strchrnul(p, ':');
+        int n = end == p ? snprintf(full, size, "%s", file)
+                         : snprintf(full, size, "%.*s/%s", (int)(end - p), p, file);
+        *cursor = *end ? end + 1 : path_end;
+        if (n > 0 && (size_t)n < size)
+            return 1;
+    }
+}
+
 /* "#!interp [arg]" as binfmt_script splits it: 1 with the interpreter (and the argument, or
  * NULL) cut out of head, 0 for no "#!", -1 for a line with no interpreter (ENOEXEC) */
 static int script_line(char *head, ssize_t n, char **interp, char **arg)
@@ -146,10 +187,7 @@ static int prepare_image(const char *path, const char *image, char *const argv[]
         close(fd);
         if (depth >= SCRIPT_DEPTH)
             return failed_errno(ELOOP);
-        size_t argc = 0;
-        while (argv && argv[argc])
-            argc++;
-        size_t ni = strlen(interp) + 1, na = arg ? strlen(arg) + 1 : 0;
+        size_t argc = count(argv), ni = strlen(interp) + 1, na = arg ? strlen(arg) + 1 : 0;
         char **made = malloc((argc + 4) * sizeof *made + ni + na);
         if (!made)
             return failed_errno(ENOMEM);
@@ -157,14 +195,8 @@ static int prepare_image(const char *path, const char *image, char *const argv[]
         memcpy(names, interp, ni);
         if (arg)
             memcpy(names + ni, arg, na);
-        size_t k = 0;
-        made[k++] = names;
-        if (arg)
-            made[k++] = names + ni;
-        made[k++] = (char *)path;           /* the name as given, argv[0] dropped */
-        for (size_t i = 1; i < argc; i++)
-            made[k++] = argv[i];
-        made[k] = NULL;
+        char *head[] = {names, arg ? names + ni : (char *)path, (char *)path};
+        spliced(made, head, arg ? 3 : 2, argv);     /* the name as given, argv[0] dropped */
         l->made[l->nmade++] = made;
         return prepare(names, made, l, depth + 1);
     }
@@ -240,18 +272,9 @@ pid_t __vfork(void) { return fork(); }
  * shell script, and a refusal is the shell's message and status 126 or 127, not an errno). */
 static int exec_by_shell(const char *path, char *const argv[], char *const envp[])
 {
-    size_t argc = 0;
-    while (argv && argv[argc])
-        argc++;
-    char *by[argc + 5];
-    by[0] = (char *)"sh";
-    by[1] = (char *)"-c";
-    by[2] = (char *)"exec \"$0\" \"$@\"";
-    by[3] = (char *)path;
-    for (size_t i = 1; i <= argc; i++)
-        by[i + 3] = argv[i];
-    if (!argc)
-        by[4] = NULL;
+    char *by[count(argv) + 5];
+    char *head[] = {(char *)"sh", (char *)"-c", (char *)"exec \"$0\" \"$@\"", (char *)path};
+    spliced(by, head, 4, argv);
     load_execve();
     char **e = with_cwd(envp);
     real_execve("/bin/sh", by, e);
@@ -278,41 +301,21 @@ int execve(const char *path, char *const argv[], char *const envp[])
  * directory; EACCES is kept while the search goes on; ENOEXEC runs the file by /bin/sh) */
 static int exec_search(const char *file, char *const argv[], char *const envp[])
 {
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/bin:/usr/bin";
     int denied = 0;
     char full[PATH_MAX];
-    for (const char *p = path;; p++) {
-        const char *end = strchrnul(p, ':');
-        int n = end == p ? snprintf(full, sizeof full, "%s", file)
-                         : snprintf(full, sizeof full, "%.*s/%s", (int)(end - p), p, file);
-        if (n > 0 && (size_t)n < sizeof full) {
-            execve(full, argv, envp);
-            if (errno == ENOEXEC) {
-                size_t argc = 0;
-                while (argv[argc])
-                    argc++;
-                char **sh = malloc((argc + 2) * sizeof *sh);
-                if (!sh)
-                    return failed_errno(ENOMEM);
-                sh[0] = (char *)"/bin/sh";
-                sh[1] = full;
-                for (size_t i = 1; i <= argc; i++)
-                    sh[i + 1] = argv[i];
-                execve("/bin/sh", sh, envp);
-                free(sh);
-                return -1;
-            }
-            if (errno == EACCES)
-                denied = 1;
-            else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV
-                     && errno != ETIMEDOUT)
-                return -1;
+    for (const char *cursor = NULL; next_candidate(&cursor, file, full, sizeof full);) {
+        execve(full, argv, envp);
+        if (errno == ENOEXEC) {
+            char *sh[count(argv) + 3];
+            char *head[] = {(char *)"/bin/sh", full};
+            spliced(sh, head, 2, argv);
+            execve("/bin/sh", sh, envp);
+            return -1;
         }
-        if (!*end)
-            break;
-        p = end;
+        if (errno == EACCES)
+            denied = 1;
+        else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV && errno != ETIMEDOUT)
+            return -1;
     }
     return failed_errno(denied ? EACCES : ENOENT);
 }
@@ -323,24 +326,11 @@ static int search_meets_image(const char *file)
 {
     if (!*file || strchr(file, '/'))
         return 0;
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/bin:/usr/bin";
-    char dir[PATH_MAX];
-    for (const char *p = path;; p++) {
-        const char *end = strchrnul(p, ':');
-        if (end == p || *p != '/') {
-            if (vcwd[0])
-                return 1;
-        } else if ((size_t)(end - p) < sizeof dir) {
-            snprintf(dir, sizeof dir, "%.*s", (int)(end - p), p);
-            if (HERE(dir))
-                return 1;
-        }
-        if (!*end)
-            return 0;
-        p = end;
-    }
+    char full[PATH_MAX];
+    for (const char *cursor = NULL; next_candidate(&cursor, file, full, sizeof full);)
+        if (HERE(full) || (full[0] != '/' && vcwd[0]))
+            return 1;
+    return 0;
 }
 
 int execvpe(const char *file, char *const argv[], char *const envp[])
@@ -459,25 +449,12 @@ int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t 
                  const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
     if (strchr(file, '/') || search_meets_image(file)) {
-        const char *found = file;
+        const char *found = strchr(file, '/') ? file : NULL;
         char full[PATH_MAX];
-        if (!strchr(file, '/')) {           /* the first entry that holds the file */
-            const char *path = getenv("PATH") ? getenv("PATH") : "/bin:/usr/bin";
-            found = NULL;
-            for (const char *p = path; !found; p++) {
-                const char *end = strchrnul(p, ':');
-                int n = end == p ? snprintf(full, sizeof full, "%s", file)
-                                 : snprintf(full, sizeof full, "%.*s/%s", (int)(end - p), p, file);
-                if (n > 0 && (size_t)n < sizeof full && faccessat(AT_FDCWD, full, X_OK, AT_EACCESS) == 0)
-                    found = full;
-                if (!*end)
-                    break;
-                p = end;
-            }
-            if (!found)
-                return ENOENT;
-        }
-        return posix_spawn(pid, found, fa, attr, argv, envp);
+        for (const char *cursor = NULL; !found && next_candidate(&cursor, file, full, sizeof full);)
+            if (faccessat(AT_FDCWD, full, X_OK, AT_EACCESS) == 0)
+                found = full;           /* the first entry that holds the file */
+        return found ? posix_spawn(pid, found, fa, attr, argv, envp) : ENOENT;
     }
     load_posix_spawnp();
     char **e = with_cwd(envp);

@@ -111,6 +111,17 @@ const char *inner(const char *path)
     return path && path[prefix_len] ? path + prefix_len : path ? "/" : NULL;
 }
 
+/* inner's reverse: the host path (under the prefix) of a path inside the image, into buf;
+ * NULL and ENAMETOOLONG when it does not fit */
+const char *outer(const char *inside, char *buf, size_t size)
+{
+    if ((size_t)snprintf(buf, size, "%s%s", prefix, strcmp(inside, "/") ? inside : "") >= size) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    return buf;
+}
+
 /* start's path with slashes collapsed and "." dropped, in place. ".." is taken out with the
  * name before it (lexical), or with keep, kept: then 0 when one would climb above start. */
 static int tidy(char *start, int keep)
@@ -338,7 +349,7 @@ static const char *dir_base(int fd, const char *path, char *out, size_t size)
         }
         return NULL;
     }
-    if ((size_t)snprintf(out, size, "%s%s", prefix, strcmp(inside, "/") ? inside : "") >= size)
+    if (!outer(inside, out, size))
         return too_long();
     pthread_mutex_lock(&vbase_lock);
     if (!vpath[fd] || strcmp(vpath[fd], out)) {
@@ -859,8 +870,7 @@ const char *virt_path(int fd)
     if (PY(pyf_path(fd, inside, sizeof inside)) < 0)
         return NULL;
     char full[8192];
-    snprintf(full, sizeof full, "%s%s", prefix, strcmp(inside, "/") ? inside : "");
-    vpath[fd] = strdup(full);
+    vpath[fd] = outer(inside, full, sizeof full) ? strdup(full) : NULL;
     return vpath[fd];
 }
 

@@ -415,7 +415,7 @@ static int stat_of(int fd, const char *path, struct stat *st, int nofollow)
         if (hit < 0)
             return -1;
         if (!hit) {
-            if (PY(pyf_stat(nofollow ? -2 : -1, ip, v)) < 0) {
+            if (PY(pyf_stat(PATH_FD(nofollow), ip, v)) < 0) {
                 const char *host = left_image();
                 if (host) {
                     if (nofollow) {

@@ -79,8 +79,14 @@ HIDDEN void answer_remember(int table, const char *ip, int key, const unsigned l
                             int n, int err);
 HIDDEN const char *inner(const char *path);
 HIDDEN const char *mount_prefix(void);
+HIDDEN const char *outer(const char *inside, char *buf, size_t size);
 /* the host path a link led the failed call (EXDEV) to, once; NULL when it stayed on the image */
 HIDDEN const char *left_image(void);
+/* the descriptor argument of pyf_stat, pyf_setattr and pyf_xattr for a call by path: the
+ * last component followed, or a last symbolic link itself (lstat, AT_SYMLINK_NOFOLLOW) */
+#define BY_PATH_FOLLOW (-1)
+#define BY_PATH_ITSELF (-2)
+#define PATH_FD(nofollow) ((nofollow) ? BY_PATH_ITSELF : BY_PATH_FOLLOW)
 /* an image call's result r, unless a symbolic link took its path out of the image: then
  * host_call, the host's own call on `host` (the path there), as the kernel would go on */
 #define OR_HOST(r, host_call) ({ long long r_ = (r); const char *host = r_ < 0 ? left_image() : NULL; \

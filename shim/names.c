@@ -248,8 +248,9 @@ static ssize_t fd_link(int fd, char *buf, size_t size)
             return -1;
         snprintf(inside, sizeof inside, "%s (deleted)", virt_path(fd) ? inner(virt_path(fd)) : "/");
     }
-    int n = snprintf(full, sizeof full, "%s%s", mount_prefix(), strcmp(inside, "/") ? inside : "");
-    size_t len = (size_t)n < size ? (size_t)n : size;
+    if (!outer(inside, full, sizeof full))
+        return -1;
+    size_t len = strlen(full) < size ? strlen(full) : size;
     memcpy(buf, full, len);
     return (ssize_t)len;
 }
@@ -257,14 +258,9 @@ static ssize_t fd_link(int fd, char *buf, size_t size)
 ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
 {
     const char *ip = image_path(dirfd, path);
-    if (ip) {
-        ssize_t r = (ssize_t)PY(pyf_readlink(inner(ip), buf, (long long)size));
-        const char *host = r < 0 ? left_image() : NULL;
-        if (!host)
-            return r;
-        load_readlinkat();
-        return real_readlinkat(AT_FDCWD, host, buf, size);
-    }
+    if (ip)
+        return (ssize_t)OR_HOST(PY(pyf_readlink(inner(ip), buf, (long long)size)),
+                                (load_readlinkat(), real_readlinkat(AT_FDCWD, host, buf, size)));
     int fd = path[0] == '/' ? proc_fd(path) : -1;
     if (fd >= 0)
         return fd_link(fd, buf, size);
@@ -314,8 +310,8 @@ static int enter(const char *ip, int fd)
             note_host_cwd();
             return 0;
         }
-        snprintf(real, sizeof real, "%s%s", mount_prefix(), strcmp(inside, "/") ? inside : "");
-        ip = real;
+        if (!(ip = outer(inside, real, sizeof real)))
+            return -1;
     }
     if (strlen(ip) >= sizeof vcwd)
         return failed(ENAMETOOLONG);
@@ -379,14 +375,9 @@ char *getcwd(char *buf, size_t size)
 int faccessat(int dirfd, const char *path, int mode, int flags)
 {
     const char *ip = image_path(dirfd, path);
-    if (ip) {
-        int r = (int)PY(pyf_access(inner(ip), mode, flags));
-        const char *host = r < 0 ? left_image() : NULL;
-        if (!host)
-            return r;
-        load_faccessat();
-        return real_faccessat(AT_FDCWD, host, mode, flags);
-    }
+    if (ip)
+        return (int)OR_HOST(PY(pyf_access(inner(ip), mode, flags)),
+                            (load_faccessat(), real_faccessat(AT_FDCWD, host, mode, flags)));
     load_faccessat();
     return real_faccessat(alias_dir(dirfd, path), alias(path), mode, flags);
 }
@@ -436,7 +427,7 @@ static int set_times(int fd, const char *ip, const struct timespec *t)
         return failed(EINVAL);
     long long a[A_N] = {-1, -1, -1, stamp(t, 0), stamp(t, 1)};
     return (int)OR_HOST(PY(pyf_setattr(fd, ip ? inner(ip) : NULL, a)),
-                        (load_utimensat(), real_utimensat(AT_FDCWD, host, t, fd == -2 ? AT_SYMLINK_NOFOLLOW : 0)));
+                        (load_utimensat(), real_utimensat(AT_FDCWD, host, t, fd == BY_PATH_ITSELF ? AT_SYMLINK_NOFOLLOW : 0)));
 }
 
 int utimensat(int dirfd, const char *path_arg, const struct timespec t[2], int flags)
@@ -451,7 +442,7 @@ int utimensat(int dirfd, const char *path_arg, const struct timespec t[2], int f
     if (!ip && path && !*path && (flags & AT_EMPTY_PATH) && is_virt(dirfd))
         return set_times(dirfd, NULL, t);
     if (ip)
-        return set_times(flags & AT_SYMLINK_NOFOLLOW ? -2 : -1, ip, t);
+        return set_times(PATH_FD(flags & AT_SYMLINK_NOFOLLOW), ip, t);
     load_utimensat();
     return real_utimensat(alias_dir(dirfd, path), alias(path), t, flags);
 }
@@ -510,7 +501,7 @@ int lutimes(const char *path, const struct timeval tv[2])
         struct timespec t[2];
         if (tv)
             to_timespecs(tv, t);
-        return set_times(-2, ip, tv ? t : NULL);
+        return set_times(BY_PATH_ITSELF, ip, tv ? t : NULL);
     }
     load_lutimes();
     return real_lutimes(alias(path), tv);
@@ -542,11 +533,11 @@ int futimesat(int dirfd, const char *path, const struct timeval tv[2])
     return path ? real_futimesat(alias_dir(dirfd, path), alias(path), tv) : real_futimesat(dirfd, path, tv);
 }
 
-/* by descriptor, or by path ip (fd -1; -2 for a last symbolic link itself) */
+/* by descriptor, or by path ip (fd BY_PATH_FOLLOW or BY_PATH_ITSELF) */
 static int set_owner_mode(int fd, const char *ip, long long mode, long long uid, long long gid)
 {
     long long a[A_N] = {mode, uid, gid, -1, -1};
-    int nofollow = fd == -2 ? AT_SYMLINK_NOFOLLOW : 0;
+    int nofollow = fd == BY_PATH_ITSELF ? AT_SYMLINK_NOFOLLOW : 0;
     return (int)OR_HOST(PY(pyf_setattr(fd, ip ? inner(ip) : NULL, a)),
                         mode != -1 ? (load_fchmodat(), real_fchmodat(AT_FDCWD, host, (mode_t)mode, nofollow))
                                    : (load_fchownat(), real_fchownat(AT_FDCWD, host, (uid_t)uid, (gid_t)gid, nofollow)));
@@ -559,7 +550,7 @@ int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 {
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return set_owner_mode(flags & AT_SYMLINK_NOFOLLOW ? -2 : -1, ip, mode & 07777, -1, -1);
+        return set_owner_mode(PATH_FD(flags & AT_SYMLINK_NOFOLLOW), ip, mode & 07777, -1, -1);
     load_fchmodat();
     return real_fchmodat(alias_dir(dirfd, path), alias(path), mode, flags);
 }
@@ -587,7 +578,7 @@ int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid, int flags)
         return set_owner_mode(dirfd, NULL, -1, id_arg(uid), id_arg(gid));
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return set_owner_mode(flags & AT_SYMLINK_NOFOLLOW ? -2 : -1, ip, -1, id_arg(uid), id_arg(gid));
+        return set_owner_mode(PATH_FD(flags & AT_SYMLINK_NOFOLLOW), ip, -1, id_arg(uid), id_arg(gid));
     load_fchownat();
     return real_fchownat(alias_dir(dirfd, path), alias(path), uid, gid, flags);
 }
@@ -605,7 +596,7 @@ int lchown(const char *path, uid_t uid, gid_t gid)
 {
     const char *ip = HERE(path);
     if (ip)
-        return set_owner_mode(-2, ip, -1, id_arg(uid), id_arg(gid));
+        return set_owner_mode(BY_PATH_ITSELF, ip, -1, id_arg(uid), id_arg(gid));
     load_lchown();
     return real_lchown(alias(path), uid, gid);
 }

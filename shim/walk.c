@@ -34,16 +34,12 @@ char *realpath(const char *path, char *resolved)
         load_realpath();
         return real_realpath(there, resolved);
     }
-    const char *top = mount_prefix();
-    size_t n = strlen(top) + (strcmp(inside, "/") ? strlen(inside) : 0);
-    if (n >= PATH_MAX) {
-        errno = ENAMETOOLONG;
+    char full[PATH_MAX];
+    if (!outer(inside, full, sizeof full))
         return NULL;
-    }
     if (!resolved && !(resolved = malloc(PATH_MAX)))
         return NULL;
-    snprintf(resolved, PATH_MAX, "%s%s", top, strcmp(inside, "/") ? inside : "");
-    return resolved;
+    return memcpy(resolved, full, strlen(full) + 1);
 }
 
 char *canonicalize_file_name(const char *path) { return realpath(path, NULL); }

@@ -1,6 +1,6 @@
 /* Extended attributes of image files and directories (user.*, trusted.*, security.*), kept
  * by the volume; the checks are Python's, in the kernel's order. The l* forms act on a last
- * symbolic link itself (pyf_xattr's fd -2). */
+ * symbolic link itself (BY_PATH_ITSELF). */
 #include "interpose.h"
 #include <sys/xattr.h>
 
@@ -19,7 +19,7 @@ REAL(int, fremovexattr, int, const char *)
 
 enum { X_GET, X_SET, X_LIST, X_REMOVE };       /* pyf_xattr's op */
 
-/* by path (ip; fd -1, or -2 for a last link itself) or by descriptor (ip NULL) */
+/* by path (ip; fd BY_PATH_FOLLOW or BY_PATH_ITSELF) or by descriptor (ip NULL) */
 static ssize_t image_xattr(int op, int fd, const char *ip, const char *name, const void *value, size_t size,
                            int flags)
 {
@@ -41,8 +41,8 @@ static ssize_t image_xattr(int op, int fd, const char *ip, const char *name, con
         load_##fn();                                                            \
         return real_##fn args;                                                  \
     }
-#define BY_PATH(...) BY_PATH_AS(-1, __VA_ARGS__)         /* a last link followed */
-#define BY_LPATH(...) BY_PATH_AS(-2, __VA_ARGS__)        /* the l* forms: the link itself */
+#define BY_PATH(...) BY_PATH_AS(BY_PATH_FOLLOW, __VA_ARGS__)         /* a last link followed */
+#define BY_LPATH(...) BY_PATH_AS(BY_PATH_ITSELF, __VA_ARGS__)        /* the l* forms: the link itself */
 #define BY_FD(ret, fn, op, params, name, value, size, flags, args)              \
     ret fn params                                                               \
     {                                                                           \

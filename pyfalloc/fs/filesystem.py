@@ -352,13 +352,16 @@ class FileSystem:
     def fifo_path(self, ino):
         """The host FIFO that stands for FIFO ino: the kernel's pipe between its openers, in
         the runtime directory every process of the volume shares."""
-        path = os.path.join(self.meta.runtime_dir(), f"fifo.{ino}")
+        path = self._fifo_name(ino)
         try:
             os.mkfifo(path)
             os.chmod(path, 0o666)       # the image's permissions decide who may open it
         except FileExistsError:
             pass
         return path
+
+    def _fifo_name(self, ino):
+        return os.path.join(self.meta.runtime_dir(), f"fifo.{ino}")
 
     def readlink(self, ino):
         target = self.meta.t.symlinks.get(ino)
@@ -553,7 +556,7 @@ class FileSystem:
             self.meta.put("r", ino, None)
         if st.S_ISFIFO(v[0]):
             try:
-                os.unlink(os.path.join(self.meta.runtime_dir(), f"fifo.{ino}"))
+                os.unlink(self._fifo_name(ino))
             except FileNotFoundError:
                 pass
         self.meta.put("i", ino, None)

@@ -26,6 +26,7 @@ _leaves = None                  # bind's: tells the C half the host path a link 
 _listings = {}
 _LISTINGS_KEPT = 64
 _X_GET, _X_SET, _X_LIST, _X_REMOVE = range(4)      # pyf_xattr's op (shim/xattr.c)
+_LINK_ITSELF = -2           # the fd of a call by path on a last link itself (BY_PATH_ITSELF)
 # os.fsencode's encoding, without its cost per name (a directory listing encodes thousands)
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 def shadows(directory):
@@ -187,7 +188,7 @@ def bind(ffi, lib):
     def pyf_stat(fd, path, out):
         def stat():
             v = volume()
-            s = v.fstat(fd) if fd >= 0 else v.stat(os.fsdecode(ffi.string(path)), follow=fd != -2)
+            s = v.fstat(fd) if fd >= 0 else v.stat(os.fsdecode(ffi.string(path)), follow=fd != _LINK_ITSELF)
             times = [s.st_atime, s.st_mtime, s.st_ctime]
             vals = [s.st_mode, s.st_ino, s.st_nlink, s.st_uid, s.st_gid, s.st_size, *(int(t) for t in times),
                     s.st_blksize, s.st_blocks, *(int((t - int(t)) * 1e9) for t in times), s.st_dev, s.st_rdev]
@@ -261,7 +262,7 @@ def bind(ffi, lib):
             v = volume()
             p = None if path == ffi.NULL else os.fsdecode(ffi.string(path))
             at = fd if p is None else None
-            follow = fd != -2
+            follow = fd != _LINK_ITSELF
             n = None if name == ffi.NULL else ffi.string(name)
             if op == _X_SET:
                 v.setxattr(p, n, ffi.buffer(value, size)[:] if size else b"", flags, at, follow)
@@ -339,7 +340,7 @@ def bind(ffi, lib):
         atime, mtime = (t if t is None else NOW if t == -2 else t / 1e9 for t in (atime, mtime))
         return _call(lambda: volume().setattr(
             fd=fd if fd >= 0 else None, path=None if fd >= 0 else os.fsdecode(ffi.string(path)),
-            mode=mode, uid=uid, gid=gid, atime=atime, mtime=mtime, follow=fd != -2))
+            mode=mode, uid=uid, gid=gid, atime=atime, mtime=mtime, follow=fd != _LINK_ITSELF))
 
     @ffi.def_extern()
     def pyf_mknod(path, mode, dev):
