@@ -1,23 +1,24 @@
 /* Reads of written blocks, and overwrites that change no metadata, without entering Python.
  * The Python half hands out, per descriptor, the extent that holds an offset together with
- * the file's size and the inode's change counter its answer reflects (pyf_extent). Under
- * the file's data lock, shared (the byte pyfalloc/fs/locks.py names, so no write or move is
- * half done), while the counter has not moved — no process changed that inode since,
- * whatever it did to others — that answer still holds, and a read inside the extent and the
- * file goes straight to the image. */
+ * the file's size and the inode's two counters its answer reflects (pyf_extent): the change
+ * counter, moved when a change is published, and the gate's, moved when a change of the
+ * bytes or mapping starts (pyfalloc/store/gates.py). While neither has moved — no process
+ * changed that inode since, whatever it did to others — that answer still holds, and a read
+ * inside the extent and the file goes straight to the image. No system call but the
+ * read's: a read checks the counters before and after, and an overwrite holds the gate's
+ * mutex, an uncontended atomic operation. */
 #include "interpose.h"
 #include <pthread.h>
 #include <linux/fs.h>
 #include <sys/mman.h>
 #include <time.h>
 
-/* the shared log's header (pyfalloc/store/shared.py): byte offsets of the u64 fields, and
- * the change counters by inode after it */
-enum { SHM_EPOCH = 24, SHM_TAIL = 32, SHM_GENS = 4096, GEN_SLOTS = 8192, SHM_MAPPED = SHM_GENS + 8 * GEN_SLOTS };
+/* the shared log's header (pyfalloc/store/shared.py): byte offsets of the u64 fields, the
+ * change counters by inode after it, then the gates (a mutex, and its counter at COUNT_AT) */
+enum { SHM_EPOCH = 24, SHM_TAIL = 32, SHM_GENS = 4096, GEN_SLOTS = 8192, SHM_GATES = SHM_GENS + 8 * GEN_SLOTS,
+       GATE_SIZE = 64, COUNT_AT = 48, SHM_MAPPED = SHM_GATES + GATE_SIZE * GEN_SLOTS };
 /* what pyf_extent answers, in this order */
-enum { X_EPOCH, X_GEN, X_SIZE, X_LBLK, X_LEN, X_PBLK, X_UNWRITTEN, X_BS, X_INO, X_MTIME, X_FLAGS, X_COUNT };
-/* the data lock byte of an inode (pyfalloc/fs/locks.py: DATA_BASE + ino) */
-#define DATA_BASE ((1LL << 62) + (1LL << 40))
+enum { X_EPOCH, X_GEN, X_SIZE, X_LBLK, X_LEN, X_PBLK, X_UNWRITTEN, X_BS, X_INO, X_MTIME, X_FLAGS, X_GATE, X_COUNT };
 
 struct cached {
     long long x[X_COUNT];
@@ -25,26 +26,33 @@ struct cached {
 };
 static struct cached cache[MAX_FDS];
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static const volatile unsigned char *header;
+static unsigned char *header;
 static int image_fd = -1;
 static int unusable;                /* no image or log to read: always the slow way */
+static int gates_usable;            /* the log could be mapped writable: overwrites may come here */
 
 REAL(ssize_t, pread, int, void *, size_t, off_t)
 REAL(ssize_t, pwrite, int, const void *, size_t, off_t)
 
-static unsigned long long field(int at) { return *(const volatile unsigned long long *)(header + at); }
+static unsigned long long field(long at) { return __atomic_load_n((unsigned long long *)(header + at), __ATOMIC_ACQUIRE); }
 
-static int data_lock(long long ino, short kind)
+static pthread_mutex_t *gate_of(long long ino) { return (pthread_mutex_t *)(header + SHM_GATES + GATE_SIZE * (ino % GEN_SLOTS)); }
+
+static int gate_take(pthread_mutex_t *m)
 {
-    struct flock l = {.l_type = kind, .l_whence = SEEK_SET, .l_start = DATA_BASE + ino, .l_len = 1};
-    return k_fcntl(image_fd, F_OFD_SETLKW, (long)&l);
+    int r = pthread_mutex_lock(m);
+    if (r == EOWNERDEAD)            /* its holder died; what it guards is a single store */
+        r = pthread_mutex_consistent(m);
+    return r;
 }
 
-/* the cached answer still holds: no process changed the inode since it was given */
+/* the cached answer still holds: no process changed the inode, or began to, since it was given */
 static int still_holds(const struct cached *c)
 {
+    long slot = (long)(c->x[X_INO] % GEN_SLOTS);
     return field(SHM_EPOCH) == (unsigned long long)c->x[X_EPOCH]
-           && field(SHM_GENS + 8 * (int)(c->x[X_INO] % GEN_SLOTS)) == (unsigned long long)c->x[X_GEN];
+           && field(SHM_GENS + 8 * slot) == (unsigned long long)c->x[X_GEN]
+           && field(SHM_GATES + GATE_SIZE * slot + COUNT_AT) == (unsigned long long)c->x[X_GATE];
 }
 
 static struct cached cached_of(int fd)
@@ -68,8 +76,9 @@ static int fill(int fd, off_t off)
     return 1;
 }
 
-/* a description of the shared log of its own, among the shim's descriptors */
-int open_log(void)
+/* a description of the shared log of its own, among the shim's descriptors (mode:
+ * O_RDONLY, or O_RDWR to take gates) */
+int open_log(int mode)
 {
     const char *shadows = runtime_dir();
     size_t n = shadows ? strlen(shadows) : 0;
@@ -78,7 +87,7 @@ int open_log(void)
     char log[4200];
     snprintf(log, sizeof log, "%.*s", (int)(n - 2), shadows);
     in_py++;
-    int fd = keep_high(k_open(log, O_RDONLY | O_CLOEXEC, 0));
+    int fd = keep_high(k_open(log, mode | O_CLOEXEC, 0));
     in_py--;
     return fd;
 }
@@ -98,11 +107,16 @@ static int ready(void)
         unusable = 1;
         return 0;
     }
-    int lf = open_log();
+    /* the gates are written (their mutexes): a user who may only read the log reads here
+     * and writes the slow way */
+    int lf = open_log(O_RDWR);
+    gates_usable = lf >= 0;
+    if (lf < 0)
+        lf = open_log(O_RDONLY);
     in_py++;                        /* so the descriptor goes high, where the program cannot reach */
     int img = keep_high(k_open(image, O_RDWR | O_CLOEXEC, 0));
     in_py--;
-    void *m = lf >= 0 ? mmap(NULL, SHM_MAPPED, PROT_READ, MAP_SHARED, lf, 0) : MAP_FAILED;
+    void *m = lf >= 0 ? mmap(NULL, SHM_MAPPED, PROT_READ | (gates_usable ? PROT_WRITE : 0), MAP_SHARED, lf, 0) : MAP_FAILED;
     if (lf >= 0) {
         forget_own(lf);
         k_close(lf);
@@ -127,32 +141,24 @@ void forget_extent(int fd)
 }
 
 /* the bytes [off, off + n) of fd if its cached extent holds them: the count (0 at or past
- * the end), or -2 when the slow way must answer */
+ * the end), or -2 when the slow way must answer. The counters read again after the read
+ * prove that no change of the inode began before it ended: the bytes were the file's. */
 static ssize_t try_fast(int fd, void *buf, size_t n, off_t off)
 {
     struct cached c = cached_of(fd);
-    if (!c.valid || data_lock(c.x[X_INO], F_RDLCK) < 0)
-        return -2;
-    ssize_t r = -2;
+    if (!c.valid || !still_holds(&c))
+        return -2;                  /* the inode changed: the answer may be stale */
     long long size = c.x[X_SIZE], bs = c.x[X_BS];
     long long start = c.x[X_LBLK] * bs, end = (c.x[X_LBLK] + c.x[X_LEN]) * bs;
-    if (!still_holds(&c))
-        goto out;                   /* the inode changed: the answer may be stale */
-    if (off >= size) {
-        r = 0;
-        goto out;
-    }
+    if (off >= size)
+        return 0;
     if ((long long)n > size - off)
         n = (size_t)(size - off);
     if (c.x[X_UNWRITTEN] || off < start || off + (long long)n > end)
-        goto out;
+        return -2;
     load_pread();
-    r = real_pread(image_fd, buf, n, c.x[X_PBLK] * bs + (off - start));
-    if (r != (ssize_t)n)
-        r = -2;
-out:
-    data_lock(c.x[X_INO], F_UNLCK);
-    return r;
+    ssize_t r = real_pread(image_fd, buf, n, c.x[X_PBLK] * bs + (off - start));
+    return r == (ssize_t)n && still_holds(&c) ? r : -2;
 }
 
 ssize_t image_pread(int fd, void *buf, size_t n, off_t off)
@@ -169,11 +175,11 @@ ssize_t image_pread(int fd, void *buf, size_t n, off_t off)
 
 /* An overwrite inside the file and one written extent, within the clock tick of the file's
  * mtime (the kernel moves times only when the coarse clock did): nothing in the metadata
- * changes, so it goes straight to the image under the data lock alone. Every change of a
- * file's mapping or size holds that lock exclusively, and the counter tells whether one
- * came between; a move holds the inode lock throughout but the data lock per step, and an
- * overwrite between two steps lands in blocks the next step copies (or, once a step has
- * swapped them, finds the counter moved). -2 when the slow way must write. */
+ * changes, so it goes straight to the image under the inode's gate alone. Every change of a
+ * file's mapping or bytes in Python moves the gate's counter under its mutex first, and
+ * every read in Python holds the mutex; a move holds the inode lock throughout but the data
+ * lock per step, and an overwrite between two steps lands in blocks the next step copies
+ * (or, once a step has swapped them, finds a counter moved). -2 when the slow way must write. */
 static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off, int limited)
 {
     struct cached c = cached_of(fd);
@@ -188,8 +194,8 @@ static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off, int 
     clock_gettime(CLOCK_REALTIME_COARSE, &now);
     if ((double)now.tv_sec + now.tv_nsec * 1e-9 != mtime)       /* computed as Python does */
         return -2;
-    long long ino = c.x[X_INO];
-    if (data_lock(ino, F_WRLCK) < 0)
+    pthread_mutex_t *gate = gate_of(c.x[X_INO]);
+    if (gate_take(gate))
         return -2;
     ssize_t r = -2;
     if (still_holds(&c)) {
@@ -202,14 +208,14 @@ static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off, int 
         if (r != (ssize_t)n)
             r = -2;
     }
-    data_lock(ino, F_UNLCK);
+    pthread_mutex_unlock(gate);
     return r;
 }
 
 /* -1 and errno: refused (the program's file-size limit); -2: the slow way must write */
 ssize_t image_pwrite_fast(int fd, const void *buf, size_t n, off_t off)
 {
-    if (!n || off < 0 || fd >= MAX_FDS || vacc[fd] == O_RDONLY || !ready())
+    if (!n || off < 0 || fd >= MAX_FDS || vacc[fd] == O_RDONLY || !ready() || !gates_usable)
         return -2;
     int limited;
     long long room = fsize_room(off, (long long)n, &limited);

@@ -59,7 +59,7 @@ static int hold_slot(long long ino, int add)
 /* take a hold on ino (under lock) */
 static int hold(long long ino)
 {
-    if (hold_fd < 0 && (hold_fd = open_log()) < 0)
+    if (hold_fd < 0 && (hold_fd = open_log(O_RDONLY)) < 0)
         return -1;
     int s = hold_slot(ino, 1);
     if (s < 0)
@@ -197,7 +197,7 @@ void holds_before_fork(void) { pthread_mutex_lock(&lock); }
 void holds_after_fork(int child)
 {
     if (child && hold_fd >= 0) {
-        int fd = open_log();
+        int fd = open_log(O_RDONLY);
         if (fd >= 0) {
             forget_own(hold_fd);
             k_close(hold_fd);

@@ -508,31 +508,34 @@ def test_a_walk_from_the_host_root_one_name_at_a_time_reaches_the_image(image, t
 
 OVERWRITER = """
 import os, sys, time
-at = int(sys.argv[1])
+at, size = int(sys.argv[1]), int(sys.argv[2])
 fd = os.open("/pyfalloc/w", os.O_RDWR)
 print("ready", flush=True)
 i, stop = 0, time.time() + 2.0
 while time.time() < stop:                  # overwrites, most of them written in C
     i += 1
-    data = bytes([i % 251 + 1]) * 4096
+    data = bytes([i % 251 + 1]) * size
     os.pwrite(fd, data, at)
-    if os.pread(fd, 4096, at) != data:      # a write into blocks a move had taken away
+    if os.pread(fd, size, at) != data:      # a write into blocks a move had taken away
         sys.exit(f"write {i} lost")
 print(i % 251 + 1, flush=True)
 """
 
 
-@pytest.mark.parametrize("size,at", [(64 << 10, 0), (12 << 20, 9 << 20)], ids=["one-step", "later-step"])
-def test_overwrites_written_in_c_follow_moves(image, size, at):
+@pytest.mark.parametrize("size,at,count", [(64 << 10, 0, 4096), (12 << 20, 9 << 20, 4096), (12 << 20, 1 << 20, 1 << 20)],
+                         ids=["one-step", "later-step", "long-writes"])
+def test_overwrites_written_in_c_follow_moves(image, size, at, count):
     """Overwrites must land in the file's current blocks while another process moves it:
     a writer's cached extent goes stale at each move (even within one clock tick). A move
     of 12 MiB takes three steps, and an overwrite of its third step's range, taken without
-    the inode lock the move holds, must be carried by the step that copies it."""
+    the inode lock the move holds, must be carried by the step that copies it. Overwrites
+    of 1 MiB last long enough that one begun before a step would still be landing while the
+    step copies, were a step not to wait for it (the gate)."""
     from pyfalloc import Volume
     from pyfalloc.tools.relocate import relocate
     with Volume(image) as vol:
         vol.write_file("/w", b"x" * size)
-    writer = subprocess.Popen([sys.executable, "-c", OVERWRITER, str(at)], env=environment(image),
+    writer = subprocess.Popen([sys.executable, "-c", OVERWRITER, str(at), str(count)], env=environment(image),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert writer.stdout.readline().strip() == "ready"
     moves = 0
@@ -547,8 +550,41 @@ def test_overwrites_written_in_c_follow_moves(image, size, at):
     last = int(out)
     with Volume(image) as vol:
         data = vol.read_file("/w")
-    assert data[at:at + 4096] == bytes([last]) * 4096
-    assert data[:at] + data[at + 4096:] == b"x" * (size - 4096)
+    assert data[at:at + count] == bytes([last]) * count
+    assert data[:at] + data[at + count:] == b"x" * (size - count)
+
+
+GATE_HOLDER = """
+import os, sys, time
+from pyfalloc import Volume
+vol = Volume(sys.argv[1])
+ino = vol.stat("/w").st_ino
+vol.fs.locks.gates.hold([ino])              # as a read in Python holds it
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_gate_left_by_a_killed_process_passes_to_the_next(image):
+    """A process killed while it holds a file's gate (the mutex that keeps the shim's
+    overwrites in C off a read or change in Python) must not stop the file's overwrites
+    nor its changes: the gate is robust, and the next taker carries on."""
+    from pyfalloc import Volume
+    with Volume(image) as vol:
+        vol.write_file("/w", b"x" * 8192)
+    holder = subprocess.Popen([sys.executable, "-c", GATE_HOLDER, image], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    holder.kill()
+    holder.wait()
+    prog = ("import os\nfd = os.open('/pyfalloc/w', os.O_RDWR)\n"
+            "for i in range(50): os.pwrite(fd, b'y' * 4096, 4096)\nprint(os.pread(fd, 4, 4096))")
+    r = subprocess.run([sys.executable, "-c", prog], env=environment(image), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "b'yyyy'", r.stderr
+    with Volume(image) as vol:
+        fd = vol.open("/w", os.O_RDWR)
+        vol.fallocate(fd, 0, 8192, 4096)       # a change in Python closes the same gate
+        vol.close(fd)
+        assert vol.read_file("/w") == b"x" * 4096 + b"y" * 4096 + bytes(4096)
 
 
 ARCHIVES = """set -e

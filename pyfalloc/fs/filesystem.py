@@ -70,7 +70,7 @@ class FileSystem:
         self.alloc = Allocator(self.free, self.extmap, self.bs, policy)
         # OFD locks: on the image file (the shim's C paths take the same bytes), else on the
         # shared log, which every process of this host using the volume has open
-        self.locks = InodeLocks(device.path if device.local else store.log.path, after_acquire=store.fresh,
+        self.locks = InodeLocks(device.path if device.local else store.log.path, store.log.gates, after_acquire=store.fresh,
                                 readonly=store.readonly)
         self.handles = Handles(store.log.path)
         # where the host sees the image (the shim's prefix): an absolute link target under

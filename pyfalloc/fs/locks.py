@@ -5,7 +5,8 @@
   overwrite that changes no metadata, served in C, takes the data lock only);
 - the data lock: shared by readers, exclusive while a file's bytes or mapping change, so a
   read never sees half a write (POSIX's atomicity of read against write) nor a half-switched
-  range. The shim's reads in C take it too (shim/fastread.c), on the same byte.
+  range. The shim's reads and overwrites in C do not take it: its holders close or hold the
+  inode's gate (pyfalloc/store/gates.py) instead, which costs those paths no system call.
 
 Open-file-description locks (F_OFD_SETLKW) on one byte per inode and level, far past the
 end of the image file, so they never touch data; a threading lock orders the threads of one
@@ -25,8 +26,9 @@ _MOVE_BASE = _INODE_BASE + (1 << 41)
 
 
 class InodeLocks:
-    def __init__(self, path, after_acquire=None, readonly=False):
+    def __init__(self, path, gates, after_acquire=None, readonly=False):
         self.path = path
+        self.gates = gates
         self.mode = os.O_RDONLY if readonly else os.O_RDWR     # a reader takes shared locks only
         self.fd = os.open(path, self.mode | os.O_CLOEXEC)
         self._local = _thread.RLock()
@@ -46,28 +48,37 @@ class InodeLocks:
     def _fcntl(self, byte, kind):
         ofd_lock(self.fd, kind, byte)
 
-    def _hold(self, plan, scope=None):
+    def _hold(self, plan, scope=None, gate=None):
         """plan: (byte, lock type) pairs, in the order they must be taken; scope: the
-        inodes whose changes the holder must see (None: every change)."""
-        return _Held(self, plan, scope)
+        inodes whose changes the holder must see (None: every change); gate: (CLOSE or
+        HOLD, inodes) once the plan is held."""
+        return _Held(self, plan, scope, gate)
 
     def exclusive(self, *inos, local=False):
         """Change files: their inode locks, then their data locks. local: the holder reads
         and changes nothing but these inodes' rows."""
         inos = sorted(set(inos))
         return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in inos]
-                          + [(DATA_BASE + i, fcntl.F_WRLCK) for i in inos], inos if local else None)
+                          + [(DATA_BASE + i, fcntl.F_WRLCK) for i in inos], inos if local else None, (CLOSE, inos))
 
     def shared(self, *inos):
         """Read files' bytes."""
-        return self._hold([(DATA_BASE + i, fcntl.F_RDLCK) for i in sorted(set(inos))])
+        inos = sorted(set(inos))
+        return self._hold([(DATA_BASE + i, fcntl.F_RDLCK) for i in inos], gate=(HOLD, inos))
+
+    def stable(self, *inos):
+        """Read files' mappings, not their bytes: no change of them is under way, and the
+        counters read under this lock agree with the mapping read under it."""
+        inos = sorted(set(inos))
+        return self._hold([(DATA_BASE + i, fcntl.F_RDLCK) for i in inos], inos)
 
     def inode(self, *inos):
         """Hold off writers (a move holds this throughout, and the data locks per step)."""
         return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in sorted(set(inos))])
 
     def data(self, *inos):
-        return self._hold([(DATA_BASE + i, fcntl.F_WRLCK) for i in sorted(set(inos))])
+        inos = sorted(set(inos))
+        return self._hold([(DATA_BASE + i, fcntl.F_WRLCK) for i in inos], gate=(CLOSE, inos))
 
     def move(self, mid):
         """Held by a relocation while it runs: its row outlives a dead mover only until the
@@ -82,13 +93,16 @@ class InodeLocks:
         os.close(self.fd)
 
 
+CLOSE, HOLD = "close", "hold"
+
+
 class _Held:
     """Locks taken on entry in plan order, released in reverse on exit (a class, not a
     generator: every read takes one, and a generator costs more than the two fcntl calls)."""
-    __slots__ = ("locks", "plan", "taken", "scope")
+    __slots__ = ("locks", "plan", "taken", "scope", "gate", "holding")
 
-    def __init__(self, locks, plan, scope):
-        self.locks, self.plan, self.taken, self.scope = locks, plan, [], scope
+    def __init__(self, locks, plan, scope, gate):
+        self.locks, self.plan, self.taken, self.scope, self.gate, self.holding = locks, plan, [], scope, gate, False
 
     def __enter__(self):
         self.locks._local.acquire()
@@ -96,7 +110,13 @@ class _Held:
             for byte, kind in self.plan:
                 self.locks._fcntl(byte, kind)
                 self.taken.append(byte)
+            how, inos = self.gate or (None, ())
+            if how is CLOSE:
+                self.locks.gates.close(inos)
             self.locks.after_acquire(self.scope)
+            if how is HOLD:         # last: a gate's holder waits for nothing (the log's lock
+                self.locks.gates.hold(inos)     # may be held by one who waits for the gate)
+                self.holding = True
         except BaseException:
             self.__exit__()
             raise
@@ -104,6 +124,9 @@ class _Held:
 
     def __exit__(self, *exc):
         try:
+            if self.holding:
+                self.holding = False
+                self.locks.gates.release(self.gate[1])
             for byte in reversed(self.taken):
                 self.locks._fcntl(byte, fcntl.F_UNLCK)
         finally:

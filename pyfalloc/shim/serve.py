@@ -166,7 +166,7 @@ def bind(ffi, lib):
             found = volume().extent_at(fd, off)
             if found is None:
                 return 0
-            out[0:11] = found
+            out[0:12] = found
             return 1
         return _call(extent)
 

@@ -3,7 +3,7 @@
 A file in /dev/shm (memory, never written to disk) per volume, mapped by every process
 that has the volume open: a header, a table of change counters by inode (moved after every
 change of an inode is published: what a process learnt of a file holds while its counter
-stays, whatever else changes), then the change frames since the volume was first opened
+stays, whatever else changes), the gates by the same slots (gates.py), then the change frames since the volume was first opened
 after boot. A process keeps its own copy of the tables and applies the frames past
 its position before it reads. Nothing here survives a power cut, and nothing needs to:
 what must is in the journal (journal.py), written at commit.
@@ -17,10 +17,13 @@ import mmap
 import os
 import struct
 
+from pyfalloc.store.gates import Gates
+
 SHM_DIR = "/dev/shm"
-MAGIC = b"PYFASHM5"
+MAGIC = b"PYFASHM6"
 GENS_AT, GEN_SLOTS = 4096, 8192     # a change counter per slot of inodes (ino % GEN_SLOTS)
-LOG_START = GENS_AT + 8 * GEN_SLOTS
+GATES_AT = GENS_AT + 8 * GEN_SLOTS
+LOG_START = GATES_AT + Gates.size(GEN_SLOTS)
 CAPACITY = 1 << 30          # address space only: tmpfs stores what is written
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 USERS = 1                   # lock byte shared by the users of the volume
@@ -101,6 +104,7 @@ class SharedLog:
         if os.fstat(self.fd).st_size < LOG_START + CAPACITY:
             os.ftruncate(self.fd, LOG_START + CAPACITY)
         self.mm = mmap.mmap(self.fd, LOG_START + CAPACITY)
+        self.gates = Gates(self.mm, GATES_AT, GEN_SLOTS)
 
     def reopen_lock(self):
         """After fork: a description of its own, or parent and child would share locks."""
@@ -121,7 +125,8 @@ class SharedLog:
         return self.mm[:8] == MAGIC and self.mm[8:24] == self.uuid
 
     def initialize(self):
-        self.mm[:LOG_START] = bytes(LOG_START)
+        self.mm[:GATES_AT] = bytes(GATES_AT)
+        self.gates.initialize()
         self.mm[8:24] = self.uuid
         self.mm[:8] = MAGIC
 

@@ -317,6 +317,11 @@ class Store:
         later, no change of that inode was published in between."""
         return self.log.generation(ino)
 
+    def gate_count(self, ino):
+        """The counter of ino's gate (gates.py): moved when a change of its bytes or mapping
+        starts, where generation() moves once it is published."""
+        return self.log.gates.count(ino)
+
     def next_move_id(self):
         with self.tx(dirty=False):
             mid = self.log.get("next_move") + 1

@@ -371,24 +371,25 @@ class Syscalls:
         """For reads and overwrites outside Python (the shim's): the extent of a regular file
         that holds offset, with the file's size and what the answer reflects — (log epoch,
         the inode's change counter, size, lblk, len, pblk, unwritten, block size, inode, mtime
-        as the bits of a double, inode flags) — or None. It holds while the counter (and the
-        epoch) stay."""
+        as the bits of a double, inode flags, the inode's gate counter) — or None. It holds
+        while the counters (and the epoch) stay."""
         of = self._file(fd)
         if of.is_dir or offset < 0:
             return None
-        store = self.fs.meta
-        gen = store.generation(of.ino)          # before catching up: a later change shows
-        if self.fs.mapped.has(of.ino):
-            return None                         # mapped shared: its bytes are the copy's
-        inode = self.fs.inode(of.ino, local=True)   # caught up with this inode's changes
-        epoch, _ = store.snapshot()
-        found = self.fs.extmap.overlapping(of.ino, offset // self.fs.bs, offset // self.fs.bs + 1)
+        fs, store = self.fs, self.fs.meta
+        with fs.locks.stable(of.ino):               # no change of the inode under way
+            gen, gate = store.generation(of.ino), store.gate_count(of.ino)
+            if fs.mapped.has(of.ino):
+                return None                         # mapped shared: its bytes are the copy's
+            inode = fs.inode(of.ino, local=True)    # caught up with this inode's changes
+            epoch, _ = store.snapshot()
+            found = fs.extmap.overlapping(of.ino, offset // fs.bs, offset // fs.bs + 1)
         if not found:
             return None
         e = found[0]
         mtime_bits = struct.unpack("<q", struct.pack("<d", inode.mtime))[0]
-        return (epoch, gen, inode.size, e.lblk, e.len, e.pblk, e.unwritten, self.fs.bs, of.ino,
-                mtime_bits, inode.flags)
+        return (epoch, gen, inode.size, e.lblk, e.len, e.pblk, e.unwritten, fs.bs, of.ino,
+                mtime_bits, inode.flags, gate)
 
     def read(self, fd, length):
         with self._lock:
