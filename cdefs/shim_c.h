@@ -16,3 +16,8 @@ void pyf_fsize_restore(void);
 /* a look-up that a symbolic link took out of the image goes on at this host path: the call
  * that answers EXDEV next is made by the host (shim/fdtable.c, left_image) */
 void pyf_leaves_image(const char *host);
+/* the gates of the Python half's mapping of the shared log (pyfalloc/store/gates.py): take
+ * (0 or an errno; a dead holder's mutex made consistent), give, and make `slots` of them */
+int pyf_gate_take(unsigned long long at);
+void pyf_gate_give(unsigned long long at);
+int pyf_gates_init(unsigned long long at, int slots);

@@ -46,6 +46,24 @@ static int gate_take(pthread_mutex_t *m)
     return r;
 }
 
+/* The Python half's gates (pyfalloc/store/gates.py) at addresses of its own mapping of the
+ * log: taken and given as the overwrites here take them, and made as its mutexes must be. */
+int pyf_gate_take(unsigned long long at) { return gate_take((pthread_mutex_t *)(uintptr_t)at); }
+void pyf_gate_give(unsigned long long at) { pthread_mutex_unlock((pthread_mutex_t *)(uintptr_t)at); }
+
+int pyf_gates_init(unsigned long long at, int slots)
+{
+    pthread_mutexattr_t a;
+    int r = pthread_mutexattr_init(&a);
+    r = r ? r : pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    r = r ? r : pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    r = r ? r : pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    for (int i = 0; !r && i < slots; i++)
+        r = pthread_mutex_init((pthread_mutex_t *)(uintptr_t)(at + (unsigned long long)GATE_SIZE * i), &a);
+    pthread_mutexattr_destroy(&a);
+    return r;
+}
+
 /* the cached answer still holds: no process changed the inode, or began to, since it was given */
 static int still_holds(const struct cached *c)
 {

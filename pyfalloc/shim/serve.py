@@ -14,6 +14,7 @@ import sys
 
 from pyfalloc.api.volume import Volume
 from pyfalloc.errors import FsError, LeavesImage
+from pyfalloc.store import gates
 from pyfalloc.syscalls import abi, limits
 from pyfalloc.syscalls.calls import NOW
 
@@ -137,6 +138,13 @@ def bind(ffi, lib):
     global _lift, _restore, _leaves
     _lift, _restore = lib.pyf_fsize_lift, lib.pyf_fsize_restore
     _leaves = lib.pyf_leaves_image
+
+    def gates_init(at, slots):
+        r = lib.pyf_gates_init(at, slots)
+        if r:
+            raise OSError(r, "pthread_mutex_init failed")
+    gates.use(lib.pyf_gate_take, lib.pyf_gate_give, gates_init,
+              lambda mm: int(ffi.cast("unsigned long long", ffi.from_buffer(mm))))
 
     @ffi.def_extern()
     def pyf_open(path, flags, mode, fd, out):

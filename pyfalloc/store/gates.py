@@ -14,7 +14,6 @@ Robust: a process that dies holding a gate leaves it to the next taker (EOWNERDE
 the counter it guards is a single store, never half written. Recursive: a signal handler
 that writes the image under an overwrite, or a nested hold in Python, takes it again.
 """
-import ctypes
 import errno
 import struct
 
@@ -23,32 +22,62 @@ COUNT_AT = 48               # the counter's offset in a gate, past the 40-byte m
 _MUTEX_SIZE = 40
 _PSHARED, _RECURSIVE, _ROBUST = 1, 1, 1
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_lock, _unlock, _consistent = _libc.pthread_mutex_lock, _libc.pthread_mutex_unlock, _libc.pthread_mutex_consistent
-for _f in (_lock, _unlock, _consistent):
-    _f.argtypes, _f.restype = [ctypes.c_void_p], ctypes.c_int
+# (take, give, init, address): take(at) -> 0 or an errno, after making a dead holder's
+# mutex consistent; give(at); init(at, slots) every gate unlocked; address(mm) of a mapping
+_calls = None
 
 
-def _prototype():
-    """The bytes of an unlocked gate's mutex. glibc's unlocked mutex is plain data with no
-    address in it (what a static initializer relies on), so one made by pthread_mutex_init
-    is copied into every slot: a log is rebuilt whenever its volume is opened with no other
-    user, and 8192 calls through ctypes would add milliseconds to that process's start."""
-    attr = ctypes.create_string_buffer(64)
-    mutex = ctypes.create_string_buffer(GATE_SIZE)
-    if (_libc.pthread_mutexattr_init(attr) or _libc.pthread_mutexattr_setpshared(attr, _PSHARED)
-            or _libc.pthread_mutexattr_settype(attr, _RECURSIVE) or _libc.pthread_mutexattr_setrobust(attr, _ROBUST)
-            or _libc.pthread_mutex_init(mutex, attr)):
-        raise OSError(errno.EINVAL, "pthread_mutex_init failed")
-    return mutex.raw[:_MUTEX_SIZE] + bytes(GATE_SIZE - _MUTEX_SIZE)
+def use(take, give, init, address):
+    """In a process the shim serves, its own C functions (shim/fastread.c, which takes the
+    gates the same way): ctypes would add 2-3 ms to every such process's start."""
+    global _calls
+    _calls = (take, give, init, address)
+
+
+def _ctypes_calls():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    lock, unlock, consistent = libc.pthread_mutex_lock, libc.pthread_mutex_unlock, libc.pthread_mutex_consistent
+    for f in (lock, unlock, consistent):
+        f.argtypes, f.restype = [ctypes.c_void_p], ctypes.c_int
+
+    def take(at):
+        r = lock(at)
+        return consistent(at) if r == errno.EOWNERDEAD else r
+
+    def init(at, slots):
+        # glibc's unlocked mutex is plain data with no address in it (what a static
+        # initializer relies on): one made by pthread_mutex_init is copied to every slot
+        attr, mutex = ctypes.create_string_buffer(64), ctypes.create_string_buffer(GATE_SIZE)
+        if (libc.pthread_mutexattr_init(attr) or libc.pthread_mutexattr_setpshared(attr, _PSHARED)
+                or libc.pthread_mutexattr_settype(attr, _RECURSIVE) or libc.pthread_mutexattr_setrobust(attr, _ROBUST)
+                or libc.pthread_mutex_init(mutex, attr)):
+            raise OSError(errno.EINVAL, "pthread_mutex_init failed")
+        ctypes.memmove(at, mutex.raw[:_MUTEX_SIZE] + bytes(GATE_SIZE - _MUTEX_SIZE), GATE_SIZE)
+        done = 1
+        while done < slots:         # doubling: a few calls, not one per slot
+            n = min(done, slots - done)
+            ctypes.memmove(at + GATE_SIZE * done, at, GATE_SIZE * n)
+            done += n
+
+    def address(mm):
+        view = ctypes.c_char.from_buffer(mm)
+        try:
+            return ctypes.addressof(view)
+        finally:
+            del view                # no export kept: the mapping stays closable
+
+    return take, unlock, init, address
 
 
 class Gates:
     def __init__(self, mm, at, slots):
+        global _calls
+        if _calls is None:
+            _calls = _ctypes_calls()
+        self._take_at, self._give_at, self._init, address = _calls
         self.mm, self.at, self.slots = mm, at, slots
-        view = ctypes.c_char.from_buffer(mm, at)
-        self.base = ctypes.addressof(view)
-        del view                    # no export kept: the mapping stays closable
+        self.base = address(mm) + at
 
     @staticmethod
     def size(slots):
@@ -56,20 +85,19 @@ class Gates:
 
     def initialize(self):
         """Every gate unlocked, every counter 0 (no process may hold one yet)."""
-        self.mm[self.at:self.at + GATE_SIZE * self.slots] = _prototype() * self.slots
+        self.mm[self.at:self.at + GATE_SIZE * self.slots] = bytes(GATE_SIZE * self.slots)
+        self._init(self.base, self.slots)
 
     def _slots(self, inos):
         return sorted({ino % self.slots for ino in inos})
 
     def _take(self, slot):
-        r = _lock(self.base + GATE_SIZE * slot)
-        if r == errno.EOWNERDEAD:   # its holder died: the counter is whole, carry on
-            r = _consistent(self.base + GATE_SIZE * slot)
+        r = self._take_at(self.base + GATE_SIZE * slot)
         if r:
             raise OSError(r, f"gate {slot}: {errno.errorcode.get(r, r)}")
 
     def _give(self, slot):
-        _unlock(self.base + GATE_SIZE * slot)
+        self._give_at(self.base + GATE_SIZE * slot)
 
     def close(self, inos):
         """Under the inodes' data locks, before their mapping or bytes change: overwrites in
