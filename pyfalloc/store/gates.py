@@ -92,6 +92,8 @@ class Gates:
         return sorted({ino % self.slots for ino in inos})
 
     def _take(self, slot):
+        if self.base is None:
+            raise OSError(errno.EBADF, "the volume's shared log is closed")
         r = self._take_at(self.base + GATE_SIZE * slot)
         if r:
             raise OSError(r, f"gate {slot}: {errno.errorcode.get(r, r)}")
@@ -123,6 +125,10 @@ class Gates:
     def release(self, inos):
         for slot in reversed(self._slots(inos)):
             self._give(slot)
+
+    def detach(self):
+        """Before the mapping goes: a late taker gets EBADF, not a fault."""
+        self.base = None
 
     def count(self, ino):
         return struct.unpack_from("<Q", self.mm, self.at + GATE_SIZE * (ino % self.slots) + COUNT_AT)[0]

@@ -172,6 +172,7 @@ class SharedLog:
         ofd_lock(self.fd, fcntl.F_UNLCK, 0)
 
     def close(self):
+        self.gates.detach()
         try:
             self.mm.close()
         except BufferError:         # a view of the mapping is still alive: unmapped at exit
