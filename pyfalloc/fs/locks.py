@@ -2,7 +2,7 @@
 
 - the inode lock (ext4's i_rwsem): taken by everything that changes a file's metadata,
   and by a move for its whole length, so those writers wait for a move to finish (an
-  overwrite that changes no metadata, served in C, takes the data lock only);
+  overwrite that changes no metadata, served in C, takes neither: see below);
 - the data lock: shared by readers, exclusive while a file's bytes or mapping change, so a
   read never sees half a write (POSIX's atomicity of read against write) nor a half-switched
   range. The shim's reads and overwrites in C do not take it: its holders close or hold the
