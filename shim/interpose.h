@@ -87,6 +87,7 @@ HIDDEN const char *left_image(void);
 #define BY_PATH_FOLLOW (-1)
 #define BY_PATH_ITSELF (-2)
 #define PATH_FD(nofollow) ((nofollow) ? BY_PATH_ITSELF : BY_PATH_FOLLOW)
+#define PATH_AT_FLAGS(fd) ((fd) == BY_PATH_ITSELF ? AT_SYMLINK_NOFOLLOW : 0)     /* and back */
 /* an image call's result r, unless a symbolic link took its path out of the image: then
  * host_call, the host's own call on `host` (the path there), as the kernel would go on */
 #define OR_HOST(r, host_call) ({ long long r_ = (r); const char *host = r_ < 0 ? left_image() : NULL; \

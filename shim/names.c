@@ -219,17 +219,17 @@ int symlink(const char *target, const char *path)
 static int proc_fd(const char *path)
 {
     const char *n = NULL;
-    char own[64];
-    snprintf(own, sizeof own, "/proc/%d/fd/", (int)getpid());
-    if (!strncmp(path, "/proc/", 6)) {
-        if (!strncmp(path, "/proc/self/fd/", 14))
-            n = path + 14;
-        else if (!strncmp(path, "/proc/thread-self/fd/", 21))
-            n = path + 21;
-        else if (!strncmp(path, own, strlen(own)))
-            n = path + strlen(own);
-    } else if (!strncmp(path, "/dev/fd/", 8)) {
+    if (!strncmp(path, "/proc/self/fd/", 14))
+        n = path + 14;
+    else if (!strncmp(path, "/proc/thread-self/fd/", 21))
+        n = path + 21;
+    else if (!strncmp(path, "/dev/fd/", 8))
         n = path + 8;
+    else if (!strncmp(path, "/proc/", 6) && path[6] >= '0' && path[6] <= '9') {
+        char own[64];                   /* a pid: this process's only (getpid is a system call) */
+        int k = snprintf(own, sizeof own, "/proc/%d/fd/", (int)getpid());
+        if (!strncmp(path, own, (size_t)k))
+            n = path + k;
     }
     if (!n || *n < '0' || *n > '9')
         return -1;
@@ -427,7 +427,7 @@ static int set_times(int fd, const char *ip, const struct timespec *t)
         return failed(EINVAL);
     long long a[A_N] = {-1, -1, -1, stamp(t, 0), stamp(t, 1)};
     return (int)OR_HOST(PY(pyf_setattr(fd, ip ? inner(ip) : NULL, a)),
-                        (load_utimensat(), real_utimensat(AT_FDCWD, host, t, fd == BY_PATH_ITSELF ? AT_SYMLINK_NOFOLLOW : 0)));
+                        (load_utimensat(), real_utimensat(AT_FDCWD, host, t, PATH_AT_FLAGS(fd))));
 }
 
 int utimensat(int dirfd, const char *path_arg, const struct timespec t[2], int flags)
@@ -537,7 +537,7 @@ int futimesat(int dirfd, const char *path, const struct timeval tv[2])
 static int set_owner_mode(int fd, const char *ip, long long mode, long long uid, long long gid)
 {
     long long a[A_N] = {mode, uid, gid, -1, -1};
-    int nofollow = fd == BY_PATH_ITSELF ? AT_SYMLINK_NOFOLLOW : 0;
+    int nofollow = PATH_AT_FLAGS(fd);
     return (int)OR_HOST(PY(pyf_setattr(fd, ip ? inner(ip) : NULL, a)),
                         mode != -1 ? (load_fchmodat(), real_fchmodat(AT_FDCWD, host, (mode_t)mode, nofollow))
                                    : (load_fchownat(), real_fchownat(AT_FDCWD, host, (uid_t)uid, (gid_t)gid, nofollow)));

@@ -31,13 +31,9 @@ static ssize_t image_xattr(int op, int fd, const char *ip, const char *name, con
     ret fn params                                                               \
     {                                                                           \
         const char *ip = HERE(path);                                            \
-        if (ip) {                                                               \
-            ret r = (ret)image_xattr(op, at, ip, name, value, size, flags);     \
-            const char *host = r < 0 ? left_image() : NULL;                     \
-            if (!host)                                                          \
-                return r;                                                       \
-            path = host;                /* a link led out of the image */       \
-        }                                                                       \
+        if (ip)                         /* a link out of the image: the host's */ \
+            return (ret)OR_HOST(image_xattr(op, at, ip, name, value, size, flags), \
+                                (path = host, load_##fn(), real_##fn args));    \
         load_##fn();                                                            \
         return real_##fn args;                                                  \
     }

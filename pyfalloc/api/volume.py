@@ -37,11 +37,13 @@ def locate_meta(image, meta=None):
 
 
 class Volume(Syscalls):
-    def __init__(self, image, policy=None, readonly=None, meta=None):
+    def __init__(self, image, policy=None, readonly=None, meta=None, mount="/pyfalloc"):
         """image: an image file, an NBD URI (nbd://HOST[:PORT]/EXPORT,
         nbd+unix:///EXPORT?socket=PATH) or an RBD spec (rbd:POOL/IMAGE). meta: the metadata's path (default IMAGE.meta;
         required for a URI). readonly: None opens read-only when this user may not write
-        the volume (or it is on a read-only mount); True always; False insists on writing."""
+        the volume (or it is on a read-only mount); True always; False insists on writing.
+        mount: where the host sees the volume (the shim's prefix), which an absolute
+        symbolic link target names it by."""
         self.image = os.fspath(image)
         self.meta = locate_meta(self.image, meta)
         if not is_device_uri(self.image) and not os.path.exists(self.image):
@@ -60,7 +62,7 @@ class Volume(Syscalls):
             store.close()
             dev.close()
             raise
-        super().__init__(FileSystem(dev, store, policy))
+        super().__init__(FileSystem(dev, store, policy, mount))
         self.fs.reap()
 
     @staticmethod

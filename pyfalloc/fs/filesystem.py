@@ -39,6 +39,17 @@ def _xattr_bytes(attrs):
                         for name, value in attrs.items())
 
 
+def _dir_steps(p):
+    """The names a parsed path's directory is reached by ("." last, so the parent is
+    checked as a searchable directory)."""
+    return p.dirs if p.kind == paths.ROOT else p.dirs + ["."]
+
+
+def _last_step(p):
+    """What follows the directory: the last name (a trailing slash kept), if any."""
+    return [p.last + "/" if p.trailing else p.last] if p.last else []
+
+
 Inode = record("Inode", "ino mode uid gid size nlink flags atime mtime ctime grp")
 _FIELD = {name: i - 1 for i, name in enumerate(Inode._fields) if i}
 
@@ -56,7 +67,7 @@ def clock():
 
 
 class FileSystem:
-    def __init__(self, device, store, policy=None):
+    def __init__(self, device, store, policy=None, mount="/pyfalloc"):
         self.dev = device
         self.meta = store
         self.bs = device.block_size
@@ -75,7 +86,7 @@ class FileSystem:
         self.handles = Handles(store.log.path)
         # where the host sees the image (the shim's prefix): an absolute link target under
         # it is a path of the image
-        self.mount = os.environ.get("PYFALLOC_MOUNT") or "/pyfalloc"
+        self.mount = mount
         self.mapped = SharedMappings(self)
         store.on_leave = self.mapped.leave
 
@@ -159,11 +170,10 @@ class FileSystem:
         p = paths.parse(path)
         self.meta.fresh()
         budget = [0]                    # links followed by this look-up, as nd->total_link_count
-        steps = p.dirs if p.kind == paths.ROOT else p.dirs + ["."]
         try:
-            return self._walk(ROOT_INO, steps, cred, path, budget), p, budget
+            return self._walk(ROOT_INO, _dir_steps(p), cred, path, budget), p, budget
         except LeavesImage as e:
-            raise e.then(*([p.last + "/" if p.trailing else p.last] if p.last else [])) from None
+            raise e.then(*_last_step(p)) from None
 
     def _walk(self, ino, steps, cred, path, budget, in_link=False):
         """The directory that steps (names, "." and "..") lead to from directory ino: each
@@ -219,9 +229,9 @@ class FileSystem:
             target, start = inside, ROOT_INO
         p = paths.parse(target)
         try:
-            d = self._walk(start, p.dirs if p.kind == paths.ROOT else p.dirs + ["."], cred, path, budget, True)
+            d = self._walk(start, _dir_steps(p), cred, path, budget, True)
         except LeavesImage as e:
-            raise e.then(*([p.last + "/" if p.trailing else p.last] if p.last else [])) from None
+            raise e.then(*_last_step(p)) from None
         if p.kind == paths.ROOT:
             return None, None, ROOT_INO
         if p.kind == paths.DOTDOT and d == ROOT_INO:

@@ -55,7 +55,7 @@ def volume():
     image = os.environ.get("PYFALLOC_IMAGE")
     if not image:
         raise FsError(errno.ENODEV, "PYFALLOC_IMAGE is not set")
-    vol = Volume(image, meta=os.environ.get("PYFALLOC_META"))
+    vol = Volume(image, meta=os.environ.get("PYFALLOC_META"), mount=os.environ.get("PYFALLOC_MOUNT") or "/pyfalloc")
     vol.adopt(shadows(vol.fs.meta.runtime_dir()))      # the C half names it the same way
     if _make_claim is not None:
         vol.claim = _make_claim(vol)

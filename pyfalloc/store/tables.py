@@ -230,16 +230,11 @@ class Tables:
     # ---- whole tables, for checkpoints --------------------------------------------------------------
     def dump(self):
         """Every row as a record: replaying them into empty tables rebuilds these."""
-        out = [("s", k, v) for k, v in self.settings.items()]
+        out = [(table, k, v) for table, name in _PLAIN.items() for k, v in getattr(self, name).items()]
         out += [("i", k, v) for k, v in self.inodes.items()]
         out += [("d", (p, name), ino) for p, entries in self.dirs.items() for name, ino in entries.items()]
         out += [("e", (ino, lblk), v) for ino, m in self.ext.items() for lblk, v in m.items()]
         out += [("f", k, v) for k, v in self.free.items()]
         out += [("w", k, v) for k, v in self.win.items()]
-        out += [("p", k, v) for k, v in self.pending.items()]
-        out += [("m", k, v) for k, v in self.moves.items()]
-        out += [("z", k, v) for k, v in self.stale_tail.items()]
         out += [("x", (ino, name), v) for ino, m in self.xattrs.items() for name, v in m.items()]
-        out += [("l", k, v) for k, v in self.symlinks.items()]
-        out += [("r", k, v) for k, v in self.rdevs.items()]
         return out

@@ -175,9 +175,11 @@ class Syscalls:
             try:
                 inode = fs.inode(ino)
                 is_dir = st.S_ISDIR(inode.mode)
+                want = (perms.MAY_READ if acc != os.O_WRONLY else 0) | \
+                       (perms.MAY_WRITE if acc != os.O_RDONLY or flags & os.O_TRUNC else 0)
                 special = st.S_IFMT(inode.mode) in (st.S_IFIFO, st.S_IFCHR, st.S_IFBLK, st.S_IFSOCK)
                 if special and not flags & os.O_PATH:
-                    self._open_special(inode, flags, cred, path)
+                    self._open_special(inode, want, cred, path)
                 if flags & os.O_DIRECTORY and not is_dir:
                     raise FsError(errno.ENOTDIR, _shown(path))
                 if is_dir and (acc != os.O_RDONLY or flags & os.O_CREAT):
@@ -185,8 +187,6 @@ class Syscalls:
                 if acc != os.O_RDONLY or flags & os.O_TRUNC:
                     fs.check_writable()
                 if not created and not flags & os.O_PATH:      # O_PATH reads nothing: no check
-                    want = (perms.MAY_READ if acc != os.O_WRONLY else 0) | \
-                           (perms.MAY_WRITE if acc != os.O_RDONLY or flags & os.O_TRUNC else 0)
                     perms.check(cred, inode, want, path)
                 if acc != os.O_RDONLY or flags & os.O_TRUNC:
                     if inode.flags & uapi.FS_IMMUTABLE_FL:
@@ -244,17 +244,16 @@ class Syscalls:
                 raise
             return ino, False
 
-    def _open_special(self, inode, flags, cred, path):
+    def _open_special(self, inode, want, cred, path):
         """A FIFO opens as the host FIFO that stands for it (LeavesImage: the shim opens it,
         and the kernel pipes between its openers); a device node as on a nodev mount
-        (EACCES); a socket as Linux opens one (ENXIO)."""
+        (EACCES); a socket as Linux opens one (ENXIO). want: open's permission mask (O_TRUNC
+        asks for write permission on a FIFO too, as may_open checks it)."""
         kind = st.S_IFMT(inode.mode)
         if kind == st.S_IFSOCK:
             raise FsError(errno.ENXIO, f"{_shown(path)}: a socket")
         if kind != st.S_IFIFO:
             raise FsError(errno.EACCES, f"{_shown(path)}: device nodes are not opened (nodev)")
-        acc = flags & os.O_ACCMODE
-        want = (perms.MAY_READ if acc != os.O_WRONLY else 0) | (perms.MAY_WRITE if acc != os.O_RDONLY else 0)
         perms.check(cred, inode, want, path)
         raise LeavesImage(self.fs.fifo_path(inode.ino))
 
@@ -265,8 +264,14 @@ class Syscalls:
         perms.check(cred, self.fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, path)
 
     def _create(self, parent, name, mode, cred):
-        """A new inode in parent (which _may_change allowed): owned by the fsuid; the group
-        and, for a directory, the set-group-ID bit come from a set-group-ID parent."""
+        """A new inode in parent (which _may_change allowed), owned as _owner says."""
+        mode, gid = self._owner(parent, mode, cred)
+        return self.fs.create(parent, name, mode, cred.uid, gid)
+
+    def _owner(self, parent, mode, cred):
+        """inode_init_owner: (mode, group) of a new inode in parent, owned by the fsuid. The
+        group and, for a directory, the set-group-ID bit come from a set-group-ID parent;
+        elsewhere a new file keeps that bit only within the caller's groups or CAP_FSETID."""
         pinode = self.fs.inode(parent)
         gid = cred.gid
         if pinode.mode & st.S_ISGID:
@@ -276,7 +281,7 @@ class Syscalls:
         elif mode & st.S_ISGID and not st.S_ISDIR(mode) and not perms.in_group(cred, gid) \
                 and not perms.capable(cred, perms.CAP_FSETID):
             mode &= ~st.S_ISGID
-        return self.fs.create(parent, name, mode, cred.uid, gid)
+        return mode, gid
 
     def _open_tmpfile(self, path, flags, mode, fd, cred):
         """O_TMPFILE: an unnamed regular file in directory path, gone when its last handle closes."""
@@ -551,34 +556,33 @@ class Syscalls:
         if kind not in (st.S_IFREG, st.S_IFCHR, st.S_IFBLK, st.S_IFIFO, st.S_IFSOCK):
             raise FsError(errno.EINVAL, f"file type {kind:#o}")
         cred = current_cred()
-        parent, name, gid = self._new_entry(path, cred)
+        parent, name = self._new_entry(path, cred)
         if kind in (st.S_IFCHR, st.S_IFBLK) and not perms.capable(cred, perms.CAP_MKNOD):
             raise FsError(errno.EPERM, "a device node needs CAP_MKNOD")
         if kind == st.S_IFREG:
             self._create(parent, name, st.S_IFREG | (mode & 0o7777), cred)
             return
-        rdev = dev if kind in (st.S_IFCHR, st.S_IFBLK) else 0
-        self.fs.mknod(parent, name, kind | (mode & 0o7777), rdev, cred.uid, gid)
+        mode, gid = self._owner(parent, kind | (mode & 0o7777), cred)
+        self.fs.mknod(parent, name, mode, dev if kind in (st.S_IFCHR, st.S_IFBLK) else 0, cred.uid, gid)
 
     def _new_entry(self, path, cred):
         """filename_create's checks for the name a call adds: EEXIST for one that exists or
         is no name, ENOENT for a trailing slash, then write and search on the directory;
-        (parent, name, the new inode's group: a set-group-ID directory's, else the caller's)."""
+        (parent, name)."""
         parent, p = self.fs.walk_parent(path, cred)
         if p.kind != paths.NORM or self.fs.entry(parent, p.last) is not None:
             raise FsError(errno.EEXIST, _shown(path))
         if p.trailing:
             raise FsError(errno.ENOENT, f"{_shown(path)}: a new name with a trailing slash")
         self._may_change(parent, cred, path)
-        pinode = self.fs.inode(parent)
-        return parent, p.last, pinode.gid if pinode.mode & st.S_ISGID else cred.gid
+        return parent, p.last
 
     def symlink(self, target, path):
         """symlink(2): the target as given (not looked at), in do_symlinkat's order."""
         target = paths.decoded(paths.encode(target))      # ENOENT for "", ENAMETOOLONG, EINVAL for a NUL
         cred = current_cred()
-        parent, name, gid = self._new_entry(path, cred)
-        self.fs.symlink(parent, name, target, cred.uid, gid)
+        parent, name = self._new_entry(path, cred)
+        self.fs.symlink(parent, name, target, cred.uid, self._owner(parent, st.S_IFLNK, cred)[1])
 
     def readlink(self, path):
         """readlink(2): the target of the link path names (EINVAL for any other file)."""
@@ -763,8 +767,7 @@ class Syscalls:
         dp, dn, dparsed = self._name(dst, cred, _RENAME_REFUSED)
         whiteout = None
         if flags & uapi.RENAME_WHITEOUT:
-            pinode = self.fs.inode(sp)
-            whiteout = (cred.uid, pinode.gid if pinode.mode & st.S_ISGID else cred.gid)
+            whiteout = (cred.uid, self._owner(sp, st.S_IFCHR, cred)[1])
         ino = self._may_delete(cred, sp, sn, src)
         target = self._may_delete(cred, dp, dn, dst)
         if ino is not None:
