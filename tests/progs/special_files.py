@@ -72,6 +72,10 @@ if os.getuid() == 0:
         show("mknod a device as nobody", lambda: os.mknod("chr2", stat.S_IFCHR | 0o600, os.makedev(1, 3)))
         show("mkfifo as nobody", lambda: (os.mkfifo("f2"), kind("f2")[0])[1])
         show("whiteout as nobody", lambda: renameat2("f2", "f3", RENAME_WHITEOUT))
+        os.chmod("f3", 0o444)
+        show("open a read-only FIFO to read, as nobody", lambda: os.close(os.open("f3", os.O_RDONLY | os.O_NONBLOCK)))
+        show("the same with O_TRUNC (may_open asks write)",
+             lambda: os.close(os.open("f3", os.O_RDONLY | os.O_TRUNC | os.O_NONBLOCK)))
         sys.stdout.flush()
         os._exit(0)
     os.waitpid(pid, 0)
