@@ -1,15 +1,17 @@
 """Metadata binding, crash consistency under kill -9, and handles across processes."""
+import errno
 import os
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from pyfalloc import FormatError, Volume
+from pyfalloc import FormatError, FsError, Volume
 from pyfalloc.store import shm_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -259,3 +261,53 @@ def test_a_change_of_the_inode_made_meanwhile_sends_a_change_ahead_back_to_be_ma
             assert v.read_file("/f")[8192:12288] == b"b" * 4096
         a.close(fd)
         assert a.fsck() == []
+
+
+def test_an_open_whose_hold_lands_while_an_unlink_asks_for_holders_finds_the_file_gone(image):
+    """An unlink's change asks whether anyone holds the file, finds nobody, and frees it
+    when it is published. An open in another process that looked the name up before and
+    takes its hold in between must wait for that change (the change said so in the shared
+    log before it asked) and then find the file gone: ENOENT, not a descriptor of a freed
+    inode."""
+    with Volume(image) as a, Volume(image) as b:     # two stores, as two processes
+        a.write_file("/f", b"x")
+        assert b.stat("/f").st_size == 1             # b's tables hold the name
+        asked = a.fs.handles.in_use
+        got = []
+
+        def opener():
+            try:
+                fd = b.open("/f")
+                got.append(("opened", b.fstat(fd).st_nlink))
+                b.close(fd)
+            except FsError as e:
+                got.append(errno.errorcode[e.errno])
+
+        def ask_then_open(ino, probe):
+            held = asked(ino, probe)
+            t = threading.Thread(target=opener)
+            t.start()
+            t.join(0.5)             # b holds the file by now and waits for this change
+            got.append("waiting" if t.is_alive() else "done")
+            return held
+        a.fs.handles.in_use = ask_then_open
+        a.unlink("/f")
+        a.fs.handles.in_use = asked
+        deadline = time.time() + 30
+        while len(got) < 2 and time.time() < deadline:
+            time.sleep(0.01)
+        assert got == ["waiting", "ENOENT"]
+        assert a.fs.t.orphans == set() and b.fsck() == []
+
+
+def test_a_reaping_notice_left_by_a_dead_process_is_cleared_by_the_next_change(image):
+    """A process that died inside a change that may free inodes leaves its notice in the
+    shared log: opens then wait for the writer's lock (correct, slower) until the next
+    change clears it."""
+    with Volume(image) as v:
+        v.write_file("/f", b"x")
+        v.fs.meta.log.put("reaping", 1)
+        assert v.read_file("/f") == b"x"            # an open still works meanwhile
+        v.write_file("/g", b"y")
+        assert not v.fs.meta.reaping()
+        assert v.fsck() == []

@@ -508,11 +508,16 @@ class FileSystem:
         """Hold ino open; False (and no hold) when it no longer exists. The kernel takes an
         open's reference under the directory's lock, so an unlink either sees the file open
         or came before the look-up. Here an unlink that asked for holders between this
-        process's look-up and its hold may have freed the inode: waiting once for the
-        writer's lock after the hold orders the two, and then the inode is gone (look it up
-        again) or held for good."""
+        process's look-up and its hold may have freed the inode. A change asks only after
+        it has said so in the shared log (Store.reaping), and unsays it once published: if
+        nothing is said after the hold, every such change is published (caught up with
+        here) or will see the hold. Else waiting once for the writer's lock orders the two.
+        Then the inode is gone (look it up again) or held for good."""
         self.handles.hold(ino)
-        self.meta.settle()
+        if self.meta.reaping():
+            self.meta.settle()
+        else:
+            self.meta.fresh()
         if ino in self.meta.t.inodes:
             return True
         self.handles.drop(ino)
@@ -541,7 +546,8 @@ class FileSystem:
                     self.release_if_orphan(ino)
 
     def in_use(self, ino):
-        """Whether any process holds ino open."""
+        """Whether any process holds ino open (inside a change that frees ino if not)."""
+        self.meta.reap_intended()
         return self.handles.in_use(ino, self.meta.log.fd)
 
     def open_inodes(self):
@@ -778,11 +784,14 @@ class FileSystem:
         is given. Blocks placed before a failure stay, and the size follows them (ext4)."""
         bs = self.bs
         a, b = offset // bs, ceil_div(offset + length, bs)
-        with self.locks.exclusive(ino):
+        # holes become unwritten extents: nothing a reader or an overwrite reaches changes,
+        # so the inode lock alone, but for the zeroing of a truncate's stale tail
+        with self.locks.inode(ino):
             inode = self.inode(ino)
             new_size = offset + length if not keep_size and offset + length > inode.size else None
-            if new_size is not None:
-                self._settle_tail(ino)
+            if new_size is not None and ino in self.meta.t.stale_tail:
+                with self.locks.data(ino):
+                    self._settle_tail(ino)
             reached = [a]
             error = None
             with self.meta.tx():

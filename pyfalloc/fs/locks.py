@@ -11,7 +11,8 @@
 Open-file-description locks (F_OFD_SETLKW) on one byte per inode and level, far past the
 end of the image file, so they never touch data; a threading lock orders the threads of one
 process, which share the description. Inode locks are always taken before data locks and
-inodes in ascending order, so two movers never deadlock.
+inodes in ascending order, so two movers never deadlock. An inode's two bytes are
+neighbours: both levels of one inode are one system call to take and one to give back.
 """
 import _thread
 import fcntl
@@ -20,9 +21,16 @@ import os
 from pyfalloc.forks import at_fork_in_child, forget_fork
 from pyfalloc.store.shared import ofd_conflict, ofd_lock
 
-_INODE_BASE = 1 << 62
-DATA_BASE = _INODE_BASE + (1 << 40)         # shim/fastread.c names the same byte
-_MOVE_BASE = _INODE_BASE + (1 << 41)
+_BASE = 1 << 62
+_MOVE_BASE = _BASE + (1 << 41)      # past every inode's pair (inode numbers stay below 2^40)
+
+
+def _inode_byte(ino):
+    return _BASE + 2 * ino
+
+
+def _data_byte(ino):
+    return _BASE + 2 * ino + 1
 
 
 class InodeLocks:
@@ -45,12 +53,12 @@ class InodeLocks:
         self.fd = fd
         self._local = _thread.RLock()
 
-    def _fcntl(self, byte, kind):
-        ofd_lock(self.fd, kind, byte)
+    def _fcntl(self, start, length, kind):
+        ofd_lock(self.fd, kind, start, length)
 
     def _hold(self, plan, scope=None, gate=None):
-        """plan: (byte, lock type) pairs, in the order they must be taken; scope: the
-        inodes whose changes the holder must see (None: every change); gate: (CLOSE or
+        """plan: (first byte, bytes, lock type), in the order they must be taken; scope:
+        the inodes whose changes the holder must see (None: every change); gate: (CLOSE or
         HOLD, inodes) once the plan is held."""
         return _Held(self, plan, scope, gate)
 
@@ -58,32 +66,37 @@ class InodeLocks:
         """Change files: their inode locks, then their data locks. local: the holder reads
         and changes nothing but these inodes' rows."""
         inos = sorted(set(inos))
-        return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in inos]
-                          + [(DATA_BASE + i, fcntl.F_WRLCK) for i in inos], inos if local else None, (CLOSE, inos))
+        if len(inos) == 1:
+            plan = [(_inode_byte(inos[0]), 2, fcntl.F_WRLCK)]
+        else:
+            plan = [(_inode_byte(i), 1, fcntl.F_WRLCK) for i in inos] + [(_data_byte(i), 1, fcntl.F_WRLCK) for i in inos]
+        return self._hold(plan, inos if local else None, (CLOSE, inos))
 
     def shared(self, *inos):
         """Read files' bytes."""
         inos = sorted(set(inos))
-        return self._hold([(DATA_BASE + i, fcntl.F_RDLCK) for i in inos], gate=(HOLD, inos))
+        return self._hold([(_data_byte(i), 1, fcntl.F_RDLCK) for i in inos], gate=(HOLD, inos))
 
     def stable(self, *inos):
         """Read files' mappings, not their bytes: no change of them is under way, and the
         counters read under this lock agree with the mapping read under it."""
         inos = sorted(set(inos))
-        return self._hold([(DATA_BASE + i, fcntl.F_RDLCK) for i in inos], inos)
+        return self._hold([(_data_byte(i), 1, fcntl.F_RDLCK) for i in inos], inos)
 
     def inode(self, *inos):
-        """Hold off writers (a move holds this throughout, and the data locks per step)."""
-        return self._hold([(_INODE_BASE + i, fcntl.F_WRLCK) for i in sorted(set(inos))])
+        """Hold off writers (a move holds this throughout, and the data locks per step; an
+        allocation into holes holds only this, as ext4's fallocate holds only i_rwsem: no
+        byte a reader or an overwrite can reach changes)."""
+        return self._hold([(_inode_byte(i), 1, fcntl.F_WRLCK) for i in sorted(set(inos))])
 
     def data(self, *inos):
         inos = sorted(set(inos))
-        return self._hold([(DATA_BASE + i, fcntl.F_WRLCK) for i in inos], gate=(CLOSE, inos))
+        return self._hold([(_data_byte(i), 1, fcntl.F_WRLCK) for i in inos], gate=(CLOSE, inos))
 
     def move(self, mid):
         """Held by a relocation while it runs: its row outlives a dead mover only until the
         next reap, which finds the byte free."""
-        return self._hold([(_MOVE_BASE + mid, fcntl.F_WRLCK)])
+        return self._hold([(_MOVE_BASE + mid, 1, fcntl.F_WRLCK)])
 
     def move_alive(self, mid):
         return ofd_conflict(self.fd, fcntl.F_WRLCK, _MOVE_BASE + mid)
@@ -107,9 +120,9 @@ class _Held:
     def __enter__(self):
         self.locks._local.acquire()
         try:
-            for byte, kind in self.plan:
-                self.locks._fcntl(byte, kind)
-                self.taken.append(byte)
+            for start, length, kind in self.plan:
+                self.locks._fcntl(start, length, kind)
+                self.taken.append((start, length))
             how, inos = self.gate or (None, ())
             if how is CLOSE:
                 self.locks.gates.close(inos)
@@ -127,8 +140,8 @@ class _Held:
             if self.holding:
                 self.holding = False
                 self.locks.gates.release(self.gate[1])
-            for byte in reversed(self.taken):
-                self.locks._fcntl(byte, fcntl.F_UNLCK)
+            for start, length in reversed(self.taken):
+                self.locks._fcntl(start, length, fcntl.F_UNLCK)
         finally:
             self.taken = []
             self.locks._local.release()

@@ -57,6 +57,7 @@ class Store:
         self._ahead = set()
         self._seen = {}
         self._ahead_change = False       # the change under way skipped catching up
+        self._reaping = False            # the change under way said so (reap_intended)
         self.log = SharedLog(device.identity(), uuid, private=readonly, mode=device.access_mode())
         try:
             self.log.lock(fcntl.F_WRLCK)
@@ -197,24 +198,49 @@ class Store:
 
     def _replay(self, tail):
         if tail > self._pos:
-            ahead = self._ahead
-            for at, change in unframe_at(self.log.read(self._pos, tail), self._pos):
-                if at not in ahead:             # this process's own, applied when made
-                    self.t.apply(change)
-            ahead.clear()
-            self._pos = tail
+            self._apply(self.log.read(self._pos, tail), tail)
+
+    def _apply(self, frames, tail):
+        """frames: the log from this process's position to tail."""
+        ahead = self._ahead
+        for at, change in unframe_at(frames, self._pos):
+            if at not in ahead:             # this process's own, applied when made
+                self.t.apply(change)
+        ahead.clear()
+        self._pos = tail
 
     def fresh(self, inos=None):
         """Apply what other processes changed since this one last looked: one read of the
         shared mapping when nothing did. With inos, only if one of those inodes changed
         since these tables last reflected it (their counters), for a caller that reads
-        nothing but those inodes' rows and holds their locks."""
+        nothing but those inodes' rows and holds their locks.
+
+        No lock: frames below the tail never change within an epoch, and a change is
+        published by moving the tail after its frames are written. A caller sees every
+        change published before it looked, as a lock holder must (a change is published
+        before its maker lets go of the inode locks). A change under way is not waited
+        for (settle() does that); only a restart of the log (a new epoch) is caught up
+        with under the lock, where the checkpoint is read."""
         if inos is not None:
             if all(self._reflects(ino) for ino in inos):
                 return
         elif self.log.position() == (self._epoch, self._pos):
             return
-        self.settle(inos or ())
+        with self._rlock:
+            if self._depth:
+                return
+            log = self.log
+            # the counters before the position: a change counted in them is below its tail
+            seen = [(ino, log.generation(ino)) for ino in inos or ()]
+            epoch, tail = log.position()
+            if epoch != self._epoch:
+                return self.settle(inos or ())
+            if tail > self._pos:
+                frames = log.read(self._pos, tail)
+                if log.position()[0] != epoch:      # restarted while read: the copy may be torn
+                    return self.settle(inos or ())
+                self._apply(frames, tail)
+            self._seen.update(seen)
 
     def settle(self, note=()):
         """Catch up after any change under way in another process has ended: unlike fresh(),
@@ -316,6 +342,18 @@ class Store:
         """The inode's change counter in the shared log: read before fresh(), and the same
         later, no change of that inode was published in between."""
         return self.log.generation(ino)
+
+    def reap_intended(self):
+        """Inside a change, before it asks whether an inode is held (to free it if not):
+        said in the shared log until the change is published, for an opener that takes its
+        hold meanwhile (Filesystem.hold_existing)."""
+        if self._depth and not self._reaping:
+            self._reaping = True
+            self.log.put("reaping", 1)
+
+    def reaping(self):
+        """Whether a change that may free an inode is under way."""
+        return self.log.get("reaping") != 0
 
     def gate_count(self, ino):
         """The counter of ino's gate (gates.py): moved when a change of its bytes or mapping
@@ -546,6 +584,8 @@ class _Change:
             try:
                 s.log.lock(fcntl.F_WRLCK)
                 try:
+                    if s.log.get("reaping"):        # said by a process that died in its change
+                        s.log.put("reaping", 0)
                     s._catch_up()
                 except BaseException:
                     s.log.unlock()
@@ -590,6 +630,9 @@ class _Change:
                     if redo:
                         s._publish(redo, blob, self.dirty, self.ahead)
             finally:
+                if s._reaping:                      # published or undone: unsaid
+                    s._reaping = False
+                    s.log.put("reaping", 0)
                 s.log.unlock()
             return self.conflict
         finally:

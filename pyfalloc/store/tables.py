@@ -177,6 +177,13 @@ class Tables:
     def _e(self, key, value):
         ino, lblk = key
         m = self.ext.get(ino)
+        if value is not None and m is not None:
+            old = m.get(lblk)
+            if old is not None and old[1] == value[1]:
+                # the same row grown or shrunk in place (an append's merge): no index moves
+                dict.__setitem__(m, lblk, value)
+                dict.__setitem__(self.owner, value[1], (value[0], ino, lblk, value[2]))
+                return old
         old = m.pop(lblk, None) if m is not None else None
         if old is not None:
             del self.owner[old[1]]

@@ -43,6 +43,12 @@ _UNLINK_REFUSED = {paths.ROOT: errno.EISDIR, paths.DOT: errno.EISDIR, paths.DOTD
 _RENAME_REFUSED = {paths.ROOT: errno.EBUSY, paths.DOT: errno.EBUSY, paths.DOTDOT: errno.EBUSY}
 
 
+# fallocate's step 8 on what is not a regular file (else ENODEV)
+_FALLOCATE_NOT_REGULAR = {st.S_IFIFO: errno.ESPIPE, st.S_IFDIR: errno.EISDIR}
+_APPEND_OR_IMMUTABLE = uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL
+_MOVES_BYTES = frozenset((FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE))
+_CHANGES_BYTES = frozenset((FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_WRITE_ZEROES))
+
 # an open looks its name up again when an unlink freed the inode before it was held
 _OPEN_TRIES = 8
 
@@ -915,34 +921,32 @@ class Syscalls:
         if not of.writable:                                                   # 4
             raise FsError(errno.EBADF, "fd not open for writing")
         inode = fs.inode(of.ino)
-        if mode & ~FALLOC_FL_KEEP_SIZE and inode.flags & uapi.FS_APPEND_FL:   # 5
-            raise FsError(errno.EPERM, "append-only file")
-        if inode.flags & uapi.FS_IMMUTABLE_FL:
-            raise FsError(errno.EPERM, "immutable file")
+        if inode.flags & _APPEND_OR_IMMUTABLE:                                # 5
+            if inode.flags & uapi.FS_IMMUTABLE_FL:
+                raise FsError(errno.EPERM, "immutable file")
+            if mode & ~FALLOC_FL_KEEP_SIZE:
+                raise FsError(errno.EPERM, "append-only file")
         physical &= NO_HINT
         if physical != NO_HINT and not capable(CAP_FOWNER):                   # 7
             raise FsError(errno.EPERM, "a physical hint needs CAP_FOWNER")
-        if st.S_ISFIFO(inode.mode):                                           # 8
-            raise FsError(errno.ESPIPE)
-        if st.S_ISDIR(inode.mode):
-            raise FsError(errno.EISDIR)
-        if not st.S_ISREG(inode.mode):
-            raise FsError(errno.ENODEV)
+        kind = st.S_IFMT(inode.mode)                                          # 8
+        if kind != st.S_IFREG:
+            raise FsError(_FALLOCATE_NOT_REGULAR.get(kind, errno.ENODEV))
         if offset + length > fs.max_bytes or offset + length > LOFF_MAX:      # 9
             raise FsError(errno.EFBIG, "offset + len past the maximum file size")
         op = mode & FALLOC_FL_MODE_MASK                                       # 10: the filesystem
         # a shared mapping's copy follows: the range re-read where bytes changed, after a
         # write-back where they move
-        if op in (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE):
+        if op in _MOVES_BYTES:
             around = fs.mapped.changing(of.ino, offset, None, write_back=True)
-        elif op in (FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FALLOC_FL_WRITE_ZEROES):
+        elif op in _CHANGES_BYTES:
             around = fs.mapped.changing(of.ino, offset, offset + length)
         else:
             around = fs.mapped.changing(of.ino)
         with around:
-            return self._fallocate_fs(of, mode, op, offset, length, physical)
+            return self._fallocate_fs(of, mode, op, offset, length, physical, inode.size)
 
-    def _fallocate_fs(self, of, mode, op, offset, length, physical):
+    def _fallocate_fs(self, of, mode, op, offset, length, physical, size):
         fs = self.fs
         keep = bool(mode & FALLOC_FL_KEEP_SIZE)
         if physical != NO_HINT:
@@ -954,7 +958,7 @@ class Syscalls:
             nblocks = ceil_div(offset + length, fs.bs) - offset // fs.bs
             if first + nblocks > fs.nblocks:
                 raise FsError(errno.EINVAL, "physical range outside the device")
-            self._check_grows(of, keep, offset + length)
+            self._check_grows(keep, offset + length, size)
             return fs.allocate_range(of.ino, offset, length, keep, physical)
         if op == FALLOC_FL_PUNCH_HOLE:
             return fs.punch_hole(of.ino, offset, length)
@@ -964,17 +968,18 @@ class Syscalls:
             if op == FALLOC_FL_COLLAPSE_RANGE:
                 return fs.collapse_range(of.ino, offset, length)
             return fs.insert_range(of.ino, offset, length)
-        self._check_grows(of, keep, offset + length)
+        self._check_grows(keep, offset + length, size)
         if op == FALLOC_FL_ZERO_RANGE:
             return fs.zero_range(of.ino, offset, length, keep)
         if op == FALLOC_FL_WRITE_ZEROES:
             return fs.zero_range(of.ino, offset, length, False, write_zeroes=True)
         return fs.allocate_range(of.ino, offset, length, keep)      # ALLOCATE, UNSHARE (no shared blocks)
 
-    def _check_grows(self, of, keep, end):
+    @staticmethod
+    def _check_grows(keep, end, size):
         """ext4's fallocate and zero range check the size they would set, as a truncate does"""
         if not keep:
-            limits.check_new_size(end, self.fs.inode(of.ino).size)
+            limits.check_new_size(end, size)
 
     def posix_fallocate(self, fd, offset, length):
         """posix_fallocate(3): returns the error number instead of raising (glibc's contract)."""
