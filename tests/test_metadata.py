@@ -311,3 +311,34 @@ def test_a_reaping_notice_left_by_a_dead_process_is_cleared_by_the_next_change(i
         v.write_file("/g", b"y")
         assert not v.fs.meta.reaping()
         assert v.fsck() == []
+
+
+def test_other_changes_go_on_while_a_commit_writes_the_journal(image):
+    """A commit writes the journal without the log's lock (as jbd2 lets handles start while
+    a transaction commits): another process creates and writes a file meanwhile, at once.
+    Its change is not in that commit; the next commit makes it durable, and the frees the
+    first commit covered go back to the free map."""
+    with Volume(image) as a, Volume(image) as b:     # two stores, as two processes
+        a.write_file("/gone", b"x" * 8192)
+        a.unlink("/gone")                            # its two blocks wait for a commit
+        store = a.fs.meta
+        flush = store.flush_data
+        seen = []
+
+        def flush_then_change():
+            flush()
+            t = threading.Thread(target=lambda: seen.append(b.write_file("/meanwhile", b"m")))
+            t.start()
+            t.join(10)
+            seen.append("blocked" if t.is_alive() else "went on")
+        store.flush_data = flush_then_change
+        store.commit()
+        store.flush_data = flush
+        assert seen == [1, "went on"]
+        assert store.durable() < store.log.get("tail")      # b's change came after
+        assert store.t.pending == {}                        # a's commit covered the unlink
+        b.fs.meta.commit()
+        assert store.durable() == store.log.get("tail")
+        assert a.fsck() == [] and b.fsck() == []
+    with Volume(image) as v:
+        assert v.read_file("/meanwhile") == b"m" and "gone" not in v.listdir("/")

@@ -9,8 +9,9 @@ tables and applies the frames past its position before it reads. Nothing here su
 what must is in the journal (journal.py), written at commit.
 
 Locks are open-file-description locks: on byte 0, exclusive while a change is made (and
-published by moving `tail` last), shared while a process catches up; on byte 1, shared by
-every user of the volume, so the last one to leave knows it and removes the file.
+published by moving `tail` last), shared while a process waits for a change under way; on
+byte 1, shared by every user of the volume, so the last one to leave knows it and removes
+the file; on byte 2, exclusive while a commit writes the journal.
 """
 import fcntl
 import mmap
@@ -27,6 +28,7 @@ LOG_START = GATES_AT + Gates.size(GEN_SLOTS)
 CAPACITY = 1 << 30          # address space only: tmpfs stores what is written
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 USERS = 1                   # lock byte shared by the users of the volume
+COMMITTER = 2               # lock byte of the commit writing the journal (Store.commit)
 _FLOCK = "@hhqqi4x"
 
 # header fields: name -> offset (all u64 but dirty_since, a double)
@@ -170,6 +172,12 @@ class SharedLog:
 
     def unlock(self):
         ofd_lock(self.fd, fcntl.F_UNLCK, 0)
+
+    def lock_commit(self, wait=True):
+        return ofd_lock(self.fd, fcntl.F_WRLCK, COMMITTER, wait=wait)
+
+    def unlock_commit(self):
+        ofd_lock(self.fd, fcntl.F_UNLCK, COMMITTER)
 
     def close(self):
         self.gates.detach()

@@ -62,7 +62,12 @@ class Store:
         try:
             self.log.lock(fcntl.F_WRLCK)
             try:
-                self._load(None if self._log_matches_disk() else self._recover())
+                # no commit writing the journal meanwhile: the check compares its length
+                self.log.lock_commit()
+                try:
+                    self._load(None if self._log_matches_disk() else self._recover())
+                finally:
+                    self.log.unlock_commit()
             finally:
                 self.log.unlock()
         except BaseException:
@@ -227,20 +232,24 @@ class Store:
         elif self.log.position() == (self._epoch, self._pos):
             return
         with self._rlock:
-            if self._depth:
-                return
-            log = self.log
-            # the counters before the position: a change counted in them is below its tail
-            seen = [(ino, log.generation(ino)) for ino in inos or ()]
-            epoch, tail = log.position()
-            if epoch != self._epoch:
-                return self.settle(inos or ())
-            if tail > self._pos:
-                frames = log.read(self._pos, tail)
-                if log.position()[0] != epoch:      # restarted while read: the copy may be torn
-                    return self.settle(inos or ())
-                self._apply(frames, tail)
-            self._seen.update(seen)
+            if not self._depth and not self._follow(inos or ()):
+                self.settle(inos or ())
+
+    def _follow(self, inos):
+        """fresh() without the lock: False when the log restarted (a new epoch)."""
+        log = self.log
+        # the counters before the position: a change counted in them is below its tail
+        seen = [(ino, log.generation(ino)) for ino in inos]
+        epoch, tail = log.position()
+        if epoch != self._epoch:
+            return False
+        if tail > self._pos:
+            frames = log.read(self._pos, tail)
+            if log.position()[0] != epoch:      # restarted while read: the copy may be torn
+                return False
+            self._apply(frames, tail)
+        self._seen.update(seen)
+        return True
 
     def settle(self, note=()):
         """Catch up after any change under way in another process has ended: unlike fresh(),
@@ -326,9 +335,12 @@ class Store:
             since = log.get("dirty_since")
             if not since:
                 log.put("dirty_since", time.time())
-            elif time.time() - since >= COMMIT_INTERVAL:
-                self._catch_up()                # a commit may release frees and checkpoint
-                self._commit_locked()
+            elif time.time() - since >= COMMIT_INTERVAL and log.lock_commit(wait=False):
+                try:        # (a commit under way: the next change tries again)
+                    self._catch_up()            # a commit may release frees and checkpoint
+                    self._commit_locked()
+                finally:
+                    log.unlock_commit()
 
     def position(self):
         """Inside tx(): where this change will stand in the log; once durable() passes it,
@@ -369,20 +381,59 @@ class Store:
     # ---- durability --------------------------------------------------------------------------
     def commit(self, data=True):
         """Make every change so far durable (fsync, sync, syncfs), and with data the bytes
-        written too: an overwrite changes no metadata, and an fsync must flush it all the same."""
+        written too: an overwrite changes no metadata, and an fsync must flush it all the same.
+
+        Other changes go on while the journal is written, as jbd2 lets handles start while
+        a transaction commits. Commits take turns on a lock of their own (the commit lock,
+        which only they and checkpoints take); one that waited finds what was published
+        before it already durable (a group commit) and flushes only the data. Frames below
+        the tail never move while the commit lock is held (a checkpoint that restarts the
+        log holds it), so the journal's payload is read without the log's lock. The log's
+        lock is taken afterwards, to return the frees made durable to the free map. Who
+        holds the commit lock never waits for the log's lock: a change that runs out of
+        space may wait for the commit lock under it (release_durable_frees)."""
         if self.readonly:
             return
+        log = self.log
         with self._rlock:
             if self._depth:
                 raise RuntimeError("commit inside a change")
-            self.log.lock(fcntl.F_WRLCK)
+            while True:
+                self.fresh()
+                log.lock_commit()
+                if log.position()[0] == self._epoch:
+                    break
+                log.unlock_commit()         # the log restarted meanwhile: reload first
             try:
-                self._catch_up()
-                if data and self.log.get("durable") == self.log.get("tail"):
+                self._follow(())
+                pending = list(self.t.pending.items())
+                if not self._journal_published() and data:
                     self.flush_data()
-                self._commit_locked()
+                self._mine = False
             finally:
-                self.log.unlock()
+                log.unlock_commit()
+            self._after_commit(pending)
+
+    def _after_commit(self, pending):
+        """Under the log's lock: the frees a commit made durable (pending, as it read them)
+        return to the free map; a journal grown long becomes a checkpoint."""
+        log = self.log
+        log.lock(fcntl.F_WRLCK)
+        try:
+            self._catch_up()
+            if log.get("durable") == log.get("tail"):
+                log.put("dirty_since", 0.0)
+            now = self.t.pending
+            self._release([(p, n) for p, n in pending if now.get(p) == n])
+            if log.get("journal_len") > max(CHECKPOINT_MIN, os.stat(self.meta).st_size * 2) \
+                    or log.get("tail") > CAPACITY // 2:
+                log.lock_commit()
+                try:
+                    self._commit_locked()
+                finally:
+                    log.unlock_commit()
+        finally:
+            log.unlock()
 
     def commit_if_mine(self):
         """At close: what this process changed becomes durable, as a kernel's would within
@@ -391,30 +442,39 @@ class Store:
             self.commit(data=False)
 
     def _commit_locked(self):
+        """Commit under both locks (the interval's commit, and before a checkpoint)."""
         log = self.log
         self._journal_published()
         log.put("dirty_since", 0.0)
         self._mine = False
-        if self.t.pending and self.on_release is not None:
-            self._depth, self._redo, self._undo = 1, [], []
-            try:
-                self.on_release(list(self.t.pending.items()))
-            finally:
-                self._depth = 0
-            redo, self._redo, self._undo = self._redo, None, None
-            if redo:
-                log.append(frame(redo))
-                self._pos = log.get("tail")
+        self._release(list(self.t.pending.items()))
         if log.get("journal_len") > max(CHECKPOINT_MIN, os.stat(self.meta).st_size * 2) \
                 or log.get("tail") > CAPACITY // 2:
             self._checkpoint_locked()
 
-    def _journal_published(self):
-        """The image flushed, then every published change appended to the journal and synced."""
-        log = self.log
-        durable, tail = log.get("durable"), log.get("tail")
-        if durable == tail:
+    def _release(self, items):
+        """Under the log's lock, caught up: durable frees back to the free map, as a change."""
+        if not items or self.on_release is None:
             return
+        log = self.log
+        self._depth, self._redo, self._undo = 1, [], []
+        try:
+            self.on_release(items)
+        finally:
+            self._depth = 0
+        redo, self._redo, self._undo = self._redo, None, None
+        if redo:
+            log.append(frame(redo))
+            self._pos = log.get("tail")
+
+    def _journal_published(self):
+        """Under the commit lock: the image flushed, then every change published up to the
+        tail these tables reflect appended to the journal and synced. False when there was
+        none."""
+        log = self.log
+        durable, tail = log.get("durable"), self._pos
+        if durable >= tail:
+            return False
         self.flush_data()                           # data before the metadata exposing it
         payload = bytes(log.read(durable, tail))
         jlen = log.get("journal_len")
@@ -430,6 +490,7 @@ class Store:
         log.put("durable", tail)
         log.put("commit_seq", seq)
         self.device.note_commit(seq)        # reaches the disk with the next flush of the image
+        return True
 
     def release_durable_frees(self):
         """Inside a change that ran out of space: commit what is published, then free the
@@ -438,7 +499,11 @@ class Store:
         items = [(p, n) for p, n in self.t.pending.items() if p not in added]
         if not items or self.on_release is None:
             return 0
-        self._journal_published()
+        self.log.lock_commit()          # a commit writing the journal ends first
+        try:
+            self._journal_published()
+        finally:
+            self.log.unlock_commit()
         self.on_release(items)
         return sum(n for _, n in items)
 
@@ -469,8 +534,12 @@ class Store:
         if log.get("journal_len") - journal.JOURNAL_START > FOLD_ON_CLOSE:
             log.lock(fcntl.F_WRLCK)
             try:
-                self._catch_up()
-                self._checkpoint_locked()
+                log.lock_commit()
+                try:
+                    self._catch_up()
+                    self._checkpoint_locked()
+                finally:
+                    log.unlock_commit()
             finally:
                 log.unlock()
 
