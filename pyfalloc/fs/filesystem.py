@@ -718,9 +718,12 @@ class FileSystem:
     def _map_holes(self, inode, a, b):
         """Allocate (unwritten) every hole of logical [a, b) with the default policy."""
         file_blocks = ceil_div(inode.size, self.bs)
-        for lblk, n, e in list(self.extmap.segments(inode.ino, a, b)):
-            if e is not None:
-                continue
+        last = self.extmap.last(inode.ino)
+        if last is None or last.lblk + last.len <= a:
+            holes = ((a, b - a),)           # past the last extent (a file growing): one hole
+        else:
+            holes = [(lblk, n) for lblk, n, e in self.extmap.segments(inode.ino, a, b) if e is None]
+        for lblk, n in holes:
             while n:
                 pblk, got = self.alloc.allocate(inode.ino, lblk, n, inode.grp, file_blocks)
                 self.extmap.insert(inode.ino, lblk, got, pblk, True)
