@@ -342,3 +342,61 @@ def test_other_changes_go_on_while_a_commit_writes_the_journal(image):
         assert a.fsck() == [] and b.fsck() == []
     with Volume(image) as v:
         assert v.read_file("/meanwhile") == b"m" and "gone" not in v.listdir("/")
+
+
+def test_a_commit_that_queued_behind_one_that_covers_it_writes_no_journal_block(image):
+    """Group commit: b's fsync asks while a's commit is writing, and a's commit covers all
+    b must make durable (b's change was published before a's commit read the log). b then
+    writes no journal block of its own, although c published another change meanwhile
+    (which stays for the next commit): one block for both fsyncs."""
+    with Volume(image) as a, Volume(image) as b, Volume(image) as c:
+        b.write_file("/b", b"b")
+        wanted = b.fs.meta.log.get("tail")
+        store = a.fs.meta
+        seq = store.log.get("commit_seq")
+        flush = store.flush_data
+        queued = []
+
+        def flush_while_others_go_on():
+            store.flush_data = flush
+            t = threading.Thread(target=b.fs.meta.commit)
+            t.start()
+            queued.append(t)
+            time.sleep(0.2)                  # b has asked and waits for the commit lock
+            c.write_file("/c", b"c")
+            flush()
+        store.flush_data = flush_while_others_go_on
+        store.commit()
+        queued[0].join(30)
+        assert not queued[0].is_alive()
+        assert store.log.get("commit_seq") == seq + 1
+        assert wanted <= store.durable() < store.log.get("tail")
+        c.fs.meta.commit()
+        assert store.log.get("commit_seq") == seq + 2
+    with Volume(image) as v:
+        assert v.read_file("/b") == b"b" and v.read_file("/c") == b"c"
+
+
+LAST_USER_UNLINKS = """
+import os, sys
+from pyfalloc import Volume
+v = Volume(sys.argv[1])
+v.unlink("/f")
+v.fs.meta.leave()           # a shimmed program's exit as the last user
+os._exit(0)
+"""
+
+
+def test_a_commit_with_nothing_to_journal_still_returns_durable_frees(image):
+    """The last user's exit journals an unlink and frees its blocks after the commit; that
+    last change is not journaled, so the next opener finds the blocks pending in a durable
+    state. Its first commit has nothing to write, and must still return them (fstrim's
+    commit relies on it to discard them)."""
+    with Volume(image) as v:
+        v.write_file("/f", b"x" * (1 << 20))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+    subprocess.run([sys.executable, "-c", LAST_USER_UNLINKS, image], env=env, check=True)
+    with Volume(image) as v:
+        assert sum(v.fs.t.pending.values()) == 256
+        v.fs.meta.commit()
+        assert v.fs.t.pending == {} and v.fsck() == []

@@ -34,7 +34,7 @@ _FLOCK = "@hhqqi4x"
 # header fields: name -> offset (all u64 but dirty_since, a double)
 _FIELDS = {"shm_epoch": 24, "tail": 32, "durable": 40, "ckpt_epoch": 48, "ckpt_nonce": 56,
            "ckpt_tail": 64, "journal_len": 72, "dirty_since": 88, "next_move": 96,
-           "commit_seq": 104, "copies": 112, "reaping": 120}
+           "commit_seq": 104, "copies": 112, "reaping": 120, "flush_begun": 128, "flush_done": 136}
 
 
 def shm_path(identity, uuid):

@@ -385,8 +385,10 @@ class Store:
 
         Other changes go on while the journal is written, as jbd2 lets handles start while
         a transaction commits. Commits take turns on a lock of their own (the commit lock,
-        which only they and checkpoints take); one that waited finds what was published
-        before it already durable (a group commit) and flushes only the data. Frames below
+        which only they and checkpoints take). One that waited may find that a commit made
+        meanwhile covered it — everything published before it asked is durable, and a flush
+        of the image begun after it asked has ended — and then writes nothing (a group
+        commit: one journal block and one flush for the fsyncs that queued). Frames below
         the tail never move while the commit lock is held (a checkpoint that restarts the
         log holds it), so the journal's payload is read without the log's lock. The log's
         lock is taken afterwards, to return the frees made durable to the free map. Who
@@ -398,21 +400,37 @@ class Store:
         with self._rlock:
             if self._depth:
                 raise RuntimeError("commit inside a change")
+            (epoch, want), begun = log.position(), log.get("flush_begun")      # what it must cover
             while True:
                 self.fresh()
                 log.lock_commit()
                 if log.position()[0] == self._epoch:
                     break
                 log.unlock_commit()         # the log restarted meanwhile: reload first
+            pending = None
             try:
-                self._follow(())
-                pending = list(self.t.pending.items())
-                if not self._journal_published() and data:
-                    self.flush_data()
+                if self._epoch != epoch or log.get("durable") < want:
+                    self._follow(())
+                    pending = list(self.t.pending.items())
+                    self._journal_published()
+                elif self.t.pending and self._pos <= log.get("durable"):
+                    pending = list(self.t.pending.items())      # these tables hold only durable frees
+                if data and log.get("flush_done") <= begun:
+                    self._flush()
                 self._mine = False
             finally:
                 log.unlock_commit()
-            self._after_commit(pending)
+            if pending is not None:
+                self._after_commit(pending)
+
+    def _flush(self):
+        """Under the commit lock: the image's data to the disk, counted, so a commit that
+        asked before this flush began knows its data is covered once it has ended."""
+        log = self.log
+        n = log.get("flush_begun") + 1
+        log.put("flush_begun", n)
+        self.flush_data()
+        log.put("flush_done", n)
 
     def _after_commit(self, pending):
         """Under the log's lock: the frees a commit made durable (pending, as it read them)
@@ -475,7 +493,7 @@ class Store:
         durable, tail = log.get("durable"), self._pos
         if durable >= tail:
             return False
-        self.flush_data()                           # data before the metadata exposing it
+        self._flush()                               # data before the metadata exposing it
         payload = bytes(log.read(durable, tail))
         jlen = log.get("journal_len")
         seq = log.get("commit_seq") + 1
