@@ -86,15 +86,19 @@ static int unhold(long long ino)
 }
 
 /* An unlink that asked for holders before this process's hold may be under way, about to
- * free the inode (see Filesystem.hold_existing): once the writer's lock has been free, an
- * unchanged log position says no change ended since the answer was given. */
+ * free the inode (see Filesystem.hold_existing). Such a change says so in the log before
+ * it asks and unsays it once published: with nothing said after the hold, or once the
+ * writer's lock has been free, an unchanged log position says no change ended since the
+ * answer was given. */
 static int still_at(const unsigned long long pos[2])
 {
-    struct flock l = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-    if (k_fcntl(hold_fd, F_OFD_SETLKW, (long)&l) < 0)
-        return 0;
-    l.l_type = F_UNLCK;
-    k_fcntl(hold_fd, F_OFD_SETLK, (long)&l);
+    if (log_reaping()) {
+        struct flock l = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+        if (k_fcntl(hold_fd, F_OFD_SETLKW, (long)&l) < 0)
+            return 0;
+        l.l_type = F_UNLCK;
+        k_fcntl(hold_fd, F_OFD_SETLK, (long)&l);
+    }
     unsigned long long now[2];
     return log_position(now) && now[0] == pos[0] && now[1] == pos[1];
 }
