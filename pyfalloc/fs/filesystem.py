@@ -29,14 +29,25 @@ LINK_MAX = 65000                # ext4's EXT4_LINK_MAX: links of one inode
 MAXSYMLINKS = 40                # namei: symbolic links one look-up follows
 
 
-def _xattr_bytes(attrs):
-    """The room attributes take in ext4's attribute block: its 32-byte header, then per
-    entry a 16-byte head and the name (past its namespace prefix, which the entry codes as
-    one byte) and value, each padded to 4 bytes, and a 4-byte end."""
+def _xattr_entries(attrs):
+    """The room attributes' entries take in ext4: per entry a 16-byte head and the name
+    (past its namespace prefix, which the entry codes as one byte) and value, each padded to
+    4 bytes."""
     def pad(n):
         return (n + 3) & ~3
-    return 32 + 4 + sum(16 + pad(len(name) - len(name.split(b".", 1)[0]) - 1) + pad(len(value))
-                        for name, value in attrs.items())
+    return sum(16 + pad(len(name) - len(name.split(b".", 1)[0]) - 1) + pad(len(value)) for name, value in attrs.items())
+
+
+def _xattr_bytes(attrs):
+    """The room attributes take in ext4's attribute block: its 32-byte header, the entries
+    and a 4-byte end."""
+    return 32 + _xattr_entries(attrs) + 4
+
+
+# ext4's 256-byte inode keeps attributes past the 128 bytes of the old inode and the 32 of
+# i_extra_isize, after a 4-byte magic; what does not fit there takes a block of its own
+_XATTR_IN_INODE = 256 - 128 - 32 - 4
+FAST_SYMLINK_MAX = 59       # ext4 keeps a target this long or shorter in the inode's i_block
 
 
 def _dir_steps(p):
@@ -140,6 +151,22 @@ class FileSystem:
             self._set(ino, mtime=now, ctime=now)
         else:
             self._set(ino, size=size, mtime=now, ctime=now)
+
+    def blocks_held(self, ino, inode):
+        """st_blocks as ext4 counts it, in 512-byte units: a directory's entries' blocks, a
+        file's mapped blocks, a symbolic link's block when its target is too long for the
+        inode, and the attributes' block when they do not all fit in the inode."""
+        per = self.bs // 512
+        if st.S_ISDIR(inode.mode):
+            blocks = inode.size // 512
+        elif st.S_ISLNK(inode.mode):
+            blocks = per if inode.size > FAST_SYMLINK_MAX else 0
+        else:
+            blocks = self.extmap.count_blocks(ino) * per
+        attrs = self.meta.t.xattrs.get(ino)
+        if attrs and _xattr_entries(attrs) + 4 > _XATTR_IN_INODE:
+            blocks += per
+        return blocks
 
     def setattr(self, ino, mode=None, uid=None, gid=None, atime=None, mtime=None):
         """chmod, chown and utimensat: what is given changes, ctime becomes now."""

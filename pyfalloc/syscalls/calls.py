@@ -537,10 +537,7 @@ class Syscalls:
     # ---- metadata ---------------------------------------------------------------------------
     def _stat_ino(self, ino):
         i = self.fs.inode(ino)
-        if st.S_ISDIR(i.mode):          # its entries' block, as ext4 counts a directory's
-            blocks = i.size // 512
-        else:
-            blocks = self.fs.extmap.count_blocks(ino) * self.fs.bs // 512
+        blocks = self.fs.blocks_held(ino, i)
         return Stat(i.mode, i.ino, 0, i.nlink, i.uid, i.gid, i.size, i.atime, i.mtime, i.ctime,
                     self.fs.bs, blocks, i.flags, self.fs.t.rdevs.get(ino, 0))
 

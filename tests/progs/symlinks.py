@@ -110,3 +110,7 @@ show("getcwd after chdir through a link", lambda: T(os.getcwd()))
 os.chdir(cwd)
 show("unlink a link", lambda: (os.unlink("lf2"), os.path.exists("d/e/f"))[1])
 show("entries", lambda: sorted(os.listdir("."))[:12])
+# a target of up to 59 bytes lives in the inode; a longer one takes a block (st_blocks, du)
+for n in (59, 60, 200):
+    os.symlink("t" * n, f"long{n}")
+    show(f"lstat st_blocks of a {n}-byte target", lambda: os.lstat(f"long{n}").st_blocks)

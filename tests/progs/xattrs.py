@@ -95,3 +95,19 @@ r = subprocess.run("tar --xattrs --xattrs-include='*' -cf x.tar f && tar --xattr
 show("tar --xattrs", lambda: (r.returncode, sorted((n, os.getxattr("untar/f", n)[:8]) for n in os.listxattr("untar/f"))))
 os.unlink("copy")
 show("after unlink, entries", lambda: sorted(os.listdir(".")))
+
+# attributes that fit in the inode take no block; more take one (st_blocks, du)
+for name, sizes in (("user.a", (68, 69)), ("user.abcde", (64, 65)), ("trusted.x", (64,))):
+    for n in sizes:
+        with open(f"room{n}{name}", "w"):
+            pass
+        os.setxattr(f"room{n}{name}", name, b"v" * n)
+        show(f"st_blocks with {name} of {n} bytes", lambda: os.stat(f"room{n}{name}").st_blocks)
+with open("two", "w"):
+    pass
+os.setxattr("two", "user.a", b"v" * 30)
+show("st_blocks with one 30-byte attribute", lambda: os.stat("two").st_blocks)
+os.setxattr("two", "user.b", b"v" * 30)
+show("st_blocks with two", lambda: os.stat("two").st_blocks)
+os.removexattr("two", "user.b")
+show("st_blocks with one again", lambda: os.stat("two").st_blocks)
