@@ -730,7 +730,9 @@ int open_shadow(long long ino, int flags)
         if (made >= 0)
             k_close(made);
     }
-    return k_open(name, O_CREAT | acc | (flags & (O_APPEND | O_NONBLOCK | O_CLOEXEC)), 0666);
+    /* the description's flags the kernel keeps (F_GETFL shows them; O_SYNC's bits say a
+     * write must be durable when it returns) */
+    return k_open(name, O_CREAT | acc | (flags & (O_APPEND | O_NONBLOCK | O_CLOEXEC | O_SYNC | O_DSYNC)), 0666);
 }
 
 /* put the shadow of inode ino, opened with flags, on descriptor number fd */

@@ -181,11 +181,14 @@ static ssize_t image_read(int fd, void *buf, size_t n)
 enum { AS_OPENED, APPEND, NOAPPEND };   /* pwritev2's RWF_APPEND and RWF_NOAPPEND */
 
 /* at off, or (off < 0) at the position; O_APPEND writes at the end, as the kernel does even
- * for pwrite, unless `how` says otherwise */
+ * for pwrite, unless `how` says otherwise. On an O_SYNC or O_DSYNC description a write is
+ * durable when it returns: Python commits after the writes it serves, and one served here
+ * is committed here. */
 static ssize_t image_write_how(int fd, const void *buf, size_t n, off_t off, int how)
 {
     int at_position = off < 0;
-    int append = how == APPEND || (how == AS_OPENED && (k_fcntl(fd, F_GETFL, 0) & O_APPEND));
+    int fl = k_fcntl(fd, F_GETFL, 0);
+    int append = how == APPEND || (how == AS_OPENED && fl >= 0 && (fl & O_APPEND));
     if (at_position && !append && (off = k_lseek(fd, 0, SEEK_CUR)) < 0)
         return -1;
     if (!append) {
@@ -195,6 +198,8 @@ static ssize_t image_write_how(int fd, const void *buf, size_t n, off_t off, int
         if (fast >= 0) {
             if (at_position)
                 k_lseek(fd, off + fast, SEEK_SET);
+            if (fast > 0 && fl >= 0 && (fl & O_DSYNC) && PY(pyf_fsync(fd)) < 0)
+                return -1;
             return fast;
         }
     }

@@ -14,6 +14,7 @@ import time
 import pytest
 from conftest import ROOT, compile_prog
 from pyfalloc import Volume
+from pyfalloc.store import shm_path
 from test_shim_oracle import under_shim
 
 from pyfalloc.shim.run import environment
@@ -557,6 +558,7 @@ def test_overwrites_written_in_c_follow_moves(image, size, at, count):
 GATE_HOLDER = """
 import os, sys, time
 from pyfalloc import Volume
+from pyfalloc.store import shm_path
 vol = Volume(sys.argv[1])
 ino = vol.stat("/w").st_ino
 vol.fs.locks.gates.hold([ino])              # as a read in Python holds it
@@ -1315,3 +1317,31 @@ def test_linux_aio_in_a_parent_and_its_forked_child_at_once(image):
     r = under_shim(image, [sys.executable, "-c", AIO_FORK, "/pyfalloc"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["parent", "wrong", "reads", "0", "child", "wrong", "reads", "0"]
+
+
+O_SYNC_WRITER = r"""
+import fcntl, os, sys
+flag = getattr(os, sys.argv[1])
+fd = os.open("/pyfalloc/f", os.O_WRONLY | os.O_CREAT | flag, 0o644)
+print("F_GETFL shows it:", bool(fcntl.fcntl(fd, fcntl.F_GETFL) & flag))
+os.write(fd, b"a" * 4096)       # a new block (Python)
+os.pwrite(fd, b"b" * 100, 0)    # an overwrite of a written block (C)
+os.write(fd, b"c" * 10)         # past the end
+os._exit(0)                     # no close, no exit handler: nothing else commits
+"""
+
+
+@pytest.mark.parametrize("flag", ["O_DSYNC", "O_SYNC"])
+def test_each_write_on_an_o_sync_descriptor_is_durable_when_it_returns(image, flag):
+    """O_SYNC and O_DSYNC as on ext4: F_GETFL shows them, and a write is durable when it
+    returns. A program writes a new block, overwrites it and appends, then ends with _exit;
+    then what lived only in memory (the shared log) is lost, as in a power cut: the file
+    is there, whole."""
+    with Volume(image) as v:
+        log = shm_path(v.fs.dev.identity(), v.fs.dev.uuid)
+    r = under_shim(image, [sys.executable, "-c", O_SYNC_WRITER, flag])
+    assert r.returncode == 0 and r.stdout == "F_GETFL shows it: True\n", r.stderr
+    for path in (log, log + ".d"):
+        subprocess.run(["rm", "-rf", path], check=True)
+    with Volume(image) as v:
+        assert v.read_file("/f") == b"b" * 100 + b"a" * 3996 + b"c" * 10

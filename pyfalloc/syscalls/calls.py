@@ -419,7 +419,13 @@ class Syscalls:
         count = limits.room(offset, len(data))
         if offset >= self.fs.max_bytes:
             raise FsError(errno.EFBIG, "offset past the maximum file size")
-        return self.fs.write(of.ino, offset, memoryview(data)[:min(count, self.fs.max_bytes - offset)])
+        return self._synced(of, self.fs.write(of.ino, offset, memoryview(data)[:min(count, self.fs.max_bytes - offset)]))
+
+    def _synced(self, of, n):
+        """O_SYNC, O_DSYNC: a write is durable when it returns (generic_write_sync commits)."""
+        if n and of.flags & os.O_DSYNC:
+            self.fs.meta.commit()
+        return n
 
     def write(self, fd, data):
         with self._lock:
@@ -436,7 +442,8 @@ class Syscalls:
         (offset written at, bytes written)."""
         of = self._file(fd)
         self._check_io(of, True)
-        return self.fs.append(of.ino, data, self.fs.max_bytes, limits.room)
+        offset, n = self.fs.append(of.ino, data, self.fs.max_bytes, limits.room)
+        return offset, self._synced(of, n)
 
     def lseek(self, fd, offset, whence=os.SEEK_SET, pos=None):
         """lseek(2); pos, when given, is the current position (the shim keeps it in the kernel)."""
