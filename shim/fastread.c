@@ -181,6 +181,8 @@ static ssize_t try_fast(int fd, void *buf, size_t n, off_t off)
 
 ssize_t image_pread(int fd, void *buf, size_t n, off_t off)
 {
+    if (DIO_MISALIGNED(fd, off, buf, n))
+        return failed_errno(EINVAL);
     if (n && off >= 0 && fd < MAX_FDS && vacc[fd] != O_WRONLY && ready()) {
         ssize_t r = try_fast(fd, buf, n, off);
         if (r >= 0)

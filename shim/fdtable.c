@@ -17,6 +17,7 @@
 unsigned char virt[MAX_FDS];
 char *vpath[MAX_FDS];
 unsigned char vacc[MAX_FDS];
+unsigned char vdirect[MAX_FDS];
 char vcwd[4096];
 __thread int in_py;
 
@@ -603,6 +604,7 @@ void set_virt(int fd, const char *path, int acc)
     forget_base(fd);
     virt[fd] = 1;
     vacc[fd] = (unsigned char)(acc & O_ACCMODE);
+    vdirect[fd] = (acc & O_DIRECT) != 0;
     free(vpath[fd]);
     vpath[fd] = path && *path ? strdup(path) : NULL;
     if (vpath[fd])
@@ -732,7 +734,11 @@ int open_shadow(long long ino, int flags)
     }
     /* the description's flags the kernel keeps (F_GETFL shows them; O_SYNC's bits say a
      * write must be durable when it returns) */
-    return k_open(name, O_CREAT | acc | (flags & (O_APPEND | O_NONBLOCK | O_CLOEXEC | O_SYNC | O_DSYNC)), 0666);
+    int kept = O_CREAT | acc | (flags & (O_APPEND | O_NONBLOCK | O_CLOEXEC | O_SYNC | O_DSYNC | O_DIRECT));
+    int s = k_open(name, kept, 0666);
+    if (s < 0 && errno == EINVAL && (kept & O_DIRECT))     /* a tmpfs without O_DIRECT (before Linux 6.6) */
+        s = k_open(name, kept & ~O_DIRECT, 0666);
+    return s;
 }
 
 /* put the shadow of inode ino, opened with flags, on descriptor number fd */

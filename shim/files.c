@@ -191,6 +191,8 @@ static ssize_t image_write_how(int fd, const void *buf, size_t n, off_t off, int
     int append = how == APPEND || (how == AS_OPENED && fl >= 0 && (fl & O_APPEND));
     if (at_position && !append && (off = k_lseek(fd, 0, SEEK_CUR)) < 0)
         return -1;
+    if (DIO_MISALIGNED(fd, append ? 0 : off, buf, n))
+        return failed(EINVAL);
     if (!append) {
         ssize_t fast = image_pwrite_fast(fd, buf, n, off);
         if (fast == -1)
@@ -269,6 +271,9 @@ static ssize_t each_iov(int fd, const struct iovec *iov, int n, off_t off, int w
 {
     if (n < 0 || n > IOV_MAX)
         return failed(EINVAL);
+    for (int i = 0; i < n; i++)             /* O_DIRECT: every piece, before any moves */
+        if (DIO_MISALIGNED(fd, 0, iov[i].iov_base, iov[i].iov_len))
+            return failed(EINVAL);
     ssize_t total = 0;
     for (int i = 0; i < n; i++) {
         off_t at = off < 0 ? -1 : off + total;
@@ -635,7 +640,7 @@ static int dup_shadow(int oldfd, int newfd)
             k_close(newfd);
             return failed(e);
         }
-        set_virt(newfd, vpath[oldfd], vacc[oldfd]);
+        set_virt(newfd, vpath[oldfd], vacc[oldfd] | (vdirect[oldfd] ? O_DIRECT : 0));
     }
     if (newfd <= 2)
         std_rebind(newfd);
@@ -704,9 +709,13 @@ int fcntl(int fd, int cmd, ...)
     long arg = va_arg(ap, long);            /* an int or a pointer: both fit, as in glibc */
     va_end(ap);
     load_fcntl();
-    if (is_virt(fd) && cmd == F_SETFL)
-        arg &= ~(long)O_DIRECT;             /* no page cache to bypass */
     int r = real_fcntl(fd, cmd, arg);
+    if (is_virt(fd) && cmd == F_SETFL) {
+        if (r < 0 && errno == EINVAL && (arg & O_DIRECT))   /* a tmpfs without O_DIRECT */
+            r = real_fcntl(fd, cmd, arg & ~(long)O_DIRECT);
+        if (r >= 0 && fd < MAX_FDS)
+            vdirect[fd] = (arg & O_DIRECT) != 0;
+    }
     int dups = cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC;
     if (in_py && dups)
         return keep_high(r);                /* Python's own: its dup() is this */

@@ -33,6 +33,13 @@
 HIDDEN extern unsigned char virt[MAX_FDS];   /* fd is the shadow of an image file */
 HIDDEN extern char *vpath[MAX_FDS];          /* ... opened by this path (for *at calls, fchdir) */
 HIDDEN extern unsigned char vacc[MAX_FDS];   /* ... with this access mode */
+HIDDEN extern unsigned char vdirect[MAX_FDS]; /* ... opened or set O_DIRECT */
+/* O_DIRECT's rule as ext4 applies it (iomap_dio_rw): the offset, the buffer's address and its
+ * length are multiples of the device's 512-byte logical block, or EINVAL (nothing to move:
+ * no check, as the kernel returns 0 first) */
+#define DIO_MISALIGNED(fd, off, buf, n) \
+    ((n) && (fd) >= 0 && (fd) < MAX_FDS && vdirect[fd] \
+     && (((unsigned long long)(off) | (uintptr_t)(buf) | (unsigned long long)(n)) & 511))
 HIDDEN extern char vcwd[4096];               /* the working directory while it is on the image */
 HIDDEN extern __thread int in_py;            /* this thread is inside the embedded Python */
 

@@ -1345,3 +1345,15 @@ def test_each_write_on_an_o_sync_descriptor_is_durable_when_it_returns(image, fl
         subprocess.run(["rm", "-rf", path], check=True)
     with Volume(image) as v:
         assert v.read_file("/f") == b"b" * 100 + b"a" * 3996 + b"c" * 10
+
+
+def test_o_direct_alignment_and_flags_as_on_ext4(image, host_dir):
+    """O_DIRECT as ext4 takes it: F_GETFL shows it and F_SETFL sets and clears it (dups
+    follow); a read or write whose offset, length or buffer address is not a multiple of 512
+    is EINVAL, a vector with one such piece moves nothing, and an empty one gives 0. Before,
+    the image took every such call and F_GETFL did not show the flag."""
+    script = os.path.join(ROOT, "tests", "progs", "odirect.py")
+    host, img = both(image, host_dir, [sys.executable, script, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "write at offset 1: EINVAL" in host.stdout and "F_GETFL shows O_DIRECT: True" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
