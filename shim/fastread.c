@@ -195,9 +195,10 @@ ssize_t image_pread(int fd, void *buf, size_t n, off_t off)
 
 /* An overwrite inside the file and one written extent, within the clock tick of the file's
  * mtime (the kernel moves times only when the coarse clock did): nothing in the metadata
- * changes, so it goes straight to the image under the inode's gate alone. Every change of a
- * file's mapping or bytes in Python moves the gate's counter under its mutex first, and
- * every read in Python holds the mutex; a move holds the inode lock throughout but the data
+ * changes, so it goes straight to the image under the inode's gate alone. Every change in
+ * Python of a file's bytes or written blocks moves the gate's counter under its mutex first
+ * (mapping holes, which nothing here reaches, does not), and every read in Python holds the
+ * mutex; a move holds the inode lock throughout but the data
  * lock per step, and an overwrite between two steps lands in blocks the next step copies
  * (or, once a step has swapped them, finds a counter moved). -2 when the slow way must write. */
 static ssize_t try_fast_write(int fd, const void *buf, size_t n, off_t off, int limited)

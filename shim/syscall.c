@@ -6,6 +6,7 @@
 #include "interpose.h"
 #include "fallocate2.h"
 #include <dirent.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/sendfile.h>
 #include <sys/statfs.h>
@@ -56,13 +57,14 @@ static long image_openat2(int dirfd, const char *path, const struct open_how_v0 
     for (size_t i = sizeof *how; i < size; i++)
         if (((const char *)how)[i])
             return failed_errno(E2BIG);
-    if (how->flags >> 32 || how->resolve & ~0x3fULL)
+    if (how->flags >> 32 || how->resolve & ~(unsigned long long)(RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS
+            | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT | RESOLVE_CACHED))
         return failed_errno(EINVAL);
     if (how->mode && !(how->flags & O_CREAT) && (how->flags & O_TMPFILE) != O_TMPFILE)
         return failed_errno(EINVAL);
     if (how->mode & ~07777ULL)
         return failed_errno(EINVAL);
-    if (how->resolve & 0x04) {          /* RESOLVE_NO_SYMLINKS */
+    if (how->resolve & RESOLVE_NO_SYMLINKS) {
         char ip[8192];
         const char *p = image_path(dirfd, path);
         snprintf(ip, sizeof ip, "%s", p ? p : "");

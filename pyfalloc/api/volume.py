@@ -10,6 +10,7 @@ import os
 
 from pyfalloc.device.image import Device, check_geometry, is_device_uri
 from pyfalloc.errors import FormatError, FsError
+from pyfalloc.fs import paths
 from pyfalloc.fs.filesystem import FileSystem
 from pyfalloc.store import Store, meta_path
 from pyfalloc.store.journal import journal_of
@@ -37,7 +38,7 @@ def locate_meta(image, meta=None):
 
 
 class Volume(Syscalls):
-    def __init__(self, image, policy=None, readonly=None, meta=None, mount="/pyfalloc"):
+    def __init__(self, image, policy=None, readonly=None, meta=None, mount=paths.DEFAULT_MOUNT):
         """image: an image file, an NBD URI (nbd://HOST[:PORT]/EXPORT,
         nbd+unix:///EXPORT?socket=PATH) or an RBD spec (rbd:POOL/IMAGE). meta: the metadata's path (default IMAGE.meta;
         required for a URI). readonly: None opens read-only when this user may not write

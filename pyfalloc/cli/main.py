@@ -537,8 +537,8 @@ def build_parser():
     c.description = ("COMMAND runs with libpyfalloc preloaded: paths under PREFIX are files of IMAGE, for it "
                      "and for every program it starts; fallocate(2), syscall 486 (fallocate2), FIEMAP, "
                      "GETFSMAP and EXT4_IOC_MOVE_EXT on them reach the image's allocator.")
-    c.add_argument("--mount", default="/pyfalloc", metavar="PREFIX", help="path prefix the image appears "
-                   "under, made absolute (default /pyfalloc)")
+    c.add_argument("--mount", default=paths.DEFAULT_MOUNT, metavar="PREFIX", help="path prefix the image appears "
+                   f"under, made absolute (default {paths.DEFAULT_MOUNT})")
     c.set_defaults(command=[])          # main() hands it everything after "--"
     c = cmd("fsmap", cmd_fsmap, "show who owns the physical space (GETFSMAP)")
     c.add_argument("--free", action="store_true", help="free extents only")

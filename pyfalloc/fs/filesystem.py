@@ -30,18 +30,18 @@ MAXSYMLINKS = 40                # namei: symbolic links one look-up follows
 
 
 def _xattr_entries(attrs):
-    """The room attributes' entries take in ext4: per entry a 16-byte head and the name
-    (past its namespace prefix, which the entry codes as one byte) and value, each padded to
-    4 bytes."""
+    """The room attributes' entries take in ext4, wherever they are: per entry a 16-byte
+    head and the name (past its namespace prefix, which the entry codes as one byte) and
+    value, each padded to 4 bytes, then a 4-byte end."""
     def pad(n):
         return (n + 3) & ~3
-    return sum(16 + pad(len(name) - len(name.split(b".", 1)[0]) - 1) + pad(len(value)) for name, value in attrs.items())
+    return sum(16 + pad(len(name) - len(name.split(b".", 1)[0]) - 1) + pad(len(value))
+               for name, value in attrs.items()) + 4
 
 
 def _xattr_bytes(attrs):
-    """The room attributes take in ext4's attribute block: its 32-byte header, the entries
-    and a 4-byte end."""
-    return 32 + _xattr_entries(attrs) + 4
+    """The room attributes take in ext4's attribute block: its 32-byte header, the entries."""
+    return 32 + _xattr_entries(attrs)
 
 
 # ext4's 256-byte inode keeps attributes past the 128 bytes of the old inode and the 32 of
@@ -78,7 +78,7 @@ def clock():
 
 
 class FileSystem:
-    def __init__(self, device, store, policy=None, mount="/pyfalloc"):
+    def __init__(self, device, store, policy=None, mount=paths.DEFAULT_MOUNT):
         self.dev = device
         self.meta = store
         self.bs = device.block_size
@@ -90,8 +90,8 @@ class FileSystem:
         self.free = FreeSpace(store, self.group_blocks, self.nblocks)
         self.extmap = ExtentMap(store)
         self.alloc = Allocator(self.free, self.extmap, self.bs, policy)
-        # OFD locks: on the image file (the shim's C paths take the same bytes), else on the
-        # shared log, which every process of this host using the volume has open
+        # OFD locks: on the image file, else on the shared log, which every process of this
+        # host using the volume has open (the shim's C paths take none: gates.py)
         self.locks = InodeLocks(device.path if device.local else store.log.path, store.log.gates, after_acquire=store.fresh,
                                 readonly=store.readonly)
         self.handles = Handles(store.log.path)
@@ -152,7 +152,7 @@ class FileSystem:
         else:
             self._set(ino, size=size, mtime=now, ctime=now)
 
-    def blocks_held(self, ino, inode):
+    def blocks_held(self, inode):
         """st_blocks as ext4 counts it, in 512-byte units: a directory's entries' blocks, a
         file's mapped blocks, a symbolic link's block when its target is too long for the
         inode, and the attributes' block when they do not all fit in the inode."""
@@ -162,9 +162,9 @@ class FileSystem:
         elif st.S_ISLNK(inode.mode):
             blocks = per if inode.size > FAST_SYMLINK_MAX else 0
         else:
-            blocks = self.extmap.count_blocks(ino) * per
-        attrs = self.meta.t.xattrs.get(ino)
-        if attrs and _xattr_entries(attrs) + 4 > _XATTR_IN_INODE:
+            blocks = self.extmap.count_blocks(inode.ino) * per
+        attrs = self.meta.t.xattrs.get(inode.ino)
+        if attrs and _xattr_entries(attrs) > _XATTR_IN_INODE:
             blocks += per
         return blocks
 

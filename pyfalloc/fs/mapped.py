@@ -234,6 +234,8 @@ class SharedMappings:
         the change moves bytes within the file or to another; afterwards [start, end) of the
         copy (end None: to the end of the file) is read again from the image, and the copy
         follows the size. start None: the bytes did not change."""
+        if not self.any():
+            return _UNCHANGED               # no file has a copy: nothing to follow (most calls)
         return _Changing(self, ino, start, end, write_back)
 
     def reload(self, ino, start=None, end=None):
@@ -265,6 +267,20 @@ class SharedMappings:
                 os.ftruncate(fd, size)
             finally:
                 os.close(fd)
+
+
+class _Unchanged:
+    """changing()'s context when no file has a copy."""
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_UNCHANGED = _Unchanged()
 
 
 class _Changing:

@@ -10,6 +10,7 @@ from pyfalloc.errors import FsError
 from pyfalloc.records import record
 
 PATH_MAX = 4096             # with its NUL: a path of 4096 bytes is too long
+DEFAULT_MOUNT = "/pyfalloc"     # where the shim shows an image unless told otherwise
 NAME_MAX = 255
 
 # the kinds of a path's last component, as namei's LAST_* types

@@ -9,6 +9,7 @@ import sysconfig
 
 from pyfalloc.device.image import is_device_uri
 from pyfalloc.errors import FsError
+from pyfalloc.fs.paths import DEFAULT_MOUNT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # the checkout
 
@@ -29,7 +30,7 @@ def library():
     return os.path.abspath(path)
 
 
-def environment(image, mount="/pyfalloc", base=None, meta=None):
+def environment(image, mount=DEFAULT_MOUNT, base=None, meta=None):
     env = dict(os.environ if base is None else base)
     if meta is not None:
         env["PYFALLOC_META"] = os.path.abspath(meta)
@@ -67,7 +68,7 @@ def python_path():
     return list(dict.fromkeys(dirs))
 
 
-def run(image, command, mount="/pyfalloc", meta=None):
+def run(image, command, mount=DEFAULT_MOUNT, meta=None):
     if not command:
         raise FsError(22, "no command given (pyfalloc run IMAGE -- COMMAND ...)")
     env = environment(image, mount, meta=meta)

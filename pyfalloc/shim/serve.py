@@ -14,6 +14,7 @@ import sys
 
 from pyfalloc.api.volume import Volume
 from pyfalloc.errors import FsError, LeavesImage
+from pyfalloc.fs import paths
 from pyfalloc.store import gates
 from pyfalloc.syscalls import abi, limits
 from pyfalloc.syscalls.calls import NOW
@@ -55,7 +56,7 @@ def volume():
     image = os.environ.get("PYFALLOC_IMAGE")
     if not image:
         raise FsError(errno.ENODEV, "PYFALLOC_IMAGE is not set")
-    vol = Volume(image, meta=os.environ.get("PYFALLOC_META"), mount=os.environ.get("PYFALLOC_MOUNT") or "/pyfalloc")
+    vol = Volume(image, meta=os.environ.get("PYFALLOC_META"), mount=os.environ.get("PYFALLOC_MOUNT") or paths.DEFAULT_MOUNT)
     vol.adopt(shadows(vol.fs.meta.runtime_dir()))      # the C half names it the same way
     if _make_claim is not None:
         vol.claim = _make_claim(vol)

@@ -443,8 +443,7 @@ class Store:
                 log.put("dirty_since", 0.0)
             now = self.t.pending
             self._release([(p, n) for p, n in pending if now.get(p) == n])
-            if log.get("journal_len") > max(CHECKPOINT_MIN, os.stat(self.meta).st_size * 2) \
-                    or log.get("tail") > CAPACITY // 2:
+            if self._checkpoint_due():
                 log.lock_commit()
                 try:
                     self._commit_locked()
@@ -466,9 +465,15 @@ class Store:
         log.put("dirty_since", 0.0)
         self._mine = False
         self._release(list(self.t.pending.items()))
-        if log.get("journal_len") > max(CHECKPOINT_MIN, os.stat(self.meta).st_size * 2) \
-                or log.get("tail") > CAPACITY // 2:
+        if self._checkpoint_due():
             self._checkpoint_locked()
+
+    def _checkpoint_due(self):
+        """The journal grew past twice the checkpoint (and a minimum), or the shared log
+        past half its room."""
+        log = self.log
+        return log.get("journal_len") > max(CHECKPOINT_MIN, os.stat(self.meta).st_size * 2) \
+            or log.get("tail") > CAPACITY // 2
 
     def _release(self, items):
         """Under the log's lock, caught up: durable frees back to the free map, as a change."""
