@@ -24,6 +24,13 @@ __thread int in_py;
 static char prefix[4096] = "/pyfalloc";
 static size_t prefix_len = 9;
 static int python_started;
+/* The first image call starts the embedded Python, with the environment the start needs set
+ * and put back around it: threads that make theirs at once wait until it is done (a second
+ * thread went into an interpreter started without the package's path, and setenv is not
+ * safe against another thread's getenv or setenv). Taken around a fork too, so no child
+ * inherits it held. */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread int holding_start;
 
 /* descriptors of the embedded Python (image, metadata, locks): kept at or above own_base,
  * where a program's dup2(x, 3) or `exec 3>` cannot land on them */
@@ -495,7 +502,13 @@ const char *left_image(void)
 void before_python(void)
 {
     host_left_set = 0;
-    if (python_started || signals_saved || unusable_errno)
+    if (__atomic_load_n(&python_started, __ATOMIC_ACQUIRE) || unusable_errno)
+        return;
+    if (!in_py && !holding_start) {
+        pthread_mutex_lock(&start_lock);
+        holding_start = 1;
+    }
+    if (python_started || signals_saved)
         return;
     check_python_readable();
     if (unusable_errno)
@@ -566,9 +579,13 @@ long long done(long long r)
         keep_environ_array();
     }
     if (!python_started && r != 0) {
-        python_started = 1;
         for (int i = 0; signals_saved && i < 3; i++)
             sigaction(kept_signals[i], &program_sig[i], NULL);
+        __atomic_store_n(&python_started, 1, __ATOMIC_RELEASE);
+    }
+    if (holding_start && !in_py) {
+        holding_start = 0;
+        pthread_mutex_unlock(&start_lock);
     }
     if (r > 0)
         return r - 1;
@@ -923,6 +940,8 @@ static void after_fork(const char *hook)
 /* the interpreter's lock first, then the shim's holds (Python claims under its lock) */
 static void prepare_fork(void)
 {
+    if (!holding_start)
+        pthread_mutex_lock(&start_lock);
     before_fork();
     holds_before_fork();
 }
@@ -930,6 +949,8 @@ static void after_fork_parent(void)
 {
     holds_after_fork(0);
     after_fork("PyOS_AfterFork_Parent");
+    if (!holding_start)
+        pthread_mutex_unlock(&start_lock);
 }
 /* the child's Python re-takes its locks on descriptions of its own (pyfalloc/store/forks.py),
  * and so does the shim */
@@ -938,6 +959,8 @@ static void after_fork_child(void)
     owner = getpid();
     holds_after_fork(1);
     after_fork("PyOS_AfterFork_Child");
+    if (!holding_start)
+        pthread_mutex_unlock(&start_lock);
 }
 
 __attribute__((constructor)) static void shim_init(void)
