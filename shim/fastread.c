@@ -15,7 +15,7 @@
 
 /* the shared log's header (pyfalloc/store/shared.py): byte offsets of the u64 fields, the
  * change counters by inode after it, then the gates (a mutex, and its counter at COUNT_AT) */
-enum { SHM_EPOCH = 24, SHM_TAIL = 32, SHM_REAPING = 120, SHM_GENS = 4096, GEN_SLOTS = 8192, SHM_GATES = SHM_GENS + 8 * GEN_SLOTS,
+enum { SHM_EPOCH = 24, SHM_TAIL = 32, SHM_REAPING = 120, SHM_WRITER = 192, SHM_GENS = 4096, GEN_SLOTS = 8192, SHM_GATES = SHM_GENS + 8 * GEN_SLOTS,
        GATE_SIZE = 64, COUNT_AT = 48, SHM_MAPPED = SHM_GATES + GATE_SIZE * GEN_SLOTS };
 /* what pyf_extent answers, in this order */
 enum { X_EPOCH, X_GEN, X_SIZE, X_LBLK, X_LEN, X_PBLK, X_UNWRITTEN, X_BS, X_INO, X_MTIME, X_FLAGS, X_GATE, X_COUNT };
@@ -250,6 +250,19 @@ ssize_t image_pwrite_fast(int fd, const void *buf, size_t n, off_t off)
 
 /* whether a change that may free an inode says it is under way (Store.reaping) */
 int log_reaping(void) { return !ready() || field(SHM_REAPING) != 0; }
+
+/* until the change under way ends: the log's writer lock taken and given back (0), or -1
+ * when this process cannot take it (a log it may only read) */
+int log_writer_waited(void)
+{
+    if (!ready() || !gates_usable)
+        return -1;
+    pthread_mutex_t *m = (pthread_mutex_t *)(header + SHM_WRITER);
+    if (gate_take(m))
+        return -1;
+    pthread_mutex_unlock(m);
+    return 0;
+}
 
 int log_position(unsigned long long pos[2])
 {

@@ -92,13 +92,8 @@ static int unhold(long long ino)
  * answer was given. */
 static int still_at(const unsigned long long pos[2])
 {
-    if (log_reaping()) {
-        struct flock l = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-        if (k_fcntl(hold_fd, F_OFD_SETLKW, (long)&l) < 0)
-            return 0;
-        l.l_type = F_UNLCK;
-        k_fcntl(hold_fd, F_OFD_SETLK, (long)&l);
-    }
+    if (log_reaping() && log_writer_waited() < 0)
+        return 0;
     unsigned long long now[2];
     return log_position(now) && now[0] == pos[0] && now[1] == pos[1];
 }

@@ -90,10 +90,11 @@ class FileSystem:
         self.free = FreeSpace(store, self.group_blocks, self.nblocks)
         self.extmap = ExtentMap(store)
         self.alloc = Allocator(self.free, self.extmap, self.bs, policy)
-        # OFD locks: on the image file, else on the shared log, which every process of this
-        # host using the volume has open (the shim's C paths take none: gates.py)
-        self.locks = InodeLocks(device.path if device.local else store.log.path, store.log.gates, after_acquire=store.fresh,
-                                readonly=store.readonly)
+        # data locks: OFD locks on the image file, else on the shared log, which every
+        # process of this host using the volume has open (the shim's C paths take none:
+        # gates.py); inode locks: mutexes in the shared log
+        self.locks = InodeLocks(device.path if device.local else store.log.path, store.log.gates,
+                                store.log.inode_locks, after_acquire=store.fresh, readonly=store.readonly)
         self.handles = Handles(store.log.path)
         # where the host sees the image (the shim's prefix): an absolute link target under
         # it is a path of the image

@@ -70,12 +70,43 @@ def _ctypes_calls():
     return take, unlock, init, address
 
 
+def _mutex_calls():
+    global _calls
+    if _calls is None:
+        _calls = _ctypes_calls()
+    return _calls
+
+
+class Mutex:
+    """One mutex made as the gates' are, at a fixed offset of the mapping: the shared log's
+    writer lock, which every change takes (two fcntl calls cost a change several times an
+    uncontended atomic operation's price)."""
+
+    def __init__(self, mm, at):
+        self._take_at, self._give_at, self._init, address = _mutex_calls()
+        self.base = address(mm) + at
+
+    def initialize(self):
+        """Only while no process can hold it."""
+        self._init(self.base, 1)
+
+    def acquire(self):
+        if self.base is None:
+            raise OSError(errno.EBADF, "the volume's shared log is closed")
+        r = self._take_at(self.base)
+        if r:
+            raise OSError(r, f"the shared log's writer lock: {errno.errorcode.get(r, r)}")
+
+    def release(self):
+        self._give_at(self.base)
+
+    def detach(self):
+        self.base = None
+
+
 class Gates:
     def __init__(self, mm, at, slots):
-        global _calls
-        if _calls is None:
-            _calls = _ctypes_calls()
-        self._take_at, self._give_at, self._init, address = _calls
+        self._take_at, self._give_at, self._init, address = _mutex_calls()
         self.mm, self.at, self.slots = mm, at, slots
         self.base = address(mm) + at
 

@@ -8,8 +8,12 @@ frames since the volume was first opened after boot. A process keeps its own cop
 tables and applies the frames past its position before it reads. Nothing here survives a power cut, and nothing needs to:
 what must is in the journal (journal.py), written at commit.
 
-Locks are open-file-description locks: on byte 0, exclusive while a change is made (and
-published by moving `tail` last), shared while a process waits for a change under way; on
+The writer lock, held while a change is made (and published by moving `tail` last) or
+while a process waits for a change under way, is a mutex in the header (gates.Mutex, as
+the shim's C takes it too): every change takes it, and two fcntl calls per change cost
+more than the rest of a small change's locking. The other locks are open-file-description
+locks, which the kernel drops with their holder's descriptor: on byte 0, exclusive while a
+process opens the volume (the writer mutex is made there, before anyone can take it); on
 byte 1, shared by every user of the volume, so the last one to leave knows it and removes
 the file; on byte 2, exclusive while a commit writes the journal.
 """
@@ -18,19 +22,22 @@ import mmap
 import os
 import struct
 
-from pyfalloc.store.gates import Gates
+from pyfalloc.store.gates import GATE_SIZE, Gates, Mutex
 
 SHM_DIR = "/dev/shm"
-MAGIC = b"PYFASHM6"
+MAGIC = b"PYFASHM7"
 GENS_AT, GEN_SLOTS = 4096, 8192     # a change counter per slot of inodes (ino % GEN_SLOTS)
 GATES_AT = GENS_AT + 8 * GEN_SLOTS
-LOG_START = GATES_AT + Gates.size(GEN_SLOTS)
+INODE_LOCKS_AT = GATES_AT + Gates.size(GEN_SLOTS)     # fs/locks.py: the inode locks, by the same slots
+LOG_START = INODE_LOCKS_AT + Gates.size(GEN_SLOTS)
 CAPACITY = 1 << 30          # address space only: tmpfs stores what is written
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+OPENING = 0                 # lock byte of a process opening the volume
 USERS = 1                   # lock byte shared by the users of the volume
 COMMITTER = 2               # lock byte of the commit writing the journal (Store.commit)
 _FLOCK = "@hhqqi4x"
 
+WRITER_AT = 192             # the writer mutex, past the header fields (shim/fastread.c: SHM_WRITER)
 # header fields: name -> offset (all u64 but dirty_since, a double)
 _FIELDS = {"shm_epoch": 24, "tail": 32, "durable": 40, "ckpt_epoch": 48, "ckpt_nonce": 56,
            "ckpt_tail": 64, "journal_len": 72, "dirty_since": 88, "next_move": 96,
@@ -107,6 +114,8 @@ class SharedLog:
             os.ftruncate(self.fd, LOG_START + CAPACITY)
         self.mm = mmap.mmap(self.fd, LOG_START + CAPACITY)
         self.gates = Gates(self.mm, GATES_AT, GEN_SLOTS)
+        self.writer = Mutex(self.mm, WRITER_AT)
+        self.inode_locks = Gates(self.mm, INODE_LOCKS_AT, GEN_SLOTS)
 
     def reopen_lock(self):
         """After fork: a description of its own, or parent and child would share locks."""
@@ -126,9 +135,19 @@ class SharedLog:
     def initialized(self):
         return self.mm[:8] == MAGIC and self.mm[8:24] == self.uuid
 
+    def prepare_writer(self):
+        """Under the opening lock, before the writer lock is first taken: a log no process
+        has set up has a writer mutex of zeros (not a shared one), made here. Every user
+        of an initialized log has passed here, so none can hold it."""
+        if not self.initialized():
+            self.writer.initialize()
+
     def initialize(self):
-        self.mm[:GATES_AT] = bytes(GATES_AT)
+        """Under the writer lock (held: not made again)."""
+        self.mm[:WRITER_AT] = bytes(WRITER_AT)
+        self.mm[WRITER_AT + GATE_SIZE:GATES_AT] = bytes(GATES_AT - WRITER_AT - GATE_SIZE)
         self.gates.initialize()
+        self.inode_locks.initialize()
         self.mm[8:24] = self.uuid
         self.mm[:8] = MAGIC
 
@@ -167,11 +186,17 @@ class SharedLog:
         self.put("tail", tail + len(blob))
 
     # ---- locks -------------------------------------------------------------------------------
-    def lock(self, kind):
-        ofd_lock(self.fd, kind, 0)
+    def lock_opening(self):
+        ofd_lock(self.fd, fcntl.F_WRLCK, OPENING)
+
+    def unlock_opening(self):
+        ofd_lock(self.fd, fcntl.F_UNLCK, OPENING)
+
+    def lock(self):
+        self.writer.acquire()
 
     def unlock(self):
-        ofd_lock(self.fd, fcntl.F_UNLCK, 0)
+        self.writer.release()
 
     def lock_commit(self, wait=True):
         return ofd_lock(self.fd, fcntl.F_WRLCK, COMMITTER, wait=wait)
@@ -181,6 +206,8 @@ class SharedLog:
 
     def close(self):
         self.gates.detach()
+        self.inode_locks.detach()
+        self.writer.detach()
         try:
             self.mm.close()
         except BufferError:         # a view of the mapping is still alive: unmapped at exit

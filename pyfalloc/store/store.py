@@ -15,7 +15,6 @@ shared log and published whole; a change that raises is undone before anyone see
 """
 import _thread
 import errno
-import fcntl
 import os
 import time
 
@@ -60,16 +59,21 @@ class Store:
         self._reaping = False            # the change under way said so (reap_intended)
         self.log = SharedLog(device.identity(), uuid, private=readonly, mode=device.access_mode())
         try:
-            self.log.lock(fcntl.F_WRLCK)
+            self.log.lock_opening()
             try:
-                # no commit writing the journal meanwhile: the check compares its length
-                self.log.lock_commit()
+                self.log.prepare_writer()
+                self.log.lock()
                 try:
-                    self._load(None if self._log_matches_disk() else self._recover())
+                    # no commit writing the journal meanwhile: the check compares its length
+                    self.log.lock_commit()
+                    try:
+                        self._load(None if self._log_matches_disk() else self._recover())
+                    finally:
+                        self.log.unlock_commit()
                 finally:
-                    self.log.unlock_commit()
+                    self.log.unlock()
             finally:
-                self.log.unlock()
+                self.log.unlock_opening()
         except BaseException:
             if not readonly and self.log.last_user():     # a store refused leaves no log behind
                 self.log.remove()
@@ -257,7 +261,7 @@ class Store:
         with self._rlock:
             if self._depth:
                 return
-            self.log.lock(fcntl.F_RDLCK)
+            self.log.lock()
             try:
                 self._catch_up()
                 self._note(note)
@@ -436,7 +440,7 @@ class Store:
         """Under the log's lock: the frees a commit made durable (pending, as it read them)
         return to the free map; a journal grown long becomes a checkpoint."""
         log = self.log
-        log.lock(fcntl.F_WRLCK)
+        log.lock()
         try:
             self._catch_up()
             if log.get("durable") == log.get("tail"):
@@ -555,7 +559,7 @@ class Store:
         instead of replaying every commit since the last one."""
         log = self.log
         if log.get("journal_len") - journal.JOURNAL_START > FOLD_ON_CLOSE:
-            log.lock(fcntl.F_WRLCK)
+            log.lock()
             try:
                 log.lock_commit()
                 try:
@@ -674,7 +678,7 @@ class _Change:
         self.ahead = self.local is not None and s._reflects(self.local)
         if not self.ahead:
             try:
-                s.log.lock(fcntl.F_WRLCK)
+                s.log.lock()
                 try:
                     if s.log.get("reaping"):        # said by a process that died in its change
                         s.log.put("reaping", 0)
@@ -705,7 +709,7 @@ class _Change:
             blob = frame(s._redo) if kind is None and s._redo else None
             if self.ahead:
                 try:
-                    s.log.lock(fcntl.F_WRLCK)
+                    s.log.lock()
                 except BaseException:
                     self._undo(s)
                     raise
