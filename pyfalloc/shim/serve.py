@@ -134,7 +134,13 @@ def _claimer(ffi, lib, vol):
 def bind(ffi, lib):
     global _make_claim
     _make_claim = lambda vol: _claimer(ffi, lib, vol)
-    limits.limit = lambda: (lambda v: None if v < 0 else v)(lib.pyf_fsize_limit())
+    fsize_limit = lib.pyf_fsize_limit
+
+    def limit():
+        v = fsize_limit()
+        return None if v < 0 else v
+
+    limits.limit = limit
     limits.send_signal = lib.pyf_xfsz
     global _lift, _restore, _leaves
     _lift, _restore = lib.pyf_fsize_lift, lib.pyf_fsize_restore

@@ -120,6 +120,9 @@ class Gates:
         self._init(self.base, self.slots)
 
     def _slots(self, inos):
+        if len(inos) == 1:                  # most holds: no set, no sort
+            for ino in inos:
+                return (ino % self.slots,)
         return sorted({ino % self.slots for ino in inos})
 
     def _take(self, slot):

@@ -50,10 +50,13 @@ def volume_files(image, meta=None):
     return [os.fspath(image), meta, journal_of(meta)]
 
 
+_LEN = struct.Struct("<I")
+
+
 def frame(records):
     """One change, as it travels in the shared log and in commit blocks."""
     body = marshal.dumps(records)
-    return struct.pack("<I", len(body)) + body
+    return _LEN.pack(len(body)) + body
 
 
 def unframe(blob):

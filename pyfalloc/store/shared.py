@@ -44,6 +44,10 @@ _FIELDS = {"shm_epoch": 24, "tail": 32, "durable": 40, "ckpt_epoch": 48, "ckpt_n
            "commit_seq": 104, "copies": 112, "reaping": 120, "flush_begun": 128, "flush_done": 136}
 
 
+_Q, _D, _QQ = struct.Struct("<Q"), struct.Struct("<d"), struct.Struct("<QQ")
+_TAIL = _FIELDS["tail"]
+
+
 def shm_path(identity, uuid):
     """One log per volume and device (identity: the device's, see Device.identity): a copy
     of an image is another volume here."""
@@ -153,37 +157,42 @@ class SharedLog:
 
     def get(self, name):
         if name == "dirty_since":
-            return struct.unpack_from("<d", self.mm, 88)[0]
-        return struct.unpack_from("<Q", self.mm, _FIELDS[name])[0]
+            return _D.unpack_from(self.mm, 88)[0]
+        return _Q.unpack_from(self.mm, _FIELDS[name])[0]
 
     def put(self, name, value):
-        struct.pack_into("<d" if name == "dirty_since" else "<Q", self.mm, _FIELDS[name], value)
+        (_D if name == "dirty_since" else _Q).pack_into(self.mm, _FIELDS[name], value)
 
     def position(self):
         """(shm_epoch, tail): where the log stands; one read of the mapping."""
-        return struct.unpack_from("<QQ", self.mm, 24)
+        return _QQ.unpack_from(self.mm, 24)
 
     # ---- change counters by inode ---------------------------------------------------------------
     def generation(self, ino):
-        return struct.unpack_from("<Q", self.mm, GENS_AT + 8 * (ino % GEN_SLOTS))[0]
+        return _Q.unpack_from(self.mm, GENS_AT + 8 * (ino % GEN_SLOTS))[0]
 
     def bump(self, inos):
         """After the frames that change these inodes are published (under the write lock)."""
+        mm = self.mm
         for ino in inos:
             at = GENS_AT + 8 * (ino % GEN_SLOTS)
-            struct.pack_into("<Q", self.mm, at, struct.unpack_from("<Q", self.mm, at)[0] + 1)
+            _Q.pack_into(mm, at, _Q.unpack_from(mm, at)[0] + 1)
 
     # ---- frames ------------------------------------------------------------------------------
     def read(self, start, end):
         return self.mm[LOG_START + start:LOG_START + end]
 
     def append(self, blob):
-        """Write frames past the tail, then move the tail: readers never see half of them."""
-        tail = self.get("tail")
-        if LOG_START + tail + len(blob) > len(self.mm):
+        """Write frames past the tail, then move the tail: readers never see half of them.
+        Returns where they start."""
+        mm = self.mm
+        tail = _Q.unpack_from(mm, _TAIL)[0]
+        end = tail + len(blob)
+        if LOG_START + end > len(mm):
             raise OSError(28, "shared log full")          # ENOSPC; checkpoints keep it short
-        self.mm[LOG_START + tail:LOG_START + tail + len(blob)] = blob
-        self.put("tail", tail + len(blob))
+        mm[LOG_START + tail:LOG_START + end] = blob
+        _Q.pack_into(mm, _TAIL, end)
+        return tail
 
     # ---- locks -------------------------------------------------------------------------------
     def lock_opening(self):

@@ -323,12 +323,11 @@ class Store:
     def _publish(self, redo, blob, dirty, ahead):
         """Append the change (blob: its frame) under the log's write lock."""
         log = self.log
-        at = log.get("tail")
-        log.append(blob)
+        at = log.append(blob)
         if ahead:
             self._ahead.add(at)
         else:
-            self._pos = log.get("tail")
+            self._pos = at + len(blob)
         # then the counters of the inodes changed: one read before catching up, then equal
         # later, proves no change of that inode was published in between
         changed = {key[0] if table == "e" else key for table, key, _ in redo if table in "eiz"}
