@@ -677,6 +677,10 @@ class _Change:
         self.ahead = self.local is not None and s._reflects(self.local)
         if not self.ahead:
             try:
+                # what others published so far is applied before the lock, which every
+                # change takes: under it only what they publish meanwhile
+                if s.log.position()[1] != s._pos:
+                    s._follow(())
                 s.log.lock()
                 try:
                     if s.log.get("reaping"):        # said by a process that died in its change

@@ -388,6 +388,11 @@ class Syscalls:
         if of.is_dir or offset < 0:
             return None
         fs, store = self.fs, self.fs.meta
+        size = fs.known_size(of.ino)
+        if size is not None and offset >= size:
+            # an append or a read at the end: nothing the shim can do alone, and a smaller
+            # size seen here than the file has now only sends one call Python's way
+            return None
         with fs.locks.stable(of.ino):               # no change of the inode under way
             gen, gate = store.generation(of.ino), store.gate_count(of.ino)
             if fs.mapped.has(of.ino):
