@@ -84,10 +84,12 @@ class ExtentMap:
         m = self._map(ino)
         return [Extent(k, *v) for k, v in m.items()] if m else []
 
-    def insert(self, ino, lblk, n, pblk, unwritten):
+    def insert(self, ino, lblk, n, pblk, unwritten, prev=False):
+        """prev: the extent before lblk when the caller knows it (None: there is none)."""
         unwritten = int(bool(unwritten))
         put = self.s.put
-        prev = self.before(ino, lblk)
+        if prev is False:
+            prev = self.before(ino, lblk)
         if prev and prev.lblk + prev.len == lblk and prev.pblk + prev.len == pblk and prev.unwritten == unwritten:
             lblk, pblk, n = prev.lblk, prev.pblk, n + prev.len     # its row is rewritten below
         m = self._map(ino)

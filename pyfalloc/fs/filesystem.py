@@ -141,6 +141,14 @@ class FileSystem:
             raise FsError(errno.ENOENT, f"inode {ino} does not exist")
         return Inode(ino, *v)
 
+    def _inode_held(self, ino):
+        """inode() under a lock whose taking caught up with every change (locks.inode,
+        locks.exclusive without local)."""
+        v = self.meta.t.inodes.get(ino)
+        if v is None:
+            raise FsError(errno.ENOENT, f"inode {ino} does not exist")
+        return Inode(ino, *v)
+
     def known_size(self, ino):
         """The size as these tables last saw it, without catching up (None: no such inode):
         a hint, for a caller whom a stale answer only sends the slower way."""
@@ -759,12 +767,15 @@ class FileSystem:
             holes = ((a, b - a),)           # past the last extent (a file growing): one hole
         else:
             holes = [(lblk, n) for lblk, n, e in self.extmap.segments(inode.ino, a, b) if e is None]
+            last = None
         for lblk, n in holes:
             while n:
                 pblk, got = self.alloc.allocate(inode.ino, lblk, n, inode.grp, file_blocks)
-                self.extmap.insert(inode.ino, lblk, got, pblk, True)
+                # a file growing: its last extent is the one before (insert need not look)
+                self.extmap.insert(inode.ino, lblk, got, pblk, True, prev=last or False)
                 lblk += got
                 n -= got
+                last = None
 
     def truncate(self, ino, size):
         bs = self.bs
@@ -826,7 +837,7 @@ class FileSystem:
         # holes become unwritten extents: nothing a reader or an overwrite reaches changes,
         # so the inode lock alone, but for the zeroing of a truncate's stale tail
         with self.locks.inode(ino):
-            inode = self.inode(ino)
+            inode = self._inode_held(ino)
             new_size = offset + length if not keep_size and offset + length > inode.size else None
             if new_size is not None and ino in self.meta.t.stale_tail:
                 with self.locks.data(ino):
