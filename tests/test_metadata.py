@@ -400,3 +400,56 @@ def test_a_commit_with_nothing_to_journal_still_returns_durable_frees(image):
         assert sum(v.fs.t.pending.values()) == 256
         v.fs.meta.commit()
         assert v.fs.t.pending == {} and v.fsck() == []
+
+
+
+HOLDER = """
+import os, sys
+from pyfalloc import Volume
+v = Volume(sys.argv[1])
+fd = v.open("/f", os.O_RDWR)
+ino = v.fstat(fd).st_ino
+v.fs.locks.inode(ino).__enter__()           # the file's inode lock
+v.fs.meta.tx().__enter__()                  # and the shared log's writer lock
+os.write(1, b"held")
+os.read(0, 1)                               # until killed
+"""
+
+WAITER = """
+import sys
+from pyfalloc import Volume
+with Volume(sys.argv[1]) as v:
+    v.write_file("/g", b"y")
+"""
+
+
+def test_a_process_killed_holding_the_writer_and_inode_locks_leaves_them_to_the_next(image):
+    """The writer lock and the inode locks are mutexes in the shared log's mapping, not OFD
+    locks the kernel drops with a descriptor: robust ones, so a holder killed with both
+    leaves them to the next taker. A change waiting in another process goes on, then a
+    change of the file the dead process held, and fsck finds the volume clean."""
+    with Volume(image) as v:
+        v.write_file("/f", b"x")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, image], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    waiter = None
+    try:
+        assert holder.stdout.read(4) == b"held"
+        waiter = subprocess.Popen([sys.executable, "-c", WAITER, image], env=env)
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiter.wait(1.5)                    # a change waits while the writer lock is held
+        holder.kill()
+        holder.wait()
+        assert waiter.wait(10) == 0, "the dead holder's writer lock was not handed on"
+    finally:
+        for p in (holder, waiter):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    with Volume(image) as v:
+        fd = v.open("/f", os.O_RDWR)
+        v.fallocate(fd, 0, 0, 1 << 20)          # under the inode lock the dead process held
+        v.close(fd)
+        assert v.stat("/f").st_size == 1 << 20 and v.read_file("/g") == b"y"
+        assert v.fsck() == []
