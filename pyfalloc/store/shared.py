@@ -172,11 +172,15 @@ class SharedLog:
         return _Q.unpack_from(self.mm, GENS_AT + 8 * (ino % GEN_SLOTS))[0]
 
     def bump(self, inos):
-        """After the frames that change these inodes are published (under the write lock)."""
+        """After the frames that change these inodes are published (under the write lock).
+        Returns {ino: its counter now}."""
         mm = self.mm
+        now = {}
         for ino in inos:
             at = GENS_AT + 8 * (ino % GEN_SLOTS)
-            _Q.pack_into(mm, at, _Q.unpack_from(mm, at)[0] + 1)
+            now[ino] = n = _Q.unpack_from(mm, at)[0] + 1
+            _Q.pack_into(mm, at, n)
+        return now
 
     # ---- frames ------------------------------------------------------------------------------
     def read(self, start, end):

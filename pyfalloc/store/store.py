@@ -331,8 +331,7 @@ class Store:
         # then the counters of the inodes changed: one read before catching up, then equal
         # later, proves no change of that inode was published in between
         changed = {key[0] if table == "e" else key for table, key, _ in redo if table in "eiz"}
-        log.bump(changed)
-        self._note(changed)
+        self._seen.update(log.bump(changed))        # these tables reflect them as they stand
         if dirty:
             self._mine = True
             since = log.get("dirty_since")
