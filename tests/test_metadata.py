@@ -453,3 +453,44 @@ def test_a_process_killed_holding_the_writer_and_inode_locks_leaves_them_to_the_
         v.close(fd)
         assert v.stat("/f").st_size == 1 << 20 and v.read_file("/g") == b"y"
         assert v.fsck() == []
+
+
+OPENER = """
+import errno, sys
+from pyfalloc import FsError, Volume
+try:
+    with Volume(sys.argv[1]) as v:
+        v.write_file("/from-there", b"z")
+except FsError as e:
+    print(errno.errorcode[e.errno])
+else:
+    print("opened")
+"""
+
+
+def test_a_volume_in_use_is_refused_from_another_pid_namespace_and_opened_once_left(image):
+    """The writer and inode locks are robust mutexes, which name their holder by thread id:
+    a process of another PID namespace could have the number of a thread that holds one
+    here and take it as its own. While the volume is in use here, an opening from another
+    PID namespace is refused (EBUSY); once its users are gone, even leaving the shared log
+    behind (killed), that opening rebuilds the log and goes on."""
+    if subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True).returncode:
+        pytest.skip("cannot make a PID namespace here (unshare --pid needs CAP_SYS_ADMIN)")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+    there = ["unshare", "--pid", "--fork", sys.executable, "-c", OPENER, image]
+    with Volume(image) as v:
+        v.write_file("/f", b"x")
+        out = subprocess.run(there, env=env, capture_output=True, text=True)
+        assert out.stdout.strip() == "EBUSY", out.stderr[-2000:]
+        assert v.read_file("/f") == b"x" and "from-there" not in v.listdir("/")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, image], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.read(4) == b"held"
+    finally:
+        holder.kill()
+        holder.wait()
+    out = subprocess.run(there, env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "opened", out.stderr[-2000:]
+    with Volume(image) as v:
+        assert v.read_file("/from-there") == b"z" and v.fsck() == []

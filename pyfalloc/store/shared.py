@@ -17,15 +17,17 @@ process opens the volume (the writer mutex is made there, before anyone can take
 byte 1, shared by every user of the volume, so the last one to leave knows it and removes
 the file; on byte 2, exclusive while a commit writes the journal.
 """
+import errno
 import fcntl
 import mmap
 import os
 import struct
 
+from pyfalloc.errors import FsError
 from pyfalloc.store.gates import GATE_SIZE, Gates, Mutex
 
 SHM_DIR = "/dev/shm"
-MAGIC = b"PYFASHM7"
+MAGIC = b"PYFASHM8"
 GENS_AT, GEN_SLOTS = 4096, 8192     # a change counter per slot of inodes (ino % GEN_SLOTS)
 GATES_AT = GENS_AT + 8 * GEN_SLOTS
 INODE_LOCKS_AT = GATES_AT + Gates.size(GEN_SLOTS)     # fs/locks.py: the inode locks, by the same slots
@@ -41,11 +43,16 @@ WRITER_AT = 192             # the writer mutex, past the header fields (shim/fas
 # header fields: name -> offset (all u64 but dirty_since, a double)
 _FIELDS = {"shm_epoch": 24, "tail": 32, "durable": 40, "ckpt_epoch": 48, "ckpt_nonce": 56,
            "ckpt_tail": 64, "journal_len": 72, "dirty_since": 88, "next_move": 96,
-           "commit_seq": 104, "copies": 112, "reaping": 120, "flush_begun": 128, "flush_done": 136}
+           "commit_seq": 104, "copies": 112, "reaping": 120, "flush_begun": 128, "flush_done": 136,
+           "pid_ns": 144}
 
 
 _Q, _D, _QQ = struct.Struct("<Q"), struct.Struct("<d"), struct.Struct("<QQ")
 _TAIL = _FIELDS["tail"]
+
+
+def _pid_namespace():
+    return os.stat("/proc/self/ns/pid").st_ino
 
 
 def shm_path(identity, uuid):
@@ -142,7 +149,17 @@ class SharedLog:
     def prepare_writer(self):
         """Under the opening lock, before the writer lock is first taken: a log no process
         has set up has a writer mutex of zeros (not a shared one), made here. Every user
-        of an initialized log has passed here, so none can hold it."""
+        of an initialized log has passed here, so none can hold it.
+
+        The mutexes name their holder by thread id, which another PID namespace numbers
+        afresh: a process there could take as its own a lock that a thread with its number
+        holds here. Such a process is refused while the log's users are of another one."""
+        if self.initialized() and self.get("pid_ns") != _pid_namespace():
+            if not self.last_user():
+                raise FsError(errno.EBUSY, "the volume is in use from another PID namespace, whose "
+                                           "processes its locks cannot tell from this one's")
+            ofd_lock(self.fd, fcntl.F_RDLCK, USERS)    # a user's hold again
+            self.mm[:8] = bytes(8)      # left by users gone: made again for this namespace
         if not self.initialized():
             self.writer.initialize()
 
@@ -152,6 +169,7 @@ class SharedLog:
         self.mm[WRITER_AT + GATE_SIZE:GATES_AT] = bytes(GATES_AT - WRITER_AT - GATE_SIZE)
         self.gates.initialize()
         self.inode_locks.initialize()
+        self.put("pid_ns", _pid_namespace())
         self.mm[8:24] = self.uuid
         self.mm[:8] = MAGIC
 
