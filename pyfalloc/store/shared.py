@@ -3,10 +3,11 @@
 A file in /dev/shm (memory, never written to disk) per volume, mapped by every process
 that has the volume open: a header, a table of change counters by inode (moved after every
 change of an inode is published: what a process learnt of a file holds while its counter
-stays, whatever else changes), the gates by the same slots (gates.py), then the change
-frames since the volume was first opened after boot. A process keeps its own copy of the
-tables and applies the frames past its position before it reads. Nothing here survives a power cut, and nothing needs to:
-what must is in the journal (journal.py), written at commit.
+stays, whatever else changes), the gates and the inode locks by the same slots (gates.py,
+fs/locks.py), then the change frames since the volume was first opened after boot. A
+process keeps its own copy of the tables and applies the frames past its position before
+it reads. Nothing here survives a power cut, and nothing needs to: what must is in the
+journal (journal.py), written at commit.
 
 The writer lock, held while a change is made (and published by moving `tail` last) or
 while a process waits for a change under way, is a mutex in the header (gates.Mutex, as
