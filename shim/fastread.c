@@ -248,20 +248,20 @@ ssize_t image_pwrite_fast(int fd, const void *buf, size_t n, off_t off)
     return r;
 }
 
-/* whether a change that may free an inode says it is under way (Store.reaping) */
-int log_reaping(void) { return !ready() || field(SHM_REAPING) != 0; }
-
-/* until the change under way ends: the log's writer lock taken and given back (0), or -1
- * when this process cannot take it (a log it may only read) */
-int log_writer_waited(void)
+/* No change that may free an inode is under way: none says so (Store.reaping), or the one
+ * that did has ended — the log's writer lock taken and given back. 0 when this process
+ * cannot tell (no log, or one it may only read). */
+int log_no_reaping(void)
 {
-    if (!ready() || !gates_usable)
-        return -1;
+    if (!ready())
+        return 0;
+    if (!field(SHM_REAPING))
+        return 1;
     pthread_mutex_t *m = (pthread_mutex_t *)(header + SHM_WRITER);
-    if (gate_take(m))
-        return -1;
+    if (!gates_usable || gate_take(m))
+        return 0;
     pthread_mutex_unlock(m);
-    return 0;
+    return 1;
 }
 
 int log_position(unsigned long long pos[2])

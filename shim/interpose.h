@@ -77,8 +77,7 @@ HIDDEN void drop_trailing_slash(char *path);
 HIDDEN void note_host_cwd(void);       /* after the host working directory changed */
 /* the shared log's position (fastread.c): 0 before Python opened the volume */
 HIDDEN int log_position(unsigned long long pos[2]);
-HIDDEN int log_reaping(void);
-HIDDEN int log_writer_waited(void);
+HIDDEN int log_no_reaping(void);
 HIDDEN int open_log(int mode);      /* a description of the log of the shim's own */
 /* answers by path kept while the shared log has not moved (answers.c), one table per call:
  * 1 and v filled, -1 and errno (a kept failure), 0 when Python must answer */

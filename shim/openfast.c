@@ -92,7 +92,7 @@ static int unhold(long long ino)
  * answer was given. */
 static int still_at(const unsigned long long pos[2])
 {
-    if (log_reaping() && log_writer_waited() < 0)
+    if (!log_no_reaping())
         return 0;
     unsigned long long now[2];
     return log_position(now) && now[0] == pos[0] && now[1] == pos[1];

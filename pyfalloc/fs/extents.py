@@ -7,6 +7,7 @@ inside a metadata change (store.tx()).
 from pyfalloc.records import record
 
 Extent = record("Extent", "lblk len pblk unwritten")
+LOOK_UP = object()          # insert's prev when the caller does not know the extent before
 
 
 class ExtentMap:
@@ -84,11 +85,11 @@ class ExtentMap:
         m = self._map(ino)
         return [Extent(k, *v) for k, v in m.items()] if m else []
 
-    def insert(self, ino, lblk, n, pblk, unwritten, prev=False):
-        """prev: the extent before lblk when the caller knows it (None: there is none)."""
+    def insert(self, ino, lblk, n, pblk, unwritten, prev=LOOK_UP):
+        """prev: the extent before lblk (None: there is none), or LOOK_UP."""
         unwritten = int(bool(unwritten))
         put = self.s.put
-        if prev is False:
+        if prev is LOOK_UP:
             prev = self.before(ino, lblk)
         if prev and prev.lblk + prev.len == lblk and prev.pblk + prev.len == pblk and prev.unwritten == unwritten:
             lblk, pblk, n = prev.lblk, prev.pblk, n + prev.len     # its row is rewritten below

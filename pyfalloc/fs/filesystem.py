@@ -15,7 +15,7 @@ from pyfalloc.alloc.freespace import FreeSpace
 from pyfalloc.alloc.policy import Allocator
 from pyfalloc.errors import FsError, LeavesImage
 from pyfalloc.fs import paths, perms
-from pyfalloc.fs.extents import ExtentMap
+from pyfalloc.fs.extents import LOOK_UP, ExtentMap
 from pyfalloc.fs.locks import InodeLocks
 from pyfalloc.fs.mapped import SharedMappings
 from pyfalloc.records import record
@@ -136,13 +136,10 @@ class FileSystem:
         """local: the caller holds the inode's lock and reads nothing else, so only a
         change of this inode needs catching up with (Store.fresh)."""
         self.meta.fresh((ino,) if local else None)
-        v = self.meta.t.inodes.get(ino)
-        if v is None:
-            raise FsError(errno.ENOENT, f"inode {ino} does not exist")
-        return Inode(ino, *v)
+        return self._inode_held(ino)
 
     def _inode_held(self, ino):
-        """inode() under a lock whose taking caught up with every change (locks.inode,
+        """inode() without catching up: under a lock whose taking did (locks.inode,
         locks.exclusive without local)."""
         v = self.meta.t.inodes.get(ino)
         if v is None:
@@ -764,18 +761,17 @@ class FileSystem:
         file_blocks = ceil_div(inode.size, self.bs)
         last = self.extmap.last(inode.ino)
         if last is None or last.lblk + last.len <= a:
-            holes = ((a, b - a),)           # past the last extent (a file growing): one hole
+            # past the last extent (a file growing): one hole, after that extent
+            holes, prev = ((a, b - a),), last
         else:
-            holes = [(lblk, n) for lblk, n, e in self.extmap.segments(inode.ino, a, b) if e is None]
-            last = None
+            holes, prev = [(lblk, n) for lblk, n, e in self.extmap.segments(inode.ino, a, b) if e is None], LOOK_UP
         for lblk, n in holes:
             while n:
                 pblk, got = self.alloc.allocate(inode.ino, lblk, n, inode.grp, file_blocks)
-                # a file growing: its last extent is the one before (insert need not look)
-                self.extmap.insert(inode.ino, lblk, got, pblk, True, prev=last or False)
+                self.extmap.insert(inode.ino, lblk, got, pblk, True, prev)
                 lblk += got
                 n -= got
-                last = None
+                prev = LOOK_UP
 
     def truncate(self, ino, size):
         bs = self.bs

@@ -53,8 +53,8 @@ class InodeLocks:
         self.fd = fd
         self._local = _thread.RLock()
 
-    def _fcntl(self, start, length, kind):
-        ofd_lock(self.fd, kind, start, length)
+    def _fcntl(self, byte, kind):
+        ofd_lock(self.fd, kind, byte)
 
     def _hold(self, inodes, plan, scope=None, gate=None):
         """inodes: those whose inode locks are taken first; plan: (byte, lock type) of the
@@ -109,11 +109,11 @@ class _Held:
     """Locks taken on entry (inode locks, then the plan's in order), released in reverse on
     exit (a class, not a generator: every read takes one, and a generator costs more than
     the two fcntl calls)."""
-    __slots__ = ("locks", "inodes", "plan", "taken", "scope", "gate", "holding")
+    __slots__ = ("locks", "inodes", "plan", "taken", "scope", "gate", "holding", "slotted")
 
     def __init__(self, locks, inodes, plan, scope, gate):
         self.locks, self.inodes, self.plan, self.scope, self.gate = locks, inodes, plan, scope, gate
-        self.taken, self.holding = [], False
+        self.taken, self.holding, self.slotted = [], False, False
 
     def __enter__(self):
         locks = self.locks
@@ -121,10 +121,10 @@ class _Held:
         try:
             if self.inodes:
                 locks.slots.hold(self.inodes)
-                self.taken.append(None)
-            for start, kind in self.plan:
-                locks._fcntl(start, 1, kind)
-                self.taken.append(start)
+                self.slotted = True
+            for byte, kind in self.plan:
+                locks._fcntl(byte, kind)
+                self.taken.append(byte)
             how, inos = self.gate or (None, ())
             if how is CLOSE:
                 locks.gates.close(inos)
@@ -143,11 +143,11 @@ class _Held:
             if self.holding:
                 self.holding = False
                 locks.gates.release(self.gate[1])
-            for start in reversed(self.taken):
-                if start is None:
-                    locks.slots.release(self.inodes)
-                else:
-                    locks._fcntl(start, 1, fcntl.F_UNLCK)
+            for byte in reversed(self.taken):
+                locks._fcntl(byte, fcntl.F_UNLCK)
+            if self.slotted:
+                self.slotted = False
+                locks.slots.release(self.inodes)
         finally:
             self.taken = []
             locks._local.release()

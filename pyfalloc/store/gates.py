@@ -13,6 +13,10 @@ overwrite; the shim's reads take nothing, and read again when a counter moved me
 Robust: a process that dies holding a gate leaves it to the next taker (EOWNERDEAD), and
 the counter it guards is a single store, never half written. Recursive: a signal handler
 that writes the image under an overwrite, or a nested hold in Python, takes it again.
+
+The same tables, their counters unused, are the shared log's writer lock (one slot) and
+the inode locks (fs/locks.py): locks every change takes, where two fcntl calls would cost
+more than the rest of a small change's locking.
 """
 import errno
 import struct
@@ -70,43 +74,12 @@ def _ctypes_calls():
     return take, unlock, init, address
 
 
-def _mutex_calls():
-    global _calls
-    if _calls is None:
-        _calls = _ctypes_calls()
-    return _calls
-
-
-class Mutex:
-    """One mutex made as the gates' are, at a fixed offset of the mapping: the shared log's
-    writer lock, which every change takes (two fcntl calls cost a change several times an
-    uncontended atomic operation's price)."""
-
-    def __init__(self, mm, at):
-        self._take_at, self._give_at, self._init, address = _mutex_calls()
-        self.base = address(mm) + at
-
-    def initialize(self):
-        """Only while no process can hold it."""
-        self._init(self.base, 1)
-
-    def acquire(self):
-        if self.base is None:
-            raise OSError(errno.EBADF, "the volume's shared log is closed")
-        r = self._take_at(self.base)
-        if r:
-            raise OSError(r, f"the shared log's writer lock: {errno.errorcode.get(r, r)}")
-
-    def release(self):
-        self._give_at(self.base)
-
-    def detach(self):
-        self.base = None
-
-
 class Gates:
     def __init__(self, mm, at, slots):
-        self._take_at, self._give_at, self._init, address = _mutex_calls()
+        global _calls
+        if _calls is None:
+            _calls = _ctypes_calls()
+        self._take_at, self._give_at, self._init, address = _calls
         self.mm, self.at, self.slots = mm, at, slots
         self.base = address(mm) + at
 
@@ -125,14 +98,14 @@ class Gates:
                 return (ino % self.slots,)
         return sorted({ino % self.slots for ino in inos})
 
-    def _take(self, slot):
+    def take(self, slot):
         if self.base is None:
             raise OSError(errno.EBADF, "the volume's shared log is closed")
         r = self._take_at(self.base + GATE_SIZE * slot)
         if r:
             raise OSError(r, f"gate {slot}: {errno.errorcode.get(r, r)}")
 
-    def _give(self, slot):
+    def give(self, slot):
         self._give_at(self.base + GATE_SIZE * slot)
 
     def close(self, inos):
@@ -140,25 +113,25 @@ class Gates:
         C under way have ended, later ones see the counter moved."""
         for slot in self._slots(inos):
             at = self.at + GATE_SIZE * slot + COUNT_AT
-            self._take(slot)
+            self.take(slot)
             struct.pack_into("<Q", self.mm, at, struct.unpack_from("<Q", self.mm, at)[0] + 1)
-            self._give(slot)
+            self.give(slot)
 
     def hold(self, inos):
         """Keep overwrites in C out until release() (a read in Python)."""
         taken = []
         try:
             for slot in self._slots(inos):
-                self._take(slot)
+                self.take(slot)
                 taken.append(slot)
         except BaseException:
             for slot in reversed(taken):
-                self._give(slot)
+                self.give(slot)
             raise
 
     def release(self, inos):
         for slot in reversed(self._slots(inos)):
-            self._give(slot)
+            self.give(slot)
 
     def detach(self):
         """Before the mapping goes: a late taker gets EBADF, not a fault."""

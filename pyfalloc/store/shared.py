@@ -10,13 +10,14 @@ it reads. Nothing here survives a power cut, and nothing needs to: what must is 
 journal (journal.py), written at commit.
 
 The writer lock, held while a change is made (and published by moving `tail` last) or
-while a process waits for a change under way, is a mutex in the header (gates.Mutex, as
-the shim's C takes it too): every change takes it, and two fcntl calls per change cost
-more than the rest of a small change's locking. The other locks are open-file-description
-locks, which the kernel drops with their holder's descriptor: on byte 0, exclusive while a
-process opens the volume (the writer mutex is made there, before anyone can take it); on
-byte 1, shared by every user of the volume, so the last one to leave knows it and removes
-the file; on byte 2, exclusive while a commit writes the journal.
+while a process waits for a change under way, is a mutex in the header (a one-slot table
+of gates.py's, which the shim's C takes too): every change takes it, and two fcntl calls
+per change cost more than the rest of a small change's locking. The other locks are
+open-file-description locks, which the kernel drops with their holder's descriptor: on byte
+0, exclusive while a process opens the volume (the writer mutex is made there, before
+anyone can take it); on byte 1, shared by every user of the volume, so the last one to
+leave knows it and removes the file; on byte 2, exclusive while a commit writes the
+journal.
 """
 import errno
 import fcntl
@@ -25,7 +26,7 @@ import os
 import struct
 
 from pyfalloc.errors import FsError
-from pyfalloc.store.gates import GATE_SIZE, Gates, Mutex
+from pyfalloc.store.gates import GATE_SIZE, Gates
 
 SHM_DIR = "/dev/shm"
 MAGIC = b"PYFASHM8"
@@ -126,7 +127,7 @@ class SharedLog:
             os.ftruncate(self.fd, LOG_START + CAPACITY)
         self.mm = mmap.mmap(self.fd, LOG_START + CAPACITY)
         self.gates = Gates(self.mm, GATES_AT, GEN_SLOTS)
-        self.writer = Mutex(self.mm, WRITER_AT)
+        self.writer = Gates(self.mm, WRITER_AT, 1)
         self.inode_locks = Gates(self.mm, INODE_LOCKS_AT, GEN_SLOTS)
 
     def reopen_lock(self):
@@ -218,17 +219,22 @@ class SharedLog:
         return tail
 
     # ---- locks -------------------------------------------------------------------------------
-    def lock_opening(self):
-        ofd_lock(self.fd, fcntl.F_WRLCK, OPENING)
+    def opening(self):
+        return _Holding(lambda: ofd_lock(self.fd, fcntl.F_WRLCK, OPENING),
+                        lambda: ofd_lock(self.fd, fcntl.F_UNLCK, OPENING))
 
-    def unlock_opening(self):
-        ofd_lock(self.fd, fcntl.F_UNLCK, OPENING)
+    def writing(self):
+        """The writer lock as a context (changes take it with lock() and unlock())."""
+        return _Holding(self.lock, self.unlock)
+
+    def committing(self):
+        return _Holding(self.lock_commit, self.unlock_commit)
 
     def lock(self):
-        self.writer.acquire()
+        self.writer.take(0)
 
     def unlock(self):
-        self.writer.release()
+        self.writer.give(0)
 
     def lock_commit(self, wait=True):
         return ofd_lock(self.fd, fcntl.F_WRLCK, COMMITTER, wait=wait)
@@ -245,3 +251,18 @@ class SharedLog:
         except BufferError:         # a view of the mapping is still alive: unmapped at exit
             pass
         os.close(self.fd)
+
+
+class _Holding:
+    """A lock taken and given back as a context (a class: contextlib's import would cost
+    every served process's start)."""
+    __slots__ = ("take", "give")
+
+    def __init__(self, take, give):
+        self.take, self.give = take, give
+
+    def __enter__(self):
+        self.take()
+
+    def __exit__(self, *exc):
+        self.give()

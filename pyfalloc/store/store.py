@@ -59,21 +59,11 @@ class Store:
         self._reaping = False            # the change under way said so (reap_intended)
         self.log = SharedLog(device.identity(), uuid, private=readonly, mode=device.access_mode())
         try:
-            self.log.lock_opening()
-            try:
+            with self.log.opening():
                 self.log.prepare_writer()
-                self.log.lock()
-                try:
-                    # no commit writing the journal meanwhile: the check compares its length
-                    self.log.lock_commit()
-                    try:
-                        self._load(None if self._log_matches_disk() else self._recover())
-                    finally:
-                        self.log.unlock_commit()
-                finally:
-                    self.log.unlock()
-            finally:
-                self.log.unlock_opening()
+                # no commit writing the journal meanwhile: the check compares its length
+                with self.log.writing(), self.log.committing():
+                    self._load(None if self._log_matches_disk() else self._recover())
         except BaseException:
             if not readonly and self.log.last_user():     # a store refused leaves no log behind
                 self.log.remove()
@@ -261,12 +251,9 @@ class Store:
         with self._rlock:
             if self._depth:
                 return
-            self.log.lock()
-            try:
+            with self.log.writing():
                 self._catch_up()
                 self._note(note)
-            finally:
-                self.log.unlock()
 
     def _note(self, inos):
         """Under the log's lock, caught up or having just published their change: these
@@ -438,21 +425,15 @@ class Store:
         """Under the log's lock: the frees a commit made durable (pending, as it read them)
         return to the free map; a journal grown long becomes a checkpoint."""
         log = self.log
-        log.lock()
-        try:
+        with log.writing():
             self._catch_up()
             if log.get("durable") == log.get("tail"):
                 log.put("dirty_since", 0.0)
             now = self.t.pending
             self._release([(p, n) for p, n in pending if now.get(p) == n])
             if self._checkpoint_due():
-                log.lock_commit()
-                try:
+                with log.committing():
                     self._commit_locked()
-                finally:
-                    log.unlock_commit()
-        finally:
-            log.unlock()
 
     def commit_if_mine(self):
         """At close: what this process changed becomes durable, as a kernel's would within
@@ -489,17 +470,16 @@ class Store:
             self._depth = 0
         redo, self._redo, self._undo = self._redo, None, None
         if redo:
-            log.append(frame(redo))
-            self._pos = log.get("tail")
+            blob = frame(redo)
+            self._pos = log.append(blob) + len(blob)
 
     def _journal_published(self):
         """Under the commit lock: the image flushed, then every change published up to the
-        tail these tables reflect appended to the journal and synced. False when there was
-        none."""
+        tail these tables reflect appended to the journal and synced."""
         log = self.log
         durable, tail = log.get("durable"), self._pos
         if durable >= tail:
-            return False
+            return
         self._flush()                               # data before the metadata exposing it
         payload = bytes(log.read(durable, tail))
         jlen = log.get("journal_len")
@@ -515,7 +495,6 @@ class Store:
         log.put("durable", tail)
         log.put("commit_seq", seq)
         self.device.note_commit(seq)        # reaches the disk with the next flush of the image
-        return True
 
     def release_durable_frees(self):
         """Inside a change that ran out of space: commit what is published, then free the
@@ -524,11 +503,8 @@ class Store:
         items = [(p, n) for p, n in self.t.pending.items() if p not in added]
         if not items or self.on_release is None:
             return 0
-        self.log.lock_commit()          # a commit writing the journal ends first
-        try:
+        with self.log.committing():     # a commit writing the journal ends first
             self._journal_published()
-        finally:
-            self.log.unlock_commit()
         self.on_release(items)
         return sum(n for _, n in items)
 
@@ -557,16 +533,9 @@ class Store:
         instead of replaying every commit since the last one."""
         log = self.log
         if log.get("journal_len") - journal.JOURNAL_START > FOLD_ON_CLOSE:
-            log.lock()
-            try:
-                log.lock_commit()
-                try:
-                    self._catch_up()
-                    self._checkpoint_locked()
-                finally:
-                    log.unlock_commit()
-            finally:
-                log.unlock()
+            with log.writing(), log.committing():
+                self._catch_up()
+                self._checkpoint_locked()
 
     def _after_fork(self):
         self.log.reopen_lock()
@@ -676,11 +645,8 @@ class _Change:
         self.ahead = self.local is not None and s._reflects(self.local)
         if not self.ahead:
             try:
-                # what others published so far is applied before the lock, which every
-                # change takes: under it only what they publish meanwhile
-                if s.log.position()[1] != s._pos:
-                    s._follow(())
-                s.log.lock()
+                s.fresh()       # before the lock every change takes: under it, only
+                s.log.lock()    # what others publish meanwhile
                 try:
                     if s.log.get("reaping"):        # said by a process that died in its change
                         s.log.put("reaping", 0)

@@ -944,8 +944,6 @@ class Syscalls:
         if offset + length > fs.max_bytes or offset + length > LOFF_MAX:      # 9
             raise FsError(errno.EFBIG, "offset + len past the maximum file size")
         op = mode & FALLOC_FL_MODE_MASK                                       # 10: the filesystem
-        if not fs.mapped.any():
-            return self._fallocate_fs(of, mode, op, offset, length, physical, inode.size)
         # a shared mapping's copy follows: the range re-read where bytes changed, after a
         # write-back where they move
         if op in _MOVES_BYTES:
