@@ -48,6 +48,19 @@ static char **with_cwd(char *const envp[])
     return e;
 }
 
+/* The image working directory also stays in this process's environment, for the execs
+ * glibc makes inside itself (system, popen, wordexp), which reach no interposed exec: their
+ * shell must start in it too. Not from a child sharing its parent's memory (and environ). */
+void publish_cwd(void)
+{
+    if (!own_process())
+        return;
+    if (vcwd[0])
+        setenv("PYFALLOC_CWD", vcwd, 1);
+    else if (getenv("PYFALLOC_CWD"))
+        unsetenv("PYFALLOC_CWD");
+}
+
 static void release(char **e, char *const envp[])
 {
     if (e != (char **)envp)

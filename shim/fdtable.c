@@ -983,7 +983,7 @@ __attribute__((constructor)) static void shim_init(void)
     const char *cwd = env("PYFALLOC_CWD");
     if (cwd && on_image(cwd) && strlen(cwd) < sizeof vcwd)
         strcpy(vcwd, cwd);
-    unsetenv("PYFALLOC_CWD");
+    publish_cwd();
     note_host_cwd();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {

@@ -75,6 +75,7 @@ HIDDEN void fsize_changed(void);        /* the program set its limits */
 HIDDEN const char *image_path(int dirfd, const char *path);
 HIDDEN void drop_trailing_slash(char *path);
 HIDDEN void note_host_cwd(void);       /* after the host working directory changed */
+HIDDEN void publish_cwd(void);         /* after vcwd changed: PYFALLOC_CWD for execs (exec.c) */
 /* the shared log's position (fastread.c): 0 before Python opened the volume */
 HIDDEN int log_position(unsigned long long pos[2]);
 HIDDEN int log_no_reaping(void);

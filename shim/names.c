@@ -308,6 +308,7 @@ static int enter(const char *ip, int fd)
                 return -1;
             vcwd[0] = 0;
             note_host_cwd();
+            publish_cwd();
             return 0;
         }
         if (!(ip = outer(inside, real, sizeof real)))
@@ -319,6 +320,7 @@ static int enter(const char *ip, int fd)
         leave_real_cwd();
     memmove(vcwd, ip, strlen(ip) + 1);
     drop_trailing_slash(vcwd);
+    publish_cwd();
     return 0;
 }
 
@@ -332,6 +334,7 @@ int chdir(const char *path)
     if (r == 0) {
         vcwd[0] = 0;
         note_host_cwd();
+        publish_cwd();
     }
     return r;
 }
@@ -345,6 +348,7 @@ int fchdir(int fd)
     if (r == 0) {
         vcwd[0] = 0;
         note_host_cwd();
+        publish_cwd();
     }
     return r;
 }

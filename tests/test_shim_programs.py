@@ -142,7 +142,9 @@ def test_programs_stored_on_the_image_run_as_on_ext4(image, host_dir):
     """A binary, scripts (with an argument, nested, without "#!") and PATH searches on the
     image run by subprocess (a vfork child), posix_spawn, execv after fork, fexecve and the
     shell, and the refusals give the kernel's errno: before, the kernel looked for the image
-    path on the host (ENOENT, "required file not found")."""
+    path on the host (ENOENT, "required file not found"). libc's system() and popen() start
+    their shell in the image working directory: before, glibc's own exec inside them lost it
+    (the shell's getcwd failed and its relative names missed)."""
     host, img = both(image, host_dir, [sys.executable, os.path.join(ROOT, "tests", "progs", "exec_image.py"), "{}"])
     assert host.returncode == 0 and img.returncode == 0, img.stderr
     assert "ELF by subprocess: (0, 'elf args\\n', '')" in host.stdout
@@ -1351,7 +1353,10 @@ def test_o_direct_alignment_and_flags_as_on_ext4(image, host_dir):
     """O_DIRECT as ext4 takes it: F_GETFL shows it and F_SETFL sets and clears it (dups
     follow); a read or write whose offset, length or buffer address is not a multiple of 512
     is EINVAL, a vector with one such piece moves nothing, and an empty one gives 0. Before,
-    the image took every such call and F_GETFL did not show the flag."""
+    the image took every such call and F_GETFL did not show the flag. copy_file_range,
+    sendfile and splice from an O_DIRECT file check only the caller's offsets and length:
+    before, the shim's unaligned buffer made every one EINVAL (fsx -Z stopped at its first
+    copy range)."""
     script = os.path.join(ROOT, "tests", "progs", "odirect.py")
     host, img = both(image, host_dir, [sys.executable, script, "{}"])
     assert host.returncode == 0 and img.returncode == 0, img.stderr

@@ -7,12 +7,14 @@ a shell, so its failures show as the shell's exit status, not as the errno.
 
     python exec_image.py DIR
 """
+import ctypes
 import errno
 import os
 import shutil
 import subprocess
 import sys
 
+import oracle
 from oracle import show, workdir
 
 top = workdir(sys.argv[1], "ex")
@@ -101,3 +103,28 @@ show("PATH search by spawnp, missing", lambda: spawnp("echo4", ["e"]))
 show("missing program", lambda: refused("./nothing"))
 show("five scripts deep", lambda: out(["./c4"]))
 show("six scripts deep", lambda: refused("./c5"))
+
+
+def by_system(cmd):
+    """libc's system(), whose shell glibc starts by an exec no interposed call sees; the
+    shell writes into the working directory, which the caller reads back"""
+    status = oracle.libc.system(f"{{ {cmd}; }} > sys.out 2>&1".encode())
+    with open("sys.out") as f:
+        return status >> 8, f.read().replace(top, "TOP")
+
+
+def by_popen(cmd):
+    """libc's popen() (not Python's, which is subprocess): the first line of its output"""
+    libc = oracle.libc
+    libc.popen.restype = libc.fgets.restype = ctypes.c_void_p
+    libc.popen.argtypes, libc.pclose.argtypes = [ctypes.c_char_p, ctypes.c_char_p], [ctypes.c_void_p]
+    libc.fgets.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+    fp = libc.popen(cmd.encode(), b"r")
+    buf = ctypes.create_string_buffer(4096)
+    line = buf.value.decode().replace(top, "TOP") if libc.fgets(buf, len(buf), fp) else None
+    return line, libc.pclose(fp) >> 8
+
+
+show("system() in the working directory", lambda: by_system("pwd; ls -d bin; ./echo2 by system"))
+show("popen() in the working directory", lambda: by_popen("pwd"))
+show("popen() runs an image program", lambda: by_popen("./echo2 by popen"))

@@ -39,3 +39,18 @@ show("then a write at offset 1", lambda: os.pwrite(fd, b"y" * 10, 1))
 dup = os.dup(fd)
 show("a dup: write at offset 1", lambda: os.pwrite(dup, b"y" * 10, 1))
 show("contents", lambda: os.pread(os.open("f", os.O_RDONLY), 16, 0))
+
+# copies in the kernel: the caller's offsets and length must be aligned, its buffers are
+# none of its business (the image's copies go through a buffer of the shim's own)
+g = os.open("g", os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o644)
+os.pwrite(os.open("g", os.O_WRONLY), b"g" * 100000, 0)      # an unaligned size
+for src, dst, n in ((0, 204800, 8192), (512, 204800, 8192), (1, 409600, 4096), (0, 409601, 4096),
+                    (0, 204800, 1000), (98304, 307200, 8192), (0, 1 << 20, 131072)):
+    show(f"copy_file_range {src} -> {dst}, {n}", lambda: os.copy_file_range(g, g, n, src, dst))
+sink = os.open("sink", os.O_WRONLY | os.O_CREAT, 0o644)
+for off, n in ((0, 8192), (512, 4096), (1, 4096), (0, 1000), (98304, 8192), (0, 196608)):
+    show(f"sendfile from {off}, {n}", lambda: os.sendfile(sink, g, off, n))
+r, w = os.pipe()
+for off, n in ((0, 8192), (1, 4096), (0, 1000)):
+    show(f"splice from {off}, {n} into a pipe", lambda: (os.splice(g, w, n, offset_src=off), os.read(r, 1 << 20))[0])
+show("size after the copies", lambda: os.fstat(g).st_size)
