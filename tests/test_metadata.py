@@ -147,7 +147,7 @@ def test_a_checkpoint_loads_into_the_same_tables_as_its_rows_applied_one_by_one(
     with Volume(image) as vol:
         age.apply_volume(vol, age.history(vol.size, vol.block_size, seed=3, fill=0.6, churn=2))
         fd = vol.open("/held", os.O_RDWR | os.O_CREAT)
-        for i in range(64):                         # a growing file gets a window of its own
+        for i in range(200):    # a growing file gets a window of its own past the shared one
             vol.pwrite(fd, b"x" * 16384, i * 16384)
         vol.unlink("/held")
         vol.close(vol.open("/tagged", os.O_RDWR | os.O_CREAT))

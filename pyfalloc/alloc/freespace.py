@@ -156,6 +156,11 @@ class FreeSpace:
         win = self.s.t.win
         return [(wp, *win[wp]) for wp in self.s.t.win_of.get(0, {}).values()]
 
+    def locality_window_at(self, pblk):
+        """The shared small-file window that starts at block pblk, or None."""
+        row = self.s.t.win.get(pblk)
+        return (pblk, *row) if row is not None and row[1] == 0 else None
+
     def add_window(self, pblk, n, ino, lblk):
         if n > 0:
             self.s.put("w", pblk, (n, ino, lblk))

@@ -42,12 +42,20 @@ class Allocator:
 
     # ---- the default policy ---------------------------------------------------------
     def goal_for(self, ino, lblk, home_group):
+        goal = self._following(ino, lblk)
+        return self._home(home_group) if goal is None else goal
+
+    def _home(self, group):
+        return min(group * self.free.group_blocks, self.free.nblocks - 1)
+
+    def _following(self, ino, lblk):
+        """The block that would continue the file's previous extent up to lblk, if any."""
         prev = self.extmap.before(ino, lblk)
         if prev is not None:
             goal = prev.pblk + (lblk - prev.lblk)
             if goal < self.free.nblocks:
                 return goal
-        return min(home_group * self.free.group_blocks, self.free.nblocks - 1)
+        return None
 
     def allocate(self, ino, lblk, n, home_group, file_blocks):
         """Allocate up to n blocks for logical block lblk; returns (pblk, count), count >= 1."""
@@ -58,11 +66,21 @@ class Allocator:
             count = min(n, wp + wl - start)
             self.free.use_window(window, start, count)
             return start, count
-        goal = self.goal_for(ino, lblk, home_group)
+        follows = self._following(ino, lblk)
+        goal = self._home(home_group) if follows is None else follows
         if max(file_blocks, lblk + n) < STREAM_BLOCKS:
             got = self._from_locality_window(goal, n)
             if got:
                 return got
+        elif follows is not None:
+            # a small file grown past the stream size, one write at a time (ext4 would
+            # allocate its delayed blocks at once): it goes on contiguously while the shared
+            # window's next block is the one after its own, and past the window's end
+            window = self.free.locality_window_at(follows)
+            if window:
+                count = min(n, window[1])
+                self.free.use_window(window, follows, count)
+                return follows, count
         return self._carve(ino, lblk, n, goal)
 
     def _inode_window_at(self, ino, lblk):
