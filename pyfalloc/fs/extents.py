@@ -15,7 +15,9 @@ class ExtentMap:
         self.s = store
 
     def _map(self, ino):
-        return self.s.t.ext.get(ino)
+        t = self.s.t
+        m = t.ext.get(ino)
+        return t.extents(ino) if m.__class__ is dict else m
 
     def lookup(self, ino, a, b):
         """Extents overlapping logical blocks [a, b), clipped to it, in order."""

@@ -9,6 +9,7 @@ import _thread
 import atexit
 import errno
 import fcntl
+import gc
 import os
 import sys
 
@@ -60,6 +61,9 @@ def volume():
     vol.adopt(shadows(vol.fs.meta.runtime_dir()))      # the C half names it the same way
     if _make_claim is not None:
         vol.claim = _make_claim(vol)
+    # the tables (a few objects per file) live as long as the process: out of the cyclic
+    # collector's reach, or every full collection traverses them all again
+    gc.freeze()
     _vol = vol
     return _vol
 

@@ -16,6 +16,7 @@ import struct
 import zlib
 
 from pyfalloc.device import hostio
+from pyfalloc.collector import without_collector
 from pyfalloc.errors import FormatError
 
 CKPT_MAGIC = b"PYFAMETA"
@@ -107,6 +108,7 @@ def reset_journal(meta, uuid, epoch, nonce):
         f.close()
 
 
+@without_collector
 def read_checkpoint(meta, records=True):
     """The checkpoint, its records checked and loaded; without records only its header
     (which checkpoint it is: what an opener compares with the shared log)."""

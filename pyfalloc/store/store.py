@@ -187,6 +187,7 @@ class Store:
         if ckpt.uuid != self.uuid:
             raise FormatError(f"metadata {self.meta} belongs to another image")
         t = Tables(self.group_blocks)
+        t.set_locks(self._rlock)
         t.load(ckpt.records)
         self.t = t
         self._ahead.clear()
@@ -540,6 +541,7 @@ class Store:
     def _after_fork(self):
         self.log.reopen_lock()
         self._rlock = _thread.RLock()
+        self.t.set_locks(self._rlock)
         self._mine = False
 
     def leave(self):

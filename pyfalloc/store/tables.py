@@ -21,9 +21,11 @@ replica that applies the same records in the same order holds the same tables.
     "r"    ino             rdev                     a device node's device number
 """
 from _functools import partial          # functools' own, without functools' imports
+from _thread import allocate_lock
 from itertools import groupby
 from _operator import itemgetter        # operator's own, without operator's import
 
+from pyfalloc.collector import without_collector
 from pyfalloc.sortedindex import SortedDict, SortedList
 
 # the tables with no index of their own, by their attribute
@@ -39,8 +41,8 @@ class Tables:
         self.parent = {}            # ino -> (parent, name): one of its entries
         self.links = {}             # ino -> {entry: None}: its other entries (hard links), in order
         self.orphans = set()        # inodes with nlink 0 (alive while someone holds them)
-        self.ext = {}               # ino -> SortedDict lblk -> (len, pblk, unwritten)
-        self.owner = SortedDict()   # pblk -> (len, ino, lblk, unwritten): extents by place
+        self.ext = {}               # ino -> SortedDict lblk -> (len, pblk, unwritten); see extents()
+        self._owner = SortedDict()  # see owner
         self.free = SortedDict()    # pblk -> len
         self.free_len = SortedList()   # (len, pblk)
         self.free_grp = {}          # group -> SortedList of (len, pblk)
@@ -53,8 +55,16 @@ class Tables:
         self.symlinks = {}          # ino -> target
         self.rdevs = {}             # ino -> device number
         self.next_ino = 1
+        self.changes_lock = None    # the store's lock that every set() runs under (see owner)
+        self._sorting = allocate_lock()
         self._set = {"i": self._i, "d": self._d, "e": self._e, "f": self._f, "w": self._w, "x": self._x}
         self._set.update((table, partial(self._plain, getattr(self, name))) for table, name in _PLAIN.items())
+
+    def set_locks(self, changes_lock):
+        """The store's lock, which every change runs under (see owner), and a lock of their
+        own made afresh (again after a fork: one held by another thread stays held there)."""
+        self.changes_lock = changes_lock
+        self._sorting = allocate_lock()
 
     def set(self, table, key, value):
         """Apply one change; returns the value it replaced (None: there was none)."""
@@ -64,6 +74,39 @@ class Tables:
         for table, key, value in records:
             self._set[table](key, value)
 
+    def extents(self, ino):
+        """ino's extent index. A checkpoint loads each inode's rows as a plain dict, sorted
+        here at its first use: a process's start then pays for no index of the files it
+        never touches, where building them all cost it about 5 us per file."""
+        m = self.ext.get(ino)
+        if m.__class__ is dict:
+            with self._sorting:         # threads: one sorts it, the others take the result
+                m = self.ext[ino]
+                if m.__class__ is dict:
+                    m = self.ext[ino] = SortedDict(m)
+        return m
+
+    @property
+    def owner(self):
+        """pblk -> (len, ino, lblk, unwritten): the extents by place (GETFSMAP, fsck), built
+        from the extent maps at its first use after a load; most processes never ask."""
+        if self._owner is None:
+            lock = self.changes_lock    # no change may land while the maps are read
+            if lock is not None:
+                lock.acquire()
+            try:
+                if self._owner is None:
+                    owner = {}
+                    for ino, m in self.ext.items():
+                        for lblk, v in m.items():
+                            owner[v[1]] = (v[0], ino, lblk, v[2])
+                    self._owner = SortedDict(owner)
+            finally:
+                if lock is not None:
+                    lock.release()
+        return self._owner
+
+    @without_collector
     def load(self, rows):
         """Fill these empty tables from a checkpoint's rows: what apply() builds from them
         one at a time, built a table at a time (every process's start loads them all)."""
@@ -90,12 +133,13 @@ class Tables:
             self._index(ino, key)
 
     def _load_e(self, rows):
-        ext, owner = {}, {}
+        ext = self.ext
         for _, (ino, lblk), value in rows:
-            ext.setdefault(ino, {})[lblk] = value
-            owner[value[1]] = (value[0], ino, lblk, value[2])
-        self.ext.update((ino, SortedDict(m)) for ino, m in ext.items())
-        self.owner.update(owner)
+            m = ext.get(ino)
+            if m is None:
+                m = ext[ino] = {}
+            m[lblk] = value
+        self._owner = None
 
     def _load_f(self, rows):
         self.free.update({pblk: n for _, pblk, n in rows})
@@ -177,23 +221,29 @@ class Tables:
     def _e(self, key, value):
         ino, lblk = key
         m = self.ext.get(ino)
+        if m.__class__ is dict:
+            m = self.extents(ino)
+        owner = self._owner             # None: not built yet, and built from ext when asked
         if value is not None and m is not None:
             old = m.get(lblk)
             if old is not None and old[1] == value[1]:
                 # the same row grown or shrunk in place (an append's merge): no index moves
                 dict.__setitem__(m, lblk, value)
-                dict.__setitem__(self.owner, value[1], (value[0], ino, lblk, value[2]))
+                if owner is not None:
+                    dict.__setitem__(owner, value[1], (value[0], ino, lblk, value[2]))
                 return old
         old = m.pop(lblk, None) if m is not None else None
         if old is not None:
-            del self.owner[old[1]]
+            if owner is not None:
+                del owner[old[1]]
             if not m and value is None:
                 del self.ext[ino]
         if value is not None:
             if m is None:
                 m = self.ext[ino] = SortedDict()
             m[lblk] = value
-            self.owner[value[1]] = (value[0], ino, lblk, value[2])
+            if owner is not None:
+                owner[value[1]] = (value[0], ino, lblk, value[2])
         return old
 
     def _f(self, pblk, n):

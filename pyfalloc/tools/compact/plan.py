@@ -2,7 +2,7 @@
 strategy's choice of victims and holes."""
 from heapq import heappop, heappush
 
-from pyfalloc.tools.compact.survey import without_collector
+from pyfalloc.collector import without_collector
 
 
 def lower_bound(snap):

@@ -1,8 +1,6 @@
 """What the compactor sees of a volume, as a tool sees a kernel filesystem: GETFSMAP for who
 owns each byte, one walk of the tree for names (file types from readdir, no stat per file),
 fuser's view of open files, stat for ages. Kept compact: a few words per file."""
-import functools
-import gc
 import os
 import time
 from array import array
@@ -11,6 +9,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from pyfalloc import uapi
+from pyfalloc.collector import without_collector
 from pyfalloc.units import ceil_div
 
 DT_DIR, DT_REG = 4, 8           # <dirent.h>
@@ -108,22 +107,6 @@ class Snapshot:
 
     def partial(self):
         return [g for g in self.granules if g.live and g.live < g.size]
-
-
-def without_collector(fn):
-    """Run fn with the cyclic collector paused. A survey or a plan makes a few acyclic
-    objects per file; each collection they trigger would also traverse the volume's
-    millions of table rows, a fifth of the planning time at 4 GiB."""
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        was = gc.isenabled()
-        gc.disable()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            if was:
-                gc.enable()
-    return run
 
 
 def fsmap_all(vol, chunk=4096):
