@@ -2,8 +2,9 @@
 
 * default: ext4-like. The goal is right after the file's previous extent, else the
   inode's group. Small files (< STREAM_BLOCKS) are packed from a shared locality window
-  of LG_WINDOW blocks; larger streams get a per-inode preallocation window. Windows count
-  as used for every other allocation.
+  of LG_WINDOW blocks; larger streams get a per-inode preallocation window, except that a
+  small file grown into a stream goes on in the shared window while the window's next
+  block follows its last. Windows count as used for every other allocation.
 * exact: fallocate2's physical hint. The goal block or nothing; a window covering the
   goal is discarded first (the RFC's EXT4_MB_HINT_GOAL_ONLY behaviour).
 * Kara's 2007 allocate(): FIXED_START, FIXED_LEN, CONTIGUOUS.
