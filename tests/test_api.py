@@ -80,6 +80,20 @@ def test_a_file_written_a_block_at_a_time_stays_one_extent_past_the_small_file_s
         assert [(e.logical, e.length) for e in got] == [(0, blocks * BS)], got
 
 
+def test_a_corrupt_access_acl_is_found_by_fsck_and_answers_eio(vol):
+    """An access ACL that set_access_acl would never write (a group entry alone), as a
+    damaged table would hold it: fsck names it, and a chmod, which must rewrite it, gets
+    EIO rather than a traceback or a silently dropped ACL."""
+    vol.write_file("/f", b"x")
+    ino = vol.stat("/f").st_ino
+    with vol.fs.meta.tx() as s:
+        s.put("x", (ino, b"system.posix_acl_access"), b"\x02\x00\x00\x00\x04\x00\x04\x00\xff\xff\xff\xff")
+    assert any(f"inode {ino}: access ACL" in p for p in vol.fsck())
+    raises(errno.EIO, lambda: vol.setattr(path="/f", mode=0o600))
+    vol.removexattr("/f", "system.posix_acl_access")
+    assert vol.fsck() == []
+
+
 def test_getfsmap_covers_the_device_and_continues(vol):
     for i in range(20):
         fd = vol.open(f"/f{i}", os.O_RDWR | os.O_CREAT)

@@ -1364,6 +1364,22 @@ def test_o_direct_alignment_and_flags_as_on_ext4(image, host_dir):
     assert img.stdout.splitlines() == host.stdout.splitlines()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a child drops to nobody)")
+def test_posix_access_acls_as_on_ext4(image, host_dir):
+    """system.posix_acl_access as ext4 keeps it: the value's checks and errno (version
+    EOPNOTSUPP, size, order and a missing mask EINVAL), an ACL the mode says all of is not
+    kept, a named entry sets the group bits to the mask, chmod rewrites the ACL, a default
+    ACL on a file is EACCES, none on a symbolic link; and what it grants another user:
+    reads through a named entry, search of a directory, the owning group named by id, and
+    nothing once chmod takes the mask away. Before, every system.* name was EOPNOTSUPP, and
+    `cp -a`/`rsync -A` of a file with an ACL failed to keep it."""
+    script = os.path.join(ROOT, "tests", "progs", "acls.py")
+    host, img = both(image, host_dir, [sys.executable, script, "{}"])
+    assert host.returncode == 0 and img.returncode == 0, img.stderr
+    assert "the named user reads: 'secret'" in host.stdout and "after chmod 0600, reads: EACCES" in host.stdout
+    assert img.stdout.splitlines() == host.stdout.splitlines()
+
+
 def test_threads_making_the_first_image_call_at_once_all_get_the_image(image, tmp_path):
     """32 threads released by a barrier each open and write an image file as the process's
     first image call, 30 times over. Before, a thread could enter the embedded Python while

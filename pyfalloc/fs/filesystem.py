@@ -14,6 +14,7 @@ import time
 from pyfalloc.alloc.freespace import FreeSpace
 from pyfalloc.alloc.policy import Allocator
 from pyfalloc.errors import FsError, LeavesImage
+from pyfalloc.fs import acl as acls
 from pyfalloc.fs import paths, perms
 from pyfalloc.fs.extents import LOOK_UP, ExtentMap
 from pyfalloc.fs.locks import InodeLocks
@@ -183,12 +184,16 @@ class FileSystem:
         return blocks
 
     def setattr(self, ino, mode=None, uid=None, gid=None, atime=None, mtime=None):
-        """chmod, chown and utimensat: what is given changes, ctime becomes now."""
-        with self.meta.tx():
+        """chmod, chown and utimensat: what is given changes, ctime becomes now; a new mode
+        also goes into the access ACL, if the file has one (posix_acl_chmod)."""
+        with self.meta.tx() as s:
             inode = self.inode(ino)
             fields = {"ctime": clock()}
             if mode is not None:
                 fields["mode"] = st.S_IFMT(inode.mode) | (mode & 0o7777)
+                acl = self.access_acl(ino)
+                if acl is not None:
+                    s.put("x", (ino, acls.ACCESS), acls.to_xattr(acls.chmod(acl, mode)))
             for key, value in (("uid", uid), ("gid", gid), ("atime", atime), ("mtime", mtime)):
                 if value is not None:
                     fields[key] = value
@@ -229,7 +234,7 @@ class FileSystem:
                 raise FsError(errno.ENOENT, _shown(path))
             if not st.S_ISDIR(v[0]):
                 raise FsError(errno.ENOTDIR, f"{_shown(path)}: a component before the last is not a directory")
-            if cred is not None and not perms.searchable(cred, v[0], v[1], v[2]):
+            if cred is not None and not perms.searchable(cred, v[0], v[1], v[2], self.access_acl(ino)):
                 raise FsError(errno.EACCES, f"{_shown(path)}: search permission denied")
             if part == ".":
                 continue
@@ -481,6 +486,32 @@ class FileSystem:
                     raise FsError(errno.ENOSPC, "no room for the attribute in the inode's block")
             s.put("x", (ino, name), value)
             self._set(ino, ctime=clock())
+
+    def access_acl(self, ino):
+        """ino's access ACL as entries, or None (most files: one look-up). One that does not
+        parse was not written by set_access_acl: EIO, as the kernel answers a corrupt one."""
+        attrs = self.meta.t.xattrs.get(ino)
+        value = attrs.get(acls.ACCESS) if attrs else None
+        if value is None:
+            return None
+        try:
+            acl = acls.from_xattr(value)
+            acls.check(acl or ())
+        except FsError as e:
+            raise FsError(errno.EIO, f"inode {ino}: corrupt access ACL ({e})") from None
+        return acl
+
+    def set_access_acl(self, ino, acl, mode):
+        """An access ACL (None: none kept) and the mode that goes with it, as one change."""
+        with self.meta.tx() as s:
+            inode = self.inode(ino)
+            attrs = s.t.xattrs.get(ino, {})
+            value = None if acl is None else acls.to_xattr(acl)
+            if value is not None and _xattr_bytes({**attrs, acls.ACCESS: value}) > self.bs:
+                raise FsError(errno.ENOSPC, "no room for the ACL in the inode's block")
+            if value is not None or acls.ACCESS in attrs:
+                s.put("x", (ino, acls.ACCESS), value)
+            self._set(ino, mode=st.S_IFMT(inode.mode) | mode & 0o7777, ctime=clock())
 
     def _drop_link(self, inode):
         nlink = 0 if st.S_ISDIR(inode.mode) else inode.nlink - 1

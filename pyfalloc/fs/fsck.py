@@ -5,6 +5,8 @@ journal block); this checks the tables against each other and against the device
 import os
 import stat as st
 
+from pyfalloc.errors import FsError
+from pyfalloc.fs import acl as acls
 from pyfalloc.fs.filesystem import ROOT_INO
 
 
@@ -100,9 +102,14 @@ def fsck(fs):
             problems.append(f"move {mid} names missing inode {orig} or {donor}")
         if not fs.locks.move_alive(mid):
             problems.append(f"move {mid} ({orig} -> {donor}) of dead process {pid} not recovered")
-    for ino in t.xattrs:
+    for ino, attrs in t.xattrs.items():
         if ino not in inodes:
             problems.append(f"extended attributes of missing inode {ino}")
+        if acls.ACCESS in attrs:
+            try:
+                acls.check(acls.from_xattr(attrs[acls.ACCESS]) or ())
+            except FsError as e:
+                problems.append(f"inode {ino}: access ACL: {e}")
     for ino, (mode, _, _, size, *_rest) in inodes.items():
         if st.S_ISLNK(mode):
             target = t.symlinks.get(ino)

@@ -1,11 +1,13 @@
 """Permission checks as the kernel's generic_permission and its callers make them: the
-owner, group and other bits against the caller's fsuid, fsgid and supplementary groups,
-overridden by the capabilities root holds."""
+owner, group and other bits against the caller's fsuid, fsgid and supplementary groups (or,
+for anyone but the owner, the file's access ACL when it has one), overridden by the
+capabilities root holds."""
 import errno
 import os
 import stat as st
 
 from pyfalloc.errors import FsError
+from pyfalloc.fs import acl as acls
 from pyfalloc.fs import paths
 from pyfalloc.records import record
 
@@ -28,14 +30,19 @@ def in_group(cred, gid):
     return gid == cred.gid or gid in cred.groups
 
 
-def allowed(cred, inode, mask):
+def _bits(cred, mode, uid, gid, acl, mask):
+    """acl_permission_check: the permission bits that apply to cred (all when an access ACL
+    grants the request, none when it refuses it: only capabilities may then override)."""
+    if cred.uid == uid:
+        return mode >> 6
+    if acl is not None and mode & 0o70:
+        return 7 if acls.grants(acl, cred.uid, gid, lambda g: in_group(cred, g), mask & 7) else 0
+    return mode >> 3 if in_group(cred, gid) else mode
+
+
+def allowed(cred, inode, mask, acl=None):
     mode = inode.mode
-    if cred.uid == inode.uid:
-        bits = mode >> 6
-    elif in_group(cred, inode.gid):
-        bits = mode >> 3
-    else:
-        bits = mode
+    bits = _bits(cred, mode, inode.uid, inode.gid, acl, mask)
     if not mask & ~bits & 7:
         return True
     if st.S_ISDIR(mode):
@@ -47,12 +54,11 @@ def allowed(cred, inode, mask):
     return (not mask & MAY_EXEC or bool(mode & 0o111)) and capable(cred, CAP_DAC_OVERRIDE)
 
 
-def searchable(cred, mode, uid, gid):
+def searchable(cred, mode, uid, gid, acl=None):
     """A directory's search (x) permission, from its raw mode and owners: the walk's test."""
     if cred.caps >> CAP_DAC_READ_SEARCH & 1 or cred.caps >> CAP_DAC_OVERRIDE & 1:
         return True
-    bits = mode >> 6 if cred.uid == uid else mode >> 3 if in_group(cred, gid) else mode
-    return bool(bits & 1)
+    return bool(_bits(cred, mode, uid, gid, acl, MAY_EXEC) & 1)
 
 
 def _named(path, inode):
@@ -61,9 +67,10 @@ def _named(path, inode):
     return paths.printable(os.fsdecode(path)) if path else f"inode {inode.ino}"
 
 
-def check(cred, inode, mask, path=None):
-    """EACCES unless cred may read/write/search inode as mask asks (None: no checks)."""
-    if cred is not None and not allowed(cred, inode, mask):
+def check(cred, inode, mask, path=None, acl=None):
+    """EACCES unless cred may read/write/search inode as mask asks (None: no checks); acl:
+    the inode's access ACL, if it has one."""
+    if cred is not None and not allowed(cred, inode, mask, acl):
         need = "".join(c for bit, c in ((MAY_READ, "r"), (MAY_WRITE, "w"), (MAY_EXEC, "x")) if mask & bit)
         raise FsError(errno.EACCES, f"{_named(path, inode)}: {need} permission denied")
 
@@ -115,11 +122,11 @@ def chown_mode(inode):
     return mode
 
 
-def utimes_ok(cred, inode, to_now):
+def utimes_ok(cred, inode, to_now, acl=None):
     """Setting both times to now needs ownership, write permission or CAP_FOWNER (EACCES);
     any other time needs ownership or CAP_FOWNER (EPERM)."""
     if owner_or_fowner(cred, inode):
         return
     if not to_now:
         raise FsError(errno.EPERM, f"inode {inode.ino}: only the owner may set times")
-    check(cred, inode, MAY_WRITE)
+    check(cred, inode, MAY_WRITE, acl=acl)

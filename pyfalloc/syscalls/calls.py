@@ -11,6 +11,7 @@ import struct
 
 from pyfalloc import uapi
 from pyfalloc.errors import FsError, LeavesImage
+from pyfalloc.fs import acl as acls
 from pyfalloc.fs import move, paths, perms
 from pyfalloc.fs.filesystem import clock
 from pyfalloc.fs.perms import CAP_FOWNER, CAP_LINUX_IMMUTABLE
@@ -99,13 +100,13 @@ def _hardlinks_protected():
     return _protected_hardlinks
 
 
-def _safe_link_source(cred, inode):
+def _safe_link_source(cred, inode, acl):
     """may_linkat's safe source: a regular file, not set-user-ID, not set-group-ID and
-    group-executable, that the caller may read and write."""
+    group-executable, that the caller may read and write (acl: its access ACL)."""
     mode = inode.mode
     return (st.S_ISREG(mode) and not mode & st.S_ISUID
             and mode & (st.S_ISGID | st.S_IXGRP) != st.S_ISGID | st.S_IXGRP
-            and perms.allowed(cred, inode, perms.MAY_READ | perms.MAY_WRITE))
+            and perms.allowed(cred, inode, perms.MAY_READ | perms.MAY_WRITE, acl))
 
 
 def check_fallocate_mode(mode, offset, length):
@@ -193,7 +194,7 @@ class Syscalls:
                 if acc != os.O_RDONLY or flags & os.O_TRUNC:
                     fs.check_writable()
                 if not created and not flags & os.O_PATH:      # O_PATH reads nothing: no check
-                    perms.check(cred, inode, want, path)
+                    self._may(cred, inode, want, path)
                 if acc != os.O_RDONLY or flags & os.O_TRUNC:
                     if inode.flags & uapi.FS_IMMUTABLE_FL:
                         raise FsError(errno.EPERM, "immutable file")
@@ -260,14 +261,14 @@ class Syscalls:
             raise FsError(errno.ENXIO, f"{_shown(path)}: a socket")
         if kind != st.S_IFIFO:
             raise FsError(errno.EACCES, f"{_shown(path)}: device nodes are not opened (nodev)")
-        perms.check(cred, inode, want, path)
+        self._may(cred, inode, want, path)
         raise LeavesImage(self.fs.fifo_path(inode.ino))
 
     def _may_change(self, parent, cred, path):
         """The caller may add or remove entries of directory parent: a writable volume (a
         read-only mount says EROFS before any EACCES), write and search permission."""
         self.fs.check_writable()
-        perms.check(cred, self.fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, path)
+        self._may(cred, self.fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, path)
 
     def _create(self, parent, name, mode, cred):
         """A new inode in parent (which _may_change allowed), owned as _owner says."""
@@ -531,7 +532,7 @@ class Syscalls:
         inode = self.fs.inode(ino)
         if not st.S_ISDIR(inode.mode):
             self.fs.check_writable()
-            perms.check(cred, inode, perms.MAY_WRITE, path)
+            self._may(cred, inode, perms.MAY_WRITE, path)
         self._truncate_ino(ino, length)
 
     def _truncate_ino(self, ino, length):
@@ -625,7 +626,7 @@ class Syscalls:
             if mode is None:
                 mode = perms.chown_mode(inode) & 0o7777
         if atime is not None or mtime is not None:
-            perms.utimes_ok(cred, inode, atime in (None, NOW) and mtime in (None, NOW))
+            perms.utimes_ok(cred, inode, atime in (None, NOW) and mtime in (None, NOW), self.fs.access_acl(ino))
             now = clock()
             atime = now if atime is NOW else atime
             mtime = now if mtime is NOW else mtime
@@ -646,7 +647,7 @@ class Syscalls:
             raise FsError(errno.EPERM, "immutable file")
         want = (perms.MAY_READ if mode & os.R_OK else 0) | (perms.MAY_WRITE if mode & os.W_OK else 0) | \
                (perms.MAY_EXEC if mode & os.X_OK else 0)
-        perms.check(cred, inode, want, path)
+        self._may(cred, inode, want, path)
 
     def _name(self, path, cred, refused):
         """(parent, name, parsed) for a call that changes an entry of parent, which the
@@ -712,17 +713,21 @@ class Syscalls:
             raise FsError(errno.ENOENT, f"{_shown(dst)}: a new name with a trailing slash")
         fs.check_writable()
         inode = fs.inode(ino)
-        if _hardlinks_protected() and not perms.owner_or_fowner(cred, inode) and not _safe_link_source(cred, inode):
+        if _hardlinks_protected() and not perms.owner_or_fowner(cred, inode) and not _safe_link_source(cred, inode, fs.access_acl(ino)):
             raise FsError(errno.EPERM, f"{what}: not the owner, and not a safe source (protected_hardlinks)")
         if fs.inode(parent).nlink == 0:                     # may_create: a removed directory
             raise FsError(errno.ENOENT, f"{_shown(dst)}: directory was removed")
-        perms.check(cred, fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, dst)
+        self._may(cred, fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, dst)
         if inode.flags & (uapi.FS_APPEND_FL | uapi.FS_IMMUTABLE_FL):
             raise FsError(errno.EPERM, f"{what}: append-only or immutable")
         if st.S_ISDIR(inode.mode):
             raise FsError(errno.EPERM, f"{what}: a directory")
         fs.link(ino, parent, p.last, linkable=ino in self._linkable)
         self._linkable.discard(ino)
+
+    def _may(self, cred, inode, mask, path=None):
+        """perms.check with the inode's access ACL."""
+        perms.check(cred, inode, mask, path, self.fs.access_acl(inode.ino))
 
     # ---- extended attributes: path, or fd when path is None --------------------------------------
     def _xattr_target(self, path, fd, follow):
@@ -735,8 +740,10 @@ class Syscalls:
         False: lgetxattr)."""
         name = xattr.checked_name(name)
         cred, ino, inode = self._xattr_target(path, fd, follow)
-        xattr.permission(cred, inode, name, perms.MAY_READ)
+        xattr.permission(cred, inode, name, perms.MAY_READ, self.fs.access_acl)
         xattr.handler(name)
+        if name in (acls.ACCESS, acls.DEFAULT):
+            return xattr.get_acl(self.fs, inode, name)
         value = self.fs.xattrs(ino).get(name)
         if value is None:
             raise FsError(errno.ENODATA, f"no attribute {name.decode(errors='replace')!r}")
@@ -752,9 +759,11 @@ class Syscalls:
             raise FsError(errno.E2BIG, f"a value of {len(value)} bytes")
         cred, ino, inode = self._xattr_target(path, fd, follow)
         self.fs.check_writable()
-        xattr.permission(cred, inode, name, perms.MAY_WRITE)
+        xattr.permission(cred, inode, name, perms.MAY_WRITE, self.fs.access_acl)
         xattr.security_write(cred, name)
         xattr.handler(name)
+        if name in (acls.ACCESS, acls.DEFAULT):        # flags play no part, as in the kernel
+            return xattr.set_acl(self.fs, cred, inode, name, None if value is None else bytes(value))
         self.fs.set_xattr(ino, name, None if value is None else bytes(value),
                           create=bool(flags & xattr.XATTR_CREATE), replace=bool(flags & xattr.XATTR_REPLACE))
 
@@ -793,7 +802,7 @@ class Syscalls:
             if (sparsed.trailing or dparsed.trailing) and not is_dir and not exchanged_dir:
                 raise FsError(errno.ENOTDIR, f"{_shown(src)}: not a directory")
             if is_dir and sp != dp and target != ino:       # its ".." changes: it must be writable
-                perms.check(cred, inode, perms.MAY_WRITE, src)
+                self._may(cred, inode, perms.MAY_WRITE, src)
         self.fs.rename(sp, sn, dp, dn, noreplace=bool(flags & uapi.RENAME_NOREPLACE),
                        exchange=bool(flags & uapi.RENAME_EXCHANGE), whiteout=whiteout)
 
@@ -825,7 +834,7 @@ class Syscalls:
         ino = self.fs.resolve(path, cred)
         inode = self.fs.inode(ino)
         if st.S_ISDIR(inode.mode):
-            perms.check(cred, inode, perms.MAY_READ, path)
+            self._may(cred, inode, perms.MAY_READ, path)
         names = [name for name, _ in self.fs.readdir(ino)]
         return [os.fsencode(n) for n in names] if isinstance(path, bytes) else names
 
