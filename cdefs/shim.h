@@ -5,7 +5,7 @@
 /* opens path as descriptor fd (a new file's mode has the umask applied); out receives the
  * inode (it names the shadow) and 1 when the inode's last close has nothing to do (no
  * preallocation to drop, not unlinked) */
-long long pyf_open(const char *path, int flags, int mode, int fd, long long *out);
+long long pyf_open(const char *path, int flags, int mode, int umask, int fd, long long *out);
 /* the shim let go of its last hold on ino, which had work left for its last close */
 long long pyf_release(long long ino);
 long long pyf_close(int fd);
@@ -31,7 +31,7 @@ long long pyf_fsync(int fd);                       /* fd < 0: sync, syncfs */
 long long pyf_exit(void);
 long long pyf_ioctl(int fd, unsigned long request, char *arg, long long size);
 long long pyf_unlink(const char *path, int rmdir);
-long long pyf_mkdir(const char *path, int mode);          /* umask applied */
+long long pyf_mkdir(const char *path, int mode, int umask);
 long long pyf_access(const char *path, int mode, int flags);
 long long pyf_rename(const char *from, const char *to, unsigned int flags);
 /* extended attributes: op 0 get, 1 set, 2 list, 3 remove; by path (fd -2: a last link itself),
@@ -44,7 +44,7 @@ long long pyf_dup(int oldfd, int newfd);
  * last symbolic link itself) */
 long long pyf_setattr(int fd, const char *path, long long *attr);
 /* mknod(2): a FIFO, socket, device node or regular file (mode with the umask applied) */
-long long pyf_mknod(const char *path, int mode, long long dev);
+long long pyf_mknod(const char *path, int mode, long long dev, int umask);
 /* symlink(2); readlink(2) into buf (the bytes put, at most size); realpath(3) into buf */
 long long pyf_symlink(const char *target, const char *path);
 long long pyf_readlink(const char *path, char *buf, long long size);

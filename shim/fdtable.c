@@ -746,6 +746,8 @@ int open_shadow(long long ino, int flags)
     int acc = flags & O_PATH ? O_PATH : flags & O_ACCMODE;
     if (acc == O_PATH) {            /* O_PATH ignores O_CREAT: the inode's file is made first */
         int made = k_open(name, O_CREAT | O_RDONLY | O_CLOEXEC, 0666);
+        if (made >= 0 && process_umask() & 0066)
+            syscall(SYS_fchmod, made, 0666);    /* as below */
         if (made >= 0)
             k_close(made);
     }
@@ -755,6 +757,10 @@ int open_shadow(long long ino, int flags)
     int s = k_open(name, kept, 0666);
     if (s < 0 && errno == EINVAL && (kept & O_DIRECT))     /* a tmpfs without O_DIRECT (before Linux 6.6) */
         s = k_open(name, kept & ~O_DIRECT, 0666);
+    /* a umask must not narrow a shadow it made: other users' processes open it once the
+     * volume's own checks (mode, ACL) let them (the shadow holds no bytes of the file) */
+    if (s >= 0 && process_umask() & 0066)
+        syscall(SYS_fchmod, s, 0666);
     return s;
 }
 
@@ -824,9 +830,9 @@ int open_image(const char *path, int flags, mode_t mode)
         return -1;
     }
     long long got[2] = {0, 0};          /* the inode; whether its last close has nothing to do */
-    if (flags & O_CREAT || (flags & O_TMPFILE) == O_TMPFILE)
-        mode &= ~process_umask();
-    if (PY(pyf_open(inner(path), flags, (int)mode, fd, got)) < 0) {
+    /* the umask apart: a directory's default ACL takes its place (posix_acl_create) */
+    int mask = flags & O_CREAT || (flags & O_TMPFILE) == O_TMPFILE ? (int)process_umask() : 0;
+    if (PY(pyf_open(inner(path), flags, (int)mode, mask, fd, got)) < 0) {
         int e = errno;
         const char *host = left_image();
         k_close(fd);

@@ -107,7 +107,7 @@ int mkdir(const char *path, mode_t mode)
 {
     const char *ip = HERE(path);
     if (ip)
-        return (int)OR_HOST(PY(pyf_mkdir(inner(ip), (int)(mode & ~process_umask()))),
+        return (int)OR_HOST(PY(pyf_mkdir(inner(ip), (int)mode, (int)process_umask())),
                             (load_mkdir(), real_mkdir(host, mode)));
     load_mkdir();
     return real_mkdir(alias(path), mode);
@@ -117,7 +117,7 @@ int mkdirat(int dirfd, const char *path, mode_t mode)
 {
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return (int)OR_HOST(PY(pyf_mkdir(inner(ip), (int)(mode & ~process_umask()))),
+        return (int)OR_HOST(PY(pyf_mkdir(inner(ip), (int)mode, (int)process_umask())),
                             (load_mkdirat(), real_mkdirat(AT_FDCWD, host, mode)));
     load_mkdirat();
     return real_mkdirat(alias_dir(dirfd, path), alias(path), mode);
@@ -152,15 +152,15 @@ int rename(const char *from, const char *to)
     return real_rename(alias(from), alias(to));
 }
 
-/* mknod: FIFOs, sockets and device nodes are made by the volume, with the umask applied
- * as the kernel applies it; a regular file as open makes it */
+/* mknod: FIFOs, sockets and device nodes are made by the volume, the umask applied as the
+ * kernel applies it (unless a default ACL takes its place); a regular file as open makes it */
 REAL(int, mknodat, int, const char *, mode_t, dev_t)
 
 int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
 {
     const char *ip = image_path(dirfd, path);
     if (ip)
-        return (int)OR_HOST(PY(pyf_mknod(inner(ip), (int)(mode & ~(mode_t)process_umask()), (long long)dev)),
+        return (int)OR_HOST(PY(pyf_mknod(inner(ip), (int)mode, (long long)dev, (int)process_umask())),
                             (load_mknodat(), real_mknodat(AT_FDCWD, host, mode, dev)));
     load_mknodat();
     return real_mknodat(alias_dir(dirfd, path), alias(path), mode, dev);

@@ -1371,8 +1371,11 @@ def test_posix_access_acls_as_on_ext4(image, host_dir):
     kept, a named entry sets the group bits to the mask, chmod rewrites the ACL, a default
     ACL on a file is EACCES, none on a symbolic link; and what it grants another user:
     reads through a named entry, search of a directory, the owning group named by id, and
-    nothing once chmod takes the mask away. Before, every system.* name was EOPNOTSUPP, and
-    `cp -a`/`rsync -A` of a file with an ACL failed to keep it."""
+    nothing once chmod takes the mask away; a directory's default ACL given to the files,
+    directories and FIFOs made in it (masked by their mode, the umask not counting) and
+    passed on by a subdirectory. Before, every system.* name was EOPNOTSUPP, and `cp -a`/
+    `rsync -A` of a file with an ACL failed to keep it. Also a file made under umask 077 and
+    opened up by chmod: before, its shadow (made under that umask) refused other users."""
     script = os.path.join(ROOT, "tests", "progs", "acls.py")
     host, img = both(image, host_dir, [sys.executable, script, "{}"])
     assert host.returncode == 0 and img.returncode == 0, img.stderr

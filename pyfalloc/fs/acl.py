@@ -97,6 +97,32 @@ def chmod(acl, mode):
     return tuple(out)
 
 
+def create_masq(acl, mode):
+    """posix_acl_create_masq: a directory's default ACL given to a new inode made with mode
+    (no umask): (the inode's mode, its access ACL, whether the mode says it all). The
+    owner's, others' and the mask's (the owning group's without one) permissions and the
+    mode's bits each keep only what both allow."""
+    bits, out, plain = mode & 0o777, [], True
+    at = {}
+    for tag, perm, uid in acl:
+        if tag == USER_OBJ:
+            perm &= bits >> 6
+            bits &= perm << 6 | ~0o700
+        elif tag == OTHER:
+            perm &= bits
+            bits &= perm | ~0o7
+        elif tag in (USER, GROUP, MASK):
+            plain = False
+        at.setdefault(tag, len(out))
+        out.append((tag, perm, uid))
+    i = at.get(MASK, at.get(GROUP_OBJ))
+    tag, perm, uid = out[i]
+    perm &= bits >> 3 & 7
+    bits &= perm << 3 | ~0o70
+    out[i] = (tag, perm, uid)
+    return mode & ~0o777 | bits & 0o777, tuple(out), plain
+
+
 def grants(acl, uid, gid, in_group, want):
     """posix_acl_permission for a caller that is not the owner: a named user's entry, else
     any group entry of the caller's that grants it all (found: one of its groups is named,

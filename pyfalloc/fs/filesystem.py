@@ -487,31 +487,43 @@ class FileSystem:
             s.put("x", (ino, name), value)
             self._set(ino, ctime=clock())
 
-    def access_acl(self, ino):
-        """ino's access ACL as entries, or None (most files: one look-up). One that does not
-        parse was not written by set_access_acl: EIO, as the kernel answers a corrupt one."""
+    def access_acl(self, ino, name=acls.ACCESS):
+        """ino's access ACL (name: or its default ACL) as entries, or None (most files: one
+        look-up). One that does not parse was not written here: EIO, as the kernel answers
+        a corrupt one."""
         attrs = self.meta.t.xattrs.get(ino)
-        value = attrs.get(acls.ACCESS) if attrs else None
+        value = attrs.get(name) if attrs else None
         if value is None:
             return None
         try:
             acl = acls.from_xattr(value)
             acls.check(acl or ())
         except FsError as e:
-            raise FsError(errno.EIO, f"inode {ino}: corrupt access ACL ({e})") from None
+            raise FsError(errno.EIO, f"inode {ino}: corrupt ACL ({e})") from None
         return acl
 
-    def set_access_acl(self, ino, acl, mode):
-        """An access ACL (None: none kept) and the mode that goes with it, as one change."""
-        with self.meta.tx() as s:
+    def default_acl(self, ino):
+        return self.access_acl(ino, acls.DEFAULT)
+
+    def put_acl(self, ino, name, acl):
+        """Inside a change: keep (None: drop) one of ino's ACLs, within its attributes' room."""
+        attrs = self.meta.t.xattrs.get(ino, {})
+        value = None if acl is None else acls.to_xattr(acl)
+        if value is not None and _xattr_bytes({**attrs, name: value}) > self.bs:
+            raise FsError(errno.ENOSPC, "no room for the ACL in the inode's block")
+        if value is not None or name in attrs:
+            self.meta.put("x", (ino, name), value)
+
+    def set_acl(self, ino, name, acl, mode=None):
+        """One of ino's ACLs (None: none kept) and, for the access ACL, the mode that goes
+        with it, as one change."""
+        with self.meta.tx():
             inode = self.inode(ino)
-            attrs = s.t.xattrs.get(ino, {})
-            value = None if acl is None else acls.to_xattr(acl)
-            if value is not None and _xattr_bytes({**attrs, acls.ACCESS: value}) > self.bs:
-                raise FsError(errno.ENOSPC, "no room for the ACL in the inode's block")
-            if value is not None or acls.ACCESS in attrs:
-                s.put("x", (ino, acls.ACCESS), value)
-            self._set(ino, mode=st.S_IFMT(inode.mode) | mode & 0o7777, ctime=clock())
+            self.put_acl(ino, name, acl)
+            if mode is None:
+                self._set(ino, ctime=clock())
+            else:
+                self._set(ino, mode=st.S_IFMT(inode.mode) | mode & 0o7777, ctime=clock())
 
     def _drop_link(self, inode):
         nlink = 0 if st.S_ISDIR(inode.mode) else inode.nlink - 1

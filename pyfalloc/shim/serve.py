@@ -158,10 +158,10 @@ def bind(ffi, lib):
               lambda mm: int(ffi.cast("unsigned long long", ffi.from_buffer(mm))))
 
     @ffi.def_extern()
-    def pyf_open(path, flags, mode, fd, out):
+    def pyf_open(path, flags, mode, umask, fd, out):
         def open_():
             v = volume()
-            v.open(os.fsdecode(ffi.string(path)), flags, mode, fd=fd)
+            v.open(os.fsdecode(ffi.string(path)), flags, mode, fd=fd, umask=umask)
             ino = v.files[fd].ino
             out[0] = ino
             out[1] = not v.fs.last_close_work(ino)
@@ -264,8 +264,8 @@ def bind(ffi, lib):
         return _call(lambda: volume().rmdir(p) if rmdir else volume().unlink(p))
 
     @ffi.def_extern()
-    def pyf_mkdir(path, mode):
-        return _call(lambda: volume().mkdir(os.fsdecode(ffi.string(path)), mode))
+    def pyf_mkdir(path, mode, umask):
+        return _call(lambda: volume().mkdir(os.fsdecode(ffi.string(path)), mode, umask))
 
     @ffi.def_extern()
     def pyf_access(path, mode, flags):
@@ -362,8 +362,8 @@ def bind(ffi, lib):
             mode=mode, uid=uid, gid=gid, atime=atime, mtime=mtime, follow=fd != _LINK_ITSELF))
 
     @ffi.def_extern()
-    def pyf_mknod(path, mode, dev):
-        return _call(lambda: volume().mknod(os.fsdecode(ffi.string(path)), mode, dev))
+    def pyf_mknod(path, mode, dev, umask):
+        return _call(lambda: volume().mknod(os.fsdecode(ffi.string(path)), mode, dev, umask))
 
     @ffi.def_extern()
     def pyf_symlink(target, path):

@@ -162,8 +162,10 @@ class Syscalls:
             self._next_fd += 1
         return self._next_fd
 
-    def open(self, path, flags=os.O_RDONLY, mode=0o644, fd=None):
-        """open(2). `fd` lets a front choose the number (the shim uses its shadow fd)."""
+    def open(self, path, flags=os.O_RDONLY, mode=0o644, fd=None, umask=0):
+        """open(2). `fd` lets a front choose the number (the shim uses its shadow fd); umask:
+        the caller's, which a created file's mode loses unless its directory has a default
+        ACL (the mode is otherwise taken as given)."""
         fs = self.fs
         cred = current_cred()
         with self._lock:
@@ -171,9 +173,9 @@ class Syscalls:
             if acc == 3:
                 raise FsError(errno.EINVAL, "bad access mode")
             if flags & os.O_TMPFILE == os.O_TMPFILE:
-                return self._open_tmpfile(path, flags, mode, fd, cred)
+                return self._open_tmpfile(path, flags, mode, fd, cred, umask)
             for _ in range(_OPEN_TRIES):
-                ino, created = self._look_up(path, flags, mode, cred)
+                ino, created = self._look_up(path, flags, mode, cred, umask)
                 if fs.hold_existing(ino):
                     break
                 # an unlink by another process freed it between the look-up and the hold
@@ -209,7 +211,7 @@ class Syscalls:
                 raise
             return self._install(fd, OpenFile(ino, flags, is_dir))
 
-    def _look_up(self, path, flags, mode, cred):
+    def _look_up(self, path, flags, mode, cred, umask):
         """open's look-up of the name, creating the file for O_CREAT: (inode, created)."""
         fs = self.fs
         parent, p = fs.walk_parent(path, cred)
@@ -242,7 +244,7 @@ class Syscalls:
             raise FsError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
         self._may_change(parent, cred, path)
         try:
-            return self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred), True
+            return self._create(parent, p.last, st.S_IFREG | (mode & 0o7777), cred, umask), True
         except FsError as e:
             # another process made the name since the look-up: without O_EXCL the open takes
             # that file, as the kernel's look-up under the directory's lock would have found it
@@ -270,10 +272,33 @@ class Syscalls:
         self.fs.check_writable()
         self._may(cred, self.fs.inode(parent), perms.MAY_WRITE | perms.MAY_EXEC, path)
 
-    def _create(self, parent, name, mode, cred):
-        """A new inode in parent (which _may_change allowed), owned as _owner says."""
+    def _create(self, parent, name, mode, cred, umask=0):
+        """A new inode in parent (which _may_change allowed), owned as _owner says, its
+        permissions and ACLs as _inherited says."""
         mode, gid = self._owner(parent, mode, cred)
-        return self.fs.create(parent, name, mode, cred.uid, gid)
+        with self.fs.meta.tx():         # the parent's default ACL as it stands, caught up
+            mode, access, default = self._inherited(parent, mode, umask)
+            ino = self.fs.create(parent, name, mode, cred.uid, gid)
+            self._give_acls(ino, access, default)
+            return ino
+
+    def _inherited(self, parent, mode, umask):
+        """posix_acl_create: without a default ACL on parent the umask takes bits off mode;
+        with one, the ACL, masked by mode, gives the new inode its permission bits, an
+        access ACL unless the mode says it all, and to a directory the default ACL again.
+        (mode, access ACL, default ACL)."""
+        default = self.fs.default_acl(parent)
+        if default is None:
+            return mode & ~(umask & 0o777), None, None
+        mode, access, plain = acls.create_masq(default, mode)
+        return mode, None if plain else access, default if st.S_ISDIR(mode) else None
+
+    def _give_acls(self, ino, access, default):
+        """Inside the change that made ino: the ACLs _inherited gave it."""
+        if access is not None:
+            self.fs.put_acl(ino, acls.ACCESS, access)
+        if default is not None:
+            self.fs.put_acl(ino, acls.DEFAULT, default)
 
     def _owner(self, parent, mode, cred):
         """inode_init_owner: (mode, group) of a new inode in parent, owned by the fsuid. The
@@ -290,7 +315,7 @@ class Syscalls:
             mode &= ~st.S_ISGID
         return mode, gid
 
-    def _open_tmpfile(self, path, flags, mode, fd, cred):
+    def _open_tmpfile(self, path, flags, mode, fd, cred, umask):
         """O_TMPFILE: an unnamed regular file in directory path, gone when its last handle closes."""
         fs = self.fs
         if flags & os.O_ACCMODE == os.O_RDONLY:
@@ -300,7 +325,7 @@ class Syscalls:
             raise FsError(errno.ENOTDIR, _shown(path))
         self._may_change(parent, cred, path)
         with fs.meta.tx():
-            ino = self._create(parent, None, st.S_IFREG | (mode & 0o7777), cred)
+            ino = self._create(parent, None, st.S_IFREG | (mode & 0o7777), cred, umask)
             fs.add_handle(ino)
         if not flags & os.O_EXCL:
             self._linkable.add(ino)
@@ -561,11 +586,10 @@ class Syscalls:
         """stat(2); follow False: lstat(2), a symbolic link itself."""
         return self._stat_ino(self.fs.resolve(path, current_cred(), follow))
 
-    def mknod(self, path, mode, dev=0):
+    def mknod(self, path, mode, dev=0, umask=0):
         """mknod(2) in do_mknodat's order: the type (EINVAL; a directory EPERM), the name
         (EEXIST), the directory's write and search permission, then CAP_MKNOD for a device. A
-        regular file is made as open makes it. The mode is taken as given (the caller's umask
-        applied by the caller)."""
+        regular file is made as open makes it. umask: as open's."""
         kind = st.S_IFMT(mode) or st.S_IFREG
         if kind == st.S_IFDIR:
             raise FsError(errno.EPERM, "mknod of a directory")
@@ -576,10 +600,13 @@ class Syscalls:
         if kind in (st.S_IFCHR, st.S_IFBLK) and not perms.capable(cred, perms.CAP_MKNOD):
             raise FsError(errno.EPERM, "a device node needs CAP_MKNOD")
         if kind == st.S_IFREG:
-            self._create(parent, name, st.S_IFREG | (mode & 0o7777), cred)
+            self._create(parent, name, st.S_IFREG | (mode & 0o7777), cred, umask)
             return
         mode, gid = self._owner(parent, kind | (mode & 0o7777), cred)
-        self.fs.mknod(parent, name, mode, dev if kind in (st.S_IFCHR, st.S_IFBLK) else 0, cred.uid, gid)
+        with self.fs.meta.tx():
+            mode, access, _ = self._inherited(parent, mode, umask)
+            ino = self.fs.mknod(parent, name, mode, dev if kind in (st.S_IFCHR, st.S_IFBLK) else 0, cred.uid, gid)
+            self._give_acls(ino, access, None)
 
     def _new_entry(self, path, cred):
         """filename_create's checks for the name a call adds: EEXIST for one that exists or
@@ -666,12 +693,13 @@ class Syscalls:
             perms.check_sticky(cred, self.fs.inode(parent), self.fs.inode(ino), path)
         return ino
 
-    def mkdir(self, path, mode=0o755):
+    def mkdir(self, path, mode=0o755, umask=0):
+        """mkdir(2); umask: as open's."""
         cred = current_cred()
         parent, name, _ = self._name(path, cred, _MKDIR_REFUSED)
         if self.fs.entry(parent, name) is not None:
             raise FsError(errno.EEXIST, _shown(path))
-        self._create(parent, name, st.S_IFDIR | (mode & 0o7777), cred)
+        self._create(parent, name, st.S_IFDIR | (mode & 0o7777), cred, umask)
 
     def rmdir(self, path):
         cred = current_cred()

@@ -1,8 +1,7 @@
 """Extended attributes' rules as the kernel applies them before a filesystem sees the call
 (fs/xattr.c's name and permission checks, the capability module's rule for security.*, the
 handler look-up), for the namespaces ext4 serves here: user.*, trusted.*, security.*, and
-of system.* the access ACL (a directory's default ACL, which new files would inherit, is
-not served)."""
+of system.* the POSIX ACLs."""
 import errno
 import os
 import stat as st
@@ -87,8 +86,7 @@ def set_acl(fs, cred, inode, name, value):
     if acl is not None:
         acls.check(acl)
     if name == acls.DEFAULT:
-        if acl is not None:
-            raise FsError(errno.EOPNOTSUPP, "default ACLs (inherited by new files) are not served")
+        fs.set_acl(inode.ino, name, acl)
         return
     mode = inode.mode
     if acl is not None:
@@ -96,7 +94,7 @@ def set_acl(fs, cred, inode, name, value):
         if plain:
             acl = None
         mode = perms.chmod_mode(cred, inode, mode)
-    fs.set_access_acl(inode.ino, acl, mode)
+    fs.set_acl(inode.ino, name, acl, mode)
 
 
 def get_acl(fs, inode, name):

@@ -2,8 +2,9 @@
 the image can be compared line by line: the xattr's checks (version, size, order, mask),
 an ACL the mode says all of (not kept), the mode an ACL sets, chmod's update of it, a
 default ACL on a file, symbolic links, and what the ACL grants another user (a named
-user, the owning group named by id, a directory's search) with the mask cutting it down.
-Run as root.
+user, the owning group named by id, a directory's search) with the mask cutting it down;
+default ACLs and what new files, directories and FIFOs inherit from them, the umask left
+out. Run as root.
 
     python acls.py DIR
 """
@@ -94,3 +95,43 @@ os.chmod("h", 0o600)
 os.chown("h", 0, NOBODY)
 os.setxattr("h", A, acl((UOBJ, 6, ANY), (GOBJ, 4, ANY), (GROUP, 0, 0), (MASK, 4, ANY), (OTHER, 0, ANY)))
 tried("the owning group, by the ACL", lambda: open("h").read())
+
+# not an ACL, but what they rely on: a file made under umask 077 and opened up by chmod
+# afterwards is another user's to read
+saved = os.umask(0o077)
+with open("opened_up", "w") as f:
+    f.write("open")
+os.umask(saved)
+os.chmod("opened_up", 0o644)
+tried("a file made under umask 077, then chmod 0644", lambda: open("opened_up").read())
+
+# default ACLs: what new files, directories and FIFOs in the directory get, the umask not
+# counting there; a subdirectory passes the default ACL on
+os.mkdir("dd")
+show("a default ACL on a directory",
+     lambda: os.setxattr("dd", D, acl((UOBJ, 7, ANY), (USER, 6, NOBODY), (GOBJ, 5, ANY), (MASK, 7, ANY), (OTHER, 5, ANY))))
+show("its default ACL read back", lambda: os.getxattr("dd", D).hex())
+show("its attributes", lambda: sorted(os.listxattr("dd")))
+saved = os.umask(0o077)
+os.close(os.open("dd/f", os.O_CREAT | os.O_WRONLY, 0o666))
+os.mkdir("dd/sub", 0o777)
+os.mkfifo("dd/fifo", 0o640)
+os.close(os.open("dd/sub/deeper", os.O_CREAT | os.O_WRONLY, 0o600))
+os.umask(saved)
+for name in ("dd/f", "dd/sub", "dd/fifo", "dd/sub/deeper"):
+    show(f"{name}'s mode", lambda name=name: oct(os.stat(name).st_mode))
+    show(f"{name}'s access ACL", lambda name=name: os.getxattr(name, A).hex())
+    show(f"{name}'s default ACL", lambda name=name: os.getxattr(name, D).hex())
+os.mkdir("de")
+os.setxattr("de", D, acl(*BASE))
+saved = os.umask(0)
+os.close(os.open("de/g", os.O_CREAT | os.O_WRONLY, 0o666))
+os.umask(saved)
+show("under a default the mode says all of: mode", lambda: oct(os.stat("de/g").st_mode))
+show("and no access ACL", lambda: os.getxattr("de/g", A))
+os.removexattr("de", D)
+saved = os.umask(0o027)
+os.close(os.open("de/h", os.O_CREAT | os.O_WRONLY, 0o666))
+os.umask(saved)
+show("the default removed: the umask again", lambda: oct(os.stat("de/h").st_mode))
+tried("a file the default ACL names the user in", lambda: open("dd/f").read())
