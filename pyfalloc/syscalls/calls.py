@@ -694,12 +694,13 @@ class Syscalls:
         return ino
 
     def mkdir(self, path, mode=0o755, umask=0):
-        """mkdir(2); umask: as open's."""
+        """mkdir(2); umask: as open's. The mode keeps its permission and sticky bits only
+        (vfs_mkdir's mask): set-group-ID comes from a set-group-ID parent, if at all."""
         cred = current_cred()
         parent, name, _ = self._name(path, cred, _MKDIR_REFUSED)
         if self.fs.entry(parent, name) is not None:
             raise FsError(errno.EEXIST, _shown(path))
-        self._create(parent, name, st.S_IFDIR | (mode & 0o7777), cred, umask)
+        self._create(parent, name, st.S_IFDIR | (mode & (0o777 | st.S_ISVTX)), cred, umask)
 
     def rmdir(self, path):
         cred = current_cred()
