@@ -735,6 +735,14 @@ static const char *shadow_dir(void)
 
 const char *runtime_dir(void) { return shadow_dir(); }
 
+/* A umask must not narrow a shadow the process made: other users' processes open it once
+ * the volume's own checks (mode, ACL) let them (the shadow holds no bytes of the file). */
+static void widen_shadow(int fd)
+{
+    if (process_umask() & 0066)
+        syscall(SYS_fchmod, fd, 0666);
+}
+
 /* a new descriptor (the lowest free number) on the shadow of inode ino, opened with flags */
 int open_shadow(long long ino, int flags)
 {
@@ -746,10 +754,10 @@ int open_shadow(long long ino, int flags)
     int acc = flags & O_PATH ? O_PATH : flags & O_ACCMODE;
     if (acc == O_PATH) {            /* O_PATH ignores O_CREAT: the inode's file is made first */
         int made = k_open(name, O_CREAT | O_RDONLY | O_CLOEXEC, 0666);
-        if (made >= 0 && process_umask() & 0066)
-            syscall(SYS_fchmod, made, 0666);    /* as below */
-        if (made >= 0)
+        if (made >= 0) {
+            widen_shadow(made);
             k_close(made);
+        }
     }
     /* the description's flags the kernel keeps (F_GETFL shows them; O_SYNC's bits say a
      * write must be durable when it returns) */
@@ -757,10 +765,8 @@ int open_shadow(long long ino, int flags)
     int s = k_open(name, kept, 0666);
     if (s < 0 && errno == EINVAL && (kept & O_DIRECT))     /* a tmpfs without O_DIRECT (before Linux 6.6) */
         s = k_open(name, kept & ~O_DIRECT, 0666);
-    /* a umask must not narrow a shadow it made: other users' processes open it once the
-     * volume's own checks (mode, ACL) let them (the shadow holds no bytes of the file) */
-    if (s >= 0 && process_umask() & 0066)
-        syscall(SYS_fchmod, s, 0666);
+    if (s >= 0)
+        widen_shadow(s);
     return s;
 }
 

@@ -81,7 +81,7 @@ def test_a_file_written_a_block_at_a_time_stays_one_extent_past_the_small_file_s
 
 
 def test_a_corrupt_access_acl_is_found_by_fsck_and_answers_eio(vol):
-    """An access ACL that set_access_acl would never write (a group entry alone), as a
+    """An access ACL that set_acl would never write (a group entry alone), as a
     damaged table would hold it: fsck names it, and a chmod, which must rewrite it, gets
     EIO rather than a traceback or a silently dropped ACL."""
     vol.write_file("/f", b"x")

@@ -42,10 +42,6 @@ class Allocator:
         return self.policy.allowed(self.free.group_of(pblk))
 
     # ---- the default policy ---------------------------------------------------------
-    def goal_for(self, ino, lblk, home_group):
-        goal = self._following(ino, lblk)
-        return self._home(home_group) if goal is None else goal
-
     def _home(self, group):
         return min(group * self.free.group_blocks, self.free.nblocks - 1)
 

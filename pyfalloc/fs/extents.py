@@ -15,9 +15,7 @@ class ExtentMap:
         self.s = store
 
     def _map(self, ino):
-        t = self.s.t
-        m = t.ext.get(ino)
-        return t.extents(ino) if m.__class__ is dict else m
+        return self.s.t.extents(ino)
 
     def lookup(self, ino, a, b):
         """Extents overlapping logical blocks [a, b), clipped to it, in order."""

@@ -186,14 +186,14 @@ class FileSystem:
     def setattr(self, ino, mode=None, uid=None, gid=None, atime=None, mtime=None):
         """chmod, chown and utimensat: what is given changes, ctime becomes now; a new mode
         also goes into the access ACL, if the file has one (posix_acl_chmod)."""
-        with self.meta.tx() as s:
+        with self.meta.tx():
             inode = self.inode(ino)
             fields = {"ctime": clock()}
             if mode is not None:
                 fields["mode"] = st.S_IFMT(inode.mode) | (mode & 0o7777)
                 acl = self.access_acl(ino)
                 if acl is not None:
-                    s.put("x", (ino, acls.ACCESS), acls.to_xattr(acls.chmod(acl, mode)))
+                    self.put_acl(ino, acls.ACCESS, acls.chmod(acl, mode))
             for key, value in (("uid", uid), ("gid", gid), ("atime", atime), ("mtime", mtime)):
                 if value is not None:
                     fields[key] = value
@@ -481,11 +481,15 @@ class FileSystem:
                 raise FsError(errno.EEXIST, f"attribute {name!r} exists")
             if name not in attrs and (replace or value is None):
                 raise FsError(errno.ENODATA, f"no attribute {name!r}")
-            if value is not None:
-                if _xattr_bytes({**attrs, name: value}) > self.bs:
-                    raise FsError(errno.ENOSPC, "no room for the attribute in the inode's block")
-            s.put("x", (ino, name), value)
+            self._put_xattr(ino, name, value)
             self._set(ino, ctime=clock())
+
+    def _put_xattr(self, ino, name, value):
+        """Inside a change: one attribute set (None: removed), within ext4's room of one
+        block for an inode's attributes (ENOSPC)."""
+        if value is not None and _xattr_bytes({**self.meta.t.xattrs.get(ino, {}), name: value}) > self.bs:
+            raise FsError(errno.ENOSPC, "no room for the attribute in the inode's block")
+        self.meta.put("x", (ino, name), value)
 
     def access_acl(self, ino, name=acls.ACCESS):
         """ino's access ACL (name: or its default ACL) as entries, or None (most files: one
@@ -506,13 +510,9 @@ class FileSystem:
         return self.access_acl(ino, acls.DEFAULT)
 
     def put_acl(self, ino, name, acl):
-        """Inside a change: keep (None: drop) one of ino's ACLs, within its attributes' room."""
-        attrs = self.meta.t.xattrs.get(ino, {})
-        value = None if acl is None else acls.to_xattr(acl)
-        if value is not None and _xattr_bytes({**attrs, name: value}) > self.bs:
-            raise FsError(errno.ENOSPC, "no room for the ACL in the inode's block")
-        if value is not None or name in attrs:
-            self.meta.put("x", (ino, name), value)
+        """Inside a change: keep (None: drop, if there is one) one of ino's ACLs."""
+        if acl is not None or name in self.meta.t.xattrs.get(ino, {}):
+            self._put_xattr(ino, name, None if acl is None else acls.to_xattr(acl))
 
     def set_acl(self, ino, name, acl, mode=None):
         """One of ino's ACLs (None: none kept) and, for the access ACL, the mode that goes

@@ -105,11 +105,11 @@ def fsck(fs):
     for ino, attrs in t.xattrs.items():
         if ino not in inodes:
             problems.append(f"extended attributes of missing inode {ino}")
-        if acls.ACCESS in attrs:
+        for kind, name in (("access", acls.ACCESS), ("default", acls.DEFAULT)):
             try:
-                acls.check(acls.from_xattr(attrs[acls.ACCESS]) or ())
+                fs.access_acl(ino, name)
             except FsError as e:
-                problems.append(f"inode {ino}: access ACL: {e}")
+                problems.append(f"inode {ino}: {kind} ACL: {e}")
     for ino, (mode, _, _, size, *_rest) in inodes.items():
         if st.S_ISLNK(mode):
             target = t.symlinks.get(ino)

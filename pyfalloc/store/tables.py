@@ -220,9 +220,7 @@ class Tables:
 
     def _e(self, key, value):
         ino, lblk = key
-        m = self.ext.get(ino)
-        if m.__class__ is dict:
-            m = self.extents(ino)
+        m = self.extents(ino)
         owner = self._owner             # None: not built yet, and built from ext when asked
         if value is not None and m is not None:
             old = m.get(lblk)
