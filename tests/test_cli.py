@@ -125,14 +125,16 @@ def test_fsck_exit_status_on_damage(img):
     changes, _, last = journal.read_journal(meta, ckpt)
     settings = {key: value for table, key, value in ckpt.records if table == "s"}
     tables = Tables(settings["group_size"] // settings["block_size"])
-    tables.apply(ckpt.records)
+    tables.load(ckpt)
     for change in changes:
         tables.apply(change)
     records = tables.dump()
     first_free = min(r for r in records if r[0] == "f")
     records = [r for r in records if r != first_free]                   # lose free blocks
     records.append(("e", (99, 0), (1, 5, 0)))                           # orphaned extent
-    journal.write_checkpoint(meta, ckpt.uuid, ckpt.epoch + 1, records, last)
+    damaged = Tables(tables.group_blocks)
+    damaged.apply(records)
+    journal.write_checkpoint(meta, ckpt.uuid, ckpt.epoch + 1, seq=last, **damaged.checkpoint())
     out = cli("fsck", img, check=False)
     assert out.returncode == 1
     text = out.stdout.decode()

@@ -39,6 +39,34 @@ def test_corrupt_metadata_is_refused(image):
         Volume(image)
 
 
+def test_a_corrupt_bucket_of_the_checkpoint_is_euclean_where_it_is_read_and_named_by_fsck(image):
+    """The per-inode tables are read a bucket at a time, each checked as it is read: a
+    damaged one fails the calls that need it (EUCLEAN, as ext4 answers a bad metadata
+    checksum) and fsck, which reads them all, names it; files elsewhere stay readable."""
+    from pyfalloc.store import journal
+    from pyfalloc.store.lazy import SHIFT
+    with Volume(image) as v:
+        for i in range(600):
+            v.write_file(f"/f{i}", b"%d" % i)
+        inos = {i: v.stat(f"/f{i}").st_ino for i in range(600)}
+    # the last user folds its journal into a checkpoint
+    off, n, _, _ = journal.read_checkpoint(journal.meta_path(image)).source.index["i"][1]
+    with open(image + ".meta", "r+b") as f:
+        f.seek(off + n // 2)
+        byte = f.read(1)
+        f.seek(off + n // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with Volume(image) as v:
+        good = next(i for i, ino in inos.items() if ino >> SHIFT == 0)
+        bad = next(i for i, ino in inos.items() if ino >> SHIFT == 1)
+        assert v.read_file(f"/f{good}") == b"%d" % good
+        with pytest.raises(FsError) as e:
+            v.stat(f"/f{bad}")
+        assert e.value.errno == errno.EUCLEAN and "corrupt" in str(e.value)
+        problems = v.fsck()
+        assert len(problems) == 1 and "corrupt" in problems[0] and "'i'" in problems[0]
+
+
 def test_image_without_superblock_is_refused(tmp_path):
     bogus = tmp_path / "bogus.img"
     bogus.write_bytes(bytes(1 << 20))
@@ -138,10 +166,23 @@ def test_a_journal_that_lost_commits_is_refused_not_silently_older(image):
         Volume(image)
 
 
-def test_a_checkpoint_loads_into_the_same_tables_as_its_rows_applied_one_by_one(image):
-    """Tables.load (a process's start) builds every table and index that Tables.apply (the
-    replay of changes) builds from the same rows: an aged volume with an unlinked open file,
-    preallocation windows and frees pending on a commit."""
+def _reloaded(t, path, read_first=()):
+    """t written as a checkpoint at path and loaded back; read_first: inodes whose buckets
+    the writer reads before (the others are copied from the checkpoint it came from)."""
+    from pyfalloc.store import journal
+    from pyfalloc.store.tables import Tables
+    journal.write_checkpoint(path, b"u" * 16, 1, **t.checkpoint())
+    loaded = Tables(t.group_blocks)
+    loaded.load(journal.read_checkpoint(path))
+    return loaded
+
+
+def test_a_checkpoint_loads_into_the_same_tables_as_its_rows_applied_one_by_one(image, tmp_path):
+    """A checkpoint loaded (a process's start, the per-inode maps read as they are needed)
+    holds every table and index that Tables.apply (the replay of changes) builds from the
+    same rows: an aged volume with an unlinked open file, preallocation windows, frees
+    pending on a commit, attributes and hard links. Then the same through a process that
+    read only a few buckets before writing the next checkpoint."""
     from pyfalloc.store.tables import Tables
     from pyfalloc.tools import age
     with Volume(image) as vol:
@@ -154,29 +195,39 @@ def test_a_checkpoint_loads_into_the_same_tables_as_its_rows_applied_one_by_one(
         for i in range(3):
             vol.setxattr("/tagged", f"user.k{i}", bytes([i]) * (i + 1))
         vol.setxattr(None, "user.on_the_orphan", b"x", 0, fd)
+        vol.link("/tagged", "/tagged2")
+        vol.link("/tagged", "/tagged3")
+        vol.unlink("/tagged")
         t = vol.fs.meta.t
         assert t.orphans and t.pending and t.free_grp and any(ino for _, ino, _ in t.win.values())
-        assert len(t.xattrs) == 2
+        assert len(t.xattrs) == 2 and t.links
         rows = t.dump()
         vol.close(fd)
         assert len(t.xattrs) == 1 and vol.fsck() == []      # the orphan's went with it
-    applied, loaded = Tables(t.group_blocks), Tables(t.group_blocks)
+    applied = Tables(t.group_blocks)
     applied.apply(rows)
-    loaded.load(rows)
-    for name in ("settings", "inodes", "dirs", "parent", "links", "orphans", "moves", "stale_tail", "xattrs",
-                 "next_ino"):
-        assert getattr(loaded, name) == getattr(applied, name), name
-    for name in ("owner", "free", "win", "pending"):
-        assert list(getattr(loaded, name).items()) == list(getattr(applied, name).items()), name
-    assert list(loaded.free_len) == list(applied.free_len)
-    for name in ("ext", "win_of", "free_grp"):
-        mine, theirs = getattr(loaded, name), getattr(applied, name)
-        assert mine.keys() == theirs.keys(), name
-        for k in theirs:
-            assert list(mine[k]) == list(theirs[k]), (name, k)
-            if hasattr(theirs[k], "items"):
-                assert list(mine[k].items()) == list(theirs[k].items()), (name, k)
-    assert loaded.dump() == rows
+    loaded = _reloaded(applied, tmp_path / "whole.meta")
+    assert len(loaded.inodes) == len(applied.inodes) and loaded.inodes._pending     # known before it is read
+    some = sorted(applied.inodes)
+    for ino in some[:3] + some[-3:]:                                        # a process that looked at a few files
+        loaded.inodes.get(ino), ino in loaded.ext, loaded.parent.get(ino)
+    assert loaded.inodes._pending
+    again = _reloaded(loaded, tmp_path / "again.meta")
+    for other in (loaded, again):
+        for name in ("settings", "inodes", "dirs", "parent", "links", "orphans", "moves", "stale_tail",
+                     "xattrs", "next_ino"):
+            assert getattr(other, name) == getattr(applied, name), name
+        for name in ("owner", "free", "win", "pending"):
+            assert list(getattr(other, name).items()) == list(getattr(applied, name).items()), name
+        assert list(other.free_len) == list(applied.free_len)
+        for name in ("ext", "win_of", "free_grp"):
+            mine, theirs = getattr(other, name), getattr(applied, name)
+            assert mine.keys() == theirs.keys(), name
+            for k in theirs:
+                assert list(mine[k]) == list(theirs[k]), (name, k)
+                if hasattr(theirs[k], "items"):
+                    assert list(mine[k].items()) == list(theirs[k].items()), (name, k)
+        assert sorted(map(repr, other.dump())) == sorted(map(repr, rows))    # in bucket order
 
 
 CHMODDER = """

@@ -1,11 +1,12 @@
 """Consistency check of a pyfalloc volume: every invariant the filesystem promises.
 
-The store checks its own integrity when it opens (checksums of the checkpoint and of every
-journal block); this checks the tables against each other and against the device."""
+The store checks its own integrity (checksums of the checkpoint's directory and of every
+journal block when it opens, of each bucket of the checkpoint when it is first read: here,
+all of them); this checks the tables against each other and against the device."""
 import os
 import stat as st
 
-from pyfalloc.errors import FsError
+from pyfalloc.errors import FormatError, FsError
 from pyfalloc.fs import acl as acls
 from pyfalloc.fs.filesystem import ROOT_INO
 
@@ -15,6 +16,10 @@ def fsck(fs):
     problems = []
     fs.meta.fresh()
     t = fs.meta.t
+    try:
+        t.read_all()
+    except FormatError as e:
+        return [str(e)]
     nblocks, gb = fs.nblocks, fs.group_blocks
     spans = [(0, 1, "superblock")]
     last = {}

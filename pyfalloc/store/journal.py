@@ -1,7 +1,10 @@
 """What survives a power cut: a checkpoint of every table and a journal of the commits
 since it.
 
-    IMAGE.meta          checkpoint: header + all rows (marshal), replaced by rename
+    IMAGE.meta          checkpoint, replaced by rename: header, the buckets of the tables
+                        keyed by inode number (store/lazy.py), then a directory (marshal):
+                        the other tables' rows, where each bucket is, the orphans and the
+                        next inode number
     IMAGE.meta-journal  header naming the checkpoint it follows, then commit blocks
 
 A commit block is [magic, payload length, CRC-32, epoch, sequence] + payload, the payload
@@ -11,6 +14,7 @@ Commits are numbered; the checkpoint names the last one it holds, and the image'
 the last one made (device/image.py), so a journal that lost commits is noticed.
 """
 import marshal
+import mmap
 import os
 import struct
 import zlib
@@ -18,12 +22,13 @@ import zlib
 from pyfalloc.device import hostio
 from pyfalloc.collector import without_collector
 from pyfalloc.errors import FormatError
+from pyfalloc.store.lazy import Source
 
 CKPT_MAGIC = b"PYFAMETA"
 JRNL_MAGIC = b"PYFAJRNL"
-FORMAT = 4
-# magic, format, uuid, epoch, nonce, last commit held, payload length, payload CRC-32
-_CKPT = struct.Struct("<8sI16sQQQQI")
+FORMAT = 5
+# magic, format, uuid, epoch, nonce, last commit held, directory offset, length and CRC-32
+_CKPT = struct.Struct("<8sI16sQQQQQI")
 # magic, format, uuid, epoch, nonce
 _JHEAD = struct.Struct("<8sI16sQQ")
 JOURNAL_START = 4096
@@ -77,19 +82,29 @@ def unframe_at(blob, base=0):
 
 
 class Checkpoint:
-    def __init__(self, uuid, epoch, nonce, seq, records):
-        self.uuid, self.epoch, self.nonce, self.seq, self.records = uuid, epoch, nonce, seq, records
+    def __init__(self, uuid, epoch, nonce, seq, records=None, source=None, orphans=(), next_ino=1):
+        self.uuid, self.epoch, self.nonce, self.seq = uuid, epoch, nonce, seq
+        self.records, self.source, self.orphans, self.next_ino = records, source, orphans, next_ino
 
 
-def write_checkpoint(meta, uuid, epoch, records, seq=0):
-    """Write a new checkpoint durably (temp file, sync, rename), then start its journal."""
+def write_checkpoint(meta, uuid, epoch, rows, seq=0, buckets=None, orphans=(), next_ino=1):
+    """Write a new checkpoint durably (temp file, sync, rename), then start its journal.
+    rows: the tables kept whole; buckets: {table: [(bucket, bytes, crc, keys)]}."""
     nonce = int.from_bytes(os.urandom(8), "little")
-    body = marshal.dumps(records)
+    parts, index, off = [], {}, _CKPT.size
+    for table, items in (buckets or {}).items():
+        where = index[table] = {}
+        for b, blob, crc, keys in items:
+            where[b] = (off, len(blob), crc, keys)
+            parts.append(blob)
+            off += len(blob)
+    directory = marshal.dumps({"rows": rows, "index": index, "orphans": list(orphans), "next_ino": next_ino})
+    head = _CKPT.pack(CKPT_MAGIC, FORMAT, uuid, epoch, nonce, seq, off, len(directory), zlib.crc32(directory))
     path = os.fspath(meta)
     tmp = path + ".new"
     f = hostio.HostFile(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        f.pwritev([_CKPT.pack(CKPT_MAGIC, FORMAT, uuid, epoch, nonce, seq, len(body), zlib.crc32(body)), body], 0)
+        f.pwritev([head, b"".join(parts), directory], 0)
         f.sync()
     finally:
         f.close()
@@ -110,31 +125,39 @@ def reset_journal(meta, uuid, epoch, nonce):
 
 @without_collector
 def read_checkpoint(meta, records=True):
-    """The checkpoint, its records checked and loaded; without records only its header
-    (which checkpoint it is: what an opener compares with the shared log)."""
+    """The checkpoint: its directory checked and read, its buckets mapped to be read when
+    first needed (each checked then); without records only its header (which checkpoint it
+    is: what an opener compares with the shared log)."""
     path = os.fspath(meta)
     try:
-        with open(path, "rb") as f:
-            blob = f.read() if records else f.read(_CKPT.size)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise FormatError(f"metadata {path} is missing (refusing to re-create it)") from None
-    if len(blob) < _CKPT.size:
-        raise FormatError(f"metadata {path} is truncated")
-    magic, fmt, uuid, epoch, nonce, seq, n, crc = _CKPT.unpack_from(blob)
+    try:
+        size = os.fstat(fd).st_size
+        if size < _CKPT.size:
+            raise FormatError(f"metadata {path} is truncated")
+        # the mapping outlives the descriptor, and a later checkpoint replaces the file by
+        # rename: what this process maps stays the checkpoint it loaded
+        view = memoryview(mmap.mmap(fd, size if records else _CKPT.size, prot=mmap.PROT_READ))
+    finally:
+        os.close(fd)
+    magic, fmt, uuid, epoch, nonce, seq, off, n, crc = _CKPT.unpack_from(view)
     if magic != CKPT_MAGIC:
         raise FormatError(f"{path} is not pyfalloc metadata")
     if fmt != FORMAT:
         raise FormatError(f"metadata {path} has format {fmt}, expected {FORMAT}")
     if not records:
-        return Checkpoint(uuid, epoch, nonce, seq, None)
-    body = memoryview(blob)[_CKPT.size:_CKPT.size + n]
+        return Checkpoint(uuid, epoch, nonce, seq)
+    body = view[off:off + n]
     if len(body) != n or zlib.crc32(body) != crc:
         raise FormatError(f"metadata {path} is corrupt (checksum mismatch)")
     try:
-        records = marshal.loads(body)
-    except (EOFError, ValueError, TypeError) as e:
+        d = marshal.loads(body)
+        return Checkpoint(uuid, epoch, nonce, seq, d["rows"], Source(path, view, d["index"]), d["orphans"],
+                          d["next_ino"])
+    except (EOFError, ValueError, TypeError, KeyError) as e:
         raise FormatError(f"metadata {path} is corrupt: {e}") from None
-    return Checkpoint(uuid, epoch, nonce, seq, records)
 
 
 def read_journal(meta, ckpt):

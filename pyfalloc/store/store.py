@@ -188,7 +188,7 @@ class Store:
             raise FormatError(f"metadata {self.meta} belongs to another image")
         t = Tables(self.group_blocks)
         t.set_locks(self._rlock)
-        t.load(ckpt.records)
+        t.load(ckpt)
         self.t = t
         self._ahead.clear()
         self._seen.clear()
@@ -514,7 +514,8 @@ class Store:
         the journal starts again after it."""
         log = self.log
         epoch = log.get("ckpt_epoch") + 1
-        nonce = journal.write_checkpoint(self.meta, self.uuid, epoch, self.t.dump(), log.get("commit_seq"))
+        nonce = journal.write_checkpoint(self.meta, self.uuid, epoch, seq=log.get("commit_seq"),
+                                         **self.t.checkpoint())
         tail = log.get("tail")
         log.put("ckpt_epoch", epoch)
         log.put("ckpt_nonce", nonce)

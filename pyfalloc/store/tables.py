@@ -20,6 +20,8 @@ replica that applies the same records in the same order holds the same tables.
     "l"    ino             target                   a symbolic link's target
     "r"    ino             rdev                     a device node's device number
 """
+import marshal
+import zlib
 from _functools import partial          # functools' own, without functools' imports
 from _thread import allocate_lock
 from itertools import groupby
@@ -27,21 +29,25 @@ from _operator import itemgetter        # operator's own, without operator's imp
 
 from pyfalloc.collector import without_collector
 from pyfalloc.sortedindex import SortedDict, SortedList
+from pyfalloc.store.lazy import SHIFT, LazyMap
 
 # the tables with no index of their own, by their attribute
 _PLAIN = {"s": "settings", "p": "pending", "m": "moves", "z": "stale_tail", "l": "symlinks", "r": "rdevs"}
+# the maps keyed by inode number that a checkpoint keeps in buckets (lazy.py), by their
+# attribute; "P" and "L" are the names index, kept so a process need not read every directory
+_LAZY = {"i": "inodes", "d": "dirs", "e": "ext", "x": "xattrs", "P": "parent", "L": "links"}
 
 
 class Tables:
     def __init__(self, group_blocks=1):
         self.group_blocks = group_blocks
         self.settings = {}
-        self.inodes = {}
-        self.dirs = {}              # parent -> {name: ino}
-        self.parent = {}            # ino -> (parent, name): one of its entries
-        self.links = {}             # ino -> {entry: None}: its other entries (hard links), in order
+        self.inodes = LazyMap()
+        self.dirs = LazyMap()       # parent -> {name: ino}
+        self.parent = LazyMap()     # ino -> (parent, name): one of its entries
+        self.links = LazyMap()      # ino -> {entry: None}: its other entries (hard links), in order
         self.orphans = set()        # inodes with nlink 0 (alive while someone holds them)
-        self.ext = {}               # ino -> SortedDict lblk -> (len, pblk, unwritten); see extents()
+        self.ext = LazyMap()        # ino -> SortedDict lblk -> (len, pblk, unwritten); see extents()
         self._owner = SortedDict()  # see owner
         self.free = SortedDict()    # pblk -> len
         self.free_len = SortedList()   # (len, pblk)
@@ -51,7 +57,7 @@ class Tables:
         self.pending = SortedDict()  # pblk -> len
         self.moves = {}
         self.stale_tail = {}
-        self.xattrs = {}            # ino -> {name: value}
+        self.xattrs = LazyMap()     # ino -> {name: value}
         self.symlinks = {}          # ino -> target
         self.rdevs = {}             # ino -> device number
         self.next_ino = 1
@@ -61,10 +67,13 @@ class Tables:
         self._set.update((table, partial(self._plain, getattr(self, name))) for table, name in _PLAIN.items())
 
     def set_locks(self, changes_lock):
-        """The store's lock, which every change runs under (see owner), and a lock of their
+        """The store's lock, which every change runs under (see owner), and locks of their
         own made afresh (again after a fork: one held by another thread stays held there)."""
         self.changes_lock = changes_lock
         self._sorting = allocate_lock()
+        source = self.inodes._src
+        if source is not None:
+            source.lock = allocate_lock()
 
     def set(self, table, key, value):
         """Apply one change; returns the value it replaced (None: there was none)."""
@@ -75,9 +84,9 @@ class Tables:
             self._set[table](key, value)
 
     def extents(self, ino):
-        """ino's extent index. A checkpoint loads each inode's rows as a plain dict, sorted
-        here at its first use: a process's start then pays for no index of the files it
-        never touches, where building them all cost it about 3 us per file."""
+        """ino's extent index. A checkpoint's bucket gives each inode's rows as a plain dict,
+        sorted here at its first use: a process pays for no index of the files it never
+        touches."""
         m = self.ext.get(ino)
         if m.__class__ is dict:
             with self._sorting:         # threads: one sorts it, the others take the result
@@ -107,38 +116,19 @@ class Tables:
         return self._owner
 
     @without_collector
-    def load(self, rows):
-        """Fill these empty tables from a checkpoint's rows: what apply() builds from them
-        one at a time, built a table at a time (every process's start loads them all)."""
-        for table, group in groupby(rows, key=itemgetter(0)):
+    def load(self, ckpt):
+        """Fill these empty tables from a checkpoint (journal.Checkpoint): the tables kept
+        whole row by row, the maps kept in buckets attached to be read as they are needed."""
+        for table, group in groupby(ckpt.records, key=itemgetter(0)):
             if table in _PLAIN:
                 getattr(self, _PLAIN[table]).update({key: value for _, key, value in group})
             else:
                 getattr(self, "_load_" + table)(list(group))
-
-    def _load_i(self, rows):
-        inodes = {ino: value for _, ino, value in rows}
-        self.inodes.update(inodes)
-        self.orphans.update(ino for ino, value in inodes.items() if value[4] == 0)
-        self.next_ino = max(self.next_ino, max(inodes) + 1)
-
-    def _load_x(self, rows):
-        for _, (ino, name), value in rows:
-            self.xattrs.setdefault(ino, {})[name] = value
-
-    def _load_d(self, rows):
-        dirs = self.dirs
-        for _, key, ino in rows:
-            dirs.setdefault(key[0], {})[key[1]] = ino
-            self._index(ino, key)
-
-    def _load_e(self, rows):
-        ext = self.ext
-        for _, (ino, lblk), value in rows:
-            m = ext.get(ino)
-            if m is None:
-                m = ext[ino] = {}
-            m[lblk] = value
+        if ckpt.source is not None:
+            for table, name in _LAZY.items():
+                getattr(self, name).attach(ckpt.source, table)
+        self.orphans.update(ckpt.orphans)
+        self.next_ino = ckpt.next_ino
         self._owner = None
 
     def _load_f(self, rows):
@@ -282,7 +272,33 @@ class Tables:
             table[key] = value
         return old
 
-    # ---- whole tables, for checkpoints --------------------------------------------------------------
+    # ---- whole tables -------------------------------------------------------------------------------
+    def read_all(self):
+        """Read every bucket of the checkpoint still unread (each checked)."""
+        for name in _LAZY.values():
+            getattr(self, name).read_all()
+
+    def checkpoint(self):
+        """What a checkpoint of these tables holds (journal.write_checkpoint's arguments): the
+        buckets this process never read are copied as the checkpoint it loaded has them."""
+        rows = [(table, k, v) for table, name in _PLAIN.items() for k, v in getattr(self, name).items()]
+        rows += [("f", k, v) for k, v in self.free.items()]
+        rows += [("w", k, v) for k, v in self.win.items()]
+        buckets = {}
+        for table, name in _LAZY.items():
+            m = getattr(self, name)
+            out = m.unread()
+            groups = {}
+            for k, v in dict.items(m):
+                if v.__class__ is SortedDict:
+                    v = dict(v.items())
+                groups.setdefault(k >> SHIFT, {})[k] = v
+            for b, group in groups.items():
+                blob = marshal.dumps(group)
+                out.append((b, blob, zlib.crc32(blob), len(group)))
+            buckets[table] = out
+        return {"rows": rows, "buckets": buckets, "orphans": sorted(self.orphans), "next_ino": self.next_ino}
+
     def dump(self):
         """Every row as a record: replaying them into empty tables rebuilds these."""
         out = [(table, k, v) for table, name in _PLAIN.items() for k, v in getattr(self, name).items()]
