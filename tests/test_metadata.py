@@ -67,6 +67,24 @@ def test_a_corrupt_bucket_of_the_checkpoint_is_euclean_where_it_is_read_and_name
         assert len(problems) == 1 and "corrupt" in problems[0] and "'i'" in problems[0]
 
 
+def test_maps_read_whole_become_plain_dicts_at_the_next_change_and_keep_every_row(image):
+    """A process reads the checkpoint's buckets as it needs them; once a map is read whole,
+    the next change puts a plain dict in its place (cheaper look-ups), with every row."""
+    from pyfalloc.store.lazy import LazyMap
+    with Volume(image) as v:
+        for i in range(600):
+            v.write_file(f"/f{i}", b"%d" % i)
+    with Volume(image) as v:
+        t = v.fs.meta.t
+        assert t.inodes.__class__ is LazyMap and t.inodes._pending
+        n = len(t.inodes)
+        assert v.fsck() == []                   # reads every bucket
+        v.write_file("/one-more", b"x")
+        assert t.inodes.__class__ is dict and t.dirs.__class__ is dict and len(t.inodes) == n + 1
+        assert [v.read_file(f"/f{i}") for i in range(600)] == [b"%d" % i for i in range(600)]
+        assert v.fsck() == []
+
+
 def test_image_without_superblock_is_refused(tmp_path):
     bogus = tmp_path / "bogus.img"
     bogus.write_bytes(bytes(1 << 20))

@@ -24,6 +24,7 @@ class Source:
     def __init__(self, path, view, index):
         self.path, self.view, self.index = path, view, index
         self.lock = allocate_lock()         # made afresh after a fork (Tables.set_locks)
+        self.whole = []                     # tables whose maps were read whole (Tables.settle)
 
     def raw(self, table, b):
         """(bytes as stored, their CRC-32, keys) of one bucket: copied into a new checkpoint."""
@@ -63,6 +64,8 @@ class LazyMap(dict):
         self._src, self._table = source, table
         self._pending = set(index)
         self._unread = sum(v[3] for v in index.values())
+        if not index:
+            source.whole.append(table)
 
     def _read(self, b):
         src = self._src
@@ -72,6 +75,8 @@ class LazyMap(dict):
                 self._unread -= src.index[self._table][b][3]
                 self._pending.discard(b)    # after the rows are in: a reader without the lock
                                             # that finds it gone finds them
+                if not self._pending:
+                    src.whole.append(self._table)
 
     def read_all(self):
         for b in sorted(self._pending):

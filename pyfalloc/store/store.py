@@ -660,6 +660,8 @@ class _Change:
             except BaseException:
                 s._rlock.release()
                 raise
+        if s.t.whole:           # no change under way here or anywhere in this process
+            s.t.settle()
         s._depth, s._redo, s._undo = 1, [], []
         s._ahead_change = self.ahead
         return s

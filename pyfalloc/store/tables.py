@@ -61,6 +61,8 @@ class Tables:
         self.symlinks = {}          # ino -> target
         self.rdevs = {}             # ino -> device number
         self.next_ino = 1
+        self._source = None         # the checkpoint the lazy maps read from
+        self.whole = ()             # its tables read whole, to settle
         self.changes_lock = None    # the store's lock that every set() runs under (see owner)
         self._sorting = allocate_lock()
         self._set = {"i": self._i, "d": self._d, "e": self._e, "f": self._f, "w": self._w, "x": self._x}
@@ -71,9 +73,8 @@ class Tables:
         own made afresh (again after a fork: one held by another thread stays held there)."""
         self.changes_lock = changes_lock
         self._sorting = allocate_lock()
-        source = self.inodes._src
-        if source is not None:
-            source.lock = allocate_lock()
+        if self._source is not None:
+            self._source.lock = allocate_lock()
 
     def set(self, table, key, value):
         """Apply one change; returns the value it replaced (None: there was none)."""
@@ -125,6 +126,8 @@ class Tables:
             else:
                 getattr(self, "_load_" + table)(list(group))
         if ckpt.source is not None:
+            self._source = ckpt.source
+            self.whole = ckpt.source.whole
             for table, name in _LAZY.items():
                 getattr(self, name).attach(ckpt.source, table)
         self.orphans.update(ckpt.orphans)
@@ -273,10 +276,25 @@ class Tables:
         return old
 
     # ---- whole tables -------------------------------------------------------------------------------
+    def settle(self):
+        """Plain dicts in place of the lazy maps now read whole: a dict's look-up costs a
+        third of a LazyMap's. Only where no change is under way and none can start (the
+        store's lock held outside a change): changes reach the maps through the attributes
+        at each step, and a reader without the lock that still holds a replaced map reads
+        what it held when it looked."""
+        whole = self.whole
+        while whole:
+            name = _LAZY[whole.pop()]
+            m = getattr(self, name)
+            if m.__class__ is LazyMap and not m._pending:
+                setattr(self, name, dict(dict.items(m)))
+
     def read_all(self):
         """Read every bucket of the checkpoint still unread (each checked)."""
         for name in _LAZY.values():
-            getattr(self, name).read_all()
+            m = getattr(self, name)
+            if m.__class__ is LazyMap:
+                m.read_all()
 
     def checkpoint(self):
         """What a checkpoint of these tables holds (journal.write_checkpoint's arguments): the
@@ -287,7 +305,7 @@ class Tables:
         buckets = {}
         for table, name in _LAZY.items():
             m = getattr(self, name)
-            out = m.unread()
+            out = m.unread() if m.__class__ is LazyMap else []
             groups = {}
             for k, v in dict.items(m):
                 if v.__class__ is SortedDict:
