@@ -46,7 +46,7 @@ WRITER_AT = 192             # the writer mutex, past the header fields (shim/fas
 _FIELDS = {"shm_epoch": 24, "tail": 32, "durable": 40, "ckpt_epoch": 48, "ckpt_nonce": 56,
            "ckpt_tail": 64, "journal_len": 72, "dirty_since": 88, "next_move": 96,
            "commit_seq": 104, "copies": 112, "reaping": 120, "flush_begun": 128, "flush_done": 136,
-           "pid_ns": 144}
+           "pid_ns": 144, "journal_room": 152}
 
 
 _Q, _D, _QQ = struct.Struct("<Q"), struct.Struct("<d"), struct.Struct("<QQ")

@@ -30,6 +30,8 @@ COMMIT_INTERVAL = 5.0               # jbd2's default commit interval
 CHECKPOINT_MIN = 256 << 10          # journal bytes before a checkpoint is worth writing: a new
                                     # process replays what came after the last one
 FOLD_ON_CLOSE = 64 << 10            # journal bytes the last user folds into a checkpoint
+JOURNAL_AHEAD = 256 << 10           # zeros written past the journal's end at a time: a commit
+                                    # then overwrites, and its sync carries no size change
 
 
 class Store:
@@ -134,10 +136,10 @@ class Store:
             return False
         try:
             ckpt = journal.read_checkpoint(self.meta, records=False)
-            jlen = os.stat(journal.journal_of(self.meta)).st_size
+            size = os.stat(journal.journal_of(self.meta)).st_size
         except (FormatError, OSError):
             return False
-        return (log.get("ckpt_epoch"), log.get("ckpt_nonce"), log.get("journal_len")) == (ckpt.epoch, ckpt.nonce, jlen)
+        return (log.get("ckpt_epoch"), log.get("ckpt_nonce"), log.get("journal_room")) == (ckpt.epoch, ckpt.nonce, size)
 
     def _recover(self):
         """First opening since boot or a crash: the checkpoint plus the journal's complete
@@ -158,7 +160,7 @@ class Store:
         elif end is None:
             journal.reset_journal(self.meta, self.uuid, ckpt.epoch, ckpt.nonce)
             end = journal.JOURNAL_START
-        elif os.stat(journal.journal_of(self.meta)).st_size != end:
+        elif os.stat(journal.journal_of(self.meta)).st_size != end and not _zeros_from(journal.journal_of(self.meta), end):
             f = HostFile(journal.journal_of(self.meta))
             try:
                 f.truncate(end)
@@ -175,7 +177,9 @@ class Store:
             _remove_runtime(log.shared_path + ".d", suffix=".map")
         log.append(b"".join(frame(change) for change in changes))
         tail = log.get("tail")
+        room = os.stat(journal.journal_of(self.meta)).st_size     # its end and the zeros written past it
         for name, value in (("ckpt_epoch", ckpt.epoch), ("ckpt_nonce", ckpt.nonce), ("journal_len", end),
+                            ("journal_room", room),
                             ("commit_seq", last), ("durable", tail)):
             log.put(name, value)
         return ckpt
@@ -486,13 +490,19 @@ class Store:
         jlen = log.get("journal_len")
         seq = log.get("commit_seq") + 1
         blob = journal.block(payload, log.get("ckpt_epoch"), seq)
+        end, room = jlen + len(blob), log.get("journal_room")
         f = HostFile(journal.journal_of(self.meta))
         try:
-            f.pwrite(blob, jlen)
+            if end > room:
+                grown = end + JOURNAL_AHEAD
+                f.pwritev([blob, bytes(grown - end)], jlen)
+                log.put("journal_room", grown)
+            else:
+                f.pwrite(blob, jlen)
             f.sync()
         finally:
             f.close()
-        log.put("journal_len", jlen + len(blob))
+        log.put("journal_len", end)
         log.put("durable", tail)
         log.put("commit_seq", seq)
         self.device.note_commit(seq)        # reaches the disk with the next flush of the image
@@ -520,6 +530,7 @@ class Store:
         log.put("ckpt_epoch", epoch)
         log.put("ckpt_nonce", nonce)
         log.put("journal_len", journal.JOURNAL_START)
+        log.put("journal_room", journal.JOURNAL_START)
         log.put("durable", tail)
         if tail > CAPACITY // 2:            # start the log again; others reload the checkpoint
             log.put("ckpt_tail", 0)
@@ -570,6 +581,14 @@ class Store:
         finally:
             self.log.close()
 
+
+
+def _zeros_from(path, pos):
+    """Nothing but zeros from pos to the end of the file (the room a journal keeps ahead)."""
+    with open(path, "rb") as f:
+        f.seek(pos)
+        rest = f.read()
+    return rest.count(0) == len(rest)
 
 
 def _remove_runtime(path, suffix=None):
