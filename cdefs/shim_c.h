@@ -21,3 +21,5 @@ void pyf_leaves_image(const char *host);
 int pyf_gate_take(unsigned long long at);
 void pyf_gate_give(unsigned long long at);
 int pyf_gates_init(unsigned long long at, int slots);
+/* the calling thread's effective and permitted capability sets (capget(2)); -1 if it fails */
+int pyf_capget(unsigned long long *sets);

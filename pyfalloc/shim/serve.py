@@ -17,7 +17,7 @@ from pyfalloc.api.volume import Volume
 from pyfalloc.errors import FsError, LeavesImage
 from pyfalloc.fs import paths
 from pyfalloc.store import gates
-from pyfalloc.syscalls import abi, limits
+from pyfalloc.syscalls import abi, caps, limits
 from pyfalloc.syscalls.calls import NOW
 
 _vol = None
@@ -154,6 +154,10 @@ def bind(ffi, lib):
         r = lib.pyf_gates_init(at, slots)
         if r:
             raise OSError(r, "pthread_mutex_init failed")
+    def capget():
+        sets = ffi.new("unsigned long long[2]")
+        return (sets[0], sets[1]) if lib.pyf_capget(sets) == 0 else (0, 0)
+    caps.use_c(capget)
     gates.use(lib.pyf_gate_take, lib.pyf_gate_give, gates_init,
               lambda mm: int(ffi.cast("unsigned long long", ffi.from_buffer(mm))))
 

@@ -11,7 +11,7 @@ _capget_call = None
 
 def _capget():
     """(effective, permitted) capability sets of this thread, as capget(2) tells them now;
-    none when capget fails."""
+    none when capget fails. A process the shim serves asks its C half (use_c)."""
     global _capget_call
     # ctypes at the first check that needs the sets as they are this instant: a process's
     # start reads them from /proc (current_cred) and most processes never get here
@@ -23,6 +23,12 @@ def _capget():
     if _capget_call(_SYS_capget, header, data) != 0:
         return 0, 0
     return data[0] | (data[3] << 32), data[1] | (data[4] << 32)
+
+
+def use_c(capget):
+    """capget() -> (effective, permitted) from the shim's C half, in place of ctypes."""
+    global _capget
+    _capget = capget
 
 
 def effective_caps():
