@@ -29,6 +29,7 @@ static long real_submit(aio_context_t ctx, long n, struct iocb **iocbs)
  * and the two processes' substitutes would read each other's copies */
 static void child_scratch(void)
 {
+    reclaim_after_fork(&lock);
     if (scratch >= 0) {
         forget_own(scratch);
         k_close(scratch);

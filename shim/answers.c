@@ -27,6 +27,16 @@ static struct {
 } tables[] = {[ANSWERS_STAT] = {.lock = PTHREAD_MUTEX_INITIALIZER},
               [ANSWERS_OPEN] = {.lock = PTHREAD_MUTEX_INITIALIZER}};
 
+/* a child whose parent was remembering an answer at the fork forgets that table */
+static void child_answers(void)
+{
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
+        if (reclaim_after_fork(&tables[t].lock))
+            memset(tables[t].slot, 0, sizeof tables[t].slot);
+}
+
+__attribute__((constructor)) static void answers_init(void) { pthread_atfork(NULL, NULL, child_answers); }
+
 static struct answer *slot_of(int table, const char *ip, int key)
 {
     unsigned h = 2166136261u ^ (unsigned)key;       /* FNV-1a */

@@ -34,6 +34,16 @@ static int gates_usable;            /* the log could be mapped writable: overwri
 REAL(ssize_t, pread, int, void *, size_t, off_t)
 REAL(ssize_t, pwrite, int, const void *, size_t, off_t)
 
+/* a child whose parent was filling the cache at the fork starts with none */
+static void child_cache(void)
+{
+    if (reclaim_after_fork(&cache_lock))
+        for (int fd = 0; fd < MAX_FDS; fd++)
+            cache[fd].valid = 0;
+}
+
+__attribute__((constructor)) static void fastread_init(void) { pthread_atfork(NULL, NULL, child_cache); }
+
 static unsigned long long field(long at) { return __atomic_load_n((unsigned long long *)(header + at), __ATOMIC_ACQUIRE); }
 
 static pthread_mutex_t *gate_of(long long ino) { return (pthread_mutex_t *)(header + SHM_GATES + GATE_SIZE * (ino % GEN_SLOTS)); }

@@ -499,9 +499,34 @@ const char *left_image(void)
     return host_left;
 }
 
+/* Threads of a C program take turns into Python on a mutex of the shim's own before the
+ * interpreter's lock: the interpreter hands its lock from thread to thread at each release
+ * when others wait (a context switch per call), where a mutex lets the thread that just
+ * left take it again while the others sleep. Not in a Python program, whose threads may
+ * call in holding the interpreter's lock; recursive for a signal handler's call. */
+static pthread_mutex_t py_turn = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static __thread int turn_held;
+
+static void take_turn(void)
+{
+    if (!in_py && !turn_held && __atomic_load_n(&shim_starts_python, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&py_turn);
+        turn_held = 1;
+    }
+}
+
+static void end_turn(void)
+{
+    if (turn_held && !in_py) {
+        turn_held = 0;
+        pthread_mutex_unlock(&py_turn);
+    }
+}
+
 void before_python(void)
 {
     host_left_set = 0;
+    take_turn();
     if (__atomic_load_n(&python_started, __ATOMIC_ACQUIRE) || unusable_errno)
         return;
     if (!in_py && !holding_start) {
@@ -587,6 +612,7 @@ long long done(long long r)
         holding_start = 0;
         pthread_mutex_unlock(&start_lock);
     }
+    end_turn();
     if (r > 0)
         return r - 1;
     if (r == 0) {
@@ -934,17 +960,24 @@ static void before_fork(void)
     fork_held = 1;
 }
 
-static void after_fork(const char *hook)
+static void after_fork(const char *hook, int child)
 {
     if (!fork_held)
         return;
     void (*after)(void) = (void (*)(void))py_sym(hook);
     void (*release)(int) = (void (*)(int))py_sym("PyGILState_Release");
+    void *(*save)(void) = (void *(*)(void))py_sym("PyEval_SaveThread");
     in_py++;                /* the child's store reopens its lock descriptions: kept high */
     if (after)
         after();
     in_py--;
-    if (release)
+    /* The child's only thread state is the one made for this fork: releasing it would
+     * delete it, and the interpreter (3.11) then makes its next one in the place of the
+     * first it ever had, still marked as in use, and stops ("thread state already
+     * initialized"). The child keeps it, giving up only the lock. */
+    if (child && save)
+        save();
+    else if (release)
         release(fork_gil);
     fork_held = 0;
 }
@@ -960,7 +993,7 @@ static void prepare_fork(void)
 static void after_fork_parent(void)
 {
     holds_after_fork(0);
-    after_fork("PyOS_AfterFork_Parent");
+    after_fork("PyOS_AfterFork_Parent", 0);
     if (!holding_start)
         pthread_mutex_unlock(&start_lock);
 }
@@ -969,8 +1002,13 @@ static void after_fork_parent(void)
 static void after_fork_child(void)
 {
     owner = getpid();
+    pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;   /* its holder stayed behind */
+    py_turn = fresh;
+    turn_held = 0;
+    if (reclaim_after_fork(&vbase_lock))
+        memset(vkind, 0, sizeof vkind);
     holds_after_fork(1);
-    after_fork("PyOS_AfterFork_Child");
+    after_fork("PyOS_AfterFork_Child", 1);
     if (!holding_start)
         pthread_mutex_unlock(&start_lock);
 }

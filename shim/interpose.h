@@ -18,9 +18,25 @@
 #include "shim.h"
 #include "shim_c.h"
 
+#include <pthread.h>
+
 #define MAX_FDS 65536
 #define NO_HINT ((unsigned long long)-1)
 #define HIDDEN __attribute__((visibility("hidden")))
+
+/* In a forked child, a mutex of the shim that another thread of the parent held at the fork
+ * (a thread the child does not have): made free again. 1 when it was held, and what it
+ * guards may be half-changed. */
+static inline int reclaim_after_fork(pthread_mutex_t *m)
+{
+    if (pthread_mutex_trylock(m) == 0) {
+        pthread_mutex_unlock(m);
+        return 0;
+    }
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    *m = fresh;
+    return 1;
+}
 
 /* libc's own definition of NAME, found once, past this library */
 #define REAL(ret, name, ...)                                                    \

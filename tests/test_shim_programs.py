@@ -363,6 +363,24 @@ def test_eight_threads_open_write_read_close_at_once(image, host_dir, tmp_path):
     assert img.returncode == 0 and img.stdout == "errors 0\n", img.stderr[-2000:]
 
 
+def test_children_forked_while_other_threads_use_the_image_use_it_too(image, host_dir, tmp_path):
+    """Four threads write and stat image files while the main thread forks 50 children that
+    each write, read back and unlink a file of their own, with the load of another process
+    beside them. Before, every child stopped at its first image call ("thread state already
+    initialized": the interpreter's fork state), and once that was mended some hung on a
+    cache mutex that a thread of the parent held at the fork."""
+    exe = compile_prog(tmp_path, "forkthreads", "-O2", "-pthread")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        for _ in range(3):
+            host, img = both(image, host_dir, [exe, "{}"])
+            assert host.stdout == "children failed 0, thread errors 0\n"
+            assert img.returncode == 0 and img.stdout == host.stdout, img.stderr[-2000:]
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def test_system_calls_by_number_through_libc_reach_the_image(image, host_dir):
     """syscall(SYS_openat, ...) and friends, as fsstress and stress-ng make some calls: the
     same answers as ext4, and nothing created on the host."""
