@@ -81,6 +81,7 @@ def test_maps_read_whole_become_plain_dicts_at_the_next_change_and_keep_every_ro
         assert v.fsck() == []                   # reads every bucket
         v.write_file("/one-more", b"x")
         assert t.inodes.__class__ is dict and t.dirs.__class__ is dict and len(t.inodes) == n + 1
+        assert t._source is None                # nothing keeps the checkpoint mapped
         assert [v.read_file(f"/f{i}") for i in range(600)] == [b"%d" % i for i in range(600)]
         assert v.fsck() == []
 

@@ -288,6 +288,9 @@ class Tables:
             m = getattr(self, name)
             if m.__class__ is LazyMap and not m._pending:
                 setattr(self, name, dict(dict.items(m)))
+        if all(getattr(self, name).__class__ is dict for name in _LAZY.values()):
+            self._source = None         # the mapping goes with the last map: a checkpoint
+                                        # replaced since is no longer held on the host
 
     def read_all(self):
         """Read every bucket of the checkpoint still unread (each checked)."""
