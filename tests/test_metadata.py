@@ -185,9 +185,9 @@ def test_a_journal_that_lost_commits_is_refused_not_silently_older(image):
         Volume(image)
 
 
-def _reloaded(t, path, read_first=()):
-    """t written as a checkpoint at path and loaded back; read_first: inodes whose buckets
-    the writer reads before (the others are copied from the checkpoint it came from)."""
+def _reloaded(t, path):
+    """t written as a checkpoint at path and loaded back (buckets t never read are copied
+    from the checkpoint it came from)."""
     from pyfalloc.store import journal
     from pyfalloc.store.tables import Tables
     journal.write_checkpoint(path, b"u" * 16, 1, **t.checkpoint())

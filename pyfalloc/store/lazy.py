@@ -43,10 +43,6 @@ class Source:
             raise FormatError(f"metadata {self.path} is corrupt (table {table!r}): {e}") from None
 
 
-_get, _getitem, _setitem, _delitem = dict.get, dict.__getitem__, dict.__setitem__, dict.__delitem__
-_contains, _pop, _setdefault, _len, _update = dict.__contains__, dict.pop, dict.setdefault, dict.__len__, dict.update
-
-
 class LazyMap(dict):
     """A dict keyed by inode number whose keys still in the checkpoint are read, a bucket
     at a time, when first looked up, set or deleted. Iterating it reads every bucket; its
@@ -71,7 +67,7 @@ class LazyMap(dict):
         src = self._src
         with src.lock:                      # threads: one reads it, the others find it read
             if b in self._pending:
-                _update(self, src.read(self._table, b))
+                dict.update(self, src.read(self._table, b))
                 self._unread -= src.index[self._table][b][3]
                 self._pending.discard(b)    # after the rows are in: a reader without the lock
                                             # that finds it gone finds them
@@ -86,62 +82,48 @@ class LazyMap(dict):
         """(bucket, bytes, crc, keys) of every bucket still only in the checkpoint."""
         return [(b, *self._src.raw(self._table, b)) for b in sorted(self._pending)]
 
-    # ---- one key: its bucket first ------------------------------------------------------------------
+    # ---- one key: its bucket first. Each written out: a wrapper made once for all (a closure
+    # taking *args) cost every look-up of a lazy map 50-60 ns more, about 40 of them in a
+    # create+unlink ---------------------------------------------------------------------------------
     def get(self, key, default=None):
         if self._pending and key >> SHIFT in self._pending:
             self._read(key >> SHIFT)
-        return _get(self, key, default)
+        return dict.get(self, key, default)
 
     def __missing__(self, key):
         if self._pending and key >> SHIFT in self._pending:
             self._read(key >> SHIFT)
-            return _getitem(self, key)
+            return dict.__getitem__(self, key)
         raise KeyError(key)
 
     def __contains__(self, key):
         if self._pending and key >> SHIFT in self._pending:
             self._read(key >> SHIFT)
-        return _contains(self, key)
+        return dict.__contains__(self, key)
 
     def __setitem__(self, key, value):
         if self._pending and key >> SHIFT in self._pending:
             self._read(key >> SHIFT)
-        _setitem(self, key, value)
+        dict.__setitem__(self, key, value)
 
     def __delitem__(self, key):
         if self._pending and key >> SHIFT in self._pending:
             self._read(key >> SHIFT)
-        _delitem(self, key)
+        dict.__delitem__(self, key)
 
     def pop(self, key, *default):
         if self._pending and key >> SHIFT in self._pending:
             self._read(key >> SHIFT)
-        return _pop(self, key, *default)
+        return dict.pop(self, key, *default)
 
     def setdefault(self, key, default=None):
         if self._pending and key >> SHIFT in self._pending:
             self._read(key >> SHIFT)
-        return _setdefault(self, key, default)
+        return dict.setdefault(self, key, default)
 
-    # ---- the whole map ------------------------------------------------------------------------------
+    # ---- the whole map (iterating reads every bucket: see _whole below) ---------------------------
     def __len__(self):
-        return _len(self) + self._unread
-
-    def __iter__(self):
-        self.read_all()
-        return dict.__iter__(self)
-
-    def keys(self):
-        self.read_all()
-        return dict.keys(self)
-
-    def values(self):
-        self.read_all()
-        return dict.values(self)
-
-    def items(self):
-        self.read_all()
-        return dict.items(self)
+        return dict.__len__(self) + self._unread
 
     def __eq__(self, other):
         self.read_all()
@@ -154,11 +136,22 @@ class LazyMap(dict):
 
     __hash__ = None
 
-    def __repr__(self):
-        self.read_all()
-        return dict.__repr__(self)
-
     def _unsupported(self, *args, **kwargs):
         raise TypeError("not kept by a LazyMap: look keys up one at a time or iterate")
 
     update = clear = popitem = copy = __ior__ = __or__ = _unsupported
+
+
+def _whole(name):
+    """dict's method of that name, after reading every bucket."""
+    method = getattr(dict, name)
+
+    def whole(self):
+        self.read_all()
+        return method(self)
+    whole.__name__ = name
+    return whole
+
+
+for _name in ("__iter__", "keys", "values", "items", "__repr__"):
+    setattr(LazyMap, _name, _whole(_name))

@@ -302,9 +302,7 @@ class Tables:
     def checkpoint(self):
         """What a checkpoint of these tables holds (journal.write_checkpoint's arguments): the
         buckets this process never read are copied as the checkpoint it loaded has them."""
-        rows = [(table, k, v) for table, name in _PLAIN.items() for k, v in getattr(self, name).items()]
-        rows += [("f", k, v) for k, v in self.free.items()]
-        rows += [("w", k, v) for k, v in self.win.items()]
+        rows = self._kept_whole()
         buckets = {}
         for table, name in _LAZY.items():
             m = getattr(self, name)
@@ -320,13 +318,18 @@ class Tables:
             buckets[table] = out
         return {"rows": rows, "buckets": buckets, "orphans": sorted(self.orphans), "next_ino": self.next_ino}
 
+    def _kept_whole(self):
+        """The rows of the tables a checkpoint keeps whole (not in buckets)."""
+        out = [(table, k, v) for table, name in _PLAIN.items() for k, v in getattr(self, name).items()]
+        out += [("f", k, v) for k, v in self.free.items()]
+        out += [("w", k, v) for k, v in self.win.items()]
+        return out
+
     def dump(self):
         """Every row as a record: replaying them into empty tables rebuilds these."""
-        out = [(table, k, v) for table, name in _PLAIN.items() for k, v in getattr(self, name).items()]
+        out = self._kept_whole()
         out += [("i", k, v) for k, v in self.inodes.items()]
         out += [("d", (p, name), ino) for p, entries in self.dirs.items() for name, ino in entries.items()]
         out += [("e", (ino, lblk), v) for ino, m in self.ext.items() for lblk, v in m.items()]
-        out += [("f", k, v) for k, v in self.free.items()]
-        out += [("w", k, v) for k, v in self.win.items()]
         out += [("x", (ino, name), v) for ino, m in self.xattrs.items() for name, v in m.items()]
         return out
