@@ -53,16 +53,16 @@ class FreeSpace:
         length, pblk = idx[idx.bisect_left((idx[-1][0], -1))]
         return pblk, length
 
-    def take(self, start, n):
-        """Mark [start, start+n) used; it must lie inside one free extent."""
-        row = self.containing(start)
+    def take(self, start, n, row=None):
+        """Mark [start, start+n) used; it must lie inside one free extent (row, when the
+        caller has just looked it up)."""
+        if row is None:
+            row = self.containing(start)
         if row is None or start + n > row[0] + row[1]:
             raise FormatError(f"blocks {start}+{n} taken but not free")
         fs, fl = row
         put = self.s.put
-        put("f", fs, None)
-        if start > fs:
-            put("f", fs, start - fs)
+        put("f", fs, start - fs if start > fs else None)    # a head left keeps its row
         if start + n < fs + fl:
             put("f", start + n, fs + fl - start - n)
 
@@ -72,10 +72,20 @@ class FreeSpace:
             self.s.put("p", start, n)
 
     def release(self, items):
-        """Return durable frees (pblk, len) to the map (the store calls this at commit)."""
-        for pblk, n in items:
-            self.s.put("p", pblk, None)
-            self.put_back(pblk, n)
+        """Return durable frees (pblk, len) to the map (the store calls this at commit).
+        Frees that touch go back as one run: the map ends the same, and an emptied granule's
+        pieces cost one merge instead of one each."""
+        put = self.s.put
+        start = end = None
+        for pblk, n in sorted(items):
+            put("p", pblk, None)
+            if pblk != end:
+                if start is not None:
+                    self.put_back(start, end - start)
+                start = pblk
+            end = pblk + n
+        if start is not None:
+            self.put_back(start, end - start)
 
     def put_back(self, start, n):
         """Return [start, start+n) to the map now, merging with neighbours in the same group."""

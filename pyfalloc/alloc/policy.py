@@ -161,7 +161,7 @@ class Allocator:
             at = self.free.containing(pblk)
             if at:
                 count = min(n, at[0] + at[1] - pblk)
-                self.free.take(pblk, count)
+                self.free.take(pblk, count, at)
                 return count
             if attempt:
                 break

@@ -102,14 +102,48 @@ class ExtentMap:
 
     def remove(self, ino, a, b):
         """Unmap logical [a, b); returns the removed pieces as Extents (physical blocks to free)."""
-        removed = self.lookup(ino, a, b)
-        if not removed:
+        whole = self.overlapping(ino, a, b)
+        if not whole:
             return []
-        self._cut(ino, a)
-        self._cut(ino, b)
-        for e in removed:
-            self.s.put("e", (ino, e.lblk), None)
-        return removed
+        put = self.s.put
+        # the extents straddling a and b keep their outer parts (the cuts, without looking
+        # either extent up again)
+        first, last = whole[0], whole[-1]
+        if first.lblk < a:
+            put("e", (ino, first.lblk), (a - first.lblk, first.pblk, first.unwritten))
+        else:
+            put("e", (ino, first.lblk), None)
+        for e in whole[1:]:
+            put("e", (ino, e.lblk), None)
+        if last.lblk + last.len > b:
+            put("e", (ino, b), (last.lblk + last.len - b, last.pblk + b - last.lblk, last.unwritten))
+        return [_clip(e, a, b) for e in whole]
+
+    def exchange(self, a, a_lblk, b, b_lblk, n, a_pblk, b_pblk):
+        """A move's swap in two rows: when a's [a_lblk, +n) is one whole extent at a_pblk
+        and b's [b_lblk, +n) one whole unwritten extent at b_pblk, and neither lands beside
+        a neighbour it would merge with, a's row takes b_pblk (keeping its state) and b's
+        takes a_pblk, unwritten — what removing both and inserting them again would give.
+        Returns False, changing nothing, otherwise."""
+        ma, mb = self._map(a), self._map(b)
+        va = ma.get(a_lblk) if ma else None
+        vb = mb.get(b_lblk) if mb else None
+        if va is None or vb is None or va[0] != n or vb[0] != n or va[1] != a_pblk or vb[1] != b_pblk or not vb[2]:
+            return False
+        unw = va[2]
+        for m, lblk, pblk, state in ((ma, a_lblk, b_pblk, unw), (mb, b_lblk, a_pblk, 1)):
+            i = m.bisect_left(lblk) - 1
+            if i >= 0:
+                k, (pn, pp, pu) = m.peekitem(i)
+                if k + pn == lblk and pp + pn == pblk and pu == state:
+                    return False
+            nxt = m.get(lblk + n)
+            if nxt is not None and nxt[1] == pblk + n and nxt[2] == state:
+                return False
+        put = self.s.put
+        put("e", (a, a_lblk), (n, b_pblk, unw))
+        put("e", (b, b_lblk), (n, a_pblk, 1))
+        return True
 
     def set_unwritten(self, ino, a, b, unwritten):
         """Mark logical [a, b) unwritten or written. An extent that changes keeps its head

@@ -129,11 +129,13 @@ def _swap(fs, mid, orig, donor, o, d, n, opblk, unwritten, last):
     with fs.meta.tx() as s:
         for lblk, m, dpblk, _ in pieces:
             lo = o + lblk - d
+            count += m
+            if fs.extmap.exchange(orig, lo, donor, lblk, m, opblk + lblk - d, dpblk):
+                continue
             fs.extmap.remove(orig, lo, lo + m)
             fs.extmap.remove(donor, lblk, lblk + m)
             fs.extmap.insert(orig, lo, m, dpblk, unwritten)
             fs.extmap.insert(donor, lblk, m, opblk + lblk - d, True)
-            count += m
         if mid is not None:
             moved = s.t.moves[mid][3] if mid in s.t.moves else 0
             s.put("m", mid, None if last else (orig, donor, os.getpid(), moved + count))

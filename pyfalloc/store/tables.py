@@ -217,16 +217,21 @@ class Tables:
         owner = self._owner             # None: not built yet, and built from ext when asked
         if value is not None and m is not None:
             old = m.get(lblk)
-            if old is not None and old[1] == value[1]:
-                # the same row grown or shrunk in place (an append's merge): no index moves
+            if old is not None:
+                # the row keeps its key (grown, shrunk, re-marked or moved in place): the
+                # inode's index does not move, nor the owners' when it stays put
                 dict.__setitem__(m, lblk, value)
                 if owner is not None:
-                    dict.__setitem__(owner, value[1], (value[0], ino, lblk, value[2]))
+                    if old[1] == value[1]:
+                        dict.__setitem__(owner, value[1], (value[0], ino, lblk, value[2]))
+                    else:
+                        self._disown(owner, old[1], ino, lblk)
+                        owner[value[1]] = (value[0], ino, lblk, value[2])
                 return old
         old = m.pop(lblk, None) if m is not None else None
         if old is not None:
             if owner is not None:
-                del owner[old[1]]
+                self._disown(owner, old[1], ino, lblk)
             if not m and value is None:
                 del self.ext[ino]
         if value is not None:
@@ -237,13 +242,27 @@ class Tables:
                 owner[value[1]] = (value[0], ino, lblk, value[2])
         return old
 
+    @staticmethod
+    def _disown(owner, pblk, ino, lblk):
+        """Drop the owner row of (ino, lblk) at pblk, unless a row put earlier in the same
+        change already took that place (two extents trading blocks)."""
+        row = owner.get(pblk)
+        if row is not None and row[1] == ino and row[2] == lblk:
+            del owner[pblk]
+
     def _f(self, pblk, n):
-        old = self.free.pop(pblk, None)
+        free = self.free
+        old = free.get(pblk)
         if old is not None:
             self.free_len.remove((old, pblk))
             self.free_grp[pblk // self.group_blocks].remove((old, pblk))
+            if n is None:
+                del free[pblk]
+            else:
+                dict.__setitem__(free, pblk, n)     # the same start: its key stays in place
+        elif n is not None:
+            free[pblk] = n
         if n is not None:
-            self.free[pblk] = n
             self.free_len.add((n, pblk))
             grp = pblk // self.group_blocks
             idx = self.free_grp.get(grp)

@@ -14,6 +14,9 @@ from pyfalloc.tools.relocate import relocate
 from pyfalloc.units import ceil_div, round_up
 
 STRATEGIES = ("exact", "donor", "keepsize")
+# pieces moved with one donor: a file with pieces in several granules of a batch is opened
+# once for them all; the old blocks wait for the donor's close, a batch's worth at most
+BATCH_PIECES = 512
 
 
 def _runs(layout):
@@ -73,19 +76,27 @@ class Compactor:
         result["_used_before"], result["_used_after"] = before, after
         return result
 
-    # ---- exact: one donor per granule, fallocate2'd into the holes, then MOVE_EXT ----------------------
+    # ---- exact: one donor per batch of granules, fallocate2'd into the holes, then MOVE_EXT ------------
     def _run_exact(self, snap, plan):
         self.victims = {g.index for g, _ in plan}
+        batch, n = [], 0
         for _, moves in plan:
-            self._empty(snap, moves)
-            self._advance()
+            batch.extend(moves)
+            n += 1
+            if len(batch) >= BATCH_PIECES:
+                self._empty(snap, batch)
+                self._advance(n)
+                batch, n = [], 0
+        if n:
+            self._empty(snap, batch)
+            self._advance(n)
 
     def _empty(self, snap, moves):
-        """Move one granule's pieces with one donor: its ranges are fallocate2'd at the
-        targets (one call for pieces that follow each other in the donor and on the device),
-        then each file, opened once, gives its pieces by MOVE_EXT. The donor leaves with the
-        old blocks, freed when it closes. A piece whose target was taken meanwhile is
-        re-planned on its own."""
+        """Move a batch of granules' pieces with one donor: its ranges are fallocate2'd at
+        the targets (one call for pieces that follow each other in the donor and on the
+        device), then each file, opened once, gives its pieces by MOVE_EXT. The donor leaves
+        with the old blocks, freed when it closes. A piece whose target was taken meanwhile
+        is re-planned on its own."""
         vol, bs = self.vol, snap.block
         page = max(1, PAGE_SIZE // bs) * bs
         layout, cursor = [], 0          # [ino, logical, length, donor offset, target]
