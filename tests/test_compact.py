@@ -272,6 +272,8 @@ def test_cli_age_and_defrag_json(tmp_path):
                 "files_moved", "released_bytes", "seconds"):
         assert isinstance(d[key], (int, float)), key
     assert set(d["bound"]) == {"k_max", "bytes_for_k_max", "bytes_for_freed"}
+    assert set(d["phases"]) == {"plan", "move", "trim"}
+    assert 0 <= sum(d["phases"].values()) <= d["seconds"] + 0.003     # parts of the run, rounded
     assert d["granules_freed"] == d["granules_free_after"] - d["granules_free_before"]
     # the same history replayed elsewhere gives the same files
     img2 = str(tmp_path / "r.img")

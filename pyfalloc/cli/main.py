@@ -319,7 +319,8 @@ def cmd_defrag(a):
     verb = "would move" if a.dry_run else "moved"
     bytes_ = r["planned_bytes"] if a.dry_run else r["bytes_moved"]
     print(f"{a.image}: strategy {a.strategy}: {verb} {format_size(bytes_)} ({bytes_} bytes)"
-          + ("" if a.dry_run else f" of {r['files_moved']} files in {r['seconds']:.1f} s"))
+          + ("" if a.dry_run else f" of {r['files_moved']} files in {r['seconds']:.1f} s ("
+                                  + ", ".join(f"{k} {v:.1f}" for k, v in r["phases"].items()) + ")"))
     if a.dry_run:
         print(f"plan: free {r['planned_granules']} granules of {format_size(r['granule'])}")
     else:

@@ -57,10 +57,15 @@ class Compactor:
                   "granules": len(snap.granules), "granules_free_before": snap.wholly_free,
                   "planned_granules": len(plan), "planned_bytes": sum(g.live for g, _ in plan),
                   "skipped_files": snap.skipped}
+        phases = {"plan": time.monotonic() - t0}      # where the time went, in seconds
         if not dry_run:
+            t = time.monotonic()
             with progress(len(plan), f"defrag ({self.strategy})", self.show_progress) as self._advance:
                 getattr(self, "_run_" + self.strategy)(snap, plan)
+            phases["move"] = time.monotonic() - t
+            t = time.monotonic()
             trimmed = vol.trim()
+            phases["trim"] = time.monotonic() - t
             after = [g.live for g in occupancy(vol)[0]]
             free_after = after.count(0)
         else:
@@ -71,7 +76,7 @@ class Compactor:
         result.update({"granules_free_after": free_after, "granules_freed": freed,
                        "bytes_moved": self.bytes_moved, "files_moved": len(self.files),
                        "released_bytes": trimmed["released_bytes"], "seconds": round(time.monotonic() - t0, 3),
-                       "bound": bound})
+                       "phases": {k: round(v, 3) for k, v in phases.items()}, "bound": bound})
         result["unplaced_bytes"] = self.unplaced
         result["_used_before"], result["_used_after"] = before, after
         return result
