@@ -24,14 +24,25 @@ from pyfalloc.tools.compact import Compactor, cheapest_costs, lower_bound, plan_
 MiB = 1 << 20
 
 
+def drop_cache(path):
+    """Forget a file's pages, so the next reads come from the disk: the compactor and dd
+    both copy bytes that are on the disk, not in memory."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def copy_image(src, dst):
-    """A copy of the volume, on disk before it is used: the compactor's first flush must
-    not pay for writing back the copy's pages."""
+    """A copy of the volume, on disk before it is used (the compactor's first flush must
+    not pay for writing back the copy's pages) and not in memory."""
     src_files, dst_files = volume_files(src), volume_files(dst)
     subprocess.run(["cp", "--sparse=always", src, dst], check=True)
     for a, b in zip(src_files[1:], dst_files[1:]):
         shutil.copy(a, b)
     os.sync()
+    drop_cache(dst)
     return dst
 
 
@@ -98,11 +109,13 @@ def kernel_row(work, ops, size, granule):
 
 
 def dd_seconds(work, nbytes):
-    """What copying nbytes costs on this disk: dd of a file of that size, fdatasync'd."""
+    """What copying nbytes costs on this disk: dd of a file of that size read from the disk,
+    fdatasync'd."""
     src, dst = os.path.join(work, "dd.src"), os.path.join(work, "dd.dst")
     with open(src, "wb") as f:
         f.write(os.urandom(nbytes))
         os.fsync(f.fileno())
+    drop_cache(src)
     t = time.monotonic()
     subprocess.run(["dd", f"if={src}", f"of={dst}", "bs=1M", "conv=fdatasync", "status=none"], check=True)
     seconds = time.monotonic() - t

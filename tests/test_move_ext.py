@@ -147,6 +147,79 @@ def test_move_ext_matches_ext4(ext4_dir, tmp_path_factory, case):
         vol.umount()
 
 
+def _rows(vol):
+    """Every extent row, and the owners' index, as the tables hold them."""
+    t = vol.fs.meta.t
+    return {ino: dict(t.extents(ino)) for ino in list(t.ext)}, dict(t.owner)
+
+
+@settings(max_examples=int(os.environ.get("PYFALLOC_DIFF_EXAMPLES", 150)) // 2, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(case=hs.tuples(layout, layout, args))
+def test_two_extents_trading_blocks_leave_the_rows_that_removing_and_inserting_them_would(
+        tmp_path_factory, monkeypatch, case):
+    """A move's swap of whole extents rewrites two rows in place (ExtentMap.exchange); with
+    that shortcut refused, the general path (two removes, two inserts, merging neighbours)
+    must end with the same rows, the same owners' index and the same answers."""
+    from pyfalloc.fs.extents import ExtentMap
+    ends = []
+    for shortcut in (True, False):
+        vol = Volume.mkfs(tmp_path_factory.mktemp("img") / "x.img", "64M")
+        try:
+            vol.getfsmap()                  # the owners' index built, so the changes keep it
+            with monkeypatch.context() as m:
+                if not shortcut:
+                    m.setattr(ExtentMap, "exchange", lambda *a: False)
+                answers = run_case(Pyf(vol), case)
+            ends.append((answers, _rows(vol), vol.getfsmap()))
+            assert vol.fsck() == []
+        finally:
+            vol.umount()
+    assert ends[0] == ends[1], case
+
+
+# (orig's blocks, donor's blocks, the move): blocks as (logical, physical, written); the
+# donor's new place or the file's lands beside a neighbour it merges with, or neither
+TRADES = {
+    "no neighbour": ([(0, 100, 1), (1, 500, 1)], [(0, 300, 0)], (1, 0, 1)),
+    "orig merges before": ([(0, 100, 1), (1, 500, 1)], [(0, 101, 0)], (1, 0, 1)),
+    "orig merges after": ([(0, 500, 1), (1, 201, 1)], [(0, 200, 0)], (0, 0, 1)),
+    "unwritten orig merges": ([(0, 100, 0), (1, 500, 0)], [(0, 101, 0)], (1, 0, 1)),
+    "written beside unwritten stays apart": ([(0, 100, 0), (1, 500, 1)], [(0, 101, 0)], (1, 0, 1)),
+    "donor merges before": ([(0, 701, 0)], [(0, 700, 0), (1, 900, 0)], (0, 1, 1)),
+    "donor merges after": ([(0, 799, 1)], [(0, 900, 0), (1, 800, 0)], (0, 0, 1)),
+}
+
+
+@pytest.mark.parametrize("name", TRADES)
+def test_a_trade_of_whole_extents_beside_neighbours_ends_as_the_general_swap_does(tmp_path, monkeypatch, name):
+    from pyfalloc.fs.extents import ExtentMap
+    orig_blocks, donor_blocks, (o, d, n) = TRADES[name]
+    ends = []
+    for shortcut in (True, False):
+        vol = Volume.mkfs(tmp_path / f"{shortcut}.img", "8M")
+        try:
+            vol.getfsmap()
+            fo, fd = vol.open("/orig", os.O_RDWR | os.O_CREAT), vol.open("/donor", os.O_RDWR | os.O_CREAT)
+            for blocks, f in ((orig_blocks, fo), (donor_blocks, fd)):
+                for lblk, pblk, written in blocks:
+                    vol.fallocate2(f, 0, lblk * B, B, pblk * B)
+                    if written:
+                        vol.pwrite(f, bytes([lblk + 1]) * B, lblk * B)
+            with monkeypatch.context() as m:
+                if not shortcut:
+                    m.setattr(ExtentMap, "exchange", lambda *a: False)
+                assert vol.move_extent(fo, fd, o, d, n) == n
+            ends.append((block_map(Pyf(vol), fo), block_map(Pyf(vol), fd), _rows(vol), vol.getfsmap(),
+                         vol.pread(fo, 1 << 20, 0)))
+            vol.close(fo)
+            vol.close(fd)
+            assert vol.fsck() == []
+        finally:
+            vol.umount()
+    assert ends[0] == ends[1]
+
+
 def _chattr(side, path, flag):
     if isinstance(side, Host):
         subprocess.run(["chattr", flag, path], check=True)
