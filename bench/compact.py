@@ -25,8 +25,7 @@ MiB = 1 << 20
 
 
 def drop_cache(path):
-    """Forget a file's pages, so the next reads come from the disk: the compactor and dd
-    both copy bytes that are on the disk, not in memory."""
+    """Forget a file's pages, so the next reads come from the disk (--cold)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
@@ -34,15 +33,16 @@ def drop_cache(path):
         os.close(fd)
 
 
-def copy_image(src, dst):
+def copy_image(src, dst, cold=False):
     """A copy of the volume, on disk before it is used (the compactor's first flush must
-    not pay for writing back the copy's pages) and not in memory."""
+    not pay for writing back the copy's pages); cold: not in memory either."""
     src_files, dst_files = volume_files(src), volume_files(dst)
     subprocess.run(["cp", "--sparse=always", src, dst], check=True)
     for a, b in zip(src_files[1:], dst_files[1:]):
         shutil.copy(a, b)
     os.sync()
-    drop_cache(dst)
+    if cold:
+        drop_cache(dst)
     return dst
 
 
@@ -108,14 +108,15 @@ def kernel_row(work, ops, size, granule):
     return {"freed": after - before, "moved": moved, "seconds": seconds}, None
 
 
-def dd_seconds(work, nbytes):
-    """What copying nbytes costs on this disk: dd of a file of that size read from the disk,
-    fdatasync'd."""
+def dd_seconds(work, nbytes, cold=False):
+    """What copying nbytes costs on this disk: dd of a file of that size, fdatasync'd (cold:
+    read from the disk)."""
     src, dst = os.path.join(work, "dd.src"), os.path.join(work, "dd.dst")
     with open(src, "wb") as f:
         f.write(os.urandom(nbytes))
         os.fsync(f.fileno())
-    drop_cache(src)
+    if cold:
+        drop_cache(src)
     t = time.monotonic()
     subprocess.run(["dd", f"if={src}", f"of={dst}", "bs=1M", "conv=fdatasync", "status=none"], check=True)
     seconds = time.monotonic() - t
@@ -134,6 +135,9 @@ def main():
     ap.add_argument("--strategies", default="exact,donor,keepsize", help="comma-separated")
     ap.add_argument("--no-kernel", action="store_true", help="skip the ext4 + e4defrag row (slow at 16G)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of exact and of dd, the fastest kept")
+    ap.add_argument("--cold", action="store_true",
+                    help="the image copy and dd's source dropped from the page cache first: every byte "
+                         "moved is read from the disk (scattered pieces for the compactor, one run for dd)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("PYFALLOC_BENCH_DIR")) as work:
         base = os.path.join(work, "aged.img")
@@ -175,13 +179,14 @@ def main():
             # the strategy the ratio to dd is for: its fastest of --repeat runs, each on a
             # fresh copy (every run frees the same granules moving the same bytes)
             for _ in range(args.repeat if strategy == "exact" else 1):
-                with Volume(copy_image(base, os.path.join(work, f"{strategy}.img"))) as vol:
+                with Volume(copy_image(base, os.path.join(work, f"{strategy}.img"), args.cold)) as vol:
                     runs.append(Compactor(vol, strategy).run())
             rows[strategy] = min(runs, key=lambda r: r["seconds"])
         moved = rows[next(iter(rows))]["bytes_moved"]
-        dd_s = min(dd_seconds(work, moved) for _ in range(args.repeat))
+        dd_s = min(dd_seconds(work, moved, args.cold) for _ in range(args.repeat))
         print(f"dd conv=fdatasync of the {moved / MiB:.1f} MiB {next(iter(rows))} moved, same disk: {dd_s:.2f} s "
-              f"(best of {args.repeat}; exact: best of {args.repeat} runs)")
+              f"(best of {args.repeat}; exact: best of {args.repeat} runs; "
+              f"{'both read from the disk' if args.cold else 'both read what the page cache holds'})")
         d_freed = rows["donor"]["granules_freed"] if "donor" in rows else 0
         if 0 < d_freed < len(prefix):
             # exact with a budget of B_k for donor's k: what it moves to free as many granules

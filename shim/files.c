@@ -386,12 +386,19 @@ off_t lseek(int fd, off_t off, int whence)
 
 off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
 
-/* readahead(2): nothing to read ahead into; its descriptor checks */
+/* readahead(2): its descriptor check, then the range read ahead as fadvise's WILLNEED
+   (the image's pages in the host's page cache) */
 REAL(ssize_t, readahead, int, off_t, size_t)
 ssize_t readahead(int fd, off_t off, size_t count)
 {
-    if (is_virt(fd))
-        return vacc[fd] == O_WRONLY ? failed(EBADF) : 0;
+    if (is_virt(fd)) {
+        if (vacc[fd] == O_WRONLY)
+            return failed(EBADF);
+        int saved = errno;
+        (void)PY(pyf_fadvise(fd, off, count > (size_t)LLONG_MAX ? LLONG_MAX : (off_t)count, POSIX_FADV_WILLNEED));
+        errno = saved;          /* a hint: its own failures are not readahead's */
+        return 0;
+    }
     load_readahead();
     return real_readahead(fd, off, count);
 }

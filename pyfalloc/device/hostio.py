@@ -115,6 +115,10 @@ class HostFile:
         if length:
             self.pwrite(self.pread(length, src), dst)
 
+    def advise(self, pos, length, advice):
+        """posix_fadvise on the file's pages: the host's page cache is the volume's."""
+        os.posix_fadvise(self.fd, pos, length, advice)
+
     def truncate(self, size):
         _record("truncate", self.path, size)
         os.ftruncate(self.fd, size)

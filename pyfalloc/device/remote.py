@@ -81,6 +81,9 @@ class RemoteFile:
     def copy(self, src, dst, length):
         self.pwrite(self.pread(length, src), dst)
 
+    def advise(self, pos, length, advice):
+        """Nothing here caches an export's bytes: the server's cache is its own."""
+
     def truncate(self, size):
         if size != self.size():
             raise FsError(errno.EINVAL, f"{self.path} has the size its server gives ({self.size()} bytes)")

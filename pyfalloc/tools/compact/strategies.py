@@ -85,7 +85,9 @@ class Compactor:
     def _run_exact(self, snap, plan):
         self.victims = {g.index for g, _ in plan}
         batch, n = [], 0
-        for _, moves in plan:
+        # victims in physical order: the pieces are read from one stretch of the device after
+        # another, not from wherever the next cheapest granule lies
+        for _, moves in sorted(plan, key=lambda gm: gm[0].index):
             batch.extend(moves)
             n += 1
             if len(batch) >= BATCH_PIECES:
@@ -101,7 +103,7 @@ class Compactor:
         the targets (one call for pieces that follow each other in the donor and on the
         device), then each file, opened once, gives its pieces by MOVE_EXT. The donor leaves
         with the old blocks, freed when it closes. A piece whose target was taken meanwhile
-        is re-planned on its own."""
+        is re-planned on its own. moves: the batch's, victim after victim."""
         vol, bs = self.vol, snap.block
         page = max(1, PAGE_SIZE // bs) * bs
         layout, cursor = [], 0          # [ino, logical, length, donor offset, target]
@@ -109,9 +111,18 @@ class Compactor:
             cursor += (logical - cursor) % page     # MOVE_EXT: the same offset within a page
             layout.append((ino, logical, length, cursor, target))
             cursor += length
-        donor = vol.open("/", os.O_RDWR | os.O_TMPFILE, 0o600)
+        fds = {}                        # ino -> its descriptor, None when it went meanwhile
+        donor = None
         retry = []
         try:
+            # every file of the batch opened first, its pieces read ahead: the disk reads
+            # them together while the donor is placed, not one by one at each MOVE_EXT
+            for ino, logical, length, _ in moves:
+                if ino not in fds:
+                    fds[ino] = self._open(snap, ino)
+                if fds[ino] is not None:
+                    vol.fadvise(fds[ino], logical, length, os.POSIX_FADV_WILLNEED)
+            donor = vol.open("/", os.O_RDWR | os.O_TMPFILE, 0o600)
             placed = {}                 # ino -> [(logical, length, donor offset)]
             for run in _runs(layout):
                 at, target = run[0][3], run[0][4]
@@ -133,33 +144,37 @@ class Compactor:
                             retry.append(piece)
                 for ino, logical, length, at, _ in ok:
                     placed.setdefault(ino, []).append((logical, length, at))
-            for ino, pieces in placed.items():
-                self._give(snap, ino, donor, pieces)
+            for ino, fd in fds.items():     # in the order they were read ahead
+                if fd is not None and ino in placed:
+                    self._give(snap, ino, fd, donor, placed[ino])
         finally:
-            vol.close(donor)
+            for fd in fds.values():
+                if fd is not None:
+                    vol.close(fd)
+            if donor is not None:
+                vol.close(donor)
         for ino, logical, length, _, target in retry:
             self._relocate(snap, ino, logical, length, target)
 
-    def _give(self, snap, ino, donor, pieces):
-        """MOVE_EXT each piece of one file into the donor's placed blocks."""
-        vol, bs = self.vol, snap.block
+    def _open(self, snap, ino):
         try:
-            fd = vol.open(snap.paths[ino], os.O_RDWR)
+            return self.vol.open(snap.paths[ino], os.O_RDWR)
         except FsError:
-            return                          # deleted or renamed meanwhile: nothing to move
-        try:
-            for logical, length, at in pieces:
-                try:
-                    n = vol.move_extent(fd, donor, logical // bs, at // bs, length // bs)
-                except FsError as e:
-                    if e.errno not in (errno.ENODATA, errno.EINVAL):
-                        raise
-                    n = e.moved_len         # the range shrank or went (a writer truncated it)
-                self.bytes_moved += n * bs
-                if n:
-                    self.files.add(ino)
-        finally:
-            vol.close(fd)
+            return None                     # deleted or renamed meanwhile: nothing to move
+
+    def _give(self, snap, ino, fd, donor, pieces):
+        """MOVE_EXT each piece of one file into the donor's placed blocks."""
+        bs = snap.block
+        for logical, length, at in pieces:
+            try:
+                n = self.vol.move_extent(fd, donor, logical // bs, at // bs, length // bs)
+            except FsError as e:
+                if e.errno not in (errno.ENODATA, errno.EINVAL):
+                    raise
+                n = e.moved_len             # the range shrank or went (a writer truncated it)
+            self.bytes_moved += n * bs
+            if n:
+                self.files.add(ino)
 
     def _relocate(self, snap, ino, logical, length, target):
         """One move on its own; when a writer changed the picture (the target was taken, the
