@@ -54,6 +54,7 @@ bench: $(STAMP) $(SHIM) bytecode
 	$(PY) bench/alloc_latency.py
 	$(PY) bench/move_throughput.py
 	$(PY) bench/compact.py
+	$(PY) bench/compact.py --strategies exact --no-kernel --cold
 	$(PY) bench/shim_io.py
 	$(PY) bench/metadata.py
 	$(PY) bench/programs.py
