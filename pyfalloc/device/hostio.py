@@ -115,9 +115,9 @@ class HostFile:
         if length:
             self.pwrite(self.pread(length, src), dst)
 
-    def advise(self, pos, length, advice):
-        """posix_fadvise on the file's pages: the host's page cache is the volume's."""
-        os.posix_fadvise(self.fd, pos, length, advice)
+    def read_ahead(self, pos, length):
+        """Start reading a range into the page cache (the host's is the volume's)."""
+        os.posix_fadvise(self.fd, pos, length, os.POSIX_FADV_WILLNEED)
 
     def truncate(self, size):
         _record("truncate", self.path, size)

@@ -246,9 +246,8 @@ class Device:
         """Copy bytes between two places of the device (in the kernel for an image file)."""
         self.file.copy(src, dst, length)
 
-    def advise(self, pos, length, advice):
-        """Read a range ahead (POSIX_FADV_WILLNEED) or drop its cached pages (DONTNEED)."""
-        self.file.advise(pos, length, advice)
+    def read_ahead(self, pos, length):
+        self.file.read_ahead(pos, length)
 
     def zero(self, pos, length):
         """Make bytes read as zeros, releasing space where the device can (a hole in an

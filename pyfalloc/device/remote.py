@@ -81,7 +81,7 @@ class RemoteFile:
     def copy(self, src, dst, length):
         self.pwrite(self.pread(length, src), dst)
 
-    def advise(self, pos, length, advice):
+    def read_ahead(self, pos, length):
         """Nothing here caches an export's bytes: the server's cache is its own."""
 
     def truncate(self, size):

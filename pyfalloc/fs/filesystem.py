@@ -691,15 +691,14 @@ class FileSystem:
                     return n
             return self._read_mapped(ino, offset, view)
 
-    def advise(self, ino, start, end, advice):
-        """posix_fadvise's WILLNEED or DONTNEED for bytes [start, end) of a file: the host
-        reads ahead, or forgets, the image's pages behind its written blocks (holes and
-        unwritten blocks read as zeros, from no page)."""
+    def read_ahead(self, ino, start, end):
+        """Start reading bytes [start, end) of a file: the image's pages behind its written
+        blocks (holes and unwritten blocks read as zeros, from no page)."""
         bs = self.bs
         with self.locks.stable(ino):
             for _, n, e in self.extmap.segments(ino, start // bs, ceil_div(end, bs)):
                 if e is not None and not e.unwritten:
-                    self.dev.advise(e.pblk * bs, n * bs, advice)
+                    self.dev.read_ahead(e.pblk * bs, n * bs)
 
     def _read_mapped(self, ino, offset, view):
         bs = self.bs

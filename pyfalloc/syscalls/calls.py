@@ -955,16 +955,18 @@ class Syscalls:
         return self.fallocate2(fd, mode, offset, length, physical)
 
     def fadvise(self, fd, offset, length, advice):
-        """posix_fadvise: fadvise64's checks; WILLNEED reads the file's bytes ahead and
-        DONTNEED drops them from the page cache (the host's, over the image), as
-        generic_fadvise does; the access-pattern hints change nothing here."""
+        """posix_fadvise: fadvise64's checks; WILLNEED reads the file's bytes ahead into the
+        page cache (the host's, over the image), as generic_fadvise does. DONTNEED is not
+        passed on: on the image it would write back the image's dirty pages to the disk,
+        where a kernel filesystem's write-back goes to its device (a loop device's file
+        stays in the host's cache); the access-pattern hints change nothing here."""
         of = self._file(fd)
         if length < 0 or advice not in range(os.POSIX_FADV_NORMAL, os.POSIX_FADV_NOREUSE + 1):
             raise FsError(errno.EINVAL, f"advice {advice} or length {length}")
-        if advice in (os.POSIX_FADV_WILLNEED, os.POSIX_FADV_DONTNEED):
+        if advice == os.POSIX_FADV_WILLNEED:
             end = LOFF_MAX if length == 0 or offset + length > LOFF_MAX else offset + length   # 0: to the end
             if max(offset, 0) < end:
-                self.fs.advise(of.ino, max(offset, 0), end, advice)
+                self.fs.read_ahead(of.ino, max(offset, 0), end)
 
     def fallocate2(self, fd, mode, offset, length, physical=NO_HINT):
         """fallocate2(2) of the RFC: vfs_fallocate's checks in order, then the filesystem's."""
