@@ -35,14 +35,7 @@ REAL(ssize_t, pread, int, void *, size_t, off_t)
 REAL(ssize_t, pwrite, int, const void *, size_t, off_t)
 
 /* a child whose parent was filling the cache at the fork starts with none */
-static void child_cache(void)
-{
-    if (reclaim_after_fork(&cache_lock))
-        for (int fd = 0; fd < MAX_FDS; fd++)
-            cache[fd].valid = 0;
-}
-
-__attribute__((constructor)) static void fastread_init(void) { pthread_atfork(NULL, NULL, child_cache); }
+RECLAIMED_AT_FORK(cache_lock, for (int fd = 0; fd < MAX_FDS; fd++) cache[fd].valid = 0)
 
 static unsigned long long field(long at) { return __atomic_load_n((unsigned long long *)(header + at), __ATOMIC_ACQUIRE); }
 

@@ -24,8 +24,7 @@
  * prlimit on this one goes unnoticed. */
 #define UNKNOWN (-2LL)
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static void child_fsize(void) { reclaim_after_fork(&lock); }
-__attribute__((constructor)) static void fsize_atfork(void) { pthread_atfork(NULL, NULL, child_fsize); }
+RECLAIMED_AT_FORK(lock, )
 static int inside, lifted, capped;
 static struct rlimit program;
 static long long known = UNKNOWN;       /* the program's soft limit, -1 for none */

@@ -38,6 +38,17 @@ static inline int reclaim_after_fork(pthread_mutex_t *m)
     return 1;
 }
 
+/* A file's mutex M reclaimed in every forked child, and FORGET done there when it was held */
+#define RECLAIMED_AT_FORK(m, forget)                                                        \
+    static void child_reclaims_##m(void)                                                   \
+    {                                                                                      \
+        if (reclaim_after_fork(&m)) { forget; }                                            \
+    }                                                                                      \
+    __attribute__((constructor)) static void reclaim_at_fork_##m(void)                     \
+    {                                                                                      \
+        pthread_atfork(NULL, NULL, child_reclaims_##m);                                    \
+    }
+
 /* libc's own definition of NAME, found once, past this library */
 #define REAL(ret, name, ...)                                                    \
     static ret (*real_##name)(__VA_ARGS__);                                     \

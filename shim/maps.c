@@ -21,8 +21,7 @@ struct shared_map {
 static struct shared_map maps[MAX_MAPS];
 static int nmaps;
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
-static void child_maps(void) { reclaim_after_fork(&maps_lock); }
-__attribute__((constructor)) static void maps_atfork(void) { pthread_atfork(NULL, NULL, child_maps); }
+RECLAIMED_AT_FORK(maps_lock, )
 
 static void note_map(void *m, size_t len, long long ino)
 {

@@ -37,8 +37,7 @@ static struct ring {
 } rings[MAX_RINGS];
 static int nrings;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static void child_uring(void) { reclaim_after_fork(&lock); }
-__attribute__((constructor)) static void uring_atfork(void) { pthread_atfork(NULL, NULL, child_uring); }
+RECLAIMED_AT_FORK(lock, )
 
 static struct ring *find(int fd)
 {

@@ -122,7 +122,7 @@ def test_fsck_exit_status_on_damage(img):
     cli("fallocate", img, "/p", "-l", "64K")
     meta = journal.meta_path(img)
     ckpt = journal.read_checkpoint(meta)
-    changes, _, last = journal.read_journal(meta, ckpt)
+    changes, _, last, _ = journal.read_journal(meta, ckpt)
     settings = {key: value for table, key, value in ckpt.records if table == "s"}
     tables = Tables(settings["group_size"] // settings["block_size"])
     tables.load(ckpt)

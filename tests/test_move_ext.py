@@ -153,6 +153,27 @@ def _rows(vol):
     return {ino: dict(t.extents(ino)) for ino in list(t.ext)}, dict(t.owner)
 
 
+def _with_and_without_trades(monkeypatch, directory, size, act):
+    """act(vol) on a fresh volume where a move may trade rows in place (ExtentMap.exchange)
+    and on one where it may not: each one's answers, extent rows, owners' index and GETFSMAP,
+    both volumes checked clean by fsck."""
+    from pyfalloc.fs.extents import ExtentMap
+    ends = []
+    for shortcut in (True, False):
+        vol = Volume.mkfs(directory / f"{shortcut}.img", size)
+        try:
+            vol.getfsmap()                  # the owners' index built, so the changes keep it
+            with monkeypatch.context() as m:
+                if not shortcut:
+                    m.setattr(ExtentMap, "exchange", lambda *a: False)
+                answers = act(vol)
+            ends.append((answers, _rows(vol), vol.getfsmap()))
+            assert vol.fsck() == []
+        finally:
+            vol.umount()
+    return ends
+
+
 @settings(max_examples=int(os.environ.get("PYFALLOC_DIFF_EXAMPLES", 150)) // 2, deadline=None,
           suppress_health_check=list(HealthCheck))
 @given(case=hs.tuples(layout, layout, args))
@@ -161,20 +182,8 @@ def test_two_extents_trading_blocks_leave_the_rows_that_removing_and_inserting_t
     """A move's swap of whole extents rewrites two rows in place (ExtentMap.exchange); with
     that shortcut refused, the general path (two removes, two inserts, merging neighbours)
     must end with the same rows, the same owners' index and the same answers."""
-    from pyfalloc.fs.extents import ExtentMap
-    ends = []
-    for shortcut in (True, False):
-        vol = Volume.mkfs(tmp_path_factory.mktemp("img") / "x.img", "64M")
-        try:
-            vol.getfsmap()                  # the owners' index built, so the changes keep it
-            with monkeypatch.context() as m:
-                if not shortcut:
-                    m.setattr(ExtentMap, "exchange", lambda *a: False)
-                answers = run_case(Pyf(vol), case)
-            ends.append((answers, _rows(vol), vol.getfsmap()))
-            assert vol.fsck() == []
-        finally:
-            vol.umount()
+    ends = _with_and_without_trades(monkeypatch, tmp_path_factory.mktemp("img"), "64M",
+                                    lambda vol: run_case(Pyf(vol), case))
     assert ends[0] == ends[1], case
 
 
@@ -193,30 +202,22 @@ TRADES = {
 
 @pytest.mark.parametrize("name", TRADES)
 def test_a_trade_of_whole_extents_beside_neighbours_ends_as_the_general_swap_does(tmp_path, monkeypatch, name):
-    from pyfalloc.fs.extents import ExtentMap
     orig_blocks, donor_blocks, (o, d, n) = TRADES[name]
-    ends = []
-    for shortcut in (True, False):
-        vol = Volume.mkfs(tmp_path / f"{shortcut}.img", "8M")
-        try:
-            vol.getfsmap()
-            fo, fd = vol.open("/orig", os.O_RDWR | os.O_CREAT), vol.open("/donor", os.O_RDWR | os.O_CREAT)
-            for blocks, f in ((orig_blocks, fo), (donor_blocks, fd)):
-                for lblk, pblk, written in blocks:
-                    vol.fallocate2(f, 0, lblk * B, B, pblk * B)
-                    if written:
-                        vol.pwrite(f, bytes([lblk + 1]) * B, lblk * B)
-            with monkeypatch.context() as m:
-                if not shortcut:
-                    m.setattr(ExtentMap, "exchange", lambda *a: False)
-                assert vol.move_extent(fo, fd, o, d, n) == n
-            ends.append((block_map(Pyf(vol), fo), block_map(Pyf(vol), fd), _rows(vol), vol.getfsmap(),
-                         vol.pread(fo, 1 << 20, 0)))
-            vol.close(fo)
-            vol.close(fd)
-            assert vol.fsck() == []
-        finally:
-            vol.umount()
+
+    def trade(vol):
+        fo, fd = vol.open("/orig", os.O_RDWR | os.O_CREAT), vol.open("/donor", os.O_RDWR | os.O_CREAT)
+        for blocks, f in ((orig_blocks, fo), (donor_blocks, fd)):
+            for lblk, pblk, written in blocks:
+                vol.fallocate2(f, 0, lblk * B, B, pblk * B)
+                if written:
+                    vol.pwrite(f, bytes([lblk + 1]) * B, lblk * B)
+        assert vol.move_extent(fo, fd, o, d, n) == n
+        answers = block_map(Pyf(vol), fo), block_map(Pyf(vol), fd), vol.pread(fo, 1 << 20, 0)
+        vol.close(fo)
+        vol.close(fd)
+        return answers
+
+    ends = _with_and_without_trades(monkeypatch, tmp_path, "8M", trade)
     assert ends[0] == ends[1]
 
 

@@ -22,7 +22,7 @@ import zlib
 from pyfalloc.device import hostio
 from pyfalloc.collector import without_collector
 from pyfalloc.errors import FormatError
-from pyfalloc.store.lazy import Source
+from pyfalloc.store.lazy import Source, load_checked
 
 CKPT_MAGIC = b"PYFAMETA"
 JRNL_MAGIC = b"PYFAJRNL"
@@ -149,31 +149,29 @@ def read_checkpoint(meta, records=True):
         raise FormatError(f"metadata {path} has format {fmt}, expected {FORMAT}")
     if not records:
         return Checkpoint(uuid, epoch, nonce, seq)
-    body = view[off:off + n]
-    if len(body) != n or zlib.crc32(body) != crc:
-        raise FormatError(f"metadata {path} is corrupt (checksum mismatch)")
+    d = load_checked(path, view[off:off + n], n, crc, "directory")
     try:
-        d = marshal.loads(body)
         return Checkpoint(uuid, epoch, nonce, seq, d["rows"], Source(path, view, d["index"]), d["orphans"],
                           d["next_ino"])
-    except (EOFError, ValueError, TypeError, KeyError) as e:
-        raise FormatError(f"metadata {path} is corrupt: {e}") from None
+    except (KeyError, TypeError) as e:
+        raise FormatError(f"metadata {path} is corrupt (directory: {e!r})") from None
 
 
 def read_journal(meta, ckpt):
     """The changes committed after ckpt, the length of the journal's valid part (None: it
-    follows another checkpoint, after a crash between the two, and holds nothing) and the
-    number of the last commit found."""
+    follows another checkpoint, after a crash between the two, and holds nothing), the
+    number of the last commit found, and whether nothing but zeros follows the valid part
+    (the room a writer keeps ahead; anything else is a torn block, to be cut off)."""
     try:
         with open(journal_of(meta), "rb") as f:
             blob = f.read()
     except FileNotFoundError:
-        return [], None, ckpt.seq
+        return [], None, ckpt.seq, False
     if len(blob) < _JHEAD.size:
-        return [], None, ckpt.seq
+        return [], None, ckpt.seq, False
     magic, fmt, uuid, epoch, nonce = _JHEAD.unpack_from(blob)
     if (magic, fmt, uuid, epoch, nonce) != (JRNL_MAGIC, FORMAT, ckpt.uuid, ckpt.epoch, ckpt.nonce):
-        return [], None, ckpt.seq
+        return [], None, ckpt.seq, False
     pos, changes, last = JOURNAL_START, [], ckpt.seq
     while pos + _BLOCK.size <= len(blob):
         magic, n, crc, epoch, seq = _BLOCK.unpack_from(blob, pos)
@@ -187,7 +185,7 @@ def read_journal(meta, ckpt):
             break
         pos += _BLOCK.size + n
         last = seq
-    return changes, pos, last
+    return changes, pos, last, not blob[pos:].strip(b"\0")
 
 
 def block(payload, epoch, seq):

@@ -18,6 +18,16 @@ from pyfalloc.errors import FormatError
 SHIFT = 8
 
 
+def load_checked(path, blob, n, crc, part):
+    """marshal's value of a part of a checkpoint, after its length and CRC-32 are checked."""
+    if len(blob) != n or zlib.crc32(blob) != crc:
+        raise FormatError(f"metadata {path} is corrupt ({part}: checksum mismatch)")
+    try:
+        return marshal.loads(blob)
+    except (EOFError, ValueError, TypeError) as e:
+        raise FormatError(f"metadata {path} is corrupt ({part}: {e})") from None
+
+
 class Source:
     """A mapped checkpoint's buckets: index = {table: {bucket: (offset, length, crc, keys)}}."""
 
@@ -33,14 +43,8 @@ class Source:
 
     def read(self, table, b):
         off, n, crc, _ = self.index[table][b]
-        blob = self.view[off:off + n]
-        if len(blob) != n or zlib.crc32(blob) != crc:
-            raise FormatError(f"metadata {self.path} is corrupt (table {table!r}, "
-                              f"inodes {b << SHIFT}..{((b + 1) << SHIFT) - 1}: checksum mismatch)")
-        try:
-            return marshal.loads(blob)
-        except (EOFError, ValueError, TypeError) as e:
-            raise FormatError(f"metadata {self.path} is corrupt (table {table!r}): {e}") from None
+        return load_checked(self.path, self.view[off:off + n], n, crc,
+                            f"table {table!r}, inodes {b << SHIFT}..{((b + 1) << SHIFT) - 1}")
 
 
 class LazyMap(dict):

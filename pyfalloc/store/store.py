@@ -150,7 +150,7 @@ class Store:
         if ckpt.uuid != self.uuid:
             raise FormatError(f"metadata {self.meta} belongs to another image "
                               f"(UUID {ckpt.uuid.hex()})")
-        changes, end, last = journal.read_journal(self.meta, ckpt)
+        changes, end, last, room_past_end = journal.read_journal(self.meta, ckpt)
         noted = self.device.noted_commit()
         if noted > last:
             raise FormatError(f"metadata journal {journal.journal_of(self.meta)} lacks commits "
@@ -160,7 +160,7 @@ class Store:
         elif end is None:
             journal.reset_journal(self.meta, self.uuid, ckpt.epoch, ckpt.nonce)
             end = journal.JOURNAL_START
-        elif os.stat(journal.journal_of(self.meta)).st_size != end and not _zeros_from(journal.journal_of(self.meta), end):
+        elif not room_past_end:
             f = HostFile(journal.journal_of(self.meta))
             try:
                 f.truncate(end)
@@ -581,14 +581,6 @@ class Store:
         finally:
             self.log.close()
 
-
-
-def _zeros_from(path, pos):
-    """Nothing but zeros from pos to the end of the file (the room a journal keeps ahead)."""
-    with open(path, "rb") as f:
-        f.seek(pos)
-        rest = f.read()
-    return rest.count(0) == len(rest)
 
 
 def _remove_runtime(path, suffix=None):

@@ -32,6 +32,21 @@ def _runs(layout):
         yield run
 
 
+def _batches(plan):
+    """(victims, their moves) of about BATCH_PIECES pieces each, the victims in physical
+    order: the pieces are read from one stretch of the device after another, not from
+    wherever the next cheapest granule lies."""
+    batch, n = [], 0
+    for _, moves in sorted(plan, key=lambda gm: gm[0].index):
+        batch += moves
+        n += 1
+        if len(batch) >= BATCH_PIECES:
+            yield n, batch
+            batch, n = [], 0
+    if n:
+        yield n, batch
+
+
 class Compactor:
     def __init__(self, vol, strategy="exact", budget=None, min_age=0.0, progress=False):
         if strategy not in STRATEGIES:
@@ -84,19 +99,9 @@ class Compactor:
     # ---- exact: one donor per batch of granules, fallocate2'd into the holes, then MOVE_EXT ------------
     def _run_exact(self, snap, plan):
         self.victims = {g.index for g, _ in plan}
-        batch, n = [], 0
-        # victims in physical order: the pieces are read from one stretch of the device after
-        # another, not from wherever the next cheapest granule lies
-        for _, moves in sorted(plan, key=lambda gm: gm[0].index):
-            batch.extend(moves)
-            n += 1
-            if len(batch) >= BATCH_PIECES:
-                self._empty(snap, batch)
-                self._advance(n)
-                batch, n = [], 0
-        if n:
-            self._empty(snap, batch)
-            self._advance(n)
+        for victims, moves in _batches(plan):
+            self._empty(snap, moves)
+            self._advance(victims)
 
     def _empty(self, snap, moves):
         """Move a batch of granules' pieces with one donor: its ranges are fallocate2'd at
@@ -180,12 +185,10 @@ class Compactor:
         """One move on its own; when a writer changed the picture (the target was taken, the
         range moved or shrank) re-plan it into the holes there are now."""
         vol = self.vol
-        path = snap.paths[ino]
         for _ in range(3):
-            try:
-                fd = vol.open(path, os.O_RDWR)
-            except FsError:
-                return                      # deleted or renamed meanwhile: nothing to move
+            fd = self._open(snap, ino)
+            if fd is None:
+                return
             try:
                 moved = relocate(vol, fd, logical, length, target)
                 self.bytes_moved += moved
