@@ -31,9 +31,18 @@ def build(outdir):
     ffi.embedding_init_code("""
         # The interpreter started without its site step, with the package's directories
         # (and those their .pth files name: pyfalloc/shim/run.py) as its path.
-        from libpyfalloc import ffi, lib
-        from pyfalloc.shim import serve
-        serve.bind(ffi, lib)
+        # No cyclic collection while the modules load: they make only what lives as long
+        # as the process, which a collection would traverse for nothing (a millisecond).
+        import gc
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            from libpyfalloc import ffi, lib
+            from pyfalloc.shim import serve
+            serve.bind(ffi, lib)
+        finally:
+            if collecting:
+                gc.enable()
     """)
     os.makedirs(outdir, exist_ok=True)
     return ffi.compile(tmpdir=outdir, target="libpyfalloc.so", verbose=False)
