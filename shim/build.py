@@ -33,6 +33,7 @@ def build(outdir):
         # (and those their .pth files name: pyfalloc/shim/run.py) as its path.
         # No cyclic collection while the modules load: they make only what lives as long
         # as the process, which a collection would traverse for nothing (a millisecond).
+        # pyfalloc.collector's decorator would import the package first, collector on.
         import gc
         collecting = gc.isenabled()
         gc.disable()

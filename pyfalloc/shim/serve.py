@@ -14,6 +14,7 @@ import os
 import sys
 
 from pyfalloc.api.volume import Volume
+from pyfalloc.collector import without_collector
 from pyfalloc.errors import FsError, LeavesImage
 from pyfalloc.fs import paths
 from pyfalloc.store import gates
@@ -57,22 +58,20 @@ def volume():
     image = os.environ.get("PYFALLOC_IMAGE")
     if not image:
         raise FsError(errno.ENODEV, "PYFALLOC_IMAGE is not set")
-    # the tables (a few objects per file) live as long as the process: no collection while
-    # they load, then out of the cyclic collector's reach, or every full collection
-    # traverses them all again
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        vol = Volume(image, meta=os.environ.get("PYFALLOC_META"), mount=os.environ.get("PYFALLOC_MOUNT") or paths.DEFAULT_MOUNT)
-        vol.adopt(shadows(vol.fs.meta.runtime_dir()))      # the C half names it the same way
-        if _make_claim is not None:
-            vol.claim = _make_claim(vol)
-        gc.freeze()
-    finally:
-        if collecting:
-            gc.enable()
-    _vol = vol
+    _vol = _open(image)
     return _vol
+
+
+@without_collector            # what opening makes lives as long as the process
+def _open(image):
+    vol = Volume(image, meta=os.environ.get("PYFALLOC_META"), mount=os.environ.get("PYFALLOC_MOUNT") or paths.DEFAULT_MOUNT)
+    vol.adopt(shadows(vol.fs.meta.runtime_dir()))      # the C half names it the same way
+    if _make_claim is not None:
+        vol.claim = _make_claim(vol)
+    # the tables (a few objects per file) live as long as the process: out of the cyclic
+    # collector's reach, or every full collection traverses them all again
+    gc.freeze()
+    return vol
 
 
 def at_exit():
