@@ -35,12 +35,14 @@ def drop_cache(path):
 
 def copy_image(src, dst, cold=False):
     """A copy of the volume, on disk before it is used (the compactor's first flush must
-    not pay for writing back the copy's pages); cold: not in memory either."""
+    not pay for writing back the copy's pages), the source's pages dropped; cold: the
+    copy's too."""
     src_files, dst_files = volume_files(src), volume_files(dst)
     subprocess.run(["cp", "--sparse=always", src, dst], check=True)
     for a, b in zip(src_files[1:], dst_files[1:]):
         shutil.copy(a, b)
     os.sync()
+    drop_cache(src)     # the run reads only the copy; at 16 GiB the two do not fit the page cache
     if cold:
         drop_cache(dst)
     return dst
