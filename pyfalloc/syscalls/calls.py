@@ -964,9 +964,10 @@ class Syscalls:
         if length < 0 or advice not in range(os.POSIX_FADV_NORMAL, os.POSIX_FADV_NOREUSE + 1):
             raise FsError(errno.EINVAL, f"advice {advice} or length {length}")
         if advice == os.POSIX_FADV_WILLNEED:
+            start = max(offset, 0)
             end = LOFF_MAX if length == 0 or offset + length > LOFF_MAX else offset + length   # 0: to the end
-            if max(offset, 0) < end:
-                self.fs.read_ahead(of.ino, max(offset, 0), end)
+            if start < end:
+                self.fs.read_ahead(of.ino, start, end)
 
     def fallocate2(self, fd, mode, offset, length, physical=NO_HINT):
         """fallocate2(2) of the RFC: vfs_fallocate's checks in order, then the filesystem's."""

@@ -130,22 +130,15 @@ class Compactor:
             donor = vol.open("/", os.O_RDWR | os.O_TMPFILE, 0o600)
             placed = {}                 # ino -> [(logical, length, donor offset)]
             for run in _runs(layout):
-                at, target = run[0][3], run[0][4]
-                end = run[-1][3] + run[-1][2]
-                try:
-                    vol.fallocate2(donor, 0, at, end - at, target)
+                at, end = run[0][3], run[-1][3] + run[-1][2]
+                if self._fallocated(donor, at, end - at, run[0][4]):
                     ok = run
-                except FsError as e:
-                    if e.errno != errno.ENOSPC:
-                        raise
+                else:                       # part of the run was taken: place what still fits
                     ok = []
-                    for piece in run:       # part of the run was taken: place what still fits
-                        try:
-                            vol.fallocate2(donor, 0, piece[3], piece[2], piece[4])
+                    for piece in run:
+                        if self._fallocated(donor, piece[3], piece[2], piece[4]):
                             ok.append(piece)
-                        except FsError as e:
-                            if e.errno != errno.ENOSPC:
-                                raise
+                        else:
                             retry.append(piece)
                 for ino, logical, length, at, _ in ok:
                     placed.setdefault(ino, []).append((logical, length, at))
@@ -160,6 +153,17 @@ class Compactor:
                 vol.close(donor)
         for ino, logical, length, _, target in retry:
             self._relocate(snap, ino, logical, length, target)
+
+    def _fallocated(self, donor, at, length, target):
+        """fallocate2 the donor's [at, +length) at target; False when the space there was
+        taken meanwhile (ENOSPC)."""
+        try:
+            self.vol.fallocate2(donor, 0, at, length, target)
+            return True
+        except FsError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            return False
 
     def _open(self, snap, ino):
         try:
